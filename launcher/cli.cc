@@ -1,0 +1,157 @@
+// Flags, config file and environment, parsed with CLI11 (see cli.h).
+#include "launcher/cli.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cctype>
+#include <cstring>
+#include <iostream>
+#include <set>
+
+#include "trainer/core/errors.h"
+
+extern char** environ;
+
+namespace trainguard {
+namespace {
+
+// "--batch-size" -> "TRAINGUARD_BATCH_SIZE"
+std::string EnvNameOf(const std::string& long_name) {
+  std::string env = "TRAINGUARD_";
+  for (char c : long_name) env += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return env;
+}
+
+// Numeric checks whose messages name the rule and the value given (CLI11's own range checks
+// print the whole double range).
+const CLI::Validator kPositive(
+    [](std::string& v) {
+      try {
+        if (std::stod(v) > 0) return std::string();
+      } catch (const std::exception&) {
+      }
+      return "must be a number > 0, got '" + v + "'";
+    },
+    "> 0");
+const CLI::Validator kNonNegative(
+    [](std::string& v) {
+      try {
+        if (std::stod(v) >= 0) return std::string();
+      } catch (const std::exception&) {
+      }
+      return "must be a number >= 0, got '" + v + "'";
+    },
+    ">= 0");
+
+void AddTrainOptions(CLI::App& cmd, TrainConfig& c) {
+  cmd.add_option("--dataset", c.dataset, "fashion-mnist or synthetic")->capture_default_str();
+  cmd.add_option("--data-dir", c.data_dir, "folder of the Fashion-MNIST IDX .gz files")->capture_default_str();
+  cmd.add_option("--train-samples", c.train_samples, "use the first N training samples (0: all)")
+      ->check(kNonNegative)->capture_default_str();
+  cmd.add_option("--test-samples", c.test_samples, "use the first N test samples (0: all)")
+      ->check(kNonNegative)->capture_default_str();
+  cmd.add_option("--synthetic-samples", c.synthetic_samples, "size of the synthetic training set")
+      ->check(kPositive)->capture_default_str();
+  cmd.add_option("--synthetic-classes", c.synthetic_classes, "classes of the synthetic set")
+      ->check(CLI::Range(int64_t{2}, int64_t{100000}))->capture_default_str();
+  cmd.add_option("--num-classes", c.num_classes, "model outputs (0: the dataset's class count)")
+      ->check(kNonNegative)->capture_default_str();
+  cmd.add_option("--width", c.width, "channel multiplier of the HW3 classifier")
+      ->check(CLI::Range(1e-3, 16.0))->capture_default_str();
+  cmd.add_option("--epochs", c.epochs, "passes over the training set")->check(kPositive)->capture_default_str();
+  cmd.add_option("--batch-size", c.batch_size, "samples per rank per step")->check(kPositive)->capture_default_str();
+  cmd.add_option("--lr", c.lr, "Adam learning rate")->check(kPositive)->capture_default_str();
+  cmd.add_option("--weight-decay", c.weight_decay, "Adam L2 penalty")->check(kNonNegative)->capture_default_str();
+  cmd.add_option("--ignore-index", c.ignore_index, "target value the loss skips")->capture_default_str();
+  cmd.add_option("--seed", c.seed, "seed of model init and shuffling")->capture_default_str();
+  cmd.add_option("--max-steps", c.max_steps, "stop after N steps in all (0: no limit)")
+      ->check(kNonNegative)->capture_default_str();
+  cmd.add_flag("--eval,!--no-eval", c.evaluate, "measure test accuracy after each epoch")->capture_default_str();
+  cmd.add_option("--device", c.device, "auto, cpu or cuda")->capture_default_str();
+  cmd.add_option("--threads", c.threads, "intra-op threads per rank (0: cores / ranks on the node)")
+      ->check(kNonNegative)->capture_default_str();
+  cmd.add_option("--bucket-mb", c.bucket_mb, "gradient all-reduce bucket size in MiB")
+      ->check(kPositive)->capture_default_str();
+  cmd.add_option("--log-every", c.log_every, "a log line every N steps when not on a terminal")
+      ->check(kPositive)->capture_default_str();
+  cmd.add_option("--warmup-steps", c.warmup_steps, "steps left out of the throughput figure")
+      ->check(kNonNegative)->capture_default_str();
+  cmd.add_option("--checkpoint", c.checkpoint, "checkpoint file to write (and to resume from)")->capture_default_str();
+  cmd.add_option("--checkpoint-every", c.checkpoint_every, "also checkpoint every N steps (0: epoch ends only)")
+      ->check(kNonNegative)->capture_default_str();
+  cmd.add_flag("--resume", c.resume, "continue from --checkpoint")->capture_default_str();
+  // Every long option can also come from TRAINGUARD_<NAME>.
+  for (CLI::Option* opt : cmd.get_options()) {
+    if (!opt->get_lnames().empty() && opt->get_lnames().front() != "help") {
+      opt->envname(EnvNameOf(opt->get_lnames().front()));
+    }
+  }
+}
+
+// Names of TRAINGUARD_* variables that match no option.
+std::vector<std::string> UnknownEnvironment(const CLI::App& cmd) {
+  std::set<std::string> known;
+  for (const CLI::Option* opt : cmd.get_options()) {
+    if (!opt->get_envname().empty()) known.insert(opt->get_envname());
+  }
+  std::vector<std::string> unknown;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    if (entry.rfind("TRAINGUARD_", 0) != 0) continue;
+    const std::string name = entry.substr(0, entry.find('='));
+    if (known.count(name) == 0) unknown.push_back(name);
+  }
+  return unknown;
+}
+
+// TRAINGUARD_* variables that are set, for error messages ("TRAINGUARD_LR=abc").
+std::string SetEnvironment() {
+  std::string out;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "TRAINGUARD_", 11) == 0) out += std::string(out.empty() ? "" : ", ") + *e;
+  }
+  return out;
+}
+
+}  // namespace
+
+Command ParseCommandLine(int argc, char** argv, bool quiet) {
+  Command command;
+  CLI::App app{"trainguard: data-parallel CNN training that does not die silently"};
+  app.require_subcommand(1);
+  CLI::App* train = app.add_subcommand("train", "train the HW3 classifier");
+  train->set_config("--config", "", "config file (TOML or INI: key = value, one per line)");
+  AddTrainOptions(*train, command.train);
+
+  auto usage_error = [&](const std::string& message) {
+    if (!quiet) std::cerr << "trainguard: " << message << "\n";
+    command.kind = Command::Kind::kExit;
+    command.exit_code = 2;
+    return command;
+  };
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    if (!quiet) app.exit(e);
+    return command;
+  } catch (const CLI::ParseError& e) {
+    if (!quiet) app.exit(e);
+    const std::string env = SetEnvironment();
+    if (!env.empty()) return usage_error("values from the environment: " + env);
+    command.exit_code = 2;
+    return command;
+  }
+  for (const auto& name : UnknownEnvironment(*train)) {
+    return usage_error(name + " is set but is not a trainguard setting; unset it or fix its name (see --help)");
+  }
+  try {
+    ValidateTrainConfig(command.train);
+  } catch (const ConfigError& e) {
+    return usage_error(e.what());
+  }
+  command.kind = Command::Kind::kTrain;
+  command.resolved = train->config_to_str(true, false);
+  return command;
+}
+
+}  // namespace trainguard

@@ -1,0 +1,16 @@
+// Process exit codes of trainguard, one per cause (documented in README.md).
+#pragma once
+
+namespace trainguard {
+
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitInternal = 1,    // a bug: an error trainguard did not expect
+  kExitUsage = 2,       // bad flag, config file entry or TRAINGUARD_* variable
+  kExitData = 3,        // dataset missing, unreadable or malformed
+  kExitCheckpoint = 4,  // checkpoint unwritable, missing, truncated, corrupted or incompatible
+  kExitComm = 5,        // MPI / NCCL / c10d failure
+  kExitPeer = 6,        // another rank failed first; this rank stopped with it
+};
+
+}  // namespace trainguard

@@ -1,0 +1,31 @@
+// MPI initialisation and rank facts (see mpi_session.h).
+#include "launcher/mpi_session.h"
+
+#include <cstdlib>
+
+#include "trainer/dist/mpi_check.h"
+
+namespace trainguard {
+
+MpiSession::MpiSession(int* argc, char*** argv) {
+  int provided = 0;
+  TG_MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided));
+  // Errors come back as codes, which TG_MPI_CHECK turns into exceptions.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  TG_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
+  TG_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world_));
+  MPI_Comm node;
+  TG_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+  TG_MPI_CHECK(MPI_Comm_rank(node, &local_rank_));
+  TG_MPI_CHECK(MPI_Comm_size(node, &local_world_));
+  MPI_Comm_free(&node);
+}
+
+MpiSession::~MpiSession() { MPI_Finalize(); }
+
+void MpiSession::AbortJob(int code) {
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);  // MPI_Abort does not return; this keeps [[noreturn]] honest
+}
+
+}  // namespace trainguard

@@ -1,0 +1,130 @@
+// Checkpoint writing and reading (see checkpoint.h).
+#include "trainer/checkpoint.h"
+
+#include <zlib.h>
+
+#include <cstring>
+#include <mutex>
+#include <sstream>
+
+#include "trainer/core/atomic_file.h"
+#include "trainer/core/errors.h"
+
+namespace trainguard {
+namespace {
+
+const char kMagic[] = "TRAINGUARD-CHECKPOINT 1\n";
+constexpr size_t kMagicSize = sizeof kMagic - 1;
+constexpr size_t kHeaderSize = kMagicSize + 8 + 4;
+
+uint32_t Crc32(const std::string& bytes) {
+  return static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size())));
+}
+
+void PutScalar(torch::serialize::OutputArchive& a, const char* key, int64_t v) {
+  a.write(key, torch::tensor(v, torch::kInt64));
+}
+
+int64_t GetScalar(torch::serialize::InputArchive& a, const char* key) {
+  torch::Tensor t;
+  a.read(key, t);
+  return t.item<int64_t>();
+}
+
+}  // namespace
+
+void SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                    const TrainPosition& pos, const RunShape& shape) {
+  torch::serialize::OutputArchive archive, model_part, optim_part;
+  model.save(model_part);
+  optimizer.save(optim_part);
+  archive.write("model", model_part);
+  archive.write("optimizer", optim_part);
+  PutScalar(archive, "epoch", pos.epoch);
+  PutScalar(archive, "step_in_epoch", pos.step_in_epoch);
+  PutScalar(archive, "global_step", pos.global_step);
+  PutScalar(archive, "world", shape.world);
+  PutScalar(archive, "batch_size", shape.batch_size);
+  PutScalar(archive, "train_samples", shape.train_samples);
+  PutScalar(archive, "seed", shape.seed);
+  archive.write("cpu_rng", at::detail::getDefaultCPUGenerator().get_state());
+  std::ostringstream payload_stream;
+  archive.save_to(payload_stream);
+  const std::string payload = payload_stream.str();
+
+  std::string file(kMagic, kMagicSize);
+  const uint64_t size = payload.size();
+  const uint32_t crc = Crc32(payload);
+  file.append(reinterpret_cast<const char*>(&size), 8);  // x86-64 and aarch64 are little-endian
+  file.append(reinterpret_cast<const char*>(&crc), 4);
+  file += payload;
+  try {
+    WriteFileAtomically(path, file);
+  } catch (const IoError& e) {
+    throw CheckpointError(std::string(e.what()) + "; the previous checkpoint is kept. Free space "
+                          "or point --checkpoint at a writable folder");
+  }
+}
+
+TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model,
+                             torch::optim::Optimizer& optimizer, const RunShape& shape) {
+  std::string file;
+  try {
+    file = ReadWholeFile(path);
+  } catch (const IoError& e) {
+    throw CheckpointError(std::string(e.what()) + "; check --checkpoint, or drop --resume to start afresh");
+  }
+  const std::string refuse = "checkpoint " + path + " is unusable: ";
+  const std::string fix = "; delete it or resume from another file";
+  if (file.size() < kHeaderSize || file.compare(0, kMagicSize, kMagic) != 0) {
+    throw CheckpointError(refuse + "not a trainguard checkpoint" + fix);
+  }
+  uint64_t size = 0;
+  uint32_t crc = 0;
+  std::memcpy(&size, file.data() + kMagicSize, 8);
+  std::memcpy(&crc, file.data() + kMagicSize + 8, 4);
+  if (file.size() - kHeaderSize != size) {
+    throw CheckpointError(refuse + "truncated (" + std::to_string(file.size() - kHeaderSize) + " of " +
+                          std::to_string(size) + " payload bytes)" + fix);
+  }
+  const std::string payload = file.substr(kHeaderSize);
+  if (Crc32(payload) != crc) throw CheckpointError(refuse + "checksum mismatch (corrupted)" + fix);
+
+  torch::serialize::InputArchive archive, model_part, optim_part;
+  TrainPosition pos;
+  try {
+    archive.load_from(payload.data(), payload.size());
+    const RunShape saved{GetScalar(archive, "world"), GetScalar(archive, "batch_size"),
+                         GetScalar(archive, "train_samples"), GetScalar(archive, "seed")};
+    auto differs = [&](const char* what, int64_t a, int64_t b) {
+      if (a != b) {
+        throw CheckpointError("checkpoint " + path + " was written with " + what + " " + std::to_string(a) +
+                              ", this run has " + std::to_string(b) +
+                              "; resume with the same settings, or start afresh without --resume");
+      }
+    };
+    differs("world size", saved.world, shape.world);
+    differs("--batch-size", saved.batch_size, shape.batch_size);
+    differs("training samples", saved.train_samples, shape.train_samples);
+    differs("--seed", saved.seed, shape.seed);
+    archive.read("model", model_part);
+    archive.read("optimizer", optim_part);
+    model.load(model_part);
+    optimizer.load(optim_part);
+    torch::Tensor rng;
+    archive.read("cpu_rng", rng);
+    at::Generator generator = at::detail::getDefaultCPUGenerator();  // shares the default's state
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(rng);
+    pos.epoch = GetScalar(archive, "epoch");
+    pos.step_in_epoch = GetScalar(archive, "step_in_epoch");
+    pos.global_step = GetScalar(archive, "global_step");
+  } catch (const CheckpointError&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw CheckpointError(refuse + "does not match this model (" + e.what_without_backtrace() + ")" + fix);
+  }
+  return pos;
+}
+
+}  // namespace trainguard

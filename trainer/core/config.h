@@ -1,0 +1,50 @@
+// TrainConfig: everything a training run is told, with its default. The launcher fills it
+// from flags, a config file and TRAINGUARD_* variables; below the launcher it is read-only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace trainguard {
+
+struct TrainConfig {
+  // --- data ---
+  std::string dataset = "fashion-mnist";                    // "fashion-mnist" or "synthetic"
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";  // folder of the IDX .gz files
+  int64_t train_samples = 0;      // use only the first N training samples (0: all)
+  int64_t test_samples = 0;       // use only the first N test samples (0: all)
+  int64_t synthetic_samples = 2048;  // size of the synthetic training set
+  int64_t synthetic_classes = 10;    // classes of the synthetic set
+  int64_t num_classes = 0;        // model outputs; 0: the dataset's class count
+
+  // --- model ---
+  double width = 1.0;  // channel multiplier of the HW3 classifier (1.0: 64-128-256-512-512)
+
+  // --- optimisation ---
+  int64_t epochs = 2;          // passes over the training set
+  int64_t batch_size = 64;     // samples per rank per step
+  double lr = 3e-4;            // Adam learning rate
+  double weight_decay = 1e-5;  // Adam L2 penalty
+  int64_t ignore_index = -1;   // target value that the loss skips
+  uint64_t seed = 0;           // model init and shuffling
+  int64_t max_steps = 0;       // stop after this many steps in all (0: no limit)
+  bool evaluate = true;        // measure test accuracy after each epoch
+
+  // --- runtime ---
+  std::string device = "auto";  // "auto", "cpu" or "cuda"
+  int64_t threads = 0;          // intra-op threads per rank (0: cores / ranks on the node)
+  double bucket_mb = 25.0;      // gradient all-reduce bucket size, MiB
+  int64_t log_every = 50;       // a log line every N steps when not on a terminal
+  int64_t warmup_steps = 5;     // steps left out of the throughput figure
+
+  // --- checkpoints ---
+  std::string checkpoint;        // file to write (empty: none)
+  int64_t checkpoint_every = 0;  // also write every N steps (0: at epoch ends only)
+  bool resume = false;           // start from --checkpoint
+};
+
+// Checks relations between fields that single-flag checks cannot see.
+// Throws ConfigError naming the flag and what to do.
+void ValidateTrainConfig(const TrainConfig& config);
+
+}  // namespace trainguard

@@ -1,0 +1,49 @@
+// Typed errors of trainguard. Each kind maps to one process exit code in the launcher;
+// a message names the file, flag or sample at fault and ends with what to do about it.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace trainguard {
+
+// Base of every error trainguard raises on purpose.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A flag, config file entry or environment variable has a bad value.
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A dataset file is missing, unreadable or malformed.
+class DataError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A checkpoint cannot be written, or is missing, truncated, corrupted or incompatible.
+class CheckpointError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A library call (MPI, NCCL, c10d) failed.
+class CommError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Another rank failed; this rank stops with it.
+class PeerError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Formats errno as "<what>: <strerror>".
+std::string ErrnoMessage(const std::string& what, int err);
+
+}  // namespace trainguard

@@ -1,0 +1,85 @@
+// DistributedSampler-style sharding (see sharding.h).
+#include "trainer/core/sharding.h"
+
+#include <numeric>
+#include <stdexcept>
+
+namespace trainguard {
+namespace {
+
+// SplitMix64: a small, well-known generator whose output is fixed by its seed on every
+// platform (std::shuffle and std::uniform_int_distribution are not).
+class SplitMix64 {
+ public:
+  explicit SplitMix64(uint64_t seed) : state_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, bound) without modulo bias (rejection sampling).
+  uint64_t Below(uint64_t bound) {
+    const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
+    uint64_t x;
+    do {
+      x = Next();
+    } while (x >= limit);
+    return x % bound;
+  }
+
+ private:
+  uint64_t state_;
+};
+
+}  // namespace
+
+std::vector<int64_t> SeededPermutation(int64_t n, uint64_t seed) {
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  SplitMix64 rng(seed);
+  for (int64_t i = n - 1; i > 0; --i) {  // Fisher-Yates
+    const auto j = static_cast<int64_t>(rng.Below(static_cast<uint64_t>(i) + 1));
+    std::swap(order[i], order[j]);
+  }
+  return order;
+}
+
+int64_t TrainShardSize(int64_t num_samples, int world) {
+  return (num_samples + world - 1) / world;
+}
+
+std::vector<int64_t> TrainShard(const ShardSpec& s) {
+  if (s.num_samples <= 0 || s.world <= 0 || s.rank < 0 || s.rank >= s.world) {
+    throw std::invalid_argument("TrainShard: need num_samples > 0 and 0 <= rank < world");
+  }
+  std::vector<int64_t> order;
+  if (s.shuffle) {
+    // Mix the epoch into the seed so that each epoch has its own order.
+    order = SeededPermutation(s.num_samples, s.seed * 0x100000001b3ULL + static_cast<uint64_t>(s.epoch));
+  } else {
+    order.resize(static_cast<size_t>(s.num_samples));
+    std::iota(order.begin(), order.end(), 0);
+  }
+  const int64_t shard = TrainShardSize(s.num_samples, s.world);
+  const int64_t total = shard * s.world;
+  for (int64_t i = s.num_samples; i < total; ++i) {  // pad by repeating from the start
+    order.push_back(order[static_cast<size_t>((i - s.num_samples) % s.num_samples)]);
+  }
+  std::vector<int64_t> mine;
+  mine.reserve(static_cast<size_t>(shard));
+  for (int64_t i = s.rank; i < total; i += s.world) mine.push_back(order[static_cast<size_t>(i)]);
+  return mine;
+}
+
+std::vector<int64_t> EvalShard(int64_t num_samples, int rank, int world) {
+  std::vector<int64_t> mine;
+  for (int64_t i = rank; i < num_samples; i += world) mine.push_back(i);
+  return mine;
+}
+
+int64_t StepsPerEpoch(int64_t shard_size, int64_t batch_size) {
+  return (shard_size + batch_size - 1) / batch_size;
+}
+
+}  // namespace trainguard

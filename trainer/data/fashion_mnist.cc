@@ -1,0 +1,109 @@
+// Fashion-MNIST IDX reader (see fashion_mnist.h). Format: big-endian magic (0x803 images,
+// 0x801 labels), dimension sizes, then raw uint8 data.
+#include "trainer/data/fashion_mnist.h"
+
+#include <zlib.h>
+
+#include <cerrno>
+
+#include "trainer/core/errors.h"
+
+namespace trainguard {
+namespace {
+
+constexpr double kMean = 0.2860;  // of the 60,000 training images, pixels in [0,1]
+constexpr double kStd = 0.3530;
+constexpr int64_t kPad = 2;       // 28 + 2 * 2 = 32
+
+std::string ReadGzip(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    throw DataError(ErrnoMessage("cannot open " + path, errno) +
+                    "; install dataset-fashion-mnist or pass --data-dir");
+  }
+  std::string out;
+  char buf[1 << 16];
+  int n;
+  while ((n = gzread(f, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  int err = 0;
+  const std::string reason = n < 0 ? gzerror(f, &err) : "";
+  gzclose(f);
+  if (n < 0) throw DataError(path + ": not a readable gzip file (" + reason + ")");
+  return out;
+}
+
+uint32_t BigEndian32(const std::string& bytes, size_t offset) {
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + offset);
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+
+// Checks magic and dimensions; returns the item count.
+int64_t CheckHeader(const std::string& path, const std::string& bytes, uint32_t magic,
+                    size_t header, size_t item_bytes) {
+  if (bytes.size() < header || BigEndian32(bytes, 0) != magic) {
+    throw DataError(path + ": not an IDX file of the expected kind (bad magic number); "
+                    "check --data-dir");
+  }
+  const int64_t count = BigEndian32(bytes, 4);
+  if (bytes.size() != header + static_cast<size_t>(count) * item_bytes) {
+    throw DataError(path + ": truncated or oversized (header says " + std::to_string(count) +
+                    " items); reinstall dataset-fashion-mnist");
+  }
+  return count;
+}
+
+class FashionMnist final : public Dataset {
+ public:
+  FashionMnist(std::string source, torch::Tensor pixels, std::vector<uint8_t> labels)
+      : source_(std::move(source)), pixels_(std::move(pixels)), labels_(std::move(labels)) {}
+
+  int64_t size() const override { return static_cast<int64_t>(labels_.size()); }
+  ImageShape shape() const override { return {1, 28 + 2 * kPad, 28 + 2 * kPad}; }
+  int64_t num_classes() const override { return 10; }
+
+  SampleInfo info(int64_t i) const override {
+    SampleInfo s;
+    s.id = i;
+    s.source = source_ + "#" + std::to_string(i);
+    s.label.value = labels_[static_cast<size_t>(i)];
+    s.label.text = std::to_string(labels_[static_cast<size_t>(i)]);
+    return s;
+  }
+
+  torch::Tensor Images(const std::vector<int64_t>& indices) const override {
+    auto idx = torch::tensor(indices, torch::kInt64);
+    auto x = pixels_.index_select(0, idx).to(torch::kFloat32).div_(255.0).sub_(kMean).div_(kStd);
+    x = torch::constant_pad_nd(x, {kPad, kPad, kPad, kPad}, 0.0);
+    return x.unsqueeze(1);
+  }
+
+ private:
+  std::string source_;
+  torch::Tensor pixels_;  // [N, 28, 28] uint8
+  std::vector<uint8_t> labels_;
+};
+
+}  // namespace
+
+std::unique_ptr<Dataset> LoadFashionMnist(const std::string& dir, Split split, int64_t limit) {
+  const std::string prefix = dir + (split == Split::kTrain ? "/train" : "/t10k");
+  const std::string image_path = prefix + "-images-idx3-ubyte.gz";
+  const std::string label_path = prefix + "-labels-idx1-ubyte.gz";
+  std::string images = ReadGzip(image_path);
+  const std::string labels = ReadGzip(label_path);
+  const int64_t n_images = CheckHeader(image_path, images, 0x803, 16, 28 * 28);
+  if (BigEndian32(images, 8) != 28 || BigEndian32(images, 12) != 28) {
+    throw DataError(image_path + ": images are not 28x28; check --data-dir");
+  }
+  const int64_t n_labels = CheckHeader(label_path, labels, 0x801, 8, 1);
+  if (n_images != n_labels) {
+    throw DataError(image_path + " has " + std::to_string(n_images) + " images but " +
+                    label_path + " has " + std::to_string(n_labels) + " labels");
+  }
+  const int64_t n = limit > 0 ? std::min(limit, n_images) : n_images;
+  auto pixels = torch::from_blob(images.data() + 16, {n, 28, 28}, torch::kUInt8).clone();
+  std::vector<uint8_t> label_bytes(labels.begin() + 8, labels.begin() + 8 + n);
+  return std::make_unique<FashionMnist>(image_path, std::move(pixels), std::move(label_bytes));
+}
+
+}  // namespace trainguard

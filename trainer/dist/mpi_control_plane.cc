@@ -1,0 +1,59 @@
+// MPI implementation of the control plane, and the MPI error check.
+#include "trainer/dist/mpi_control_plane.h"
+
+#include <unistd.h>
+
+#include "trainer/core/errors.h"
+#include "trainer/dist/mpi_check.h"
+
+namespace trainguard {
+
+void CheckMpi(int rc, const char* call, const char* file, int line) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  char host[256] = "?";
+  gethostname(host, sizeof host - 1);
+  int rank = -1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  throw CommError(std::string(call) + " failed on " + host + " pid " + std::to_string(getpid()) +
+                  " rank " + std::to_string(rank) + " at " + file + ":" + std::to_string(line) +
+                  ": " + std::string(text, static_cast<size_t>(len)));
+}
+
+MpiControlPlane::MpiControlPlane(MPI_Comm comm) {
+  TG_MPI_CHECK(MPI_Comm_dup(comm, &comm_));
+  TG_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+  TG_MPI_CHECK(MPI_Comm_size(comm_, &world_));
+}
+
+MpiControlPlane::~MpiControlPlane() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+}
+
+void MpiControlPlane::AllReduceSum(std::vector<int64_t>& v) {
+  TG_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_INT64_T,
+                             MPI_SUM, comm_));
+}
+
+void MpiControlPlane::AllReduceSum(std::vector<double>& v) {
+  TG_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_DOUBLE,
+                             MPI_SUM, comm_));
+}
+
+void MpiControlPlane::AllReduceMax(std::vector<int64_t>& v) {
+  TG_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_INT64_T,
+                             MPI_MAX, comm_));
+}
+
+void MpiControlPlane::Broadcast(std::string& bytes, int root) {
+  int64_t size = static_cast<int64_t>(bytes.size());
+  TG_MPI_CHECK(MPI_Bcast(&size, 1, MPI_INT64_T, root, comm_));
+  bytes.resize(static_cast<size_t>(size));
+  TG_MPI_CHECK(MPI_Bcast(bytes.data(), static_cast<int>(size), MPI_CHAR, root, comm_));
+}
+
+}  // namespace trainguard

@@ -1,0 +1,31 @@
+// ControlPlane over MPI. Uses its own duplicate of the given communicator so that control
+// messages never mix with the data plane's.
+#pragma once
+
+#include <mpi.h>
+
+#include "trainer/core/control_plane.h"
+
+namespace trainguard {
+
+class MpiControlPlane final : public ControlPlane {
+ public:
+  explicit MpiControlPlane(MPI_Comm comm);
+  ~MpiControlPlane() override;
+  MpiControlPlane(const MpiControlPlane&) = delete;
+  MpiControlPlane& operator=(const MpiControlPlane&) = delete;
+
+  int rank() const override { return rank_; }
+  int world() const override { return world_; }
+  void AllReduceSum(std::vector<int64_t>& values) override;
+  void AllReduceSum(std::vector<double>& values) override;
+  void AllReduceMax(std::vector<int64_t>& values) override;
+  void Broadcast(std::string& bytes, int root) override;
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0;
+  int world_ = 1;
+};
+
+}  // namespace trainguard

@@ -1,0 +1,24 @@
+// DataPlane over MPI non-blocking collectives, for CPU tensors of float or double.
+#pragma once
+
+#include <mpi.h>
+
+#include "trainer/dist/data_plane.h"
+
+namespace trainguard {
+
+class MpiDataPlane final : public DataPlane {
+ public:
+  explicit MpiDataPlane(MPI_Comm comm);  // duplicates comm
+  ~MpiDataPlane() override;
+  MpiDataPlane(const MpiDataPlane&) = delete;
+  MpiDataPlane& operator=(const MpiDataPlane&) = delete;
+
+  std::unique_ptr<PendingReduce> StartSum(torch::Tensor tensor) override;
+  void Broadcast(torch::Tensor tensor, int root) override;
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+};
+
+}  // namespace trainguard

@@ -1,0 +1,17 @@
+// DataPlane over c10d::ProcessGroupNCCL for CUDA tensors. Bootstrapped through MPI: rank 0
+// opens a c10d TCPStore on a free port and broadcasts host and port; every rank connects.
+// NCCL allows one rank per GPU.
+#pragma once
+
+#include <mpi.h>
+
+#include <memory>
+
+#include "trainer/dist/data_plane.h"
+
+namespace trainguard {
+
+// Creates the NCCL data plane for this rank's current CUDA device. Collective over `comm`.
+std::unique_ptr<DataPlane> MakeNcclDataPlane(MPI_Comm comm, int device_index);
+
+}  // namespace trainguard

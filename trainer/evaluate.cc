@@ -1,0 +1,27 @@
+// Distributed evaluation (see evaluate.h).
+#include "trainer/evaluate.h"
+
+#include "trainer/core/sharding.h"
+#include "trainer/data/batch.h"
+
+namespace trainguard {
+
+Accuracy Evaluate(Hw3Net& model, const Dataset& dataset, ControlPlane& control, torch::Device device,
+                  int64_t batch_size, int64_t ignore_index) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const auto shard = EvalShard(dataset.size(), control.rank(), control.world());
+  std::vector<int64_t> counts{0, 0};  // correct, total
+  for (int64_t begin = 0; begin < static_cast<int64_t>(shard.size()); begin += batch_size) {
+    const Batch batch = MakeBatch(dataset, Slice(shard, begin, batch_size), ignore_index);
+    auto targets = batch.targets.to(device);
+    auto predicted = model->forward(batch.images.to(device)).argmax(1);
+    auto scored = targets.ge(0).logical_and(targets.lt(dataset.num_classes()));
+    counts[0] += predicted.eq(targets).logical_and(scored).sum().item<int64_t>();
+    counts[1] += scored.sum().item<int64_t>();
+  }
+  control.AllReduceSum(counts);
+  return {counts[0], counts[1]};
+}
+
+}  // namespace trainguard

@@ -1,0 +1,35 @@
+// The trainer's only outward interface: the launcher plugs progress output (and later label
+// validation, fault capture and metrics) in here. The trainer knows nothing of its observers.
+// Calls come on every rank, on the training thread.
+#pragma once
+
+#include <cstdint>
+
+namespace trainguard {
+
+struct StepReport {
+  int64_t epoch = 0;
+  int64_t step_in_epoch = 0;   // 1-based: steps of this epoch done, this one included
+  int64_t steps_per_epoch = 0;
+  int64_t global_step = 0;     // steps done since the run began, resumed steps included
+  double loss = 0;             // mean loss over the global batch
+  int64_t global_images = 0;   // images of this step over all ranks
+};
+
+struct EpochReport {
+  int64_t epoch = 0;
+  double mean_loss = 0;           // mean of the step losses of this run's steps in the epoch
+  double test_accuracy = -1;      // fraction in [0,1]; -1 when not evaluated
+  int64_t test_correct = 0;
+  int64_t test_total = 0;
+};
+
+class TrainObserver {
+ public:
+  virtual ~TrainObserver() = default;
+  virtual void OnEpochBegin(int64_t epoch, int64_t steps_per_epoch) {}
+  virtual void OnStepEnd(const StepReport& report) {}
+  virtual void OnEpochEnd(const EpochReport& report) {}
+};
+
+}  // namespace trainguard

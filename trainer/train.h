@@ -1,0 +1,74 @@
+// The training loop: sharded data, the HW3 model, global-count cross-entropy, bucketed gradient
+// all-reduce, Adam, per-epoch evaluation and checkpoints. Every rank runs the same steps; every
+// decision that changes control flow is agreed over the control plane.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <optional>
+
+#include "trainer/checkpoint.h"
+#include "trainer/core/config.h"
+#include "trainer/core/control_plane.h"
+#include "trainer/data/batch.h"
+#include "trainer/dist/data_plane.h"
+#include "trainer/dist/grad_reducer.h"
+#include "trainer/model/hw3_net.h"
+#include "trainer/observer.h"
+
+namespace trainguard {
+
+// The collaborators a run needs besides its configuration and data.
+struct TrainContext {
+  ControlPlane& control;
+  DataPlane& data;
+  torch::Device device = torch::kCPU;
+  TrainObserver* observer = nullptr;  // optional
+};
+
+struct TrainSummary {
+  TrainPosition end;                    // where training stopped
+  int64_t steps_this_run = 0;
+  double images_per_second = 0;         // global, over the steps after --warmup-steps
+  std::optional<double> test_accuracy;  // of the last evaluation
+};
+
+// The model the configuration asks for, sized for `dataset`, seeded from config.seed.
+Hw3Net MakeModel(const TrainConfig& config, const Dataset& dataset);
+
+// Adam with the configured learning rate and weight decay.
+std::unique_ptr<torch::optim::Adam> MakeOptimizer(const TrainConfig& config, Hw3Net& model);
+
+class Trainer {
+ public:
+  // `test` may be null (no evaluation). Broadcasts rank 0's initial weights to every rank and,
+  // with config.resume, loads the checkpoint (agreed across ranks).
+  Trainer(const TrainConfig& config, const Dataset& train, const Dataset* test, TrainContext context);
+
+  // Trains until the configured epochs or max_steps are done.
+  TrainSummary Run();
+
+  // One optimizer step on this rank's part of the global batch; returns the global mean loss.
+  double Step(const Batch& batch);
+
+  Hw3Net& model() { return model_; }
+
+ private:
+  void BroadcastInitialWeights();
+  void AverageBuffers();  // BatchNorm running statistics, kept per rank between epochs
+  void SaveAgreed(const TrainPosition& position);
+  std::optional<double> EvaluateEpoch(EpochReport& report);
+
+  const TrainConfig& config_;
+  const Dataset& train_;
+  const Dataset* test_;
+  TrainContext ctx_;
+  Hw3Net model_;
+  std::unique_ptr<torch::optim::Adam> optimizer_;
+  std::unique_ptr<GradReducer> reducer_;
+  TrainPosition start_;
+  RunShape shape_;
+};
+
+}  // namespace trainguard
