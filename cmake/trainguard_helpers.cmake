@@ -33,5 +33,5 @@ function(tg_add_test)
   endif()
   add_test(NAME ${T_NAME} COMMAND ${cmd})
   set_tests_properties(${T_NAME} PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "${T_LABELS}"
-    ENVIRONMENT "OMP_NUM_THREADS=1;TRAINGUARD_BIN=$<TARGET_FILE:trainguard>")
+    ENVIRONMENT "OMP_NUM_THREADS=1;TG_TEST_BIN=$<TARGET_FILE:trainguard>")
 endfunction()

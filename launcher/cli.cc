@@ -5,7 +5,6 @@
 
 #include <cctype>
 #include <cstring>
-#include <iostream>
 #include <set>
 
 #include "trainer/core/errors.h"
@@ -89,10 +88,12 @@ void AddTrainOptions(CLI::App& cmd, TrainConfig& c) {
 }
 
 // Names of TRAINGUARD_* variables that match no option.
-std::vector<std::string> UnknownEnvironment(const CLI::App& cmd) {
+std::vector<std::string> UnknownEnvironment(const CLI::App& app, const CLI::App& cmd) {
   std::set<std::string> known;
-  for (const CLI::Option* opt : cmd.get_options()) {
-    if (!opt->get_envname().empty()) known.insert(opt->get_envname());
+  for (const CLI::App* level : {&app, &cmd}) {
+    for (const CLI::Option* opt : level->get_options()) {
+      if (!opt->get_envname().empty()) known.insert(opt->get_envname());
+    }
   }
   std::vector<std::string> unknown;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -115,33 +116,39 @@ std::string SetEnvironment() {
 
 }  // namespace
 
-Command ParseCommandLine(int argc, char** argv, bool quiet) {
+Command ParseCommandLine(int argc, const char* const* argv) {
   Command command;
   CLI::App app{"trainguard: data-parallel CNN training that does not die silently"};
   app.require_subcommand(1);
+  // The config file belongs to the top level so that CLI11 routes its [train] section to the
+  // subcommand; fallthrough lets --config also follow the subcommand name.
+  app.set_config("--config", "", "config file (TOML or INI) with a [train] section of key = value lines");
+  app.get_config_ptr()->envname("TRAINGUARD_CONFIG");
+  app.allow_config_extras(CLI::config_extras_mode::error);  // an unknown key is a typo, not a no-op
   CLI::App* train = app.add_subcommand("train", "train the HW3 classifier");
-  train->set_config("--config", "", "config file (TOML or INI: key = value, one per line)");
+  train->fallthrough();
   AddTrainOptions(*train, command.train);
 
   auto usage_error = [&](const std::string& message) {
-    if (!quiet) std::cerr << "trainguard: " << message << "\n";
     command.kind = Command::Kind::kExit;
     command.exit_code = 2;
+    command.message = "trainguard: " + message + "\n";
     return command;
   };
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    if (!quiet) app.exit(e);
+  } catch (const CLI::CallForHelp&) {
+    command.message = (app.got_subcommand(train) ? train->help() : app.help());
     return command;
+  } catch (const CLI::ConfigError& e) {
+    return usage_error(std::string(e.what()) + " in the --config file: keys go under a [train] section and are "
+                       "the long flag names without -- (see trainguard train --help)");
   } catch (const CLI::ParseError& e) {
-    if (!quiet) app.exit(e);
     const std::string env = SetEnvironment();
-    if (!env.empty()) return usage_error("values from the environment: " + env);
-    command.exit_code = 2;
-    return command;
+    return usage_error(std::string(e.what()) + (env.empty() ? "" : " (values from the environment: " + env + ")") +
+                       "; see trainguard " + (app.got_subcommand(train) ? "train " : "") + "--help");
   }
-  for (const auto& name : UnknownEnvironment(*train)) {
+  for (const auto& name : UnknownEnvironment(app, *train)) {
     return usage_error(name + " is set but is not a trainguard setting; unset it or fix its name (see --help)");
   }
   try {
@@ -150,7 +157,7 @@ Command ParseCommandLine(int argc, char** argv, bool quiet) {
     return usage_error(e.what());
   }
   command.kind = Command::Kind::kTrain;
-  command.resolved = train->config_to_str(true, false);
+  command.resolved = app.config_to_str(true, false);
   return command;
 }
 

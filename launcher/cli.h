@@ -11,14 +11,15 @@ namespace trainguard {
 struct Command {
   enum class Kind { kExit, kTrain };
   Kind kind = Kind::kExit;
-  int exit_code = 0;         // for kExit: help printed (0) or usage error (2)
+  int exit_code = 0;         // for kExit: help (0) or usage error (2)
+  std::string message;       // for kExit: the help text or the error, for rank 0 to print
   TrainConfig train;
   std::string resolved;      // the resolved configuration, in config-file syntax
 };
 
-// Parses argv and the TRAINGUARD_* environment. Prints help and usage errors itself (on rank 0
-// only when `quiet` is false). A bad value yields kExit(2) with a message naming the flag, and
-// an unknown TRAINGUARD_* variable is an error too (a typo must not be silently ignored).
-Command ParseCommandLine(int argc, char** argv, bool quiet);
+// Parses argv and the TRAINGUARD_* environment; prints nothing. A bad value yields kExit(2)
+// with a message naming the flag, and an unknown TRAINGUARD_* variable is an error too (a typo
+// must not be silently ignored).
+Command ParseCommandLine(int argc, const char* const* argv);
 
 }  // namespace trainguard

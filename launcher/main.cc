@@ -134,9 +134,10 @@ int main(int argc, char** argv) {
   using namespace trainguard;
   MpiSession mpi(&argc, &argv);
   if (mpi.world() > 1) SetLogRank(mpi.rank());
-  const Command command = ParseCommandLine(argc, argv, mpi.rank() != 0);
+  const Command command = ParseCommandLine(argc, argv);
   switch (command.kind) {
     case Command::Kind::kExit:
+      if (mpi.rank() == 0) std::fputs(command.message.c_str(), command.exit_code == 0 ? stdout : stderr);
       return command.exit_code;
     case Command::Kind::kTrain:
       return RunTrain(command, mpi);

