@@ -1,0 +1,127 @@
+// Checkpoints across ranks under mpirun: stop + resume matches an uninterrupted run on every
+// rank, ranks hold identical weights, and a checkpoint that cannot be written or read stops
+// every rank with an error instead of leaving some waiting.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include "tests/support/temp_dir.h"
+#include "trainer/core/atomic_file.h"
+#include "trainer/core/errors.h"
+#include "trainer/data/synthetic.h"
+#include "trainer/dist/mpi_control_plane.h"
+#include "trainer/dist/mpi_data_plane.h"
+#include "trainer/train.h"
+
+namespace trainguard {
+namespace {
+
+struct Ranks {
+  MpiControlPlane control{MPI_COMM_WORLD};
+  MpiDataPlane plane{MPI_COMM_WORLD};
+  TrainContext context() { return {control, plane, torch::kCPU, nullptr}; }
+};
+
+TrainConfig Config() {
+  TrainConfig c;
+  c.dataset = "synthetic";
+  c.width = 0.25;
+  c.batch_size = 8;
+  c.epochs = 2;
+  c.seed = 21;
+  c.evaluate = false;
+  return c;
+}
+
+// A checkpoint path in a folder of rank 0's, the same on every rank.
+std::string SharedPath(ControlPlane& control, const testing::TempDir* dir) {
+  std::string path = control.rank() == 0 ? dir->File("ckpt") : "";
+  control.Broadcast(path, 0);
+  return path;
+}
+
+std::vector<torch::Tensor> Params(Trainer& t) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : t.model()->parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+TEST(DistResume, StopAndResumeMatchesUninterruptedOnEveryRank) {
+  Ranks ranks;
+  auto data = MakeSyntheticDataset({90, 4, {1, 32, 32}, 2, 0.5, {}});
+  std::unique_ptr<testing::TempDir> dir;
+  if (ranks.control.rank() == 0) dir = std::make_unique<testing::TempDir>("dist_resume");
+  const std::string ckpt = SharedPath(ranks.control, dir.get());
+
+  const TrainConfig whole = Config();
+  Trainer uninterrupted(whole, *data, nullptr, ranks.context());
+  const TrainSummary full = uninterrupted.Run();
+
+  TrainConfig first = Config();
+  first.checkpoint = ckpt;
+  first.max_steps = 5;
+  Trainer part1(first, *data, nullptr, ranks.context());
+  part1.Run();
+
+  TrainConfig second = Config();
+  second.checkpoint = ckpt;
+  second.resume = true;
+  Trainer part2(second, *data, nullptr, ranks.context());
+  const TrainSummary resumed = part2.Run();
+  EXPECT_EQ(resumed.end.global_step, full.end.global_step);
+
+  const auto a = Params(uninterrupted), b = Params(part2);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+
+  // Every rank holds rank 0's weights.
+  for (auto& p : b) {
+    auto from_root = p.clone();
+    ranks.plane.Broadcast(from_root, 0);
+    EXPECT_TRUE(torch::equal(p, from_root));
+  }
+}
+
+TEST(DistResume, UnwritableCheckpointStopsEveryRank) {
+  Ranks ranks;
+  auto data = MakeSyntheticDataset({40, 4, {1, 32, 32}, 2, 0.5, {}});
+  TrainConfig c = Config();
+  c.checkpoint = "/nonexistent-folder/ckpt";
+  c.max_steps = 2;
+  Trainer trainer(c, *data, nullptr, ranks.context());
+  try {
+    trainer.Run();
+    FAIL() << "expected an error on every rank";
+  } catch (const CheckpointError& e) {
+    EXPECT_EQ(ranks.control.rank(), 0) << "only the writing rank reports its own error";
+    EXPECT_NE(std::string(e.what()).find("/nonexistent-folder/ckpt"), std::string::npos) << e.what();
+  } catch (const PeerError& e) {
+    EXPECT_NE(ranks.control.rank(), 0);
+    EXPECT_NE(std::string(e.what()).find("rank 0 failed"), std::string::npos) << e.what();
+  }
+}
+
+TEST(DistResume, CorruptedCheckpointIsRefusedOnEveryRank) {
+  Ranks ranks;
+  auto data = MakeSyntheticDataset({40, 4, {1, 32, 32}, 2, 0.5, {}});
+  std::unique_ptr<testing::TempDir> dir;
+  if (ranks.control.rank() == 0) dir = std::make_unique<testing::TempDir>("dist_corrupt");
+  TrainConfig c = Config();
+  c.checkpoint = SharedPath(ranks.control, dir.get());
+  c.max_steps = 2;
+  Trainer(c, *data, nullptr, ranks.context()).Run();
+  if (ranks.control.rank() == 0) {
+    std::string bytes = ReadWholeFile(c.checkpoint);
+    bytes[bytes.size() - 100] ^= 1;
+    WriteFileAtomically(c.checkpoint, bytes);
+  }
+  SumAcrossRanks(ranks.control, 0);  // everyone waits for the corruption
+  c.resume = true;
+  try {
+    Trainer resumed(c, *data, nullptr, ranks.context());
+    FAIL() << "a corrupted checkpoint must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("checksum"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace trainguard
