@@ -10,7 +10,7 @@ enum ExitCode : int {
   kExitData = 3,        // dataset missing, unreadable or malformed
   kExitCheckpoint = 4,  // checkpoint unwritable, missing, truncated, corrupted or incompatible
   kExitComm = 5,        // MPI / NCCL / c10d failure
-  kExitPeer = 6,        // another rank failed first; this rank stopped with it
+  kExitPeer = 6,        // another rank failed or vanished without saying why
 };
 
 }  // namespace trainguard

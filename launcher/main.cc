@@ -24,12 +24,17 @@
 namespace trainguard {
 namespace {
 
+// The exit code of an error; a peer's agreed failure gives that failure's code, so that every
+// rank of the job exits with the same one.
 int ExitCodeOf(const std::exception& e) {
-  if (dynamic_cast<const ConfigError*>(&e)) return kExitUsage;
-  if (dynamic_cast<const DataError*>(&e)) return kExitData;
-  if (dynamic_cast<const CheckpointError*>(&e)) return kExitCheckpoint;
-  if (dynamic_cast<const CommError*>(&e)) return kExitComm;
-  if (dynamic_cast<const PeerError*>(&e)) return kExitPeer;
+  switch (KindOf(e)) {
+    case ErrorKind::kConfig: return kExitUsage;
+    case ErrorKind::kData: return kExitData;
+    case ErrorKind::kCheckpoint: return kExitCheckpoint;
+    case ErrorKind::kComm: return kExitComm;
+    case ErrorKind::kPeer: return kExitPeer;
+    case ErrorKind::kInternal: return kExitInternal;
+  }
   return kExitInternal;
 }
 
@@ -120,10 +125,11 @@ int RunTrain(const Command& command, MpiSession& mpi) {
     return kExitOk;
   } catch (const std::exception& e) {
     LogLine(std::string("error: ") + e.what());
-    const int code = ExitCodeOf(e);
-    const bool agreed = code == kExitPeer || code == kExitCheckpoint;  // raised by RunAgreed
-    if (!agreed && mpi.world() > 1) mpi.AbortJob(code);
-    return code;
+    // Errors raised through RunAgreed (PeerError here, CheckpointError on the writing rank) are
+    // known to every rank; anything else may leave peers blocked in a collective.
+    const bool agreed = dynamic_cast<const PeerError*>(&e) || dynamic_cast<const CheckpointError*>(&e);
+    if (!agreed && mpi.world() > 1) mpi.AbortJob(ExitCodeOf(e));
+    return ExitCodeOf(e);
   }
 }
 

@@ -28,6 +28,7 @@ TEST(ControlPlane, FailureOnOneRankStopsEveryRankAndNamesIt) {
   std::mutex m;
   std::vector<std::string> messages(3);
   std::vector<bool> peer(3, false);
+  std::vector<ErrorKind> kinds(3, ErrorKind::kInternal);
   RunRanks(3, [&](ControlPlane& c) {
     try {
       RunAgreed(c, [&] {
@@ -36,6 +37,7 @@ TEST(ControlPlane, FailureOnOneRankStopsEveryRankAndNamesIt) {
     } catch (const PeerError& e) {
       std::lock_guard<std::mutex> lock(m);
       peer[static_cast<size_t>(c.rank())] = true;
+      kinds[static_cast<size_t>(c.rank())] = e.origin();
       messages[static_cast<size_t>(c.rank())] = e.what();
     } catch (const DataError& e) {
       std::lock_guard<std::mutex> lock(m);
@@ -46,6 +48,7 @@ TEST(ControlPlane, FailureOnOneRankStopsEveryRankAndNamesIt) {
   EXPECT_FALSE(peer[1]) << "the failing rank rethrows its own error";
   EXPECT_TRUE(peer[2]);
   EXPECT_EQ(messages[0], "rank 1 failed: file x.jpg is truncated");
+  EXPECT_EQ(kinds[0], ErrorKind::kData) << "peers learn the kind of the failure, for the exit code";
   EXPECT_EQ(messages[1], "file x.jpg is truncated");
 }
 

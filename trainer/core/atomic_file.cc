@@ -37,7 +37,7 @@ int WriteAll(int fd, const std::string& bytes) {
 void WriteFileAtomically(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw IoError(ErrnoMessage("cannot create " + tmp, errno));
+  if (fd < 0) throw IoError(ErrnoMessage("cannot write " + path + " (creating " + tmp + ")", errno));
   int err = WriteAll(fd, bytes);
   if (err == 0 && ::fsync(fd) != 0) err = errno;
   if (::close(fd) != 0 && err == 0) err = errno;

@@ -39,23 +39,23 @@ int64_t SumAcrossRanks(ControlPlane& control, int64_t value);
 
 // Runs `step` on every rank and agrees on the outcome: if it threw on any rank, every rank
 // throws. The rank that failed rethrows its own error; the others throw PeerError naming the
-// lowest failing rank and its message. Keeps ranks from waiting forever in a later collective
+// lowest failing rank and its message, with that error's kind as origin. Keeps ranks from waiting forever in a later collective
 // for a rank that already gave up.
 template <typename Fn>
 void RunAgreed(ControlPlane& control, Fn&& step);
 
-// Implementation detail of RunAgreed: agrees on (failed, message) and throws for peers.
-void AgreeOnFailure(ControlPlane& control, bool failed, const std::string& message);
+// Implementation detail of RunAgreed: agrees on (failed, kind, message) and throws for peers.
+void AgreeOnFailure(ControlPlane& control, const std::exception* failure);
 
 template <typename Fn>
 void RunAgreed(ControlPlane& control, Fn&& step) {
   try {
     step();
   } catch (const std::exception& e) {
-    AgreeOnFailure(control, true, e.what());
+    AgreeOnFailure(control, &e);
     throw;
   }
-  AgreeOnFailure(control, false, "");
+  AgreeOnFailure(control, nullptr);
 }
 
 }  // namespace trainguard

@@ -9,4 +9,13 @@ std::string ErrnoMessage(const std::string& what, int err) {
   return what + ": " + std::strerror(err);
 }
 
+ErrorKind KindOf(const std::exception& e) {
+  if (dynamic_cast<const ConfigError*>(&e)) return ErrorKind::kConfig;
+  if (dynamic_cast<const DataError*>(&e)) return ErrorKind::kData;
+  if (dynamic_cast<const CheckpointError*>(&e)) return ErrorKind::kCheckpoint;
+  if (dynamic_cast<const CommError*>(&e)) return ErrorKind::kComm;
+  if (const auto* peer = dynamic_cast<const PeerError*>(&e)) return peer->origin();
+  return ErrorKind::kInternal;
+}
+
 }  // namespace trainguard

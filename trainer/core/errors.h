@@ -37,11 +37,22 @@ class CommError : public Error {
   using Error::Error;
 };
 
-// Another rank failed; this rank stops with it.
+// What kind of failure an error is; travels between ranks so that every rank of a job that
+// stops on an agreed failure reports the same cause (and exit code).
+enum class ErrorKind { kInternal, kConfig, kData, kCheckpoint, kComm, kPeer };
+
+// Another rank failed; this rank stops with it. `origin` is the kind of the failure there.
 class PeerError : public Error {
  public:
-  using Error::Error;
+  PeerError(const std::string& what, ErrorKind origin = ErrorKind::kPeer) : Error(what), origin_(origin) {}
+  ErrorKind origin() const { return origin_; }
+
+ private:
+  ErrorKind origin_;
 };
+
+// The kind of any exception: one of ours by type, anything else is internal.
+ErrorKind KindOf(const std::exception& e);
 
 // Formats errno as "<what>: <strerror>".
 std::string ErrnoMessage(const std::string& what, int err);

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what trainguard needs, idempotently: Debian packages, the pinned torch wheel in a
+# virtual environment outside the clone, then configures and builds into build/. A second run on
+# a prepared machine only checks and rebuilds what changed (seconds).
+#   scripts/setup.sh [ninja targets...]    (default: all)
+# Environment: TRAINGUARD_HOME (default ~/.cache/trainguard) holds the venv; ccache's cache
+# stays in its default place (~/.cache/ccache), outside the clone, so new clones build fast.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TORCH_VERSION=2.11.0
+HOME_DIR=${TRAINGUARD_HOME:-$HOME/.cache/trainguard}
+VENV=$HOME_DIR/venv
+DEBIAN_PACKAGES=(build-essential cmake ninja-build ccache python3-venv openmpi-bin libopenmpi-dev
+  libgtest-dev libgmock-dev libcli11-dev zlib1g-dev nlohmann-json3-dev dataset-fashion-mnist)
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! "$VENV/bin/python" -c "import torch,sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+  say "installing torch==$TORCH_VERSION into $VENV (about 3 GB with its CUDA libraries)"
+  mkdir -p "$HOME_DIR"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "torch==$TORCH_VERSION"
+fi
+
+TORCH_PREFIX=$("$VENV/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null)
+mkdir -p build
+if [ ! -f build/build.ninja ]; then
+  say "configuring build/"
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
+    -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >build/configure.log 2>&1 ||
+    { mkdir -p build; cat build/configure.log >&2 2>/dev/null; say "cmake configure failed"; exit 1; }
+fi
+say "building ${*:-all}"
+ninja -C build "$@" | grep -vE '^\[[0-9]+/[0-9]+\] ' || { say "build failed"; exit 1; }

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# End-to-end cases of the trainguard executable under mpirun; ctest runs one case per test:
+#   cases.sh CASE     (TG_TEST_BIN: path of trainguard; set by ctest)
+# Each case checks exit codes and the words of the messages a user would read.
+set -uo pipefail
+BIN=${TG_TEST_BIN:?set TG_TEST_BIN to the trainguard executable}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tg_e2e_XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# run NAME NP ARGS... : runs trainguard under mpirun with a 120 s limit; output in $WORK/NAME.{out,err}
+run() {
+  local name=$1 np=$2; shift 2
+  timeout 120 "${MPIRUN[@]}" -np "$np" "$BIN" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err"
+  echo $? >"$WORK/$name.rc"
+}
+rc_of() { cat "$WORK/$1.rc"; }
+expect_rc() { [ "$(rc_of "$1")" = "$2" ] || { cat "$WORK/$1.out" "$WORK/$1.err" >&2; fail "$1: exit $(rc_of "$1"), expected $2"; }; }
+expect_text() { grep -qF -- "$3" "$WORK/$1.$2" || { cat "$WORK/$1.out" "$WORK/$1.err" >&2; fail "$1: '$3' not in std$2"; }; }
+
+case ${1:?case} in
+  fashion_mnist_2ranks)
+    run fm 2 train --train-samples 4000 --test-samples 1000 --width 0.25 --epochs 1 --threads 1
+    expect_rc fm 0
+    expect_text fm out "train.width=0.25"   # rank 0 prints the resolved configuration
+    acc=$(sed -n 's/^test accuracy: //p' "$WORK/fm.out")
+    [ -n "$acc" ] || fail "no test accuracy line"
+    awk -v a="$acc" 'BEGIN { exit !(a >= 0.6) }' || fail "accuracy $acc below 0.6 after one small epoch"
+    [ "$(grep -c '^test accuracy' "$WORK/fm.out")" = 1 ] || fail "only rank 0 prints the result"
+    ;;
+  usage_error_names_flag)
+    run bad 2 train --batch-size zero
+    expect_rc bad 2
+    expect_text bad err "--batch-size: must be a number > 0, got 'zero'"
+    [ "$(grep -c -- '--batch-size' "$WORK/bad.err")" = 1 ] || fail "the error is printed once, by rank 0"
+    ;;
+  missing_dataset)
+    run nodata 3 train --data-dir /nonexistent/fmnist
+    expect_rc nodata 3
+    expect_text nodata err "/nonexistent/fmnist/train-images-idx3-ubyte.gz"
+    expect_text nodata err "--data-dir"
+    ;;
+  resume_after_stop)
+    common=(train --dataset synthetic --synthetic-samples 120 --width 0.25 --batch-size 8 --epochs 2
+            --threads 1 --checkpoint "$WORK/ckpt")
+    run first 2 "${common[@]}" --max-steps 5
+    expect_rc first 0
+    [ -f "$WORK/ckpt" ] || fail "no checkpoint written"
+    run second 2 "${common[@]}" --resume
+    expect_rc second 0
+    expect_text second out "steps: 11, epoch 2"   # 8 steps per epoch: 16 in all, 5 done before
+    ;;
+  corrupted_checkpoint)
+    common=(train --dataset synthetic --synthetic-samples 64 --width 0.25 --batch-size 8 --threads 1
+            --checkpoint "$WORK/ckpt")
+    run first 2 "${common[@]}" --max-steps 2
+    expect_rc first 0
+    truncate -s -100 "$WORK/ckpt"
+    run trunc 2 "${common[@]}" --resume
+    expect_rc trunc 4
+    expect_text trunc err "checkpoint $WORK/ckpt is unusable: truncated"
+    ;;
+  unwritable_checkpoint)
+    run nowrite 2 train --dataset synthetic --synthetic-samples 64 --width 0.25 --batch-size 8 --threads 1 \
+      --max-steps 2 --checkpoint /nonexistent-dir/ckpt
+    expect_rc nowrite 4
+    expect_text nowrite err "cannot write /nonexistent-dir/ckpt"
+    expect_text nowrite err "rank 0 failed: cannot write /nonexistent-dir/ckpt"   # rank 1 says why it stops
+    ;;
+  *) fail "unknown case $1" ;;
+esac
+echo "PASS: $1"
