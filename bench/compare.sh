@@ -10,6 +10,8 @@
 #   RANKS   (--ranks,   default 2)     number of processes
 #   THREADS (--threads, default 1)     intra-op threads per rank (also OMP_NUM_THREADS)
 #
+# Both run unpinned (mpirun --bind-to none; torchrun does not pin), from the same in-memory data.
+#
 # Usage: bench/compare.sh [--steps N] [--batch N] [--width W] [--ranks N] [--threads N]
 set -euo pipefail
 
@@ -20,7 +22,7 @@ RANKS="${RANKS:-2}"
 THREADS="${THREADS:-1}"
 WARMUP=5
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -39,9 +41,12 @@ cd "$(dirname "$0")/.."
 
 OURS_BIN=build/launcher/trainguard
 if [[ ! -x "$OURS_BIN" ]]; then
-  echo "compare.sh: $OURS_BIN not found or not executable -- run scripts/build.sh first" >&2
+  echo "compare.sh: $OURS_BIN not found or not executable -- run scripts/setup.sh first" >&2
   exit 1
 fi
+# torchrun from the venv that scripts/setup.sh made, when there is one.
+VENV="${TRAINGUARD_HOME:-$HOME/.cache/trainguard}/venv"
+[[ -x "$VENV/bin/torchrun" ]] && PATH="$VENV/bin:$PATH"
 for tool in mpirun torchrun; do
   command -v "$tool" >/dev/null || { echo "compare.sh: '$tool' not found in PATH" >&2; exit 1; }
 done
@@ -75,7 +80,7 @@ run_and_parse() {
 }
 
 OURS="$(run_and_parse ours \
-  mpirun --allow-run-as-root --oversubscribe -np "$RANKS" -x OMP_NUM_THREADS \
+  mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$RANKS" -x OMP_NUM_THREADS \
     "$OURS_BIN" train --dataset fashion-mnist --batch-size "$BATCH" --width "$WIDTH" \
     --threads "$THREADS" --max-steps "$STEPS" --warmup-steps "$WARMUP" --no-eval)"
 

@@ -42,7 +42,7 @@ const CLI::Validator kNonNegative(
     },
     ">= 0");
 
-void AddTrainOptions(CLI::App& cmd, TrainConfig& c) {
+void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--dataset", c.dataset, "fashion-mnist or synthetic")->capture_default_str();
   cmd.add_option("--data-dir", c.data_dir, "folder of the Fashion-MNIST IDX .gz files")->capture_default_str();
   cmd.add_option("--train-samples", c.train_samples, "use the first N training samples (0: all)")
@@ -75,25 +75,34 @@ void AddTrainOptions(CLI::App& cmd, TrainConfig& c) {
       ->check(kPositive)->capture_default_str();
   cmd.add_option("--warmup-steps", c.warmup_steps, "steps left out of the throughput figure")
       ->check(kNonNegative)->capture_default_str();
+  cmd.add_flag("--validate-labels,!--no-validate-labels", c.validate_labels,
+               "check every rank's labels before each epoch")->capture_default_str();
+  cmd.add_option("--bad-labels", c.bad_labels, "action for bad labels: fail, ignore or drop")->capture_default_str();
+  cmd.add_option("--negative-labels", c.negative_labels, "action for negative labels (default: --bad-labels)");
+  cmd.add_option("--too-large-labels", c.too_large_labels, "action for labels >= num_classes (default: --bad-labels)");
+  cmd.add_option("--unparsable-labels", c.unparsable_labels, "action for non-integer labels (default: --bad-labels)");
+  cmd.add_option("--label-report", c.label_report, "JSON label report written by rank 0 (empty: none)")
+      ->capture_default_str();
+  cmd.add_option("--max-offenders", c.max_offenders, "bad labels listed per kind")->check(kNonNegative)->capture_default_str();
+  cmd.add_option("--plant-label", c.plant_labels, "INDEX=LABEL: replace a label (fault injection; repeatable)")
+      ->delimiter(',');
   cmd.add_option("--checkpoint", c.checkpoint, "checkpoint file to write (and to resume from)")->capture_default_str();
   cmd.add_option("--checkpoint-every", c.checkpoint_every, "also checkpoint every N steps (0: epoch ends only)")
       ->check(kNonNegative)->capture_default_str();
   cmd.add_flag("--resume", c.resume, "continue from --checkpoint")->capture_default_str();
   // Every long option can also come from TRAINGUARD_<NAME>.
   for (CLI::Option* opt : cmd.get_options()) {
-    if (!opt->get_lnames().empty() && opt->get_lnames().front() != "help") {
+    if (!opt->get_lnames().empty() && opt->get_lnames().front() != "help" && opt->get_lnames().front() != "config") {
       opt->envname(EnvNameOf(opt->get_lnames().front()));
     }
   }
 }
 
 // Names of TRAINGUARD_* variables that match no option.
-std::vector<std::string> UnknownEnvironment(const CLI::App& app, const CLI::App& cmd) {
+std::vector<std::string> UnknownEnvironment(const CLI::App& app) {
   std::set<std::string> known;
-  for (const CLI::App* level : {&app, &cmd}) {
-    for (const CLI::Option* opt : level->get_options()) {
-      if (!opt->get_envname().empty()) known.insert(opt->get_envname());
-    }
+  for (const CLI::Option* opt : app.get_options()) {
+    if (!opt->get_envname().empty()) known.insert(opt->get_envname());
   }
   std::vector<std::string> unknown;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -120,14 +129,15 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   Command command;
   CLI::App app{"trainguard: data-parallel CNN training that does not die silently"};
   app.require_subcommand(1);
-  // The config file belongs to the top level so that CLI11 routes its [train] section to the
-  // subcommand; fallthrough lets --config also follow the subcommand name.
-  app.set_config("--config", "", "config file (TOML or INI) with a [train] section of key = value lines");
+  // Options live on the top level, shared by every subcommand (fallthrough lets them follow the
+  // subcommand's name), so one config file of key = value lines serves them all.
+  app.set_config("--config", "", "config file (TOML or INI) of key = value lines, keys as the long flags");
   app.get_config_ptr()->envname("TRAINGUARD_CONFIG");
   app.allow_config_extras(CLI::config_extras_mode::error);  // an unknown key is a typo, not a no-op
+  AddOptions(app, command.train);
   CLI::App* train = app.add_subcommand("train", "train the HW3 classifier");
-  train->fallthrough();
-  AddTrainOptions(*train, command.train);
+  CLI::App* validate = app.add_subcommand("validate", "only validate the labels of every rank's shard, then exit");
+  for (CLI::App* sub : {train, validate}) sub->fallthrough();
 
   auto usage_error = [&](const std::string& message) {
     command.kind = Command::Kind::kExit;
@@ -138,17 +148,17 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
-    command.message = (app.got_subcommand(train) ? train->help() : app.help());
+    command.message = app.help();
     return command;
   } catch (const CLI::ConfigError& e) {
-    return usage_error(std::string(e.what()) + " in the --config file: keys go under a [train] section and are "
-                       "the long flag names without -- (see trainguard train --help)");
+    return usage_error(std::string(e.what()) + " in the --config file: keys are the long flag names without -- "
+                       "(see trainguard --help)");
   } catch (const CLI::ParseError& e) {
     const std::string env = SetEnvironment();
     return usage_error(std::string(e.what()) + (env.empty() ? "" : " (values from the environment: " + env + ")") +
-                       "; see trainguard " + (app.got_subcommand(train) ? "train " : "") + "--help");
+                       "; see trainguard --help");
   }
-  for (const auto& name : UnknownEnvironment(app, *train)) {
+  for (const auto& name : UnknownEnvironment(app)) {
     return usage_error(name + " is set but is not a trainguard setting; unset it or fix its name (see --help)");
   }
   try {
@@ -156,7 +166,7 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   } catch (const ConfigError& e) {
     return usage_error(e.what());
   }
-  command.kind = Command::Kind::kTrain;
+  command.kind = app.got_subcommand(validate) ? Command::Kind::kValidate : Command::Kind::kTrain;
   command.resolved = app.config_to_str(true, false);
   return command;
 }

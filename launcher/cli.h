@@ -1,5 +1,6 @@
 // Command-line parsing: the only place that reads argv and TRAINGUARD_* variables. Precedence:
 // a flag on the command line, then the --config file, then the environment, then the default.
+// Subcommands: train, validate; every option is shared by both.
 #pragma once
 
 #include <string>
@@ -9,7 +10,7 @@
 namespace trainguard {
 
 struct Command {
-  enum class Kind { kExit, kTrain };
+  enum class Kind { kExit, kTrain, kValidate };
   Kind kind = Kind::kExit;
   int exit_code = 0;         // for kExit: help (0) or usage error (2)
   std::string message;       // for kExit: the help text or the error, for rank 0 to print

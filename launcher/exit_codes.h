@@ -11,6 +11,7 @@ enum ExitCode : int {
   kExitCheckpoint = 4,  // checkpoint unwritable, missing, truncated, corrupted or incompatible
   kExitComm = 5,        // MPI / NCCL / c10d failure
   kExitPeer = 6,        // another rank failed or vanished without saying why
+  kExitLabels = 7,      // label validation failed (a bad label whose policy is "fail")
 };
 
 }  // namespace trainguard

@@ -1,20 +1,17 @@
-// trainguard's entry point: MPI up, flags parsed, device and communicators chosen, datasets
-// loaded, the subcommand run, and the outcome turned into an exit code (README: exit codes).
+// trainguard's entry point: MPI up, flags parsed, the job prepared, the subcommand run, and the
+// outcome turned into an exit code (README: exit codes).
 #include <torch/torch.h>
 
 #include <cstdio>
-#include <iostream>
-#include <thread>
 
+#include "diagnostics/labels/label_guard.h"
 #include "launcher/cli.h"
 #include "launcher/exit_codes.h"
-#include "launcher/mpi_session.h"
+#include "launcher/job.h"
 #include "launcher/progress.h"
 #include "trainer/core/errors.h"
 #include "trainer/core/log.h"
-#include "trainer/data/fashion_mnist.h"
-#include "trainer/data/synthetic.h"
-#include "trainer/dist/mpi_control_plane.h"
+#include "trainer/core/sharding.h"
 #include "trainer/dist/mpi_data_plane.h"
 #include "trainer/train.h"
 #ifdef TRAINGUARD_WITH_NCCL
@@ -33,28 +30,26 @@ int ExitCodeOf(const std::exception& e) {
     case ErrorKind::kCheckpoint: return kExitCheckpoint;
     case ErrorKind::kComm: return kExitComm;
     case ErrorKind::kPeer: return kExitPeer;
+    case ErrorKind::kLabels: return kExitLabels;
     case ErrorKind::kInternal: return kExitInternal;
   }
   return kExitInternal;
 }
 
-torch::Device PickDevice(const TrainConfig& config, const MpiSession& mpi) {
-  const bool have_cuda = torch::cuda::is_available();
-  if (config.device == "cuda" && !have_cuda) {
-    throw ConfigError("--device cuda: no CUDA device is visible to this process; use --device cpu");
-  }
-  if (config.device == "cpu" || !have_cuda) return torch::kCPU;
-  const auto count = static_cast<int>(torch::cuda::device_count());
-  return {torch::kCUDA, static_cast<c10::DeviceIndex>(mpi.local_rank() % count)};
+// Errors every rank raises together: agreed ones (RunAgreed: PeerError, and CheckpointError on
+// the writing rank) and label verdicts (the same report on every rank). Anything else may leave
+// peers blocked in a collective.
+bool RaisedOnEveryRank(const std::exception& e) {
+  return dynamic_cast<const PeerError*>(&e) || dynamic_cast<const CheckpointError*>(&e) ||
+         dynamic_cast<const LabelError*>(&e);
 }
 
-void SetThreads(const TrainConfig& config, const MpiSession& mpi) {
-  int64_t threads = config.threads;
-  if (threads == 0) {
-    const auto cores = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
-    threads = std::max<int64_t>(1, cores / mpi.local_world());
-  }
-  torch::set_num_threads(static_cast<int>(threads));
+// Logs the error and returns its exit code; aborts the whole job when peers may be waiting.
+int Fail(const std::exception& e, MpiSession& mpi) {
+  // A label verdict is the same everywhere: rank 0 says it once.
+  if (!dynamic_cast<const LabelError*>(&e) || mpi.rank() == 0) LogLine(std::string("error: ") + e.what());
+  if (!RaisedOnEveryRank(e) && mpi.world() > 1) mpi.AbortJob(ExitCodeOf(e));
+  return ExitCodeOf(e);
 }
 
 std::unique_ptr<DataPlane> MakeDataPlane(torch::Device device, const MpiSession& mpi) {
@@ -69,53 +64,31 @@ std::unique_ptr<DataPlane> MakeDataPlane(torch::Device device, const MpiSession&
   return std::make_unique<MpiDataPlane>(MPI_COMM_WORLD);
 }
 
-struct Datasets {
-  std::unique_ptr<Dataset> train;
-  std::unique_ptr<Dataset> test;  // null for the synthetic set
-};
-
-Datasets LoadDatasets(const TrainConfig& c) {
-  Datasets d;
-  if (c.dataset == "synthetic") {
-    SyntheticOptions o;
-    o.samples = c.synthetic_samples;
-    o.classes = c.synthetic_classes;
-    o.seed = c.seed;
-    d.train = MakeSyntheticDataset(o);
-  } else {
-    d.train = LoadFashionMnist(c.data_dir, Split::kTrain, c.train_samples);
-    if (c.evaluate) d.test = LoadFashionMnist(c.data_dir, Split::kTest, c.test_samples);
-  }
-  return d;
+void PrintResolved(const Command& command, const MpiSession& mpi) {
+  if (mpi.rank() != 0) return;
+  std::printf("# trainguard: resolved configuration (world %d)\n%s\n", mpi.world(), command.resolved.c_str());
+  std::fflush(stdout);
 }
 
-// Runs `train`; returns the exit code. Errors before training are agreed across ranks, so
-// every rank returns; an unagreed error during training aborts the whole job instead, since
-// the other ranks may be blocked in a collective waiting for this one.
 int RunTrain(const Command& command, MpiSession& mpi) {
   const TrainConfig& config = command.train;
-  if (mpi.rank() == 0) std::printf("# trainguard train: resolved configuration (world %d)\n%s\n", mpi.world(), command.resolved.c_str());
-  std::fflush(stdout);
-  MpiControlPlane control(MPI_COMM_WORLD);
-  Datasets data;
+  PrintResolved(command, mpi);
+  Job job(mpi);
   std::unique_ptr<DataPlane> plane;
+  std::unique_ptr<LabelGuard> labels;
   std::unique_ptr<Trainer> trainer;
   ProgressPrinter progress(mpi.rank() == 0, config.epochs, config.log_every);
   try {
-    torch::Device device = torch::kCPU;
-    RunAgreed(control, [&] {
-      SetThreads(config, mpi);
-      device = PickDevice(config, mpi);
-      data = LoadDatasets(config);
-    });
-    plane = MakeDataPlane(device, mpi);
-    trainer = std::make_unique<Trainer>(config, *data.train, data.test.get(), TrainContext{control, *plane, device, &progress});
-    if (mpi.rank() == 0) LogLine("training on " + device.str() + ", " + std::to_string(data.train->size()) + " samples");
-  } catch (const std::exception& e) {
-    if (!dynamic_cast<const PeerError*>(&e)) LogLine(std::string("error: ") + e.what());
-    return ExitCodeOf(e);
-  }
-  try {
+    PrepareJob(config, job);
+    plane = MakeDataPlane(job.device, mpi);
+    TrainContext context{job.control, *plane, job.device, {}};
+    if (config.validate_labels) {
+      labels = std::make_unique<LabelGuard>(job.control, *job.train, LabelOptionsFor(config, *job.train), config.label_report);
+      context.observers.push_back(labels.get());
+    }
+    context.observers.push_back(&progress);
+    trainer = std::make_unique<Trainer>(config, *job.train, job.test.get(), context);
+    if (mpi.rank() == 0) LogLine("training on " + job.device.str() + ", " + std::to_string(job.train->size()) + " samples");
     const TrainSummary s = trainer->Run();
     if (mpi.rank() == 0) {
       if (s.test_accuracy) std::printf("test accuracy: %.4f\n", *s.test_accuracy);
@@ -124,12 +97,25 @@ int RunTrain(const Command& command, MpiSession& mpi) {
     }
     return kExitOk;
   } catch (const std::exception& e) {
-    LogLine(std::string("error: ") + e.what());
-    // Errors raised through RunAgreed (PeerError here, CheckpointError on the writing rank) are
-    // known to every rank; anything else may leave peers blocked in a collective.
-    const bool agreed = dynamic_cast<const PeerError*>(&e) || dynamic_cast<const CheckpointError*>(&e);
-    if (!agreed && mpi.world() > 1) mpi.AbortJob(ExitCodeOf(e));
-    return ExitCodeOf(e);
+    return Fail(e, mpi);
+  }
+}
+
+// `trainguard validate`: the label check of the first epoch's shards, then exit.
+int RunValidate(const Command& command, MpiSession& mpi) {
+  const TrainConfig& config = command.train;
+  PrintResolved(command, mpi);
+  Job job(mpi);
+  try {
+    PrepareJob(config, job);
+    LabelGuard guard(job.control, *job.train, LabelOptionsFor(config, *job.train), config.label_report);
+    EpochPlan plan;
+    plan.shard = TrainShard({job.train->size(), mpi.rank(), mpi.world(), config.seed, 0, true});
+    guard.OnEpochBegin(0, plan);
+    if (mpi.rank() == 0) std::printf("label validation passed\n");
+    return kExitOk;
+  } catch (const std::exception& e) {
+    return Fail(e, mpi);
   }
 }
 
@@ -147,6 +133,8 @@ int main(int argc, char** argv) {
       return command.exit_code;
     case Command::Kind::kTrain:
       return RunTrain(command, mpi);
+    case Command::Kind::kValidate:
+      return RunValidate(command, mpi);
   }
   return kExitInternal;
 }

@@ -12,7 +12,7 @@ namespace trainguard {
 ProgressPrinter::ProgressPrinter(bool enabled, int64_t epochs, int64_t log_every)
     : enabled_(enabled), terminal_(isatty(STDERR_FILENO) == 1), epochs_(epochs), log_every_(log_every) {}
 
-void ProgressPrinter::OnEpochBegin(int64_t, int64_t) {
+void ProgressPrinter::OnEpochBegin(int64_t, EpochPlan&) {
   window_images_ = 0;
   window_start_ = std::chrono::steady_clock::now();
 }

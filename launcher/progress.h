@@ -12,7 +12,7 @@ namespace trainguard {
 class ProgressPrinter final : public TrainObserver {
  public:
   ProgressPrinter(bool enabled, int64_t epochs, int64_t log_every);
-  void OnEpochBegin(int64_t epoch, int64_t steps_per_epoch) override;
+  void OnEpochBegin(int64_t epoch, EpochPlan& plan) override;
   void OnStepEnd(const StepReport& report) override;
   void OnEpochEnd(const EpochReport& report) override;
 

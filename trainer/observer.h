@@ -4,8 +4,16 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace trainguard {
+
+// This rank's samples for one epoch, which observers may change before it starts (label
+// validation drops or ignores bad labels). Every rank's shard must keep the same size.
+struct EpochPlan {
+  std::vector<int64_t> shard;    // dataset indices in visiting order
+  std::vector<int64_t> ignored;  // sorted dataset indices whose targets become the ignore index
+};
 
 struct StepReport {
   int64_t epoch = 0;
@@ -27,7 +35,8 @@ struct EpochReport {
 class TrainObserver {
  public:
   virtual ~TrainObserver() = default;
-  virtual void OnEpochBegin(int64_t epoch, int64_t steps_per_epoch) {}
+  // May change `plan`; an exception stops training before the epoch's first step.
+  virtual void OnEpochBegin(int64_t epoch, EpochPlan& plan) {}
   virtual void OnStepEnd(const StepReport& report) {}
   virtual void OnEpochEnd(const EpochReport& report) {}
 };

@@ -3,6 +3,7 @@
 
 #include <chrono>
 
+#include "trainer/core/errors.h"
 #include "trainer/core/sharding.h"
 #include "trainer/evaluate.h"
 #include "trainer/loss.h"
@@ -91,26 +92,38 @@ std::optional<double> Trainer::EvaluateEpoch(EpochReport& report) {
   return acc.fraction();
 }
 
+EpochPlan Trainer::PlanEpoch(int64_t epoch) {
+  EpochPlan plan;
+  plan.shard = TrainShard({train_.size(), ctx_.control.rank(), ctx_.control.world(), config_.seed, epoch, true});
+  for (TrainObserver* o : ctx_.observers) o->OnEpochBegin(epoch, plan);
+  // Observers must keep shard sizes equal, or ranks would run different step counts and hang.
+  std::vector<int64_t> size{static_cast<int64_t>(plan.shard.size()), -static_cast<int64_t>(plan.shard.size())};
+  ctx_.control.AllReduceMax(size);
+  if (size[0] != -size[1]) {
+    throw Error("internal: epoch " + std::to_string(epoch) + " shards differ in size across ranks (" +
+                std::to_string(-size[1]) + " to " + std::to_string(size[0]) + ")");
+  }
+  return plan;
+}
+
 TrainSummary Trainer::Run() {
   using Clock = std::chrono::steady_clock;
   TrainSummary summary;
   TrainPosition pos = start_;
   const int world = ctx_.control.world();
-  const int64_t shard_size = TrainShardSize(train_.size(), world);
-  const int64_t steps_per_epoch = StepsPerEpoch(shard_size, config_.batch_size);
   int64_t timed_images = 0;
   Clock::time_point timer_start;
 
   auto budget_left = [&] { return config_.max_steps == 0 || summary.steps_this_run < config_.max_steps; };
 
   for (; pos.epoch < config_.epochs && budget_left(); ++pos.epoch, pos.step_in_epoch = 0) {
-    if (ctx_.observer) ctx_.observer->OnEpochBegin(pos.epoch, steps_per_epoch);
-    const auto shard = TrainShard({train_.size(), ctx_.control.rank(), world, config_.seed, pos.epoch, true});
+    const EpochPlan plan = PlanEpoch(pos.epoch);
+    const int64_t steps_per_epoch = StepsPerEpoch(static_cast<int64_t>(plan.shard.size()), config_.batch_size);
     double loss_sum = 0;
     int64_t loss_count = 0;
     while (pos.step_in_epoch < steps_per_epoch && budget_left()) {
-      const auto indices = Slice(shard, pos.step_in_epoch * config_.batch_size, config_.batch_size);
-      const Batch batch = MakeBatch(train_, indices, config_.ignore_index);
+      const auto indices = Slice(plan.shard, pos.step_in_epoch * config_.batch_size, config_.batch_size);
+      const Batch batch = MakeBatch(train_, indices, config_.ignore_index, plan.ignored);
       if (summary.steps_this_run == config_.warmup_steps) timer_start = Clock::now();
       const double loss = Step(batch);
       ++pos.step_in_epoch;
@@ -120,9 +133,8 @@ TrainSummary Trainer::Run() {
       ++loss_count;
       const int64_t global_images = static_cast<int64_t>(indices.size()) * world;
       if (summary.steps_this_run > config_.warmup_steps) timed_images += global_images;
-      if (ctx_.observer) {
-        ctx_.observer->OnStepEnd({pos.epoch, pos.step_in_epoch, steps_per_epoch, pos.global_step, loss, global_images});
-      }
+      const StepReport report{pos.epoch, pos.step_in_epoch, steps_per_epoch, pos.global_step, loss, global_images};
+      for (TrainObserver* o : ctx_.observers) o->OnStepEnd(report);
       if (config_.checkpoint_every > 0 && pos.global_step % config_.checkpoint_every == 0) SaveAgreed(pos);
     }
     if (pos.step_in_epoch < steps_per_epoch) break;  // stopped by max_steps mid-epoch
@@ -130,7 +142,7 @@ TrainSummary Trainer::Run() {
     report.epoch = pos.epoch;
     report.mean_loss = loss_count > 0 ? loss_sum / loss_count : 0;
     summary.test_accuracy = EvaluateEpoch(report);
-    if (ctx_.observer) ctx_.observer->OnEpochEnd(report);
+    for (TrainObserver* o : ctx_.observers) o->OnEpochEnd(report);
     SaveAgreed({pos.epoch + 1, 0, pos.global_step});
   }
   if (pos.epoch < config_.epochs && pos.step_in_epoch > 0) SaveAgreed(pos);  // stopped mid-epoch

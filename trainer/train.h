@@ -24,7 +24,7 @@ struct TrainContext {
   ControlPlane& control;
   DataPlane& data;
   torch::Device device = torch::kCPU;
-  TrainObserver* observer = nullptr;  // optional
+  std::vector<TrainObserver*> observers = {};  // called in this order
 };
 
 struct TrainSummary {
@@ -59,6 +59,7 @@ class Trainer {
   void AverageBuffers();  // BatchNorm running statistics, kept per rank between epochs
   void SaveAgreed(const TrainPosition& position);
   std::optional<double> EvaluateEpoch(EpochReport& report);
+  EpochPlan PlanEpoch(int64_t epoch);
 
   const TrainConfig& config_;
   const Dataset& train_;

@@ -91,7 +91,7 @@ TEST(Equivalence, RanksMatchOneProcessOnTheGlobalBatch) {
   const TrainConfig c = Config(world);
   auto data = DatasetWithIgnoredLabels(world);
 
-  Trainer trainer(c, *data, nullptr, {control, plane, torch::kCPU, nullptr});
+  Trainer trainer(c, *data, nullptr, {control, plane, torch::kCPU, {}});
   for (int step = 0; step < kSteps; ++step) {
     const Batch mine = MakeBatch(*data, PartOf(control.rank(), world, FirstOfStep(step)), c.ignore_index);
     if (step == 0 && control.rank() == world - 1) ASSERT_EQ(mine.valid_targets, 0) << "part all ignored";

@@ -18,7 +18,7 @@ namespace {
 struct Ranks {
   MpiControlPlane control{MPI_COMM_WORLD};
   MpiDataPlane plane{MPI_COMM_WORLD};
-  TrainContext context() { return {control, plane, torch::kCPU, nullptr}; }
+  TrainContext context() { return {control, plane, torch::kCPU, {}}; }
 };
 
 TrainConfig Config() {

@@ -24,7 +24,7 @@ case ${1:?case} in
   fashion_mnist_2ranks)
     run fm 2 train --train-samples 4000 --test-samples 1000 --width 0.25 --epochs 1 --threads 1
     expect_rc fm 0
-    expect_text fm out "train.width=0.25"   # rank 0 prints the resolved configuration
+    expect_text fm out "width=0.25"   # rank 0 prints the resolved configuration
     acc=$(sed -n 's/^test accuracy: //p' "$WORK/fm.out")
     [ -n "$acc" ] || fail "no test accuracy line"
     awk -v a="$acc" 'BEGIN { exit !(a >= 0.6) }' || fail "accuracy $acc below 0.6 after one small epoch"
@@ -68,6 +68,36 @@ case ${1:?case} in
     expect_rc nowrite 4
     expect_text nowrite err "cannot write /nonexistent-dir/ckpt"
     expect_text nowrite err "rank 0 failed: cannot write /nonexistent-dir/ckpt"   # rank 1 says why it stops
+    ;;
+  bad_label_one_rank)
+    # Sample 0 holds label 11 of 11 classes; only one rank's shard has it.
+    run bad 3 train --dataset synthetic --synthetic-samples 90 --synthetic-classes 11 --width 0.25 --threads 1 \
+      --plant-label 0=11 --label-report "$WORK/labels.json"
+    expect_rc bad 7
+    expect_text bad err "sample 0 (synthetic#0) has label '11'"
+    expect_text bad out "too_large label '11' at sample 0"
+    grep -q "step" "$WORK/bad.err" && fail "a training step ran despite the bad label"
+    grep -q '"verdict": "fail"' "$WORK/labels.json" || fail "JSON report missing or not failing"
+    [ "$(grep -c 'label validation failed' "$WORK/bad.err")" = 1 ] || fail "rank 0 reports the verdict once"
+    ;;
+  hw3_case)
+    # HW3 on CPU: 11 classes; unlabelled images (empty label) and -1 mixed in are ignored and
+    # training runs; a label of 11 stops the job before its first step; with the ignore policy
+    # the job trains and the CPU loss (which raises on an out-of-range target) never sees it.
+    hw3=(train --dataset synthetic --synthetic-samples 120 --synthetic-classes 11 --width 0.25 --threads 1
+         --batch-size 10 --epochs 1 --label-report "")
+    run unlabelled 2 "${hw3[@]}" --plant-label 3=,4=,5=-1
+    expect_rc unlabelled 0
+    expect_text unlabelled out "117 valid, 3 ignored"
+    run eleven 2 "${hw3[@]}" --plant-label 3=,7=11
+    expect_rc eleven 7
+    expect_text eleven err "has label '11'"
+    expect_text eleven err "labels must lie in [0, 11)"
+    run ignored 2 "${hw3[@]}" --plant-label 3=,7=11 --too-large-labels ignore
+    expect_rc ignored 0
+    run validate 2 validate --dataset synthetic --synthetic-samples 120 --synthetic-classes 11 --plant-label 7=11 \
+      --label-report ""
+    expect_rc validate 7
     ;;
   *) fail "unknown case $1" ;;
 esac

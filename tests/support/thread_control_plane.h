@@ -62,6 +62,12 @@ class ThreadControlPlane final : public ControlPlane {
     bytes = std::any_cast<std::string>(group_.Gather(rank_, bytes)[static_cast<size_t>(root)]);
   }
 
+  std::vector<std::string> AllGather(const std::string& bytes) override {
+    std::vector<std::string> out;
+    for (const auto& v : group_.Gather(rank_, bytes)) out.push_back(std::any_cast<std::string>(v));
+    return out;
+  }
+
  private:
   template <typename T, typename Op>
   void Reduce(std::vector<T>& v, Op op) {

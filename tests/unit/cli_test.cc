@@ -40,7 +40,7 @@ TEST_F(Cli, DefaultsAreHw3s) {
   EXPECT_EQ(c.train.weight_decay, 1e-5);
   EXPECT_EQ(c.train.ignore_index, -1);
   EXPECT_TRUE(c.train.evaluate);
-  EXPECT_NE(c.resolved.find("train.batch-size=64"), std::string::npos) << c.resolved;
+  EXPECT_NE(c.resolved.find("batch-size=64"), std::string::npos) << c.resolved;
 }
 
 TEST_F(Cli, BadValueNamesTheFlag) {
@@ -66,7 +66,7 @@ TEST_F(Cli, UnknownEnvironmentVariableIsAnError) {
 
 TEST_F(Cli, FlagBeatsConfigFileWhichBeatsEnvironment) {
   setenv("TRAINGUARD_EPOCHS", "7", 1);
-  const std::string cfg = WriteConfig("[train]\nepochs = 3\nwidth = 0.5\n");
+  const std::string cfg = WriteConfig("epochs = 3\nwidth = 0.5\n");
   Command c = Parse({"train", "--config", cfg});
   EXPECT_EQ(c.train.epochs, 3);
   EXPECT_EQ(c.train.width, 0.5);
@@ -77,7 +77,7 @@ TEST_F(Cli, FlagBeatsConfigFileWhichBeatsEnvironment) {
 }
 
 TEST_F(Cli, UnknownConfigKeyIsAnError) {
-  const Command c = Parse({"train", "--config", WriteConfig("[train]\nepochz = 3\n")});
+  const Command c = Parse({"train", "--config", WriteConfig("epochz = 3\n")});
   EXPECT_EQ(c.exit_code, 2);
   EXPECT_NE(c.message.find("epochz"), std::string::npos) << c.message;
 }

@@ -28,9 +28,8 @@ TEST(FashionMnist, LoadsTheRealTestSplit) {
                   .mean()
                   .item<double>(),
               0.0, 0.5);
-  const SampleInfo info = ds->info(0);
-  EXPECT_EQ(info.label.value, 9) << "the first test image is an ankle boot";
-  EXPECT_NE(info.source.find("t10k-images-idx3-ubyte.gz#0"), std::string::npos);
+  EXPECT_EQ(ds->label(0).value, 9) << "the first test image is an ankle boot";
+  EXPECT_NE(ds->source(0).find("t10k-images-idx3-ubyte.gz#0"), std::string::npos);
 }
 
 TEST(FashionMnist, LimitKeepsTheFirstSamples) {

@@ -45,7 +45,7 @@ TEST(Trainer, LossFallsOnSyntheticData) {
   LossRecorder recorder;
   TrainConfig c = SmallConfig();
   c.epochs = 3;
-  Trainer t(c, *data, nullptr, {control, plane, torch::kCPU, &recorder});
+  Trainer t(c, *data, nullptr, {control, plane, torch::kCPU, {&recorder}});
   const TrainSummary s = t.Run();
   EXPECT_EQ(s.steps_this_run, 48);
   ASSERT_EQ(recorder.losses.size(), 48u);
@@ -59,14 +59,14 @@ TEST(Trainer, StopAndResumeMatchesAnUninterruptedRun) {
   const std::string ckpt = (fs::temp_directory_path() / ("tg_resume_" + std::to_string(getpid()))).string();
 
   TrainConfig whole = SmallConfig();
-  Trainer uninterrupted(whole, *data, nullptr, {control, plane, torch::kCPU, nullptr});
+  Trainer uninterrupted(whole, *data, nullptr, {control, plane, torch::kCPU, {}});
   const TrainSummary full = uninterrupted.Run();
   EXPECT_EQ(full.end.epoch, 2);
 
   TrainConfig first = SmallConfig();
   first.checkpoint = ckpt;
   first.max_steps = 17;  // 13 steps per epoch: stops 4 steps into the second epoch
-  Trainer part1(first, *data, nullptr, {control, plane, torch::kCPU, nullptr});
+  Trainer part1(first, *data, nullptr, {control, plane, torch::kCPU, {}});
   const TrainSummary stopped = part1.Run();
   EXPECT_EQ(stopped.end.epoch, 1);
   EXPECT_EQ(stopped.end.step_in_epoch, 4);
@@ -74,7 +74,7 @@ TEST(Trainer, StopAndResumeMatchesAnUninterruptedRun) {
   TrainConfig second = SmallConfig();
   second.checkpoint = ckpt;
   second.resume = true;
-  Trainer part2(second, *data, nullptr, {control, plane, torch::kCPU, nullptr});
+  Trainer part2(second, *data, nullptr, {control, plane, torch::kCPU, {}});
   const TrainSummary resumed = part2.Run();
   EXPECT_EQ(resumed.steps_this_run, full.steps_this_run - 17);
   EXPECT_EQ(resumed.end.global_step, full.end.global_step);

@@ -13,6 +13,19 @@ void ValidateTrainConfig(const TrainConfig& c) {
   if (c.device != "auto" && c.device != "cpu" && c.device != "cuda") {
     throw ConfigError("--device: unknown device '" + c.device + "'; use auto, cpu or cuda");
   }
+  auto check_action = [](const char* flag, const std::string& value, bool may_inherit) {
+    if (value == "fail" || value == "ignore" || value == "drop" || (may_inherit && value.empty())) return;
+    throw ConfigError(std::string(flag) + ": unknown action '" + value + "'; use fail, ignore or drop");
+  };
+  check_action("--bad-labels", c.bad_labels, false);
+  check_action("--negative-labels", c.negative_labels, true);
+  check_action("--too-large-labels", c.too_large_labels, true);
+  check_action("--unparsable-labels", c.unparsable_labels, true);
+  for (const auto& plant : c.plant_labels) {
+    if (plant.find('=') == std::string::npos || plant.find('=') == 0) {
+      throw ConfigError("--plant-label: '" + plant + "' is not INDEX=LABEL (e.g. 17=11, 3=-1, 5=abc, 8= for unlabelled)");
+    }
+  }
   if (c.resume && c.checkpoint.empty()) {
     throw ConfigError("--resume needs --checkpoint FILE to resume from");
   }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace trainguard {
 
@@ -36,6 +37,16 @@ struct TrainConfig {
   double bucket_mb = 25.0;      // gradient all-reduce bucket size, MiB
   int64_t log_every = 50;       // a log line every N steps when not on a terminal
   int64_t warmup_steps = 5;     // steps left out of the throughput figure
+
+  // --- labels ---
+  bool validate_labels = true;          // check every rank's labels before each epoch
+  std::string bad_labels = "fail";      // action for every bad kind: fail, ignore or drop
+  std::string negative_labels;          // action for negative labels (empty: bad_labels)
+  std::string too_large_labels;         // action for labels >= num_classes (empty: bad_labels)
+  std::string unparsable_labels;        // action for non-integer labels (empty: bad_labels)
+  std::string label_report = "trainguard-labels.json";  // JSON report of rank 0 (empty: none)
+  int64_t max_offenders = 10;           // offenders listed per kind
+  std::vector<std::string> plant_labels;  // "INDEX=LABEL": replace labels, for tests and demos
 
   // --- checkpoints ---
   std::string checkpoint;        // file to write (empty: none)

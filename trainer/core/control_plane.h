@@ -21,6 +21,8 @@ class ControlPlane {
   virtual void AllReduceMax(std::vector<int64_t>& values) = 0;
   // Replaces `bytes` on every rank with root's bytes.
   virtual void Broadcast(std::string& bytes, int root) = 0;
+  // Every rank's bytes, indexed by rank, on every rank.
+  virtual std::vector<std::string> AllGather(const std::string& bytes) = 0;
 };
 
 // World of one: every collective is the identity.
@@ -32,6 +34,7 @@ class SoloControlPlane final : public ControlPlane {
   void AllReduceSum(std::vector<double>&) override {}
   void AllReduceMax(std::vector<int64_t>&) override {}
   void Broadcast(std::string&, int) override {}
+  std::vector<std::string> AllGather(const std::string& bytes) override { return {bytes}; }
 };
 
 // Sum of one value across ranks.

@@ -14,6 +14,7 @@ ErrorKind KindOf(const std::exception& e) {
   if (dynamic_cast<const DataError*>(&e)) return ErrorKind::kData;
   if (dynamic_cast<const CheckpointError*>(&e)) return ErrorKind::kCheckpoint;
   if (dynamic_cast<const CommError*>(&e)) return ErrorKind::kComm;
+  if (dynamic_cast<const LabelError*>(&e)) return ErrorKind::kLabels;
   if (const auto* peer = dynamic_cast<const PeerError*>(&e)) return peer->origin();
   return ErrorKind::kInternal;
 }

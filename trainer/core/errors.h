@@ -31,6 +31,12 @@ class CheckpointError : public Error {
   using Error::Error;
 };
 
+// Label validation failed: some labels are bad and the policy for their kind is "fail".
+class LabelError : public Error {
+ public:
+  using Error::Error;
+};
+
 // A library call (MPI, NCCL, c10d) failed.
 class CommError : public Error {
  public:
@@ -39,7 +45,7 @@ class CommError : public Error {
 
 // What kind of failure an error is; travels between ranks so that every rank of a job that
 // stops on an agreed failure reports the same cause (and exit code).
-enum class ErrorKind { kInternal, kConfig, kData, kCheckpoint, kComm, kPeer };
+enum class ErrorKind { kInternal, kConfig, kData, kCheckpoint, kComm, kPeer, kLabels };
 
 // Another rank failed; this rank stops with it. `origin` is the kind of the failure there.
 class PeerError : public Error {

@@ -45,6 +45,10 @@ std::vector<int64_t> SeededPermutation(int64_t n, uint64_t seed) {
   return order;
 }
 
+int64_t UniqueShardEntries(int64_t num_samples, int rank, int world) {
+  return num_samples > rank ? (num_samples - rank + world - 1) / world : 0;
+}
+
 int64_t TrainShardSize(int64_t num_samples, int world) {
   return (num_samples + world - 1) / world;
 }

@@ -24,6 +24,10 @@ struct ShardSpec {
 // Requires num_samples > 0, world > 0 and 0 <= rank < world.
 std::vector<int64_t> TrainShard(const ShardSpec& spec);
 
+// How many leading entries of a rank's training shard are not padding (padding, when there is
+// any, is the last entry).
+int64_t UniqueShardEntries(int64_t num_samples, int rank, int world);
+
 // Size of every rank's training shard: ceil(num_samples / world).
 int64_t TrainShardSize(int64_t num_samples, int world);
 

@@ -5,15 +5,16 @@
 
 namespace trainguard {
 
-Batch MakeBatch(const Dataset& dataset, const std::vector<int64_t>& indices, int64_t ignore_index) {
+Batch MakeBatch(const Dataset& dataset, const std::vector<int64_t>& indices, int64_t ignore_index,
+                const std::vector<int64_t>& ignored) {
   Batch batch;
   batch.indices = indices;
   batch.images = dataset.Images(indices);
   std::vector<int64_t> targets;
   targets.reserve(indices.size());
   for (int64_t i : indices) {
-    const RawLabel label = dataset.info(i).label;
-    const int64_t t = label.value.value_or(ignore_index);
+    const bool skip = std::binary_search(ignored.begin(), ignored.end(), i);
+    const int64_t t = skip ? ignore_index : dataset.label(i).value.value_or(ignore_index);
     targets.push_back(t);
     if (t != ignore_index) ++batch.valid_targets;
   }

@@ -16,8 +16,10 @@ struct Batch {
   int64_t valid_targets = 0;     // rows whose target is not the ignore index
 };
 
-// Builds the batch of the given samples. A sample without a numeric label gets ignore_index.
-Batch MakeBatch(const Dataset& dataset, const std::vector<int64_t>& indices, int64_t ignore_index);
+// Builds the batch of the given samples. A sample without a numeric label, or listed in
+// `ignored` (sorted dataset indices, e.g. bad labels under the "ignore" policy), gets ignore_index.
+Batch MakeBatch(const Dataset& dataset, const std::vector<int64_t>& indices, int64_t ignore_index,
+                const std::vector<int64_t>& ignored = {});
 
 // The slice [begin, begin + count) of `indices`, clamped to its end.
 std::vector<int64_t> Slice(const std::vector<int64_t>& indices, int64_t begin, int64_t count);

@@ -18,16 +18,12 @@ struct ImageShape {
   int64_t width = 32;
 };
 
-class Dataset {
+class Dataset : public SampleCatalog {
  public:
-  virtual ~Dataset() = default;
-  virtual int64_t size() const = 0;
   // Shape of one image as the model sees it.
   virtual ImageShape shape() const = 0;
   // Number of classes the source defines (labels in [0, classes)).
   virtual int64_t num_classes() const = 0;
-  // Metadata of sample i, 0 <= i < size().
-  virtual SampleInfo info(int64_t i) const = 0;
   // Model-ready float images [indices.size(), C, H, W] for the given samples, normalised.
   virtual torch::Tensor Images(const std::vector<int64_t>& indices) const = 0;
 };

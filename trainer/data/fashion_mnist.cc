@@ -61,14 +61,11 @@ class FashionMnist final : public Dataset {
   ImageShape shape() const override { return {1, 28 + 2 * kPad, 28 + 2 * kPad}; }
   int64_t num_classes() const override { return 10; }
 
-  SampleInfo info(int64_t i) const override {
-    SampleInfo s;
-    s.id = i;
-    s.source = source_ + "#" + std::to_string(i);
-    s.label.value = labels_[static_cast<size_t>(i)];
-    s.label.text = std::to_string(labels_[static_cast<size_t>(i)]);
-    return s;
+  RawLabel label(int64_t i) const override {
+    const uint8_t v = labels_[static_cast<size_t>(i)];
+    return {v, std::to_string(v)};
   }
+  std::string source(int64_t i) const override { return source_ + "#" + std::to_string(i); }
 
   torch::Tensor Images(const std::vector<int64_t>& indices) const override {
     auto idx = torch::tensor(indices, torch::kInt64);

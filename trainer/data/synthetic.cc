@@ -22,19 +22,13 @@ class Synthetic final : public Dataset {
   ImageShape shape() const override { return o_.shape; }
   int64_t num_classes() const override { return o_.classes; }
 
-  SampleInfo info(int64_t i) const override {
-    SampleInfo s;
-    s.id = i;
-    s.source = "synthetic#" + std::to_string(i);
+  RawLabel label(int64_t i) const override {
     const auto it = o_.label_overrides.find(i);
-    if (it != o_.label_overrides.end()) {
-      s.label = it->second;
-    } else {
-      s.label.value = labels_[static_cast<size_t>(i)];
-      s.label.text = std::to_string(labels_[static_cast<size_t>(i)]);
-    }
-    return s;
+    if (it != o_.label_overrides.end()) return it->second;
+    const int64_t v = labels_[static_cast<size_t>(i)];
+    return {v, std::to_string(v)};
   }
+  std::string source(int64_t i) const override { return "synthetic#" + std::to_string(i); }
 
   torch::Tensor Images(const std::vector<int64_t>& indices) const override {
     const auto& s = o_.shape;

@@ -56,4 +56,22 @@ void MpiControlPlane::Broadcast(std::string& bytes, int root) {
   TG_MPI_CHECK(MPI_Bcast(bytes.data(), static_cast<int>(size), MPI_CHAR, root, comm_));
 }
 
+std::vector<std::string> MpiControlPlane::AllGather(const std::string& bytes) {
+  int mine = static_cast<int>(bytes.size());
+  std::vector<int> sizes(static_cast<size_t>(world_)), offsets(static_cast<size_t>(world_));
+  TG_MPI_CHECK(MPI_Allgather(&mine, 1, MPI_INT, sizes.data(), 1, MPI_INT, comm_));
+  int total = 0;
+  for (int r = 0; r < world_; ++r) {
+    offsets[static_cast<size_t>(r)] = total;
+    total += sizes[static_cast<size_t>(r)];
+  }
+  std::string all(static_cast<size_t>(total), '\0');
+  TG_MPI_CHECK(MPI_Allgatherv(bytes.data(), mine, MPI_CHAR, all.data(), sizes.data(), offsets.data(), MPI_CHAR, comm_));
+  std::vector<std::string> out;
+  for (int r = 0; r < world_; ++r) {
+    out.push_back(all.substr(static_cast<size_t>(offsets[static_cast<size_t>(r)]), static_cast<size_t>(sizes[static_cast<size_t>(r)])));
+  }
+  return out;
+}
+
 }  // namespace trainguard

@@ -21,6 +21,7 @@ class MpiControlPlane final : public ControlPlane {
   void AllReduceSum(std::vector<double>& values) override;
   void AllReduceMax(std::vector<int64_t>& values) override;
   void Broadcast(std::string& bytes, int root) override;
+  std::vector<std::string> AllGather(const std::string& bytes) override;
 
  private:
   MPI_Comm comm_ = MPI_COMM_NULL;

@@ -1,0 +1,84 @@
+// Job setup shared by the subcommands (see job.h).
+#include "launcher/job.h"
+
+#include <thread>
+
+#include "trainer/core/errors.h"
+#include "trainer/data/fashion_mnist.h"
+#include "trainer/data/planted_labels.h"
+#include "trainer/data/synthetic.h"
+
+namespace trainguard {
+namespace {
+
+torch::Device PickDevice(const TrainConfig& config, const MpiSession& mpi) {
+  const bool have_cuda = torch::cuda::is_available();
+  if (config.device == "cuda" && !have_cuda) {
+    throw ConfigError("--device cuda: no CUDA device is visible to this process; use --device cpu");
+  }
+  if (config.device == "cpu" || !have_cuda) return torch::kCPU;
+  const auto count = static_cast<int>(torch::cuda::device_count());
+  return {torch::kCUDA, static_cast<c10::DeviceIndex>(mpi.local_rank() % count)};
+}
+
+void SetThreads(const TrainConfig& config, const MpiSession& mpi) {
+  int64_t threads = config.threads;
+  if (threads == 0) {
+    const auto cores = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+    threads = std::max<int64_t>(1, cores / mpi.local_world());
+  }
+  torch::set_num_threads(static_cast<int>(threads));
+}
+
+// "17=11" -> {17, RawLabel 11}; the index must name a sample of the training set.
+std::map<int64_t, RawLabel> ParsePlantedLabels(const std::vector<std::string>& plants, int64_t size) {
+  std::map<int64_t, RawLabel> planted;
+  for (const auto& plant : plants) {
+    const auto eq = plant.find('=');
+    const RawLabel index = ParseLabelText(plant.substr(0, eq));
+    if (!index.value || *index.value < 0 || *index.value >= size) {
+      throw ConfigError("--plant-label " + plant + ": the index must be a training sample in [0, " +
+                        std::to_string(size) + ")");
+    }
+    planted[*index.value] = ParseLabelText(plant.substr(eq + 1));
+  }
+  return planted;
+}
+
+}  // namespace
+
+void PrepareJob(const TrainConfig& c, Job& job) {
+  RunAgreed(job.control, [&] {
+    SetThreads(c, job.mpi);
+    job.device = PickDevice(c, job.mpi);
+    if (c.dataset == "synthetic") {
+      SyntheticOptions o;
+      o.samples = c.synthetic_samples;
+      o.classes = c.synthetic_classes;
+      o.seed = c.seed;
+      job.train = MakeSyntheticDataset(o);
+    } else {
+      job.train = LoadFashionMnist(c.data_dir, Split::kTrain, c.train_samples);
+      if (c.evaluate) job.test = LoadFashionMnist(c.data_dir, Split::kTest, c.test_samples);
+    }
+    job.train = WithPlantedLabels(std::move(job.train), ParsePlantedLabels(c.plant_labels, job.train->size()));
+  });
+}
+
+LabelCheckOptions LabelOptionsFor(const TrainConfig& c, const Dataset& dataset) {
+  auto action = [&](const std::string& specific) {
+    LabelAction a = LabelAction::kFail;
+    ParseLabelAction(specific.empty() ? c.bad_labels : specific, &a);  // validated by ValidateTrainConfig
+    return a;
+  };
+  LabelCheckOptions o;
+  o.policy.negative = action(c.negative_labels);
+  o.policy.too_large = action(c.too_large_labels);
+  o.policy.unparsable = action(c.unparsable_labels);
+  o.num_classes = c.num_classes > 0 ? c.num_classes : dataset.num_classes();
+  o.ignore_index = c.ignore_index;
+  o.max_offenders = static_cast<size_t>(c.max_offenders);
+  return o;
+}
+
+}  // namespace trainguard

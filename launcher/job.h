@@ -1,0 +1,33 @@
+// What every subcommand sets up before it runs: threads, the device, the control plane and the
+// datasets (with planted labels applied), agreed across ranks so that a failure on one rank
+// stops all of them; and the label-check options derived from the configuration.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+
+#include "diagnostics/labels/label_validation.h"
+#include "launcher/mpi_session.h"
+#include "trainer/core/config.h"
+#include "trainer/dist/mpi_control_plane.h"
+#include "trainer/data/dataset.h"
+
+namespace trainguard {
+
+struct Job {
+  explicit Job(MpiSession& mpi) : mpi(mpi), control(MPI_COMM_WORLD) {}
+  MpiSession& mpi;
+  MpiControlPlane control;
+  torch::Device device = torch::kCPU;
+  std::unique_ptr<Dataset> train;
+  std::unique_ptr<Dataset> test;  // null for the synthetic set or with --no-eval
+};
+
+// Collective. Throws (on every rank) when any rank cannot set up.
+void PrepareJob(const TrainConfig& config, Job& job);
+
+// Label policy, class count and ignore index for `dataset` under `config`.
+LabelCheckOptions LabelOptionsFor(const TrainConfig& config, const Dataset& dataset);
+
+}  // namespace trainguard
