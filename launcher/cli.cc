@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstring>
 #include <set>
+#include <sstream>
 
 #include "trainer/core/errors.h"
 
@@ -86,6 +87,17 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--max-offenders", c.max_offenders, "bad labels listed per kind")->check(kNonNegative)->capture_default_str();
   cmd.add_option("--plant-label", c.plant_labels, "INDEX=LABEL: replace a label (fault injection; repeatable)")
       ->delimiter(',');
+  cmd.add_option("--step-timeout", c.step_timeout, "seconds; a step or collective longer than this is a stall")
+      ->check(kPositive)->capture_default_str();
+  cmd.add_option("--fault-grace", c.fault_grace, "seconds ranks wait for each other when stopping on a fault")
+      ->check(kNonNegative)->capture_default_str();
+  cmd.add_option("--bundle-dir", c.bundle_dir, "folder for repro bundles of failed steps")->capture_default_str();
+  cmd.add_flag("--diagnose,!--no-diagnose", c.diagnose, "diagnose a failed step's bundle in a child process")
+      ->capture_default_str();
+  cmd.add_option("--host-copy-every", c.host_copy_every, "GPU runs: steps between host copies of the weights")
+      ->check(kPositive)->capture_default_str();
+  cmd.add_option("--inject-fault", c.inject_faults, "KIND:rank=R:step=K[:seconds=S], KIND nan|kill|sleep (tests)")
+      ->delimiter(',');
   cmd.add_option("--checkpoint", c.checkpoint, "checkpoint file to write (and to resume from)")->capture_default_str();
   cmd.add_option("--checkpoint-every", c.checkpoint_every, "also checkpoint every N steps (0: epoch ends only)")
       ->check(kNonNegative)->capture_default_str();
@@ -137,7 +149,9 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   AddOptions(app, command.train);
   CLI::App* train = app.add_subcommand("train", "train the HW3 classifier");
   CLI::App* validate = app.add_subcommand("validate", "only validate the labels of every rank's shard, then exit");
-  for (CLI::App* sub : {train, validate}) sub->fallthrough();
+  CLI::App* diagnose = app.add_subcommand("diagnose", "re-run a failed step from its repro bundle and name the cause");
+  diagnose->add_option("bundle", command.bundle, "bundle folder written by the failing rank")->required();
+  for (CLI::App* sub : {train, validate, diagnose}) sub->fallthrough();
 
   auto usage_error = [&](const std::string& message) {
     command.kind = Command::Kind::kExit;
@@ -166,8 +180,16 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   } catch (const ConfigError& e) {
     return usage_error(e.what());
   }
-  command.kind = app.got_subcommand(validate) ? Command::Kind::kValidate : Command::Kind::kTrain;
-  command.resolved = app.config_to_str(true, false);
+  command.kind = app.got_subcommand(validate)   ? Command::Kind::kValidate
+                 : app.got_subcommand(diagnose) ? Command::Kind::kDiagnose
+                                                : Command::Kind::kTrain;
+  // The top-level options only (CLI11 adds subcommand entries such as "diagnose.bundle").
+  std::istringstream all(app.config_to_str(true, false));
+  for (std::string line; std::getline(all, line);) {
+    if (line.rfind("train.", 0) != 0 && line.rfind("validate.", 0) != 0 && line.rfind("diagnose.", 0) != 0) {
+      command.resolved += line + "\n";
+    }
+  }
   return command;
 }
 

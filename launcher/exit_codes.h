@@ -12,6 +12,10 @@ enum ExitCode : int {
   kExitComm = 5,        // MPI / NCCL / c10d failure
   kExitPeer = 6,        // another rank failed or vanished without saying why
   kExitLabels = 7,      // label validation failed (a bad label whose policy is "fail")
+  kExitBatchData = 8,   // a step failed on its data: a target or index out of range
+  kExitDeviceAssert = 9,  // a CUDA device-side assert
+  kExitNonFinite = 10,  // a non-finite loss, gradient norm or input
+  kExitStall = 11,      // a step or collective overran --step-timeout
 };
 
 }  // namespace trainguard

@@ -10,15 +10,17 @@
 #include "diagnostics/labels/label_validation.h"
 #include "launcher/mpi_session.h"
 #include "trainer/core/config.h"
+#include "trainer/dist/fault_channel.h"
 #include "trainer/dist/mpi_control_plane.h"
 #include "trainer/data/dataset.h"
 
 namespace trainguard {
 
 struct Job {
-  explicit Job(MpiSession& mpi) : mpi(mpi), control(MPI_COMM_WORLD) {}
+  explicit Job(MpiSession& mpi) : mpi(mpi), control(MPI_COMM_WORLD), faults(MPI_COMM_WORLD) {}
   MpiSession& mpi;
   MpiControlPlane control;
+  FaultChannel faults;  // out-of-band stop notices
   torch::Device device = torch::kCPU;
   std::unique_ptr<Dataset> train;
   std::unique_ptr<Dataset> test;  // null for the synthetic set or with --no-eval

@@ -1,14 +1,23 @@
-// trainguard's entry point: MPI up, flags parsed, the job prepared, the subcommand run, and the
-// outcome turned into an exit code (README: exit codes).
+// trainguard's entry point: flags parsed, MPI up (for train and validate), the job prepared, the
+// subcommand run, and the outcome turned into an exit code (README: exit codes).
 #include <torch/torch.h>
+#include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
+#include "diagnostics/faults/diagnose.h"
+#include "diagnostics/faults/fault_guard.h"
+#include "diagnostics/faults/fault_injection.h"
+#include "diagnostics/faults/fault_watch.h"
 #include "diagnostics/labels/label_guard.h"
 #include "launcher/cli.h"
 #include "launcher/exit_codes.h"
 #include "launcher/job.h"
 #include "launcher/progress.h"
+#include "trainer/core/atomic_file.h"
 #include "trainer/core/errors.h"
 #include "trainer/core/log.h"
 #include "trainer/core/sharding.h"
@@ -21,8 +30,8 @@
 namespace trainguard {
 namespace {
 
-// The exit code of an error; a peer's agreed failure gives that failure's code, so that every
-// rank of the job exits with the same one.
+// The exit code of an error; a peer's failure gives that failure's code, so that every rank of
+// the job exits with the code of the cause.
 int ExitCodeOf(const std::exception& e) {
   switch (KindOf(e)) {
     case ErrorKind::kConfig: return kExitUsage;
@@ -31,28 +40,35 @@ int ExitCodeOf(const std::exception& e) {
     case ErrorKind::kComm: return kExitComm;
     case ErrorKind::kPeer: return kExitPeer;
     case ErrorKind::kLabels: return kExitLabels;
+    case ErrorKind::kBatchData: return kExitBatchData;
+    case ErrorKind::kDeviceAssert: return kExitDeviceAssert;
+    case ErrorKind::kNonFinite: return kExitNonFinite;
+    case ErrorKind::kStall: return kExitStall;
     case ErrorKind::kInternal: return kExitInternal;
   }
   return kExitInternal;
 }
 
-// Errors every rank raises together: agreed ones (RunAgreed: PeerError, and CheckpointError on
-// the writing rank) and label verdicts (the same report on every rank). Anything else may leave
-// peers blocked in a collective.
-bool RaisedOnEveryRank(const std::exception& e) {
-  return dynamic_cast<const PeerError*>(&e) || dynamic_cast<const CheckpointError*>(&e) ||
-         dynamic_cast<const LabelError*>(&e);
+// Ends this rank after a failure. Peers that may not know yet are told over the fault channel
+// (internal and library errors; every other kind is either agreed or already told); then the
+// ranks wait for each other (bounded by --fault-grace) so that no rank is killed by the
+// launcher while it still writes its bundle; then the process ends without MPI_Finalize, since
+// collectives may be left pending.
+[[noreturn]] void StopRank(const std::exception& e, Job& job, double grace_s) {
+  const int code = ExitCodeOf(e);
+  const bool verdict_everywhere = dynamic_cast<const LabelError*>(&e) != nullptr;
+  if (!verdict_everywhere || job.mpi.rank() == 0) LogLine(std::string("error: ") + e.what());
+  if (job.mpi.world() > 1) {
+    const ErrorKind kind = KindOf(e);
+    if (kind == ErrorKind::kInternal || kind == ErrorKind::kComm) job.faults.Tell(static_cast<int>(kind), 0, e.what());
+    if (!job.faults.Rendezvous(grace_s)) LogLine("some ranks did not reach the end within --fault-grace");
+  }
+  LogLine("exiting with code " + std::to_string(code));
+  std::fflush(nullptr);
+  std::_Exit(code);
 }
 
-// Logs the error and returns its exit code; aborts the whole job when peers may be waiting.
-int Fail(const std::exception& e, MpiSession& mpi) {
-  // A label verdict is the same everywhere: rank 0 says it once.
-  if (!dynamic_cast<const LabelError*>(&e) || mpi.rank() == 0) LogLine(std::string("error: ") + e.what());
-  if (!RaisedOnEveryRank(e) && mpi.world() > 1) mpi.AbortJob(ExitCodeOf(e));
-  return ExitCodeOf(e);
-}
-
-std::unique_ptr<DataPlane> MakeDataPlane(torch::Device device, const MpiSession& mpi) {
+std::unique_ptr<DataPlane> MakeDataPlane(torch::Device device, const MpiSession& mpi, WaitGuard* guard) {
   if (device.is_cuda()) {
 #ifdef TRAINGUARD_WITH_NCCL
     return MakeNcclDataPlane(MPI_COMM_WORLD, device.index());
@@ -61,7 +77,9 @@ std::unique_ptr<DataPlane> MakeDataPlane(torch::Device device, const MpiSession&
 #endif
   }
   if (mpi.world() == 1) return std::make_unique<SoloDataPlane>();
-  return std::make_unique<MpiDataPlane>(MPI_COMM_WORLD);
+  auto plane = std::make_unique<MpiDataPlane>(MPI_COMM_WORLD);
+  plane->set_wait_guard(guard);
+  return plane;
 }
 
 void PrintResolved(const Command& command, const MpiSession& mpi) {
@@ -70,34 +88,60 @@ void PrintResolved(const Command& command, const MpiSession& mpi) {
   std::fflush(stdout);
 }
 
+FaultOptions FaultOptionsFor(const Command& command, const Dataset& train, const LabelCheckOptions& labels) {
+  const TrainConfig& c = command.train;
+  FaultOptions o;
+  o.bundle_dir = c.bundle_dir;
+  o.run_diagnosis = c.diagnose;
+  o.host_copy_every = c.host_copy_every;
+  char self[4096] = {0};
+  if (::readlink("/proc/self/exe", self, sizeof self - 1) > 0) o.executable = self;
+  o.config_text = command.resolved;
+  o.model.num_classes = labels.num_classes;
+  o.model.ignore_index = c.ignore_index;
+  o.model.in_channels = train.shape().channels;
+  o.model.image_size = train.shape().height;
+  o.model.width = c.width;
+  return o;
+}
+
 int RunTrain(const Command& command, MpiSession& mpi) {
   const TrainConfig& config = command.train;
   PrintResolved(command, mpi);
   Job job(mpi);
-  std::unique_ptr<DataPlane> plane;
-  std::unique_ptr<LabelGuard> labels;
-  std::unique_ptr<Trainer> trainer;
-  ProgressPrinter progress(mpi.rank() == 0, config.epochs, config.log_every);
   try {
     PrepareJob(config, job);
-    plane = MakeDataPlane(job.device, mpi);
-    TrainContext context{job.control, *plane, job.device, {}};
-    if (config.validate_labels) {
-      labels = std::make_unique<LabelGuard>(job.control, *job.train, LabelOptionsFor(config, *job.train), config.label_report);
-      context.observers.push_back(labels.get());
-    }
+    // Waits in collectives give up on a peer's fault notice or at --step-timeout.
+    FaultWatch watch(job.faults, config.step_timeout, std::min(config.fault_grace, 5.0), [](const std::string&) {
+      std::fflush(nullptr);
+      std::_Exit(kExitStall);
+    });
+    job.control.set_wait_guard(&watch);
+    auto plane = MakeDataPlane(job.device, mpi, &watch);
+    const LabelCheckOptions label_options = LabelOptionsFor(config, *job.train);
+    std::vector<FaultSpec> injected;
+    for (const auto& spec : config.inject_faults) injected.push_back(ParseFaultSpec(spec));
+
+    LabelGuard labels(job.control, *job.train, label_options, config.label_report);
+    ProgressPrinter progress(mpi.rank() == 0, config.epochs, config.log_every);
+    FaultGuard faults(FaultOptionsFor(command, *job.train, label_options), job.faults, watch, *job.train, job.device);
+    FaultInjector injector(injected, mpi.rank());
+    TrainContext context{job.control, *plane, job.device, {}, {&faults, &injector}};
+    if (config.validate_labels) context.observers.push_back(&labels);
     context.observers.push_back(&progress);
-    trainer = std::make_unique<Trainer>(config, *job.train, job.test.get(), context);
+
+    Trainer trainer(config, *job.train, job.test.get(), context);
     if (mpi.rank() == 0) LogLine("training on " + job.device.str() + ", " + std::to_string(job.train->size()) + " samples");
-    const TrainSummary s = trainer->Run();
+    const TrainSummary s = trainer.Run();
     if (mpi.rank() == 0) {
       if (s.test_accuracy) std::printf("test accuracy: %.4f\n", *s.test_accuracy);
       std::printf("steps: %lld, epoch %lld, throughput_img_per_s=%.1f\n", static_cast<long long>(s.steps_this_run),
                   static_cast<long long>(s.end.epoch), s.images_per_second);
     }
+    job.control.set_wait_guard(nullptr);
     return kExitOk;
   } catch (const std::exception& e) {
-    return Fail(e, mpi);
+    StopRank(e, job, config.fault_grace);
   }
 }
 
@@ -115,8 +159,40 @@ int RunValidate(const Command& command, MpiSession& mpi) {
     if (mpi.rank() == 0) std::printf("label validation passed\n");
     return kExitOk;
   } catch (const std::exception& e) {
-    return Fail(e, mpi);
+    StopRank(e, job, config.fault_grace);
   }
+}
+
+// `trainguard diagnose BUNDLE`: no MPI; prints the summary, writes BUNDLE/diagnosis.json.
+int RunDiagnose(const Command& command) {
+  setenv("CUDA_LAUNCH_BLOCKING", "1", 1);  // before anything touches CUDA
+  try {
+    const Diagnosis d = Diagnose(ReadBundle(command.bundle));
+    std::printf("%s", FormatDiagnosis(d).c_str());
+    WriteFileAtomically(command.bundle + "/diagnosis.json", DiagnosisJson(d));
+    std::printf("  report: %s/diagnosis.json\n", command.bundle.c_str());
+    std::fflush(stdout);
+    return kExitOk;
+  } catch (const std::exception& e) {
+    LogLine(std::string("error: ") + e.what());
+    return ExitCodeOf(e);
+  }
+}
+
+// mpirun stops the surviving ranks with SIGTERM when one dies: say so, and exit with the
+// peer-failure code.
+char g_term_message[160];
+extern "C" void OnTerminate(int) {
+  ssize_t ignored = ::write(STDERR_FILENO, g_term_message, std::strlen(g_term_message));
+  (void)ignored;
+  std::_Exit(kExitPeer);
+}
+
+void ExitOnTerminate(int rank) {
+  std::snprintf(g_term_message, sizeof g_term_message,
+                "[rank %d] stopped by SIGTERM: the launcher ends the job, usually because another rank died; "
+                "exiting with code %d\n", rank, static_cast<int>(kExitPeer));
+  std::signal(SIGTERM, OnTerminate);
 }
 
 }  // namespace
@@ -124,17 +200,21 @@ int RunValidate(const Command& command, MpiSession& mpi) {
 
 int main(int argc, char** argv) {
   using namespace trainguard;
+  const Command command = ParseCommandLine(argc, argv);
+  if (command.kind == Command::Kind::kDiagnose) return RunDiagnose(command);
   MpiSession mpi(&argc, &argv);
   if (mpi.world() > 1) SetLogRank(mpi.rank());
-  const Command command = ParseCommandLine(argc, argv);
   switch (command.kind) {
     case Command::Kind::kExit:
       if (mpi.rank() == 0) std::fputs(command.message.c_str(), command.exit_code == 0 ? stdout : stderr);
       return command.exit_code;
     case Command::Kind::kTrain:
+      if (mpi.world() > 1) ExitOnTerminate(mpi.rank());
       return RunTrain(command, mpi);
     case Command::Kind::kValidate:
       return RunValidate(command, mpi);
+    case Command::Kind::kDiagnose:
+      break;  // handled before MPI
   }
   return kExitInternal;
 }

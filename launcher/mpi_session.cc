@@ -23,9 +23,4 @@ MpiSession::MpiSession(int* argc, char*** argv) {
 
 MpiSession::~MpiSession() { MPI_Finalize(); }
 
-void MpiSession::AbortJob(int code) {
-  MPI_Abort(MPI_COMM_WORLD, code);
-  std::_Exit(code);  // MPI_Abort does not return; this keeps [[noreturn]] honest
-}
-
 }  // namespace trainguard

@@ -19,10 +19,6 @@ class MpiSession {
   int local_rank() const { return local_rank_; }
   int local_world() const { return local_world_; }
 
-  // Ends every rank of the job with `code`; for failures after which peers may be blocked in a
-  // collective. Only main() calls it.
-  [[noreturn]] void AbortJob(int code);
-
  private:
   int rank_ = 0, world_ = 1, local_rank_ = 0, local_world_ = 1;
 };

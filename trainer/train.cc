@@ -2,6 +2,7 @@
 #include "trainer/train.h"
 
 #include <chrono>
+#include <cmath>
 
 #include "trainer/core/errors.h"
 #include "trainer/core/sharding.h"
@@ -70,15 +71,31 @@ double Trainer::Step(const Batch& batch) {
   auto local_sum = F::cross_entropy(
       logits.detach(), targets, F::CrossEntropyFuncOptions().ignore_index(config_.ignore_index).reduction(torch::kSum));
   // One agreement per step: the global count of valid targets and the global loss sum.
-  std::vector<double> totals{static_cast<double>(batch.valid_targets), local_sum.item<double>()};
+  const double local = local_sum.item<double>();
+  local_loss_finite_ = std::isfinite(local);
+  gradient_not_finite_ = false;
+  std::vector<double> totals{static_cast<double>(batch.valid_targets), local};
   ctx_.control.AllReduceSum(totals);
   const auto global_valid = static_cast<int64_t>(totals[0]);
+  const double global_loss = totals[1] / static_cast<double>(std::max<int64_t>(global_valid, 1));
+  if (!std::isfinite(global_loss)) {  // every rank sees the same sum: an agreed verdict
+    throw FaultError(ErrorKind::kNonFinite, "the loss is not finite (" + std::to_string(global_loss) + ")");
+  }
   auto loss = GlobalMeanCrossEntropy(logits, targets, config_.ignore_index, global_valid);
   optimizer_->zero_grad();
   loss.backward();
   reducer_->Finish();
+  // Gradients are the same on every rank after the reduction: so is this verdict.
+  double norm_sq = 0;
+  for (const auto& p : model_->parameters()) {
+    if (p.grad().defined()) norm_sq += p.grad().pow(2).sum().item<double>();
+  }
+  gradient_not_finite_ = !std::isfinite(norm_sq);
+  if (gradient_not_finite_) {
+    throw FaultError(ErrorKind::kNonFinite, "the gradient norm is not finite while the loss is");
+  }
   optimizer_->step();
-  return totals[1] / static_cast<double>(std::max<int64_t>(global_valid, 1));
+  return global_loss;
 }
 
 std::optional<double> Trainer::EvaluateEpoch(EpochReport& report) {
@@ -106,6 +123,53 @@ EpochPlan Trainer::PlanEpoch(int64_t epoch) {
   return plan;
 }
 
+namespace {
+
+// The kind of an exception thrown inside a step by Torch or CUDA.
+ErrorKind ClassifyStepError(const std::exception& e) {
+  const std::string what = e.what();
+  if (what.find("device-side assert") != std::string::npos) return ErrorKind::kDeviceAssert;
+  if (dynamic_cast<const c10::IndexError*>(&e) || what.find("out of bounds") != std::string::npos) {
+    return ErrorKind::kBatchData;
+  }
+  return ErrorKind::kInternal;
+}
+
+std::string FirstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+}  // namespace
+
+double Trainer::GuardedStep(Batch& batch, const StepReport& where) {
+  for (StepHooks* h : ctx_.hooks) h->BeforeStep(where, batch);
+  StepFailure failure;
+  failure.where = where;
+  failure.batch = &batch;
+  failure.model = model_.ptr().get();
+  try {
+    const double loss = Step(batch);
+    for (StepHooks* h : ctx_.hooks) h->AfterStep(where, *model_);
+    return loss;
+  } catch (const FaultError& e) {  // non-finite: raised on every rank together
+    if (e.kind() == ErrorKind::kStall) throw;  // a wait gave up: no batch is at fault
+    failure.kind = e.kind();
+    failure.what = e.what();
+    // A non-finite loss is the doing of the ranks whose own part was not finite. A non-finite
+    // gradient norm with finite losses cannot be traced to a rank after the reduction: rank 0
+    // keeps the evidence.
+    failure.culprit = !local_loss_finite_ || (gradient_not_finite_ && ctx_.control.rank() == 0);
+  } catch (const Error&) {
+    throw;  // a peer's failure, a library failure: not this batch's doing
+  } catch (const std::exception& e) {
+    failure.kind = ClassifyStepError(e);
+    failure.what = e.what();
+    failure.culprit = true;
+  }
+  for (StepHooks* h : ctx_.hooks) h->OnStepFailed(failure);
+  throw FaultError(failure.kind, "step " + std::to_string(where.global_step) + " (epoch " +
+                                     std::to_string(where.epoch + 1) + ") failed on rank " +
+                                     std::to_string(ctx_.control.rank()) + ": " + FirstLine(failure.what));
+}
+
 TrainSummary Trainer::Run() {
   using Clock = std::chrono::steady_clock;
   TrainSummary summary;
@@ -123,15 +187,16 @@ TrainSummary Trainer::Run() {
     int64_t loss_count = 0;
     while (pos.step_in_epoch < steps_per_epoch && budget_left()) {
       const auto indices = Slice(plan.shard, pos.step_in_epoch * config_.batch_size, config_.batch_size);
-      const Batch batch = MakeBatch(train_, indices, config_.ignore_index, plan.ignored);
+      Batch batch = MakeBatch(train_, indices, config_.ignore_index, plan.ignored);
       if (summary.steps_this_run == config_.warmup_steps) timer_start = Clock::now();
-      const double loss = Step(batch);
+      const int64_t global_images = static_cast<int64_t>(indices.size()) * world;
+      const double loss = GuardedStep(
+          batch, {pos.epoch, pos.step_in_epoch + 1, steps_per_epoch, pos.global_step + 1, 0, global_images});
       ++pos.step_in_epoch;
       ++pos.global_step;
       ++summary.steps_this_run;
       loss_sum += loss;
       ++loss_count;
-      const int64_t global_images = static_cast<int64_t>(indices.size()) * world;
       if (summary.steps_this_run > config_.warmup_steps) timed_images += global_images;
       const StepReport report{pos.epoch, pos.step_in_epoch, steps_per_epoch, pos.global_step, loss, global_images};
       for (TrainObserver* o : ctx_.observers) o->OnStepEnd(report);

@@ -16,6 +16,7 @@
 #include "trainer/dist/grad_reducer.h"
 #include "trainer/model/hw3_net.h"
 #include "trainer/observer.h"
+#include "trainer/step_hooks.h"
 
 namespace trainguard {
 
@@ -25,6 +26,7 @@ struct TrainContext {
   DataPlane& data;
   torch::Device device = torch::kCPU;
   std::vector<TrainObserver*> observers = {};  // called in this order
+  std::vector<StepHooks*> hooks = {};          // called in this order
 };
 
 struct TrainSummary {
@@ -50,6 +52,8 @@ class Trainer {
   TrainSummary Run();
 
   // One optimizer step on this rank's part of the global batch; returns the global mean loss.
+  // A non-finite global loss or gradient norm throws FaultError(kNonFinite) on every rank,
+  // before the weights change.
   double Step(const Batch& batch);
 
   Hw3Net& model() { return model_; }
@@ -60,6 +64,12 @@ class Trainer {
   void SaveAgreed(const TrainPosition& position);
   std::optional<double> EvaluateEpoch(EpochReport& report);
   EpochPlan PlanEpoch(int64_t epoch);
+  // Runs Step; on failure tells the hooks (with this rank's share of the blame) and throws
+  // FaultError. Errors of other ranks (PeerError) and of the library (CommError) pass through.
+  double GuardedStep(Batch& batch, const StepReport& where);
+
+  bool local_loss_finite_ = true;     // of the last Step: whether this rank's loss sum was finite
+  bool gradient_not_finite_ = false;  // of the last Step: the reduced gradient norm was not finite
 
   const TrainConfig& config_;
   const Dataset& train_;

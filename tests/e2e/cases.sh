@@ -99,6 +99,60 @@ case ${1:?case} in
       --label-report ""
     expect_rc validate 7
     ;;
+  planted_bad_label_no_validation)
+    # Validation off, label 11 of 11 classes on one rank: every rank stops within 30 s with the
+    # batch-data code, the failing rank's bundle exists and its diagnosis names the sample and the loss.
+    for np in 2 3; do
+      start=$(date +%s)
+      run bad$np "$np" train --dataset synthetic --synthetic-samples 120 --synthetic-classes 11 --width 0.25 \
+        --threads 1 --no-validate-labels --plant-label 37=11 --bundle-dir "$WORK/faults$np" --fault-grace 20
+      elapsed=$(( $(date +%s) - start ))
+      expect_rc bad$np 8
+      [ "$elapsed" -le 30 ] || fail "took ${elapsed}s with $np ranks"
+      [ "$(grep -c 'exiting with code 8' "$WORK/bad$np.err")" = "$np" ] || fail "not every rank exited with code 8"
+      bundle=$(ls -d "$WORK/faults$np"/step*-rank*)
+      [ -f "$bundle/meta.json" ] && [ -f "$bundle/tensors.pt" ] || fail "no bundle"
+      expect_text bad$np out "bad_label"
+      expect_text bad$np out "operation: cross_entropy / nll_loss"
+      expect_text bad$np out "sample 37, file synthetic#37, label '11'"
+      grep -q '"index": 37' "$bundle/diagnosis.json" || fail "diagnosis.json does not name sample 37"
+    done
+    # The same report from a separate run of diagnose on the saved bundle.
+    cp "$bundle/diagnosis.json" "$WORK/first.json"
+    timeout 60 "$BIN" diagnose "$bundle" >"$WORK/again.out" 2>&1 || fail "diagnose by hand failed"
+    cmp -s "$WORK/first.json" "$bundle/diagnosis.json" || fail "diagnose by hand gave another report"
+    grep -q "sample 37, file synthetic#37, label '11'" "$WORK/again.out" || fail "diagnose by hand: no sample"
+    ;;
+  planted_nan)
+    run nan 3 train --dataset synthetic --synthetic-samples 120 --width 0.25 --threads 1 \
+      --inject-fault nan:rank=1:step=2 --bundle-dir "$WORK/faults" --fault-grace 20
+    expect_rc nan 10
+    expect_text nan out "non_finite_input"
+    expect_text nan out "module: features.0 (Conv2d)"
+    [ -d "$WORK/faults/step2-rank1" ] || fail "the culprit rank 1 wrote no bundle"
+    [ "$(ls "$WORK/faults" | wc -l)" = 1 ] || fail "only the culprit writes a bundle"
+    ;;
+  killed_rank)
+    start=$(date +%s)
+    run kill 3 train --dataset synthetic --synthetic-samples 3000 --width 0.25 --threads 1 \
+      --inject-fault kill:rank=1:step=5
+    elapsed=$(( $(date +%s) - start ))
+    [ "$(rc_of kill)" != 0 ] || fail "the job succeeded"
+    [ "$elapsed" -le 30 ] || fail "took ${elapsed}s"
+    for r in 0 2; do
+      expect_text kill err "[rank $r] stopped by SIGTERM"
+    done
+    expect_text kill err "exiting with code 6"
+    ;;
+  stalled_rank)
+    start=$(date +%s)
+    run stall 3 train --dataset synthetic --synthetic-samples 3000 --width 0.25 --threads 1 \
+      --inject-fault sleep:rank=2:step=4:seconds=120 --step-timeout 5 --fault-grace 5
+    elapsed=$(( $(date +%s) - start ))
+    expect_rc stall 11
+    [ "$elapsed" -le 40 ] || fail "took ${elapsed}s"
+    expect_text stall err "stall in step 4: rank(s) 2 did not arrive within --step-timeout 5 s"
+    ;;
   *) fail "unknown case $1" ;;
 esac
 echo "PASS: $1"

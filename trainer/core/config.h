@@ -48,6 +48,14 @@ struct TrainConfig {
   int64_t max_offenders = 10;           // offenders listed per kind
   std::vector<std::string> plant_labels;  // "INDEX=LABEL": replace labels, for tests and demos
 
+  // --- faults ---
+  double step_timeout = 300;   // seconds; a step or collective that overruns it is a stall
+  double fault_grace = 30;     // seconds ranks wait for each other when stopping on a fault
+  std::string bundle_dir = "trainguard-faults";  // repro bundles: <dir>/step<N>-rank<R>
+  bool diagnose = true;        // the failing rank runs `trainguard diagnose` on its bundle
+  int64_t host_copy_every = 50;  // GPU runs: steps between host copies of the weights
+  std::vector<std::string> inject_faults;  // KIND:rank=R:step=K[:seconds=S], tests and demos
+
   // --- checkpoints ---
   std::string checkpoint;        // file to write (empty: none)
   int64_t checkpoint_every = 0;  // also write every N steps (0: at epoch ends only)

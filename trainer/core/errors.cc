@@ -16,6 +16,7 @@ ErrorKind KindOf(const std::exception& e) {
   if (dynamic_cast<const CommError*>(&e)) return ErrorKind::kComm;
   if (dynamic_cast<const LabelError*>(&e)) return ErrorKind::kLabels;
   if (const auto* peer = dynamic_cast<const PeerError*>(&e)) return peer->origin();
+  if (const auto* fault = dynamic_cast<const FaultError*>(&e)) return fault->kind();
   return ErrorKind::kInternal;
 }
 

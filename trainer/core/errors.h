@@ -45,7 +45,23 @@ class CommError : public Error {
 
 // What kind of failure an error is; travels between ranks so that every rank of a job that
 // stops on an agreed failure reports the same cause (and exit code).
-enum class ErrorKind { kInternal, kConfig, kData, kCheckpoint, kComm, kPeer, kLabels };
+enum class ErrorKind {
+  kInternal, kConfig, kData, kCheckpoint, kComm, kPeer, kLabels,
+  kBatchData,     // a step failed on its data: a target or index out of range
+  kDeviceAssert,  // a CUDA device-side assert
+  kNonFinite,     // a non-finite loss, gradient norm or input
+  kStall,         // a step or collective overran its deadline
+};
+
+// A training step failed; `kind` is one of the step kinds above.
+class FaultError : public Error {
+ public:
+  FaultError(ErrorKind kind, const std::string& what) : Error(what), kind_(kind) {}
+  ErrorKind kind() const { return kind_; }
+
+ private:
+  ErrorKind kind_;
+};
 
 // Another rank failed; this rank stops with it. `origin` is the kind of the failure there.
 class PeerError : public Error {

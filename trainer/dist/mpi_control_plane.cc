@@ -3,6 +3,9 @@
 
 #include <unistd.h>
 
+#include <chrono>
+#include <thread>
+
 #include "trainer/core/errors.h"
 #include "trainer/dist/mpi_check.h"
 
@@ -22,6 +25,21 @@ void CheckMpi(int rc, const char* call, const char* file, int line) {
                   ": " + std::string(text, static_cast<size_t>(len)));
 }
 
+void WaitFor(MPI_Request& request, WaitGuard* guard) {
+  if (guard == nullptr) {
+    TG_MPI_CHECK(MPI_Wait(&request, MPI_STATUS_IGNORE));
+    return;
+  }
+  for (int polls = 0;; ++polls) {
+    int done = 0;
+    TG_MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+    if (done) return;
+    guard->Check();
+    // Spin briefly for fast collectives, then yield the core to the ranks we wait for.
+    if (polls > 1000) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
 MpiControlPlane::MpiControlPlane(MPI_Comm comm) {
   TG_MPI_CHECK(MPI_Comm_dup(comm, &comm_));
   TG_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
@@ -35,18 +53,21 @@ MpiControlPlane::~MpiControlPlane() {
 }
 
 void MpiControlPlane::AllReduceSum(std::vector<int64_t>& v) {
-  TG_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_INT64_T,
-                             MPI_SUM, comm_));
+  MPI_Request request;
+  TG_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_INT64_T, MPI_SUM, comm_, &request));
+  WaitFor(request, guard_);
 }
 
 void MpiControlPlane::AllReduceSum(std::vector<double>& v) {
-  TG_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_DOUBLE,
-                             MPI_SUM, comm_));
+  MPI_Request request;
+  TG_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_DOUBLE, MPI_SUM, comm_, &request));
+  WaitFor(request, guard_);
 }
 
 void MpiControlPlane::AllReduceMax(std::vector<int64_t>& v) {
-  TG_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_INT64_T,
-                             MPI_MAX, comm_));
+  MPI_Request request;
+  TG_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_INT64_T, MPI_MAX, comm_, &request));
+  WaitFor(request, guard_);
 }
 
 void MpiControlPlane::Broadcast(std::string& bytes, int root) {

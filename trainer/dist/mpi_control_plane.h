@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include "trainer/core/control_plane.h"
+#include "trainer/core/wait_guard.h"
 
 namespace trainguard {
 
@@ -23,10 +24,14 @@ class MpiControlPlane final : public ControlPlane {
   void Broadcast(std::string& bytes, int root) override;
   std::vector<std::string> AllGather(const std::string& bytes) override;
 
+  // From now on, all-reduces wait under `guard` (may be null: plain blocking waits).
+  void set_wait_guard(WaitGuard* guard) { guard_ = guard; }
+
  private:
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int world_ = 1;
+  WaitGuard* guard_ = nullptr;
 };
 
 }  // namespace trainguard

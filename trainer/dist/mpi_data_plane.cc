@@ -21,17 +21,18 @@ MPI_Datatype MpiTypeOf(const torch::Tensor& t) {
 
 class MpiPending final : public PendingReduce {
  public:
-  MpiPending(torch::Tensor t, MPI_Comm comm) : tensor_(std::move(t)) {
+  MpiPending(torch::Tensor t, MPI_Comm comm, WaitGuard* guard) : tensor_(std::move(t)), guard_(guard) {
     TG_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, tensor_.data_ptr(), static_cast<int>(tensor_.numel()),
                                 MpiTypeOf(tensor_), MPI_SUM, comm, &request_));
   }
-  ~MpiPending() override {
-    if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
-  }
-  void Wait() override { TG_MPI_CHECK(MPI_Wait(&request_, MPI_STATUS_IGNORE)); }
+  // An abandoned all-reduce (the step failed) is left to the process exit, never waited on here:
+  // its peers may be gone.
+  ~MpiPending() override = default;
+  void Wait() override { WaitFor(request_, guard_); }
 
  private:
   torch::Tensor tensor_;  // keeps the buffer alive while MPI uses it
+  WaitGuard* guard_;
   MPI_Request request_ = MPI_REQUEST_NULL;
 };
 
@@ -46,7 +47,7 @@ MpiDataPlane::~MpiDataPlane() {
 }
 
 std::unique_ptr<PendingReduce> MpiDataPlane::StartSum(torch::Tensor tensor) {
-  return std::make_unique<MpiPending>(std::move(tensor), comm_);
+  return std::make_unique<MpiPending>(std::move(tensor), comm_, guard_);
 }
 
 void MpiDataPlane::Broadcast(torch::Tensor tensor, int root) {

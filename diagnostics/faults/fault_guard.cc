@@ -1,0 +1,136 @@
+// Fault capture on a failing rank (see fault_guard.h).
+#include "diagnostics/faults/fault_guard.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "trainer/core/log.h"
+
+extern char** environ;
+
+namespace trainguard {
+namespace {
+
+std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+// The environment for the child: this one without the MPI launcher's variables (the child is
+// not a rank of the job), plus CUDA_LAUNCH_BLOCKING=1.
+std::vector<std::string> ChildEnvironment() {
+  std::vector<std::string> env{"CUDA_LAUNCH_BLOCKING=1"};
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    if (entry.rfind("OMPI_", 0) == 0 || entry.rfind("PMIX_", 0) == 0 || entry.rfind("CUDA_LAUNCH_BLOCKING=", 0) == 0) {
+      continue;
+    }
+    env.push_back(entry);
+  }
+  return env;
+}
+
+}  // namespace
+
+FaultGuard::FaultGuard(FaultOptions options, FaultChannel& channel, FaultWatch& watch, const SampleCatalog& catalog,
+                       torch::Device device)
+    : options_(std::move(options)), channel_(channel), watch_(watch), catalog_(catalog), device_(device) {}
+
+void FaultGuard::BeforeStep(const StepReport& where, Batch&) { watch_.Arm(where.global_step); }
+
+void FaultGuard::AfterStep(const StepReport& where, torch::nn::Module& model) {
+  watch_.Disarm();
+  if (device_.is_cuda() && (host_weights_.empty() || where.global_step % options_.host_copy_every == 0)) {
+    host_weights_ = HostWeights(model);
+    host_weights_step_ = where.global_step;
+  }
+}
+
+Bundle FaultGuard::Capture(const StepFailure& f) const {
+  Bundle b;
+  BundleMeta& m = b.meta;
+  m = options_.model;
+  m.kind = ErrorKindName(f.kind);
+  m.error = f.what;
+  m.rank = channel_.rank();
+  m.world = channel_.world();
+  m.epoch = f.where.epoch;
+  m.step_in_epoch = f.where.step_in_epoch;
+  m.global_step = f.where.global_step;
+  m.device = device_.str();
+  m.config = options_.config_text;
+  for (int64_t i : f.batch->indices) {
+    m.indices.push_back(i);
+    m.sources.push_back(catalog_.source(i));
+    m.raw_labels.push_back(catalog_.label(i).text);
+  }
+  b.images = f.batch->images;
+  b.targets = f.batch->targets;
+  b.rng_state = at::detail::getDefaultCPUGenerator().get_state();
+  if (device_.is_cuda()) {
+    b.weights = host_weights_;
+    m.weights_from = "host copy after step " + std::to_string(host_weights_step_);
+  } else {
+    b.weights = HostWeights(*f.model);  // the optimizer has not stepped: these are the step's weights
+    m.weights_from = "the failing step's own weights";
+  }
+  return b;
+}
+
+void FaultGuard::OnStepFailed(const StepFailure& f) {
+  watch_.Disarm();
+  if (!f.culprit) return;
+  const std::string dir = options_.bundle_dir + "/step" + std::to_string(f.where.global_step) + "-rank" +
+                          std::to_string(channel_.rank());
+  // Non-finite verdicts are reached by every rank together; anything else only this rank knows.
+  if (f.kind != ErrorKind::kNonFinite) {
+    channel_.Tell(static_cast<int>(f.kind), f.where.global_step,
+                  "step " + std::to_string(f.where.global_step) + ": " + FirstLine(f.what) + " (repro bundle " + dir + ")");
+  }
+  try {
+    ::mkdir(options_.bundle_dir.c_str(), 0755);
+    WriteBundle(dir, Capture(f));
+    bundle_ = dir;
+    LogLine("repro bundle written: " + dir);
+  } catch (const std::exception& e) {
+    LogLine(std::string("error: the repro bundle could not be written to ") + dir + ": " + e.what());
+    return;
+  }
+  if (options_.run_diagnosis) RunDiagnosis();
+}
+
+void FaultGuard::RunDiagnosis() const {
+  std::vector<std::string> args{options_.executable, "diagnose", bundle_};
+  std::vector<std::string> env = ChildEnvironment();
+  std::vector<char*> argv, envp;
+  for (auto& a : args) argv.push_back(a.data());
+  for (auto& e : env) envp.push_back(e.data());
+  argv.push_back(nullptr);
+  envp.push_back(nullptr);
+  std::fflush(nullptr);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  if (child < 0) {
+    LogLine("error: could not start the diagnosis; run `trainguard diagnose " + bundle_ + "` by hand");
+    return;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.diagnosis_timeout_s);
+  int status = 0;
+  while (::waitpid(child, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(child, SIGKILL);
+      ::waitpid(child, &status, 0);
+      LogLine("error: the diagnosis overran " + std::to_string(options_.diagnosis_timeout_s) + " s; run `trainguard diagnose " +
+              bundle_ + "` by hand");
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace trainguard

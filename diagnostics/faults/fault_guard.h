@@ -1,0 +1,54 @@
+// FaultGuard: the StepHooks the launcher plugs in for fault capture. It arms the FaultWatch for
+// each step, keeps a host copy of the weights when training on a GPU (after a device-side
+// assert nothing can be copied off the device), and when a step fails on this rank:
+//   1. tells every other rank at once (unless the failure is already agreed, e.g. non-finite),
+//   2. writes the repro bundle,
+//   3. runs `trainguard diagnose BUNDLE` in a child process and waits for it (bounded).
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "diagnostics/faults/bundle.h"
+#include "diagnostics/faults/fault_watch.h"
+#include "trainer/core/sample.h"
+#include "trainer/step_hooks.h"
+
+namespace trainguard {
+
+struct FaultOptions {
+  std::string bundle_dir = "trainguard-faults";  // bundles go to <dir>/step<N>-rank<R>
+  bool run_diagnosis = true;                     // start the child that diagnoses the bundle
+  double diagnosis_timeout_s = 120;
+  int64_t host_copy_every = 50;  // steps between host copies of GPU weights
+  std::string executable;        // this program, for the child
+  std::string config_text;       // the resolved configuration, stored in the bundle
+  BundleMeta model;              // model shape, classes and ignore index (other fields unused)
+};
+
+class FaultGuard final : public StepHooks {
+ public:
+  FaultGuard(FaultOptions options, FaultChannel& channel, FaultWatch& watch, const SampleCatalog& catalog,
+             torch::Device device);
+  void BeforeStep(const StepReport& where, Batch& batch) override;
+  void AfterStep(const StepReport& where, torch::nn::Module& model) override;
+  void OnStepFailed(const StepFailure& failure) override;
+
+  // The bundle folder written on this rank, empty if none.
+  const std::string& bundle() const { return bundle_; }
+
+ private:
+  Bundle Capture(const StepFailure& failure) const;
+  void RunDiagnosis() const;
+
+  FaultOptions options_;
+  FaultChannel& channel_;
+  FaultWatch& watch_;
+  const SampleCatalog& catalog_;
+  torch::Device device_;
+  std::map<std::string, torch::Tensor> host_weights_;  // GPU runs: last host copy
+  int64_t host_weights_step_ = 0;
+  std::string bundle_;
+};
+
+}  // namespace trainguard

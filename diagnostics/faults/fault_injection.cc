@@ -1,0 +1,76 @@
+// Fault injection (see fault_injection.h).
+#include "diagnostics/faults/fault_injection.h"
+
+#include <csignal>
+#include <limits>
+#include <sstream>
+#include <thread>
+
+#include "trainer/core/errors.h"
+#include "trainer/core/log.h"
+
+namespace trainguard {
+
+FaultSpec ParseFaultSpec(const std::string& text) {
+  const auto bad = [&](const std::string& why) {
+    return ConfigError("--inject-fault " + text + ": " + why +
+                       " (expected KIND:rank=R:step=K[:seconds=S] with KIND nan, kill or sleep)");
+  };
+  std::istringstream in(text);
+  std::string part;
+  std::getline(in, part, ':');
+  FaultSpec spec;
+  if (part == "nan") spec.kind = FaultSpec::Kind::kNan;
+  else if (part == "kill") spec.kind = FaultSpec::Kind::kKill;
+  else if (part == "sleep") spec.kind = FaultSpec::Kind::kSleep;
+  else throw bad("unknown kind '" + part + "'");
+  bool have_rank = false, have_step = false;
+  while (std::getline(in, part, ':')) {
+    const auto eq = part.find('=');
+    if (eq == std::string::npos) throw bad("'" + part + "' is not key=value");
+    const std::string key = part.substr(0, eq), value = part.substr(eq + 1);
+    try {
+      size_t used = 0;
+      if (key == "rank") {
+        spec.rank = std::stoi(value, &used);
+        have_rank = true;
+      } else if (key == "step") {
+        spec.step = std::stoll(value, &used);
+        have_step = true;
+      } else if (key == "seconds") {
+        spec.seconds = std::stod(value, &used);
+      } else {
+        throw bad("unknown key '" + key + "'");
+      }
+      if (used != value.size()) throw bad("'" + value + "' is not a number");
+    } catch (const std::logic_error&) {
+      throw bad("'" + value + "' is not a number");
+    }
+  }
+  if (!have_rank || !have_step || spec.step < 1 || spec.rank < 0) throw bad("rank >= 0 and step >= 1 are required");
+  return spec;
+}
+
+FaultInjector::FaultInjector(std::vector<FaultSpec> specs, int rank) : specs_(std::move(specs)), rank_(rank) {}
+
+void FaultInjector::BeforeStep(const StepReport& where, Batch& batch) {
+  for (const FaultSpec& s : specs_) {
+    if (s.rank != rank_ || s.step != where.global_step) continue;
+    switch (s.kind) {
+      case FaultSpec::Kind::kNan:
+        LogLine("injected fault: NaN in row 0 of step " + std::to_string(where.global_step));
+        batch.images[0].view(-1)[0] = std::numeric_limits<float>::quiet_NaN();
+        break;
+      case FaultSpec::Kind::kKill:
+        LogLine("injected fault: SIGKILL at step " + std::to_string(where.global_step));
+        std::raise(SIGKILL);
+        break;
+      case FaultSpec::Kind::kSleep:
+        LogLine("injected fault: sleeping " + std::to_string(s.seconds) + " s in step " + std::to_string(where.global_step));
+        std::this_thread::sleep_for(std::chrono::duration<double>(s.seconds));
+        break;
+    }
+  }
+}
+
+}  // namespace trainguard

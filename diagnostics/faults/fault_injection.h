@@ -1,0 +1,34 @@
+// Fault injection for tests and demonstrations (--inject-fault): at global step K on rank R,
+// poison the batch with a NaN pixel, kill this process with SIGKILL, or sleep inside the step.
+// Spec syntax: KIND:rank=R:step=K[:seconds=S], KIND one of nan, kill, sleep.
+// (A planted bad label with validation off is --plant-label with --no-validate-labels.)
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "trainer/step_hooks.h"
+
+namespace trainguard {
+
+struct FaultSpec {
+  enum class Kind { kNan, kKill, kSleep } kind = Kind::kNan;
+  int rank = 0;
+  int64_t step = 1;      // global step, 1-based
+  double seconds = 60;   // for sleep
+};
+
+// Parses one spec; throws ConfigError naming --inject-fault on a bad one.
+FaultSpec ParseFaultSpec(const std::string& text);
+
+class FaultInjector final : public StepHooks {
+ public:
+  FaultInjector(std::vector<FaultSpec> specs, int rank);
+  void BeforeStep(const StepReport& where, Batch& batch) override;
+
+ private:
+  std::vector<FaultSpec> specs_;
+  int rank_;
+};
+
+}  // namespace trainguard

@@ -1,0 +1,96 @@
+// Fault notices, stall verdicts and the watchdog (see fault_watch.h).
+#include "diagnostics/faults/fault_watch.h"
+
+#include "trainer/core/errors.h"
+#include "trainer/core/log.h"
+
+namespace trainguard {
+namespace {
+
+std::string RankList(const std::set<int>& ranks) {
+  std::string out;
+  for (int r : ranks) out += (out.empty() ? "" : ", ") + std::to_string(r);
+  return out;
+}
+
+}  // namespace
+
+FaultWatch::FaultWatch(FaultChannel& channel, double step_timeout_s, double grace_s,
+                       std::function<void(const std::string&)> on_stuck)
+    : channel_(channel), timeout_s_(step_timeout_s), grace_s_(grace_s), on_stuck_(std::move(on_stuck)) {
+  watchdog_ = std::thread([this] { Watchdog(); });
+}
+
+FaultWatch::~FaultWatch() {
+  stop_ = true;
+  watchdog_.join();
+}
+
+void FaultWatch::Arm(int64_t step) {
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
+  deadline_ = deadline.time_since_epoch().count();
+  step_ = step;
+}
+
+void FaultWatch::Disarm() { step_ = 0; }
+
+void FaultWatch::Drain() {
+  while (auto notice = channel_.Poll()) {
+    if (notice->kind == FaultChannel::kWaiting) {
+      waiting_[notice->step].insert(notice->from);
+      continue;
+    }
+    throw PeerError("rank " + std::to_string(notice->from) + " failed: " + notice->message,
+                    static_cast<ErrorKind>(notice->kind));
+  }
+}
+
+void FaultWatch::Check() {
+  last_check_ = Clock::now().time_since_epoch().count();
+  Drain();
+  const int64_t step = step_;
+  if (step > 0 && Clock::now().time_since_epoch().count() > deadline_) StallVerdict(step);
+}
+
+void FaultWatch::StallVerdict(int64_t step) {
+  channel_.Tell(FaultChannel::kWaiting, step, "waiting");
+  waiting_[step].insert(channel_.rank());
+  const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(grace_s_));
+  while (Clock::now() < until && static_cast<int>(waiting_[step].size()) < channel_.world()) {
+    last_check_ = Clock::now().time_since_epoch().count();
+    Drain();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::set<int> missing;
+  for (int r = 0; r < channel_.world(); ++r) {
+    if (waiting_[step].count(r) == 0) missing.insert(r);
+  }
+  throw FaultError(ErrorKind::kStall,
+                   "stall in step " + std::to_string(step) + ": rank(s) " + RankList(missing) +
+                       " did not arrive within --step-timeout " + std::to_string(static_cast<int>(timeout_s_)) +
+                       " s (waiting: rank(s) " + RankList(waiting_[step]) +
+                       "); look at what those ranks were doing (their last log lines, py-spy/gdb on their hosts)");
+}
+
+void FaultWatch::Watchdog() {
+  using namespace std::chrono;
+  while (!stop_) {
+    std::this_thread::sleep_for(milliseconds(100));
+    const int64_t step = step_;
+    if (step == 0) continue;
+    const auto now = Clock::now().time_since_epoch().count();
+    const auto slack = duration_cast<Clock::duration>(duration<double>(2 * grace_s_ + 1)).count();
+    const bool polling = now - last_check_ < duration_cast<Clock::duration>(seconds(1)).count();
+    if (polling || now <= deadline_ + slack) continue;
+    // The training thread is not in a collective and the step is long overdue: stuck computing.
+    const std::string message = "rank " + std::to_string(channel_.rank()) + " is stuck in the computation of step " +
+                                std::to_string(step) + ", past --step-timeout " +
+                                std::to_string(static_cast<int>(timeout_s_)) + " s";
+    channel_.Tell(static_cast<int>(ErrorKind::kStall), step, message);
+    LogLine("error: " + message);
+    on_stuck_(message);
+    return;
+  }
+}
+
+}  // namespace trainguard

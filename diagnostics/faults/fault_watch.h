@@ -1,0 +1,54 @@
+// FaultWatch: the WaitGuard of the MPI planes plus a watchdog thread. While a rank waits in a
+// collective, Check() (called between polls) ends the wait when
+//  - a peer's fault notice arrives: PeerError with the peer's failure kind and message;
+//  - the step overruns --step-timeout: the rank announces that it waits, collects the same
+//    announcement from the others for `grace` seconds, and throws FaultError(kStall) naming the
+//    ranks that did not arrive.
+// A rank stuck outside any collective (in computation) is caught by the watchdog thread, which
+// tells the others and calls `on_stuck` (the launcher exits the process).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "trainer/core/wait_guard.h"
+#include "trainer/dist/fault_channel.h"
+
+namespace trainguard {
+
+class FaultWatch final : public WaitGuard {
+ public:
+  FaultWatch(FaultChannel& channel, double step_timeout_s, double grace_s,
+             std::function<void(const std::string&)> on_stuck);
+  ~FaultWatch() override;  // stops the watchdog
+  FaultWatch(const FaultWatch&) = delete;
+  FaultWatch& operator=(const FaultWatch&) = delete;
+
+  // A step begins (1-based global step): its deadline is now + step timeout.
+  void Arm(int64_t step);
+  // No step is running (between steps, evaluation, checkpoints).
+  void Disarm();
+  void Check() override;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  void Drain();  // reads notices: waiting announcements are recorded, faults throw
+  [[noreturn]] void StallVerdict(int64_t step);
+  void Watchdog();
+
+  FaultChannel& channel_;
+  const double timeout_s_, grace_s_;
+  std::function<void(const std::string&)> on_stuck_;
+  std::map<int64_t, std::set<int>> waiting_;  // step -> ranks that announced waiting
+  std::atomic<int64_t> step_{0};              // 0: disarmed
+  std::atomic<Clock::rep> deadline_{0};
+  std::atomic<Clock::rep> last_check_{0};     // when the training thread last polled
+  std::atomic<bool> stop_{false};
+  std::thread watchdog_;
+};
+
+}  // namespace trainguard

@@ -1,0 +1,15 @@
+// WaitGuard: lets a blocking wait give up. Collectives that wait for other ranks poll their
+// guard; Check() throws when the job must stop instead of waiting on (a fault notice from a
+// peer, a missed deadline). Pure interface.
+#pragma once
+
+namespace trainguard {
+
+class WaitGuard {
+ public:
+  virtual ~WaitGuard() = default;
+  // Returns when waiting may go on; throws (PeerError, FaultError) when it must end.
+  virtual void Check() = 0;
+};
+
+}  // namespace trainguard

@@ -1,0 +1,67 @@
+// Out-of-band fault notices over MPI (see fault_channel.h). Wire format of a notice:
+// "<kind> <step> <message>" as characters, tag kTag.
+#include "trainer/dist/fault_channel.h"
+
+#include <chrono>
+#include <sstream>
+#include <thread>
+
+#include "trainer/dist/mpi_check.h"
+
+namespace trainguard {
+namespace {
+constexpr int kTag = 7177;
+}  // namespace
+
+FaultChannel::FaultChannel(MPI_Comm comm) {
+  TG_MPI_CHECK(MPI_Comm_dup(comm, &comm_));
+  TG_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+  TG_MPI_CHECK(MPI_Comm_size(comm_, &world_));
+}
+
+void FaultChannel::Tell(int kind, int64_t step, const std::string& message) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  outgoing_.push_back(std::to_string(kind) + " " + std::to_string(step) + " " + message);
+  const std::string& bytes = outgoing_.back();
+  for (int r = 0; r < world_; ++r) {
+    if (r == rank_) continue;
+    MPI_Request request;
+    TG_MPI_CHECK(MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_CHAR, r, kTag, comm_, &request));
+    sends_.push_back(request);
+  }
+}
+
+std::optional<FaultNotice> FaultChannel::Poll() {
+  int arrived = 0;
+  MPI_Status status;
+  TG_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, kTag, comm_, &arrived, &status));
+  if (!arrived) return std::nullopt;
+  int size = 0;
+  TG_MPI_CHECK(MPI_Get_count(&status, MPI_CHAR, &size));
+  std::string bytes(static_cast<size_t>(size), '\0');
+  TG_MPI_CHECK(MPI_Recv(bytes.data(), size, MPI_CHAR, status.MPI_SOURCE, kTag, comm_, MPI_STATUS_IGNORE));
+  FaultNotice notice;
+  notice.from = status.MPI_SOURCE;
+  std::istringstream in(bytes);
+  in >> notice.kind >> notice.step;
+  in.get();  // the space before the message
+  std::getline(in, notice.message, '\0');
+  return notice;
+}
+
+bool FaultChannel::Rendezvous(double timeout_s) {
+  MPI_Request barrier;
+  TG_MPI_CHECK(MPI_Ibarrier(comm_, &barrier));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int done = 0;
+    TG_MPI_CHECK(MPI_Test(&barrier, &done, MPI_STATUS_IGNORE));
+    if (done) return true;
+    while (Poll()) {
+    }  // drain notices so that senders' buffers complete
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+}  // namespace trainguard

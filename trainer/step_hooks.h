@@ -1,0 +1,36 @@
+// StepHooks: what fault capture and fault injection need from a step, beside TrainObserver
+// (which stays free of Torch). Calls come on every rank, on the training thread.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+#include "trainer/core/errors.h"
+#include "trainer/data/batch.h"
+#include "trainer/observer.h"
+
+namespace trainguard {
+
+// A step that failed, as the rank saw it.
+struct StepFailure {
+  ErrorKind kind = ErrorKind::kInternal;  // kBatchData, kDeviceAssert, kNonFinite or kInternal
+  std::string what;                       // the error text, or what was not finite
+  bool culprit = false;                   // this rank's batch is (or may be) the cause
+  StepReport where;                       // epoch, step and global step of the failure
+  const Batch* batch = nullptr;           // the batch as fed to the model (host tensors)
+  torch::nn::Module* model = nullptr;     // its weights are those the step started from
+};
+
+class StepHooks {
+ public:
+  virtual ~StepHooks() = default;
+  // Before the forward pass; may change the batch (fault injection).
+  virtual void BeforeStep(const StepReport& where, Batch& batch) {}
+  // After the optimizer step.
+  virtual void AfterStep(const StepReport& where, torch::nn::Module& model) {}
+  // The step failed; the trainer throws FaultError after every hook has returned.
+  virtual void OnStepFailed(const StepFailure& failure) {}
+};
+
+}  // namespace trainguard
