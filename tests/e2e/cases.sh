@@ -124,34 +124,40 @@ case ${1:?case} in
     grep -q "sample 37, file synthetic#37, label '11'" "$WORK/again.out" || fail "diagnose by hand: no sample"
     ;;
   planted_nan)
-    run nan 3 train --dataset synthetic --synthetic-samples 120 --width 0.25 --threads 1 \
-      --inject-fault nan:rank=1:step=2 --bundle-dir "$WORK/faults" --fault-grace 20
-    expect_rc nan 10
-    expect_text nan out "non_finite_input"
-    expect_text nan out "module: features.0 (Conv2d)"
-    [ -d "$WORK/faults/step2-rank1" ] || fail "the culprit rank 1 wrote no bundle"
-    [ "$(ls "$WORK/faults" | wc -l)" = 1 ] || fail "only the culprit writes a bundle"
+    for np in 2 3; do
+      run nan$np "$np" train --dataset synthetic --synthetic-samples 120 --width 0.25 --threads 1 \
+        --inject-fault nan:rank=1:step=2 --bundle-dir "$WORK/faults$np" --fault-grace 20
+      expect_rc nan$np 10
+      [ "$(grep -c 'exiting with code 10' "$WORK/nan$np.err")" = "$np" ] || fail "not every rank exited with code 10"
+      expect_text nan$np out "non_finite_input"
+      expect_text nan$np out "module: features.0 (Conv2d)"
+      [ -d "$WORK/faults$np/step2-rank1" ] || fail "the culprit rank 1 wrote no bundle"
+      [ "$(ls "$WORK/faults$np" | wc -l)" = 1 ] || fail "only the culprit writes a bundle"
+    done
     ;;
   killed_rank)
-    start=$(date +%s)
-    run kill 3 train --dataset synthetic --synthetic-samples 3000 --width 0.25 --threads 1 \
-      --inject-fault kill:rank=1:step=5
-    elapsed=$(( $(date +%s) - start ))
-    [ "$(rc_of kill)" != 0 ] || fail "the job succeeded"
-    [ "$elapsed" -le 30 ] || fail "took ${elapsed}s"
-    for r in 0 2; do
-      expect_text kill err "[rank $r] stopped by SIGTERM"
+    for np in 2 3; do
+      start=$(date +%s)
+      run kill$np "$np" train --dataset synthetic --synthetic-samples 3000 --width 0.25 --threads 1 \
+        --inject-fault kill:rank=1:step=5
+      elapsed=$(( $(date +%s) - start ))
+      [ "$(rc_of kill$np)" != 0 ] || fail "the job succeeded"
+      [ "$elapsed" -le 30 ] || fail "took ${elapsed}s"
+      expect_text kill$np err "[rank 0] stopped by SIGTERM"
+      expect_text kill$np err "exiting with code 6"
     done
-    expect_text kill err "exiting with code 6"
     ;;
   stalled_rank)
-    start=$(date +%s)
-    run stall 3 train --dataset synthetic --synthetic-samples 3000 --width 0.25 --threads 1 \
-      --inject-fault sleep:rank=2:step=4:seconds=120 --step-timeout 5 --fault-grace 5
-    elapsed=$(( $(date +%s) - start ))
-    expect_rc stall 11
-    [ "$elapsed" -le 40 ] || fail "took ${elapsed}s"
-    expect_text stall err "stall in step 4: rank(s) 2 did not arrive within --step-timeout 5 s"
+    for np in 2 3; do
+      last=$((np - 1))
+      start=$(date +%s)
+      run stall$np "$np" train --dataset synthetic --synthetic-samples 3000 --width 0.25 --threads 1 \
+        --inject-fault sleep:rank=$last:step=4:seconds=120 --step-timeout 5 --fault-grace 5
+      elapsed=$(( $(date +%s) - start ))
+      expect_rc stall$np 11
+      [ "$elapsed" -le 40 ] || fail "took ${elapsed}s"
+      expect_text stall$np err "stall in step 4: rank(s) $last did not arrive within --step-timeout 5 s"
+    done
     ;;
   *) fail "unknown case $1" ;;
 esac
