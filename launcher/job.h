@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "diagnostics/faults/fault_watch.h"
 #include "diagnostics/labels/label_validation.h"
 #include "launcher/mpi_session.h"
 #include "trainer/core/config.h"
@@ -21,6 +22,7 @@ struct Job {
   MpiSession& mpi;
   MpiControlPlane control;
   FaultChannel faults;  // out-of-band stop notices
+  std::unique_ptr<FaultWatch> watch;  // set by train: the wait guard of the MPI planes
   torch::Device device = torch::kCPU;
   std::unique_ptr<Dataset> train;
   std::unique_ptr<Dataset> test;  // null for the synthetic set or with --no-eval

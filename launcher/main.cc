@@ -105,62 +105,63 @@ FaultOptions FaultOptionsFor(const Command& command, const Dataset& train, const
   return o;
 }
 
-int RunTrain(const Command& command, MpiSession& mpi) {
-  const TrainConfig& config = command.train;
+// Prints the configuration, prepares the job (collectively) and runs `body(job)`; any error
+// ends this rank through StopRank.
+template <typename Body>
+int RunJob(const Command& command, MpiSession& mpi, Body body) {
   PrintResolved(command, mpi);
   Job job(mpi);
   try {
-    PrepareJob(config, job);
-    // Waits in collectives give up on a peer's fault notice or at --step-timeout.
-    FaultWatch watch(job.faults, config.step_timeout, std::min(config.fault_grace, 5.0), [](const std::string&) {
-      std::fflush(nullptr);
-      std::_Exit(kExitStall);
-    });
-    job.control.set_wait_guard(&watch);
-    auto plane = MakeDataPlane(job.device, mpi, &watch);
-    const LabelCheckOptions label_options = LabelOptionsFor(config, *job.train);
-    std::vector<FaultSpec> injected;
-    for (const auto& spec : config.inject_faults) injected.push_back(ParseFaultSpec(spec));
-
-    LabelGuard labels(job.control, *job.train, label_options, config.label_report);
-    ProgressPrinter progress(mpi.rank() == 0, config.epochs, config.log_every);
-    FaultGuard faults(FaultOptionsFor(command, *job.train, label_options), job.faults, watch, *job.train, job.device);
-    FaultInjector injector(injected, mpi.rank());
-    TrainContext context{job.control, *plane, job.device, {}, {&faults, &injector}};
-    if (config.validate_labels) context.observers.push_back(&labels);
-    context.observers.push_back(&progress);
-
-    Trainer trainer(config, *job.train, job.test.get(), context);
-    if (mpi.rank() == 0) LogLine("training on " + job.device.str() + ", " + std::to_string(job.train->size()) + " samples");
-    const TrainSummary s = trainer.Run();
-    if (mpi.rank() == 0) {
-      if (s.test_accuracy) std::printf("test accuracy: %.4f\n", *s.test_accuracy);
-      std::printf("steps: %lld, epoch %lld, throughput_img_per_s=%.1f\n", static_cast<long long>(s.steps_this_run),
-                  static_cast<long long>(s.end.epoch), s.images_per_second);
-    }
-    job.control.set_wait_guard(nullptr);
-    return kExitOk;
+    PrepareJob(command.train, job);
+    return body(job);
   } catch (const std::exception& e) {
-    StopRank(e, job, config.fault_grace);
+    StopRank(e, job, command.train.fault_grace);
   }
 }
 
-// `trainguard validate`: the label check of the first epoch's shards, then exit.
-int RunValidate(const Command& command, MpiSession& mpi) {
+int Train(const Command& command, Job& job) {
   const TrainConfig& config = command.train;
-  PrintResolved(command, mpi);
-  Job job(mpi);
-  try {
-    PrepareJob(config, job);
-    LabelGuard guard(job.control, *job.train, LabelOptionsFor(config, *job.train), config.label_report);
-    EpochPlan plan;
-    plan.shard = TrainShard({job.train->size(), mpi.rank(), mpi.world(), config.seed, 0, true});
-    guard.OnEpochBegin(0, plan);
-    if (mpi.rank() == 0) std::printf("label validation passed\n");
-    return kExitOk;
-  } catch (const std::exception& e) {
-    StopRank(e, job, config.fault_grace);
+  MpiSession& mpi = job.mpi;
+  // Waits in collectives give up on a peer's fault notice or at --step-timeout.
+  job.watch = std::make_unique<FaultWatch>(job.faults, config.step_timeout, std::min(config.fault_grace, 5.0),
+                                           [](const std::string&) {
+                                             std::fflush(nullptr);
+                                             std::_Exit(kExitStall);
+                                           });
+  job.control.set_wait_guard(job.watch.get());
+  auto plane = MakeDataPlane(job.device, mpi, job.watch.get());
+  const LabelCheckOptions label_options = LabelOptionsFor(config, *job.train);
+  std::vector<FaultSpec> injected;
+  for (const auto& spec : config.inject_faults) injected.push_back(ParseFaultSpec(spec));
+
+  LabelGuard labels(job.control, *job.train, label_options, config.label_report);
+  ProgressPrinter progress(mpi.rank() == 0, config.epochs, config.log_every);
+  FaultGuard faults(FaultOptionsFor(command, *job.train, label_options), job.faults, *job.watch, *job.train, job.device);
+  FaultInjector injector(injected, mpi.rank());
+  TrainContext context{job.control, *plane, job.device, {}, {&faults, &injector}};
+  if (config.validate_labels) context.observers.push_back(&labels);
+  context.observers.push_back(&progress);
+
+  Trainer trainer(config, *job.train, job.test.get(), context);
+  if (mpi.rank() == 0) LogLine("training on " + job.device.str() + ", " + std::to_string(job.train->size()) + " samples");
+  const TrainSummary s = trainer.Run();
+  if (mpi.rank() == 0) {
+    if (s.test_accuracy) std::printf("test accuracy: %.4f\n", *s.test_accuracy);
+    std::printf("steps: %lld, epoch %lld, throughput_img_per_s=%.1f\n", static_cast<long long>(s.steps_this_run),
+                static_cast<long long>(s.end.epoch), s.images_per_second);
   }
+  return kExitOk;
+}
+
+// `trainguard validate`: the label check of the first epoch's shards, then exit.
+int Validate(const Command& command, Job& job) {
+  const TrainConfig& config = command.train;
+  LabelGuard guard(job.control, *job.train, LabelOptionsFor(config, *job.train), config.label_report);
+  EpochPlan plan;
+  plan.shard = TrainShard({job.train->size(), job.mpi.rank(), job.mpi.world(), config.seed, 0, true});
+  guard.OnEpochBegin(0, plan);
+  if (job.mpi.rank() == 0) std::printf("label validation passed\n");
+  return kExitOk;
 }
 
 // `trainguard diagnose BUNDLE`: no MPI; prints the summary, writes BUNDLE/diagnosis.json.
@@ -210,9 +211,9 @@ int main(int argc, char** argv) {
       return command.exit_code;
     case Command::Kind::kTrain:
       if (mpi.world() > 1) ExitOnTerminate(mpi.rank());
-      return RunTrain(command, mpi);
+      return RunJob(command, mpi, [&](Job& job) { return Train(command, job); });
     case Command::Kind::kValidate:
-      return RunValidate(command, mpi);
+      return RunJob(command, mpi, [&](Job& job) { return Validate(command, job); });
     case Command::Kind::kDiagnose:
       break;  // handled before MPI
   }

@@ -13,6 +13,11 @@ namespace trainguard {
 
 using json = nlohmann::json;
 
+// meta.json is BundleMeta field by field, under the fields' names.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(BundleMeta, kind, error, rank, world, epoch, step_in_epoch, global_step, indices,
+                                   sources, raw_labels, num_classes, ignore_index, in_channels, image_size, width,
+                                   device, weights_from, config)
+
 const char* ErrorKindName(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::kBatchData: return "batch_data";
@@ -48,13 +53,7 @@ std::string FromKey(std::string key) {
 
 void WriteBundle(const std::string& dir, const Bundle& b) {
   ::mkdir(dir.c_str(), 0755);  // an existing folder is reused
-  const BundleMeta& m = b.meta;
-  json j = {{"kind", m.kind},       {"error", m.error},         {"rank", m.rank},
-            {"world", m.world},     {"epoch", m.epoch},         {"step_in_epoch", m.step_in_epoch},
-            {"global_step", m.global_step}, {"indices", m.indices}, {"sources", m.sources},
-            {"raw_labels", m.raw_labels},   {"num_classes", m.num_classes}, {"ignore_index", m.ignore_index},
-            {"in_channels", m.in_channels}, {"image_size", m.image_size},   {"width", m.width},
-            {"device", m.device},   {"weights_from", m.weights_from}, {"config", m.config}};
+  const json j = b.meta;
   torch::serialize::OutputArchive tensors, weights;
   tensors.write("images", b.images.to(torch::kCPU));
   tensors.write("targets", b.targets.to(torch::kCPU));
@@ -71,26 +70,7 @@ void WriteBundle(const std::string& dir, const Bundle& b) {
 Bundle ReadBundle(const std::string& dir) {
   Bundle b;
   try {
-    const json j = json::parse(ReadWholeFile(dir + "/meta.json"));
-    BundleMeta& m = b.meta;
-    m.kind = j.at("kind");
-    m.error = j.at("error");
-    m.rank = j.at("rank");
-    m.world = j.at("world");
-    m.epoch = j.at("epoch");
-    m.step_in_epoch = j.at("step_in_epoch");
-    m.global_step = j.at("global_step");
-    m.indices = j.at("indices").get<std::vector<int64_t>>();
-    m.sources = j.at("sources").get<std::vector<std::string>>();
-    m.raw_labels = j.at("raw_labels").get<std::vector<std::string>>();
-    m.num_classes = j.at("num_classes");
-    m.ignore_index = j.at("ignore_index");
-    m.in_channels = j.at("in_channels");
-    m.image_size = j.at("image_size");
-    m.width = j.at("width");
-    m.device = j.at("device");
-    m.weights_from = j.at("weights_from");
-    m.config = j.at("config");
+    b.meta = json::parse(ReadWholeFile(dir + "/meta.json")).get<BundleMeta>();
     const std::string bytes = ReadWholeFile(dir + "/tensors.pt");
     torch::serialize::InputArchive tensors, weights;
     tensors.load_from(bytes.data(), bytes.size());
