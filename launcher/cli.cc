@@ -44,8 +44,14 @@ const CLI::Validator kNonNegative(
     ">= 0");
 
 void AddOptions(CLI::App& cmd, TrainConfig& c) {
-  cmd.add_option("--dataset", c.dataset, "fashion-mnist or synthetic")->capture_default_str();
-  cmd.add_option("--data-dir", c.data_dir, "folder of the Fashion-MNIST IDX .gz files")->capture_default_str();
+  cmd.add_option("--dataset", c.dataset, "fashion-mnist, synthetic or folder (JPEGs)")->capture_default_str();
+  cmd.add_option("--data-dir", c.data_dir, "Fashion-MNIST IDX folder, or the JPEG folder")->capture_default_str();
+  cmd.add_option("--manifest", c.manifest, "folder dataset: a path,label CSV instead of --data-dir");
+  cmd.add_option("--eval-dir", c.eval_dir, "folder dataset: labelled JPEG folder for test accuracy");
+  cmd.add_option("--image-size", c.image_size, "folder dataset: side of the square model input")->capture_default_str();
+  cmd.add_flag("--augment,!--no-augment", c.augment, "folder dataset: random resized crop + flip when training")
+      ->capture_default_str();
+  cmd.add_option("--unreadable", c.unreadable, "folder dataset: fail or skip unreadable images")->capture_default_str();
   cmd.add_option("--train-samples", c.train_samples, "use the first N training samples (0: all)")
       ->check(kNonNegative)->capture_default_str();
   cmd.add_option("--test-samples", c.test_samples, "use the first N test samples (0: all)")
@@ -151,7 +157,10 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   CLI::App* validate = app.add_subcommand("validate", "only validate the labels of every rank's shard, then exit");
   CLI::App* diagnose = app.add_subcommand("diagnose", "re-run a failed step from its repro bundle and name the cause");
   diagnose->add_option("bundle", command.bundle, "bundle folder written by the failing rank")->required();
-  for (CLI::App* sub : {train, validate, diagnose}) sub->fallthrough();
+  CLI::App* make_folder = app.add_subcommand(
+      "make-folder", "write a food-11-style JPEG folder (training/, validation/, test/) from Fashion-MNIST");
+  make_folder->add_option("out", command.bundle, "folder to create")->required();
+  for (CLI::App* sub : {train, validate, diagnose, make_folder}) sub->fallthrough();
 
   auto usage_error = [&](const std::string& message) {
     command.kind = Command::Kind::kExit;
@@ -180,13 +189,14 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   } catch (const ConfigError& e) {
     return usage_error(e.what());
   }
-  command.kind = app.got_subcommand(validate)   ? Command::Kind::kValidate
-                 : app.got_subcommand(diagnose) ? Command::Kind::kDiagnose
-                                                : Command::Kind::kTrain;
+  command.kind = app.got_subcommand(validate)      ? Command::Kind::kValidate
+                 : app.got_subcommand(diagnose)    ? Command::Kind::kDiagnose
+                 : app.got_subcommand(make_folder) ? Command::Kind::kMakeFolder
+                                                   : Command::Kind::kTrain;
   // The top-level options only (CLI11 adds subcommand entries such as "diagnose.bundle").
   std::istringstream all(app.config_to_str(true, false));
   for (std::string line; std::getline(all, line);) {
-    if (line.rfind("train.", 0) != 0 && line.rfind("validate.", 0) != 0 && line.rfind("diagnose.", 0) != 0) {
+    if (line.find('.') == std::string::npos || line.find('.') > line.find('=')) {
       command.resolved += line + "\n";
     }
   }

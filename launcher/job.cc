@@ -4,7 +4,9 @@
 #include <thread>
 
 #include "trainer/core/errors.h"
+#include "trainer/core/log.h"
 #include "trainer/data/fashion_mnist.h"
+#include "trainer/data/image_folder.h"
 #include "trainer/data/planted_labels.h"
 #include "trainer/data/synthetic.h"
 
@@ -45,6 +47,16 @@ std::map<int64_t, RawLabel> ParsePlantedLabels(const std::vector<std::string>& p
   return planted;
 }
 
+// Largest non-negative label + 1 (every rank holds the whole list, so no reduction is needed).
+int64_t InferClassCount(const std::vector<ImageEntry>& entries) {
+  int64_t largest = -1;
+  for (const auto& e : entries) {
+    if (e.label.value && *e.label.value >= 0) largest = std::max(largest, *e.label.value);
+  }
+  if (largest < 0) throw DataError("no image has a usable label; pass --num-classes");
+  return largest + 1;
+}
+
 }  // namespace
 
 void PrepareJob(const TrainConfig& c, Job& job) {
@@ -57,6 +69,19 @@ void PrepareJob(const TrainConfig& c, Job& job) {
       o.classes = c.synthetic_classes;
       o.seed = c.seed;
       job.train = MakeSyntheticDataset(o);
+    } else if (c.dataset == "folder") {
+      auto entries = c.manifest.empty() ? ScanImageFolder(c.data_dir) : ReadManifest(c.manifest);
+      ImageFolderOptions o;
+      o.image_size = c.image_size;
+      o.num_classes = c.num_classes > 0 ? c.num_classes : InferClassCount(entries);
+      if (c.num_classes == 0 && job.mpi.rank() == 0) {
+        LogLine("class count inferred from the file names: " + std::to_string(o.num_classes) + " (--num-classes sets it)");
+      }
+      o.augment = c.augment;
+      o.skip_unreadable = c.unreadable == "skip";
+      o.seed = c.seed;
+      job.train = std::make_unique<ImageFolderDataset>(std::move(entries), o);
+      if (c.evaluate && !c.eval_dir.empty()) job.test = std::make_unique<ImageFolderDataset>(ScanImageFolder(c.eval_dir), o);
     } else {
       job.train = LoadFashionMnist(c.data_dir, Split::kTrain, c.train_samples);
       if (c.evaluate) job.test = LoadFashionMnist(c.data_dir, Split::kTest, c.test_samples);

@@ -21,6 +21,7 @@
 #include "trainer/core/errors.h"
 #include "trainer/core/log.h"
 #include "trainer/core/sharding.h"
+#include "trainer/data/fashion_mnist.h"
 #include "trainer/dist/mpi_data_plane.h"
 #include "trainer/train.h"
 #ifdef TRAINGUARD_WITH_NCCL
@@ -49,18 +50,17 @@ int ExitCodeOf(const std::exception& e) {
   return kExitInternal;
 }
 
-// Ends this rank after a failure. Peers that may not know yet are told over the fault channel
-// (internal and library errors; every other kind is either agreed or already told); then the
-// ranks wait for each other (bounded by --fault-grace) so that no rank is killed by the
-// launcher while it still writes its bundle; then the process ends without MPI_Finalize, since
-// collectives may be left pending.
+// Ends this rank after a failure. Unless the failure came from a peer, the others are told over
+// the fault channel (a notice to a rank that already knows, because the failure was agreed, is
+// drained unread); then the ranks wait for each other (bounded by --fault-grace) so that no rank
+// is killed by the launcher while it still writes its bundle; then the process ends without
+// MPI_Finalize, since collectives may be left pending.
 [[noreturn]] void StopRank(const std::exception& e, Job& job, double grace_s) {
   const int code = ExitCodeOf(e);
   const bool verdict_everywhere = dynamic_cast<const LabelError*>(&e) != nullptr;
   if (!verdict_everywhere || job.mpi.rank() == 0) LogLine(std::string("error: ") + e.what());
   if (job.mpi.world() > 1) {
-    const ErrorKind kind = KindOf(e);
-    if (kind == ErrorKind::kInternal || kind == ErrorKind::kComm) job.faults.Tell(static_cast<int>(kind), 0, e.what());
+    if (!dynamic_cast<const PeerError*>(&e)) job.faults.Tell(static_cast<int>(KindOf(e)), 0, e.what());
     if (!job.faults.Rendezvous(grace_s)) LogLine("some ranks did not reach the end within --fault-grace");
   }
   LogLine("exiting with code " + std::to_string(code));
@@ -180,6 +180,21 @@ int RunDiagnose(const Command& command) {
   }
 }
 
+// `trainguard make-folder OUT`: no MPI; a food-11-style JPEG folder from Fashion-MNIST.
+int RunMakeFolder(const Command& command) {
+  const TrainConfig& c = command.train;
+  try {
+    const int64_t files = WriteFood11Folder(ReadFashionMnist(c.data_dir, Split::kTrain, c.train_samples),
+                                            ReadFashionMnist(c.data_dir, Split::kTest, c.test_samples), command.bundle);
+    std::printf("wrote %lld JPEG files under %s (training/, validation/, test/)\n", static_cast<long long>(files),
+                command.bundle.c_str());
+    return kExitOk;
+  } catch (const std::exception& e) {
+    LogLine(std::string("error: ") + e.what());
+    return ExitCodeOf(e);
+  }
+}
+
 // mpirun stops the surviving ranks with SIGTERM when one dies: say so, and exit with the
 // peer-failure code.
 char g_term_message[160];
@@ -203,6 +218,7 @@ int main(int argc, char** argv) {
   using namespace trainguard;
   const Command command = ParseCommandLine(argc, argv);
   if (command.kind == Command::Kind::kDiagnose) return RunDiagnose(command);
+  if (command.kind == Command::Kind::kMakeFolder) return RunMakeFolder(command);
   MpiSession mpi(&argc, &argv);
   if (mpi.world() > 1) SetLogRank(mpi.rank());
   switch (command.kind) {
@@ -215,6 +231,7 @@ int main(int argc, char** argv) {
     case Command::Kind::kValidate:
       return RunJob(command, mpi, [&](Job& job) { return Validate(command, job); });
     case Command::Kind::kDiagnose:
+    case Command::Kind::kMakeFolder:
       break;  // handled before MPI
   }
   return kExitInternal;

@@ -187,7 +187,7 @@ TrainSummary Trainer::Run() {
     int64_t loss_count = 0;
     while (pos.step_in_epoch < steps_per_epoch && budget_left()) {
       const auto indices = Slice(plan.shard, pos.step_in_epoch * config_.batch_size, config_.batch_size);
-      Batch batch = MakeBatch(train_, indices, config_.ignore_index, plan.ignored);
+      Batch batch = MakeBatch(train_, indices, config_.ignore_index, plan.ignored, {pos.epoch});
       if (summary.steps_this_run == config_.warmup_steps) timer_start = Clock::now();
       const int64_t global_images = static_cast<int64_t>(indices.size()) * world;
       const double loss = GuardedStep(

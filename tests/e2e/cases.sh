@@ -159,6 +159,29 @@ case ${1:?case} in
       expect_text stall$np err "stall in step 4: rank(s) $last did not arrive within --step-timeout 5 s"
     done
     ;;
+  jpeg_folder)
+    # A food-11-style folder from Fashion-MNIST, with unlabelled test images mixed into training/.
+    "$BIN" make-folder "$WORK/food" --train-samples 400 --test-samples 60 >"$WORK/make.out" 2>&1 || fail "make-folder"
+    cp "$WORK/food/test/00000.jpg" "$WORK/food/test/00001.jpg" "$WORK/food/training/"
+    folder=(train --dataset folder --data-dir "$WORK/food/training" --eval-dir "$WORK/food/validation"
+            --num-classes 11 --image-size 32 --width 0.25 --threads 1 --epochs 1 --label-report "")
+    run mixed 2 "${folder[@]}"
+    expect_rc mixed 0
+    expect_text mixed out "400 valid, 2 ignored"
+    expect_text mixed out "test accuracy"
+    some_jpeg="$WORK/food/validation/$(ls "$WORK/food/validation" | head -1)"
+    cp "$some_jpeg" "$WORK/food/training/11_extra.jpg"   # label 11 of 11 classes
+    run eleven 2 "${folder[@]}"
+    expect_rc eleven 7
+    expect_text eleven err "$WORK/food/training/11_extra.jpg) has label '11'"
+    rm "$WORK/food/training/11_extra.jpg"
+    head -c 300 "$some_jpeg" >"$WORK/food/training/2_broken.jpg"   # truncated
+    run broken 2 "${folder[@]}"
+    expect_rc broken 3
+    expect_text broken err "unreadable image $WORK/food/training/2_broken.jpg"
+    run skipped 2 "${folder[@]}" --unreadable skip
+    expect_rc skipped 0
+    ;;
   *) fail "unknown case $1" ;;
 esac
 echo "PASS: $1"

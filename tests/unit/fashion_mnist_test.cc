@@ -20,10 +20,10 @@ TEST(FashionMnist, LoadsTheRealTestSplit) {
   auto ds = LoadFashionMnist(kDebianDir, Split::kTest, 0);
   EXPECT_EQ(ds->size(), 10000);
   EXPECT_EQ(ds->num_classes(), 10);
-  auto x = ds->Images({0, 1, 9999});
+  auto x = ds->Images({0, 1, 9999}, {}).images;
   EXPECT_EQ(x.sizes(), (std::vector<int64_t>{3, 1, 32, 32}));
   EXPECT_EQ(x[0][0][0][0].item<float>(), 0.0f) << "padding is zero";
-  EXPECT_NEAR(ds->Images({0, 1, 2, 3, 4, 5, 6, 7})
+  EXPECT_NEAR(ds->Images({0, 1, 2, 3, 4, 5, 6, 7}, {}).images
                   .index({torch::indexing::Slice(), 0, torch::indexing::Slice(2, 30), torch::indexing::Slice(2, 30)})
                   .mean()
                   .item<double>(),

@@ -6,9 +6,15 @@
 namespace trainguard {
 
 void ValidateTrainConfig(const TrainConfig& c) {
-  if (c.dataset != "fashion-mnist" && c.dataset != "synthetic") {
-    throw ConfigError("--dataset: unknown dataset '" + c.dataset +
-                      "'; use fashion-mnist or synthetic");
+  if (c.dataset != "fashion-mnist" && c.dataset != "synthetic" && c.dataset != "folder") {
+    throw ConfigError("--dataset: unknown dataset '" + c.dataset + "'; use fashion-mnist, synthetic or folder");
+  }
+  if (c.unreadable != "fail" && c.unreadable != "skip") {
+    throw ConfigError("--unreadable: unknown policy '" + c.unreadable + "'; use fail or skip");
+  }
+  if (c.image_size <= 0 || c.image_size % 32 != 0) {
+    throw ConfigError("--image-size " + std::to_string(c.image_size) + " must be a positive multiple of 32 "
+                      "(the classifier pools five times)");
   }
   if (c.device != "auto" && c.device != "cpu" && c.device != "cuda") {
     throw ConfigError("--device: unknown device '" + c.device + "'; use auto, cpu or cuda");

@@ -10,8 +10,13 @@ namespace trainguard {
 
 struct TrainConfig {
   // --- data ---
-  std::string dataset = "fashion-mnist";                    // "fashion-mnist" or "synthetic"
-  std::string data_dir = "/usr/share/datasets/fashion-mnist";  // folder of the IDX .gz files
+  std::string dataset = "fashion-mnist";  // "fashion-mnist", "synthetic" or "folder"
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";  // IDX .gz files, or the JPEG folder
+  std::string manifest;           // folder dataset: a "path,label" CSV instead of a folder
+  std::string eval_dir;           // folder dataset: labelled JPEG folder scored after each epoch
+  int64_t image_size = 128;       // folder dataset: side of the square model input
+  bool augment = true;            // folder dataset: random resized crop + flip when training
+  std::string unreadable = "fail";  // folder dataset: "fail" or "skip" unreadable files
   int64_t train_samples = 0;      // use only the first N training samples (0: all)
   int64_t test_samples = 0;       // use only the first N test samples (0: all)
   int64_t synthetic_samples = 2048;  // size of the synthetic training set

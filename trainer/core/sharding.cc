@@ -4,40 +4,14 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "trainer/core/seeded_random.h"
+
 namespace trainguard {
-namespace {
-
-// SplitMix64: a small, well-known generator whose output is fixed by its seed on every
-// platform (std::shuffle and std::uniform_int_distribution are not).
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, bound) without modulo bias (rejection sampling).
-  uint64_t Below(uint64_t bound) {
-    const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
-    uint64_t x;
-    do {
-      x = Next();
-    } while (x >= limit);
-    return x % bound;
-  }
-
- private:
-  uint64_t state_;
-};
-
-}  // namespace
 
 std::vector<int64_t> SeededPermutation(int64_t n, uint64_t seed) {
   std::vector<int64_t> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), 0);
-  SplitMix64 rng(seed);
+  SeededRandom rng(seed);
   for (int64_t i = n - 1; i > 0; --i) {  // Fisher-Yates
     const auto j = static_cast<int64_t>(rng.Below(static_cast<uint64_t>(i) + 1));
     std::swap(order[i], order[j]);

@@ -6,14 +6,17 @@
 namespace trainguard {
 
 Batch MakeBatch(const Dataset& dataset, const std::vector<int64_t>& indices, int64_t ignore_index,
-                const std::vector<int64_t>& ignored) {
+                const std::vector<int64_t>& ignored, const ImageRequest& request) {
   Batch batch;
   batch.indices = indices;
-  batch.images = dataset.Images(indices);
+  ImageBatch pixels = dataset.Images(indices, request);
+  batch.images = std::move(pixels.images);
   std::vector<int64_t> targets;
   targets.reserve(indices.size());
-  for (int64_t i : indices) {
-    const bool skip = std::binary_search(ignored.begin(), ignored.end(), i);
+  for (size_t row = 0; row < indices.size(); ++row) {
+    const int64_t i = indices[row];
+    const bool skip = std::binary_search(ignored.begin(), ignored.end(), i) ||
+                      std::find(pixels.unreadable.begin(), pixels.unreadable.end(), row) != pixels.unreadable.end();
     const int64_t t = skip ? ignore_index : dataset.label(i).value.value_or(ignore_index);
     targets.push_back(t);
     if (t != ignore_index) ++batch.valid_targets;

@@ -16,10 +16,11 @@ struct Batch {
   int64_t valid_targets = 0;     // rows whose target is not the ignore index
 };
 
-// Builds the batch of the given samples. A sample without a numeric label, or listed in
-// `ignored` (sorted dataset indices, e.g. bad labels under the "ignore" policy), gets ignore_index.
+// Builds the batch of the given samples. A sample without a numeric label, listed in `ignored`
+// (sorted dataset indices, e.g. bad labels under the "ignore" policy), or whose file could not
+// be read under a "skip" policy, gets ignore_index.
 Batch MakeBatch(const Dataset& dataset, const std::vector<int64_t>& indices, int64_t ignore_index,
-                const std::vector<int64_t>& ignored = {});
+                const std::vector<int64_t>& ignored = {}, const ImageRequest& request = {});
 
 // The slice [begin, begin + count) of `indices`, clamped to its end.
 std::vector<int64_t> Slice(const std::vector<int64_t>& indices, int64_t begin, int64_t count);

@@ -2,11 +2,15 @@
 // 0x801 labels), dimension sizes, then raw uint8 data.
 #include "trainer/data/fashion_mnist.h"
 
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <fstream>
 
 #include "trainer/core/errors.h"
+#include "trainer/data/jpeg.h"
 
 namespace trainguard {
 namespace {
@@ -67,11 +71,11 @@ class FashionMnist final : public Dataset {
   }
   std::string source(int64_t i) const override { return source_ + "#" + std::to_string(i); }
 
-  torch::Tensor Images(const std::vector<int64_t>& indices) const override {
+  ImageBatch Images(const std::vector<int64_t>& indices, const ImageRequest&) const override {
     auto idx = torch::tensor(indices, torch::kInt64);
     auto x = pixels_.index_select(0, idx).to(torch::kFloat32).div_(255.0).sub_(kMean).div_(kStd);
     x = torch::constant_pad_nd(x, {kPad, kPad, kPad, kPad}, 0.0);
-    return x.unsqueeze(1);
+    return {x.unsqueeze(1), {}};
   }
 
  private:
@@ -82,25 +86,62 @@ class FashionMnist final : public Dataset {
 
 }  // namespace
 
-std::unique_ptr<Dataset> LoadFashionMnist(const std::string& dir, Split split, int64_t limit) {
+RawFashionMnist ReadFashionMnist(const std::string& dir, Split split, int64_t limit) {
   const std::string prefix = dir + (split == Split::kTrain ? "/train" : "/t10k");
-  const std::string image_path = prefix + "-images-idx3-ubyte.gz";
+  RawFashionMnist raw;
+  raw.image_path = prefix + "-images-idx3-ubyte.gz";
   const std::string label_path = prefix + "-labels-idx1-ubyte.gz";
-  std::string images = ReadGzip(image_path);
+  const std::string images = ReadGzip(raw.image_path);
   const std::string labels = ReadGzip(label_path);
-  const int64_t n_images = CheckHeader(image_path, images, 0x803, 16, 28 * 28);
+  const int64_t n_images = CheckHeader(raw.image_path, images, 0x803, 16, 28 * 28);
   if (BigEndian32(images, 8) != 28 || BigEndian32(images, 12) != 28) {
-    throw DataError(image_path + ": images are not 28x28; check --data-dir");
+    throw DataError(raw.image_path + ": images are not 28x28; check --data-dir");
   }
   const int64_t n_labels = CheckHeader(label_path, labels, 0x801, 8, 1);
   if (n_images != n_labels) {
-    throw DataError(image_path + " has " + std::to_string(n_images) + " images but " +
-                    label_path + " has " + std::to_string(n_labels) + " labels");
+    throw DataError(raw.image_path + " has " + std::to_string(n_images) + " images but " + label_path + " has " +
+                    std::to_string(n_labels) + " labels");
   }
   const int64_t n = limit > 0 ? std::min(limit, n_images) : n_images;
-  auto pixels = torch::from_blob(images.data() + 16, {n, 28, 28}, torch::kUInt8).clone();
-  std::vector<uint8_t> label_bytes(labels.begin() + 8, labels.begin() + 8 + n);
-  return std::make_unique<FashionMnist>(image_path, std::move(pixels), std::move(label_bytes));
+  raw.pixels.assign(images.begin() + 16, images.begin() + 16 + n * 28 * 28);
+  raw.labels.assign(labels.begin() + 8, labels.begin() + 8 + n);
+  return raw;
+}
+
+std::unique_ptr<Dataset> LoadFashionMnist(const std::string& dir, Split split, int64_t limit) {
+  RawFashionMnist raw = ReadFashionMnist(dir, split, limit);
+  const auto n = static_cast<int64_t>(raw.labels.size());
+  auto pixels = torch::from_blob(raw.pixels.data(), {n, 28, 28}, torch::kUInt8).clone();
+  return std::make_unique<FashionMnist>(raw.image_path, std::move(pixels), std::move(raw.labels));
+}
+
+int64_t WriteFood11Folder(const RawFashionMnist& train, const RawFashionMnist& test, const std::string& out) {
+  int64_t written = 0;
+  auto write_split = [&](const RawFashionMnist& raw, const std::string& folder, bool labelled) {
+    const std::string dir = out + "/" + folder;
+    ::mkdir(out.c_str(), 0755);
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) throw DataError(ErrnoMessage("cannot create " + dir, errno));
+    for (size_t i = 0; i < raw.labels.size(); ++i) {
+      char name[64];
+      if (labelled) {
+        std::snprintf(name, sizeof name, "%d_%zu.jpg", raw.labels[i], i);
+      } else {
+        std::snprintf(name, sizeof name, "%05zu.jpg", i);
+      }
+      // Plain writes: thousands of small files, where an fsync each would dominate.
+      const std::string path = dir + "/" + name;
+      const std::string jpeg = EncodeGrayJpeg(raw.pixels.data() + i * 28 * 28, 28, 28, 90);
+      std::ofstream file(path, std::ios::binary);
+      if (!file.write(jpeg.data(), static_cast<std::streamsize>(jpeg.size()))) {
+        throw DataError(ErrnoMessage("cannot write " + path, errno));
+      }
+      ++written;
+    }
+  };
+  write_split(train, "training", true);
+  write_split(test, "validation", true);
+  write_split(test, "test", false);
+  return written;
 }
 
 }  // namespace trainguard

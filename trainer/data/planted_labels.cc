@@ -16,7 +16,9 @@ class Planted final : public Dataset {
     return it == planted_.end() ? inner_->label(i) : it->second;
   }
   std::string source(int64_t i) const override { return inner_->source(i); }
-  torch::Tensor Images(const std::vector<int64_t>& indices) const override { return inner_->Images(indices); }
+  ImageBatch Images(const std::vector<int64_t>& indices, const ImageRequest& request) const override {
+    return inner_->Images(indices, request);
+  }
 
  private:
   std::unique_ptr<Dataset> inner_;

@@ -30,7 +30,7 @@ class Synthetic final : public Dataset {
   }
   std::string source(int64_t i) const override { return "synthetic#" + std::to_string(i); }
 
-  torch::Tensor Images(const std::vector<int64_t>& indices) const override {
+  ImageBatch Images(const std::vector<int64_t>& indices, const ImageRequest&) const override {
     const auto& s = o_.shape;
     auto out = torch::empty({static_cast<int64_t>(indices.size()), s.channels, s.height, s.width});
     for (size_t r = 0; r < indices.size(); ++r) {
@@ -40,7 +40,7 @@ class Synthetic final : public Dataset {
       out[static_cast<int64_t>(r)] =
           prototypes_[labels_[static_cast<size_t>(i)]] + o_.noise * torch::randn({s.channels, s.height, s.width}, gen);
     }
-    return out;
+    return {out, {}};
   }
 
  private:

@@ -1,0 +1,186 @@
+// JPEG folders: label parsing from names and manifests, decoding (DCT scaling, grayscale, CMYK),
+// every kind of unreadable file under both policies, and reproducible augmentation.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <turbojpeg.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "tests/support/temp_dir.h"
+#include "trainer/core/errors.h"
+#include "trainer/data/batch.h"
+#include "trainer/data/image_folder.h"
+#include "trainer/data/jpeg.h"
+
+namespace trainguard {
+namespace {
+
+using testing::TempDir;
+
+void WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// A gray gradient of the given size as JPEG bytes.
+std::string GrayJpeg(int width, int height) {
+  std::vector<uint8_t> px(static_cast<size_t>(width * height));
+  for (int i = 0; i < width * height; ++i) px[static_cast<size_t>(i)] = static_cast<uint8_t>((i * 7) % 256);
+  return EncodeGrayJpeg(px.data(), width, height, 90);
+}
+
+std::string CmykJpeg(int width, int height) {
+  std::vector<uint8_t> px(static_cast<size_t>(width * height * 4), 200);
+  tjhandle h = tjInitCompress();
+  unsigned char* out = nullptr;
+  unsigned long size = 0;
+  EXPECT_EQ(tjCompress2(h, px.data(), width, 0, height, TJPF_CMYK, &out, &size, TJSAMP_444, 90, 0), 0);
+  std::string bytes(reinterpret_cast<char*>(out), size);
+  tjFree(out);
+  tjDestroy(h);
+  return bytes;
+}
+
+TEST(ImageList, LabelsComeFromTheNameBeforeTheFirstUnderscore) {
+  EXPECT_EQ(LabelFromFileName("3_117.jpg").value, 3);
+  EXPECT_EQ(LabelFromFileName("10_0_a.jpg").value, 10);
+  EXPECT_EQ(LabelFromFileName("-1_5.jpg").value, -1);
+  EXPECT_FALSE(LabelFromFileName("0042.jpg").value.has_value());
+  EXPECT_EQ(LabelFromFileName("0042.jpg").text, "") << "no underscore: unlabelled";
+  EXPECT_FALSE(LabelFromFileName("abc_1.jpg").value.has_value());
+  EXPECT_EQ(LabelFromFileName("abc_1.jpg").text, "abc") << "unparsable, kept for validation to judge";
+  EXPECT_FALSE(LabelFromFileName("3.5_1.jpg").value.has_value());
+  EXPECT_FALSE(LabelFromFileName("99999999999999999999_1.jpg").value.has_value());
+}
+
+TEST(ImageList, FolderScanSortsJpegsAndIgnoresOtherFiles) {
+  TempDir dir("scan");
+  for (const char* n : {"2_b.jpg", "1_a.JPEG", "notes.txt", "0007.jpg"}) WriteFile(dir.File(n), "x");
+  const auto entries = ScanImageFolder(dir.path());
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0].path, dir.File("0007.jpg"));
+  EXPECT_EQ(entries[1].label.value, 1);
+  EXPECT_EQ(entries[2].label.value, 2);
+  EXPECT_THROW(ScanImageFolder(dir.File("none")), DataError);
+}
+
+TEST(ImageList, ManifestResolvesRelativePathsAndNamesBadLines) {
+  TempDir dir("manifest");
+  WriteFile(dir.File("m.csv"), "path,label\nimgs/a.jpg,3\n/abs/b.jpg,\nc.jpg,255\n");
+  const auto entries = ReadManifest(dir.File("m.csv"));
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0].path, dir.File("imgs/a.jpg"));
+  EXPECT_EQ(entries[0].label.value, 3);
+  EXPECT_EQ(entries[1].path, "/abs/b.jpg");
+  EXPECT_FALSE(entries[1].label.value.has_value());
+  EXPECT_EQ(entries[2].label.value, 255);
+  WriteFile(dir.File("bad.csv"), "a.jpg,1\nno-comma-here\n");
+  try {
+    ReadManifest(dir.File("bad.csv"));
+    FAIL();
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.csv:2"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Jpeg, DctScalingDecodesNoLargerThanNeeded) {
+  const std::string big = GrayJpeg(256, 192);
+  const RgbImage quarter = DecodeJpeg(big, 48);
+  EXPECT_EQ(quarter.width, 64);
+  EXPECT_EQ(quarter.height, 48);
+  const RgbImage full = DecodeJpeg(big, 1000);
+  EXPECT_EQ(full.width, 256) << "never upscaled by the decoder";
+}
+
+TEST(Jpeg, GrayscaleAndCmykBecomeRgb) {
+  const RgbImage gray = DecodeJpeg(GrayJpeg(16, 16), 16);
+  ASSERT_EQ(gray.pixels.size(), 16u * 16 * 3);
+  EXPECT_EQ(gray.pixels[30], gray.pixels[31]);
+  EXPECT_EQ(gray.pixels[31], gray.pixels[32]);
+  const RgbImage cmyk = DecodeJpeg(CmykJpeg(16, 16), 16);
+  ASSERT_EQ(cmyk.pixels.size(), 16u * 16 * 3);
+  EXPECT_NEAR(cmyk.pixels[0], 200 * 200 / 255, 3);
+}
+
+struct Folder {
+  TempDir dir{"folder"};
+  std::vector<ImageEntry> entries;
+  void Add(const std::string& name, const std::string& bytes) {
+    WriteFile(dir.File(name), bytes);
+    entries.push_back({dir.File(name), LabelFromFileName(name)});
+  }
+};
+
+ImageFolderOptions Options(bool skip) {
+  ImageFolderOptions o;
+  o.image_size = 32;
+  o.num_classes = 11;
+  o.skip_unreadable = skip;
+  return o;
+}
+
+TEST(ImageFolder, EachUnreadableFileFailsWithItsPathAndReason) {
+  Folder f;
+  const std::string good = GrayJpeg(40, 40);
+  f.Add("1_good.jpg", good);
+  f.Add("2_truncated.jpg", good.substr(0, good.size() / 2));
+  f.Add("3_text.jpg", "this is not a jpeg");
+  f.Add("4_empty.jpg", "");
+  f.Add("5_tiny.jpg", GrayJpeg(1, 1));
+  f.Add("6_deleted.jpg", good);
+  ::unlink(f.dir.File("6_deleted.jpg").c_str());  // after the scan
+  const ImageFolderDataset ds(f.entries, Options(false));
+  EXPECT_NO_THROW(ds.Images({0}, {}));
+  const std::vector<std::pair<int64_t, std::string>> cases{
+      {1, "truncated"}, {2, "not a JPEG"}, {3, "empty"}, {4, "1x1"}, {5, "No such file"}};
+  for (const auto& [index, reason] : cases) {
+    try {
+      ds.Images({index}, {});
+      ADD_FAILURE() << "expected DataError for " << reason;
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find(f.entries[static_cast<size_t>(index)].path), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("--unreadable skip"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(ImageFolder, NoReadPermissionFollowsThePolicy) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root reads every file: permissions cannot be tested as root";
+  Folder f;
+  f.Add("1_locked.jpg", GrayJpeg(40, 40));
+  ::chmod(f.dir.File("1_locked.jpg").c_str(), 0);
+  EXPECT_THROW(ImageFolderDataset(f.entries, Options(false)).Images({0}, {}), DataError);
+}
+
+TEST(ImageFolder, SkipPolicyKeepsTheBatchSizeAndIgnoresTheTarget) {
+  Folder f;
+  f.Add("1_a.jpg", GrayJpeg(40, 40));
+  f.Add("2_b.jpg", "garbage");
+  f.Add("3_c.jpg", GrayJpeg(40, 40));
+  const ImageFolderDataset ds(f.entries, Options(true));
+  const Batch batch = MakeBatch(ds, {0, 1, 2}, -1);
+  EXPECT_EQ(batch.images.size(0), 3) << "same rows, so every rank keeps the same step count";
+  EXPECT_EQ(batch.targets[1].item<int64_t>(), -1);
+  EXPECT_EQ(batch.targets[2].item<int64_t>(), 3);
+  EXPECT_EQ(batch.valid_targets, 2);
+  EXPECT_EQ(batch.images[1].abs().sum().item<double>(), 0.0);
+  ASSERT_EQ(ds.skipped().size(), 1u);
+  EXPECT_NE(ds.skipped()[0].find("2_b.jpg"), std::string::npos);
+}
+
+TEST(ImageFolder, AugmentationIsSeededByEpochAndSample) {
+  Folder f;
+  f.Add("1_a.jpg", GrayJpeg(64, 48));
+  f.Add("2_b.jpg", GrayJpeg(64, 48));
+  const ImageFolderDataset ds(f.entries, Options(false));
+  const auto a = ds.Images({0, 1}, {3}).images;
+  EXPECT_TRUE(torch::equal(a, ds.Images({0, 1}, {3}).images)) << "same epoch, same pixels";
+  EXPECT_FALSE(torch::equal(a, ds.Images({0, 1}, {4}).images)) << "another epoch, another crop";
+  EXPECT_FALSE(torch::equal(a[0], a[1])) << "each sample its own crop";
+  EXPECT_TRUE(torch::equal(ds.Images({0}, {}).images, ds.Images({0}, {}).images));
+  EXPECT_EQ(a.sizes(), (std::vector<int64_t>{2, 3, 32, 32}));
+}
+
+}  // namespace
+}  // namespace trainguard

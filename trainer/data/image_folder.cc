@@ -1,0 +1,105 @@
+// JPEG folder dataset (see image_folder.h).
+#include "trainer/data/image_folder.h"
+
+#include <cerrno>
+#include <cmath>
+
+#include "trainer/core/atomic_file.h"
+#include "trainer/core/errors.h"
+#include "trainer/core/seeded_random.h"
+#include "trainer/data/jpeg.h"
+
+namespace trainguard {
+namespace {
+
+constexpr int kMinSide = 8;  // smaller images carry no usable content (e.g. 1x1 placeholders)
+
+// The crop of RandomResizedCrop(scale (0.08, 1), ratio (3/4, 4/3)), as torchvision draws it.
+struct Box {
+  int64_t top, left, height, width;
+};
+
+Box RandomResizedCrop(int64_t height, int64_t width, SeededRandom& rng) {
+  const double area = static_cast<double>(height * width);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target = area * (0.08 + rng.Uniform() * (1.0 - 0.08));
+    const double log_ratio = std::log(3.0 / 4.0) + rng.Uniform() * (std::log(4.0 / 3.0) - std::log(3.0 / 4.0));
+    const double ratio = std::exp(log_ratio);
+    const auto w = static_cast<int64_t>(std::round(std::sqrt(target * ratio)));
+    const auto h = static_cast<int64_t>(std::round(std::sqrt(target / ratio)));
+    if (w > 0 && h > 0 && w <= width && h <= height) {
+      return {static_cast<int64_t>(rng.Below(static_cast<uint64_t>(height - h + 1))),
+              static_cast<int64_t>(rng.Below(static_cast<uint64_t>(width - w + 1))), h, w};
+    }
+  }
+  return {0, 0, height, width};  // fallback: the whole image
+}
+
+}  // namespace
+
+ImageFolderDataset::ImageFolderDataset(std::vector<ImageEntry> entries, ImageFolderOptions options)
+    : entries_(std::move(entries)), options_(options) {}
+
+torch::Tensor ImageFolderDataset::Load(int64_t index, const ImageRequest& request) const {
+  const std::string& path = entries_[static_cast<size_t>(index)].path;
+  std::string bytes;
+  try {
+    bytes = ReadWholeFile(path);
+  } catch (const IoError& e) {
+    throw JpegError(e.what());
+  }
+  const RgbImage img = DecodeJpeg(bytes, static_cast<int>(options_.image_size));
+  if (img.width < kMinSide || img.height < kMinSide) {
+    throw JpegError("the image is " + std::to_string(img.width) + "x" + std::to_string(img.height) +
+                    ", smaller than " + std::to_string(kMinSide) + "x" + std::to_string(kMinSide));
+  }
+  auto x = torch::from_blob(const_cast<uint8_t*>(img.pixels.data()), {img.height, img.width, 3}, torch::kUInt8)
+               .permute({2, 0, 1})
+               .to(torch::kFloat32)
+               .div_(255.0);
+  const bool augment = options_.augment && request.epoch >= 0;
+  bool flip = false;
+  if (augment) {
+    SeededRandom rng(MixSeed(options_.seed, static_cast<uint64_t>(request.epoch), static_cast<uint64_t>(index)));
+    const Box box = RandomResizedCrop(img.height, img.width, rng);
+    x = x.narrow(1, box.top, box.height).narrow(2, box.left, box.width);
+    flip = rng.Uniform() < 0.5;
+  }
+  namespace F = torch::nn::functional;
+  x = F::interpolate(x.unsqueeze(0), F::InterpolateFuncOptions()
+                                         .size(std::vector<int64_t>{options_.image_size, options_.image_size})
+                                         .mode(torch::kBilinear)
+                                         .align_corners(false)
+                                         .antialias(true))
+          .squeeze(0);
+  if (flip) x = x.flip({2});
+  static const auto mean = torch::tensor({0.485f, 0.456f, 0.406f}).view({3, 1, 1});
+  static const auto std = torch::tensor({0.229f, 0.224f, 0.225f}).view({3, 1, 1});
+  return (x - mean) / std;
+}
+
+ImageBatch ImageFolderDataset::Images(const std::vector<int64_t>& indices, const ImageRequest& request) const {
+  ImageBatch out;
+  out.images = torch::zeros({static_cast<int64_t>(indices.size()), 3, options_.image_size, options_.image_size});
+  for (size_t row = 0; row < indices.size(); ++row) {
+    try {
+      out.images[static_cast<int64_t>(row)].copy_(Load(indices[row], request));
+    } catch (const JpegError& e) {
+      const std::string what = source(indices[row]) + ": " + e.what();
+      if (!options_.skip_unreadable) {
+        throw DataError("unreadable image " + what + "; fix or remove the file, or pass --unreadable skip");
+      }
+      out.unreadable.push_back(row);
+      std::lock_guard<std::mutex> lock(mutex_);
+      skipped_.push_back(what);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> ImageFolderDataset::skipped() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return skipped_;
+}
+
+}  // namespace trainguard

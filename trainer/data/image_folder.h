@@ -1,0 +1,52 @@
+// A dataset of JPEG files (a food-11-style folder or a manifest; see image_list.h). Pixels are
+// decoded with libjpeg-turbo, resized to image_size x image_size, augmented when training
+// (random resized crop and horizontal flip, seeded by (seed, epoch, sample) so a run is
+// reproducible), and normalised with the ImageNet mean and std, as in HW3.
+// Unreadable files (empty, truncated, not a JPEG, smaller than 8x8, deleted after the scan, no
+// permission) follow the policy: "fail" throws DataError naming the file and the reason;
+// "skip" yields a zero image whose target the batch ignores, counts it and remembers it.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "trainer/data/dataset.h"
+#include "trainer/data/image_list.h"
+
+namespace trainguard {
+
+struct ImageFolderOptions {
+  int64_t image_size = 128;        // side of the square model input
+  int64_t num_classes = 0;         // classes, when known (0: unknown, label validation infers)
+  bool augment = true;             // random resized crop + flip for training requests
+  bool skip_unreadable = false;    // the "skip" policy instead of "fail"
+  uint64_t seed = 0;
+};
+
+class ImageFolderDataset final : public Dataset {
+ public:
+  ImageFolderDataset(std::vector<ImageEntry> entries, ImageFolderOptions options);
+
+  int64_t size() const override { return static_cast<int64_t>(entries_.size()); }
+  ImageShape shape() const override { return {3, options_.image_size, options_.image_size}; }
+  int64_t num_classes() const override { return options_.num_classes; }
+  RawLabel label(int64_t i) const override { return entries_[static_cast<size_t>(i)].label; }
+  std::string source(int64_t i) const override { return entries_[static_cast<size_t>(i)].path; }
+  ImageBatch Images(const std::vector<int64_t>& indices, const ImageRequest& request) const override;
+
+  // Files skipped so far as "path: reason", in the order met.
+  std::vector<std::string> skipped() const;
+
+ private:
+  // One sample as a [3, S, S] normalised tensor; throws JpegError or DataError.
+  torch::Tensor Load(int64_t index, const ImageRequest& request) const;
+
+  std::vector<ImageEntry> entries_;
+  ImageFolderOptions options_;
+  mutable std::mutex mutex_;
+  mutable std::vector<std::string> skipped_;
+};
+
+}  // namespace trainguard
