@@ -104,6 +104,7 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
       ->check(kPositive)->capture_default_str();
   cmd.add_option("--inject-fault", c.inject_faults, "KIND:rank=R:step=K[:seconds=S], KIND nan|kill|sleep (tests)")
       ->delimiter(',');
+  cmd.add_option("--predictions", c.predictions, "predict: submission CSV (Id,Category) to write")->capture_default_str();
   cmd.add_option("--checkpoint", c.checkpoint, "checkpoint file to write (and to resume from)")->capture_default_str();
   cmd.add_option("--checkpoint-every", c.checkpoint_every, "also checkpoint every N steps (0: epoch ends only)")
       ->check(kNonNegative)->capture_default_str();
@@ -157,10 +158,12 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   CLI::App* validate = app.add_subcommand("validate", "only validate the labels of every rank's shard, then exit");
   CLI::App* diagnose = app.add_subcommand("diagnose", "re-run a failed step from its repro bundle and name the cause");
   diagnose->add_option("bundle", command.bundle, "bundle folder written by the failing rank")->required();
+  CLI::App* predict = app.add_subcommand(
+      "predict", "predict the classes of the --data-dir images with the model of --checkpoint; write --predictions");
   CLI::App* make_folder = app.add_subcommand(
       "make-folder", "write a food-11-style JPEG folder (training/, validation/, test/) from Fashion-MNIST");
   make_folder->add_option("out", command.bundle, "folder to create")->required();
-  for (CLI::App* sub : {train, validate, diagnose, make_folder}) sub->fallthrough();
+  for (CLI::App* sub : {train, validate, diagnose, predict, make_folder}) sub->fallthrough();
 
   auto usage_error = [&](const std::string& message) {
     command.kind = Command::Kind::kExit;
@@ -192,6 +195,7 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   command.kind = app.got_subcommand(validate)      ? Command::Kind::kValidate
                  : app.got_subcommand(diagnose)    ? Command::Kind::kDiagnose
                  : app.got_subcommand(make_folder) ? Command::Kind::kMakeFolder
+                 : app.got_subcommand(predict)     ? Command::Kind::kPredict
                                                    : Command::Kind::kTrain;
   // The top-level options only (CLI11 adds subcommand entries such as "diagnose.bundle").
   std::istringstream all(app.config_to_str(true, false));

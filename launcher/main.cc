@@ -23,6 +23,7 @@
 #include "trainer/core/sharding.h"
 #include "trainer/data/fashion_mnist.h"
 #include "trainer/dist/mpi_data_plane.h"
+#include "trainer/predict.h"
 #include "trainer/train.h"
 #ifdef TRAINGUARD_WITH_NCCL
 #include "trainer/dist/nccl_data_plane.h"
@@ -164,6 +165,22 @@ int Validate(const Command& command, Job& job) {
   return kExitOk;
 }
 
+// `trainguard predict`: the model of --checkpoint over the --data-dir images; rank 0 writes
+// HW3's submission CSV to --predictions.
+int Predict(const Command& command, Job& job) {
+  const TrainConfig& config = command.train;
+  if (config.checkpoint.empty()) throw ConfigError("predict needs --checkpoint FILE, a checkpoint written by train");
+  Hw3Net model = MakeModel(config, *job.train);
+  LoadModelWeights(config.checkpoint, *model);
+  model->to(job.device);
+  const auto predictions = PredictAll(model, *job.train, job.control, job.device, config.batch_size);
+  if (job.mpi.rank() == 0) {
+    WriteFileAtomically(config.predictions, SubmissionCsv(*job.train, predictions));
+    std::printf("wrote %zu predictions to %s\n", predictions.size(), config.predictions.c_str());
+  }
+  return kExitOk;
+}
+
 // `trainguard diagnose BUNDLE`: no MPI; prints the summary, writes BUNDLE/diagnosis.json.
 int RunDiagnose(const Command& command) {
   setenv("CUDA_LAUNCH_BLOCKING", "1", 1);  // before anything touches CUDA
@@ -230,6 +247,8 @@ int main(int argc, char** argv) {
       return RunJob(command, mpi, [&](Job& job) { return Train(command, job); });
     case Command::Kind::kValidate:
       return RunJob(command, mpi, [&](Job& job) { return Validate(command, job); });
+    case Command::Kind::kPredict:
+      return RunJob(command, mpi, [&](Job& job) { return Predict(command, job); });
     case Command::Kind::kDiagnose:
     case Command::Kind::kMakeFolder:
       break;  // handled before MPI

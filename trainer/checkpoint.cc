@@ -81,16 +81,18 @@ void SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch::op
   }
 }
 
-TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model,
-                             torch::optim::Optimizer& optimizer, const RunShape& shape) {
+namespace {
+
+// The verified payload of a checkpoint file; throws CheckpointError naming the file.
+std::string ReadPayload(const std::string& path) {
   std::string file;
   try {
     file = ReadWholeFile(path);
   } catch (const IoError& e) {
-    throw CheckpointError(std::string(e.what()) + "; check --checkpoint, or drop --resume to start afresh");
+    throw CheckpointError(std::string(e.what()) + "; check --checkpoint (and --resume)");
   }
   const std::string refuse = "checkpoint " + path + " is unusable: ";
-  const std::string fix = "; delete it or resume from another file";
+  const std::string fix = "; delete it or use another file";
   if (file.size() < kHeaderSize || file.compare(0, kMagicSize, kMagic) != 0) {
     throw CheckpointError(refuse + "not a trainguard checkpoint" + fix);
   }
@@ -104,7 +106,30 @@ TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model,
   }
   const std::string payload = file.substr(kHeaderSize);
   if (Crc32(payload) != crc) throw CheckpointError(refuse + "checksum mismatch (corrupted)" + fix);
+  return payload;
+}
 
+// Loads the model part, refusing other shapes (Module::load would silently take them).
+void LoadModelPart(const std::string& path, torch::serialize::InputArchive& model_part, torch::nn::Module& model) {
+  const auto expected = ShapesOf(model);
+  model.load(model_part);
+  for (const auto& [name, shape] : ShapesOf(model)) {
+    const auto it = expected.find(name);
+    if (it != expected.end() && it->second != shape) {
+      throw CheckpointError("checkpoint " + path + " does not fit this model: " + name + " has shape " +
+                            ShapeText(shape) + " there but " + ShapeText(it->second) +
+                            " here; use the --width, --num-classes and input size it was written with");
+    }
+  }
+}
+
+}  // namespace
+
+TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model,
+                             torch::optim::Optimizer& optimizer, const RunShape& shape) {
+  const std::string payload = ReadPayload(path);
+  const std::string refuse = "checkpoint " + path + " is unusable: ";
+  const std::string fix = "; delete it or resume from another file";
   torch::serialize::InputArchive archive, model_part, optim_part;
   TrainPosition pos;
   try {
@@ -124,17 +149,7 @@ TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model,
     differs("--seed", saved.seed, shape.seed);
     archive.read("model", model_part);
     archive.read("optimizer", optim_part);
-    // Module::load replaces tensors whatever their shape, so compare shapes afterwards.
-    const auto expected = ShapesOf(model);
-    model.load(model_part);
-    for (const auto& [name, shape] : ShapesOf(model)) {
-      const auto it = expected.find(name);
-      if (it != expected.end() && it->second != shape) {
-        throw CheckpointError(refuse + name + " has shape " + ShapeText(shape) + " there but " +
-                              ShapeText(it->second) + " in this model; resume with the --width and "
-                              "--num-classes it was written with");
-      }
-    }
+    LoadModelPart(path, model_part, model);
     optimizer.load(optim_part);
     torch::Tensor rng;
     archive.read("cpu_rng", rng);
@@ -150,6 +165,20 @@ TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model,
     throw CheckpointError(refuse + "does not match this model (" + e.what_without_backtrace() + ")" + fix);
   }
   return pos;
+}
+
+void LoadModelWeights(const std::string& path, torch::nn::Module& model) {
+  const std::string payload = ReadPayload(path);
+  torch::serialize::InputArchive archive, model_part;
+  try {
+    archive.load_from(payload.data(), payload.size());
+    archive.read("model", model_part);
+    LoadModelPart(path, model_part, model);
+  } catch (const CheckpointError&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw CheckpointError("checkpoint " + path + " does not fit this model (" + e.what_without_backtrace() + ")");
+  }
 }
 
 }  // namespace trainguard

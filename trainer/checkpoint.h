@@ -34,4 +34,7 @@ void SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch::op
 TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model,
                              torch::optim::Optimizer& optimizer, const RunShape& shape);
 
+// Loads only the model's weights (for prediction). Throws CheckpointError like LoadCheckpoint.
+void LoadModelWeights(const std::string& path, torch::nn::Module& model);
+
 }  // namespace trainguard

@@ -165,10 +165,21 @@ case ${1:?case} in
     cp "$WORK/food/test/00000.jpg" "$WORK/food/test/00001.jpg" "$WORK/food/training/"
     folder=(train --dataset folder --data-dir "$WORK/food/training" --eval-dir "$WORK/food/validation"
             --num-classes 11 --image-size 32 --width 0.25 --threads 1 --epochs 1 --label-report "")
-    run mixed 2 "${folder[@]}"
+    run mixed 2 "${folder[@]}" --checkpoint "$WORK/food.ckpt"
     expect_rc mixed 0
     expect_text mixed out "400 valid, 2 ignored"
     expect_text mixed out "test accuracy"
+    # HW3's submission CSV for the unlabelled test images, from the checkpoint, on 3 ranks.
+    run predict 3 predict --dataset folder --data-dir "$WORK/food/test" --num-classes 11 --image-size 32 \
+      --width 0.25 --threads 1 --checkpoint "$WORK/food.ckpt" --predictions "$WORK/pred.csv"
+    expect_rc predict 0
+    [ "$(head -1 "$WORK/pred.csv")" = "Id,Category" ] || fail "no CSV header"
+    [ "$(wc -l <"$WORK/pred.csv")" = 61 ] || fail "expected 60 predictions"
+    sed -n 2p "$WORK/pred.csv" | grep -qE '^00000,[0-9]+$' || fail "first row is not 00000,<class>"
+    tail -n +2 "$WORK/pred.csv" | cut -d, -f1 | sort -c || fail "rows not sorted by Id"
+    run predict_nockpt 2 predict --dataset folder --data-dir "$WORK/food/test" --num-classes 11 --image-size 32
+    expect_rc predict_nockpt 2
+    expect_text predict_nockpt err "predict needs --checkpoint"
     some_jpeg="$WORK/food/validation/$(ls "$WORK/food/validation" | head -1)"
     cp "$some_jpeg" "$WORK/food/training/11_extra.jpg"   # label 11 of 11 classes
     run eleven 2 "${folder[@]}"

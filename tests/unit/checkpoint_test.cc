@@ -114,6 +114,13 @@ TEST(Checkpoint, DifferentRunShapeOrModelIsRefused) {
   } catch (const CheckpointError& e) {
     EXPECT_NE(std::string(e.what()).find("--width"), std::string::npos) << e.what();
   }
+  try {
+    Hw3Net fresh_wide(Hw3Options{1, 32, 0.5, 10});  // the failed load above changed `wide`
+    LoadModelWeights(path, *fresh_wide);
+    ADD_FAILURE() << "prediction must refuse a checkpoint of another width";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+  }
   fs::remove(path);
 }
 

@@ -61,6 +61,9 @@ struct TrainConfig {
   int64_t host_copy_every = 50;  // GPU runs: steps between host copies of the weights
   std::vector<std::string> inject_faults;  // KIND:rank=R:step=K[:seconds=S], tests and demos
 
+  // --- prediction ---
+  std::string predictions = "predictions.csv";  // predict: the submission CSV rank 0 writes
+
   // --- checkpoints ---
   std::string checkpoint;        // file to write (empty: none)
   int64_t checkpoint_every = 0;  // also write every N steps (0: at epoch ends only)

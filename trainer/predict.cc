@@ -1,0 +1,47 @@
+// Prediction and the submission CSV (see predict.h).
+#include "trainer/predict.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "trainer/core/sharding.h"
+#include "trainer/data/batch.h"
+
+namespace trainguard {
+
+std::vector<std::pair<int64_t, int64_t>> PredictAll(Hw3Net& model, const Dataset& dataset, ControlPlane& control,
+                                                    torch::Device device, int64_t batch_size) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const auto shard = EvalShard(dataset.size(), control.rank(), control.world());
+  std::ostringstream mine;
+  for (int64_t begin = 0; begin < static_cast<int64_t>(shard.size()); begin += batch_size) {
+    const auto indices = Slice(shard, begin, batch_size);
+    const auto classes = model->forward(dataset.Images(indices, {}).images.to(device)).argmax(1).to(torch::kCPU);
+    for (size_t r = 0; r < indices.size(); ++r) mine << indices[r] << ' ' << classes[static_cast<int64_t>(r)].item<int64_t>() << '\n';
+  }
+  std::vector<std::pair<int64_t, int64_t>> all;
+  for (const std::string& part : control.AllGather(mine.str())) {
+    std::istringstream in(part);
+    int64_t index, cls;
+    while (in >> index >> cls) all.emplace_back(index, cls);
+  }
+  std::sort(all.begin(), all.end());
+  return all;
+}
+
+std::string SubmissionCsv(const Dataset& dataset, const std::vector<std::pair<int64_t, int64_t>>& predictions) {
+  std::vector<std::pair<std::string, int64_t>> rows;
+  for (const auto& [index, cls] : predictions) {
+    std::string id = dataset.source(index);
+    id = id.substr(id.find_last_of('/') + 1);
+    id = id.substr(0, id.find_last_of('.'));
+    rows.emplace_back(id, cls);
+  }
+  std::sort(rows.begin(), rows.end());
+  std::string csv = "Id,Category\n";
+  for (const auto& [id, cls] : rows) csv += id + "," + std::to_string(cls) + "\n";
+  return csv;
+}
+
+}  // namespace trainguard
