@@ -6,6 +6,7 @@
 
 #include "trainer/core/errors.h"
 #include "trainer/core/sharding.h"
+#include "trainer/data/prefetcher.h"
 #include "trainer/evaluate.h"
 #include "trainer/loss.h"
 
@@ -185,9 +186,18 @@ TrainSummary Trainer::Run() {
     const int64_t steps_per_epoch = StepsPerEpoch(static_cast<int64_t>(plan.shard.size()), config_.batch_size);
     double loss_sum = 0;
     int64_t loss_count = 0;
+    const bool pin = ctx_.device.is_cuda();
+    BatchPrefetcher batches(
+        [&, epoch = pos.epoch](int64_t step) {
+          Batch b = MakeBatch(train_, Slice(plan.shard, step * config_.batch_size, config_.batch_size),
+                              config_.ignore_index, plan.ignored, {epoch});
+          if (pin) b.images = b.images.pin_memory();  // faster, asynchronous copies to the GPU
+          return b;
+        },
+        pos.step_in_epoch, steps_per_epoch, static_cast<int>(config_.loader_threads), config_.prefetch);
     while (pos.step_in_epoch < steps_per_epoch && budget_left()) {
-      const auto indices = Slice(plan.shard, pos.step_in_epoch * config_.batch_size, config_.batch_size);
-      Batch batch = MakeBatch(train_, indices, config_.ignore_index, plan.ignored, {pos.epoch});
+      Batch batch = batches.Next();
+      const auto& indices = batch.indices;
       if (summary.steps_this_run == config_.warmup_steps) timer_start = Clock::now();
       const int64_t global_images = static_cast<int64_t>(indices.size()) * world;
       const double loss = GuardedStep(

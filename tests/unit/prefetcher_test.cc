@@ -1,0 +1,61 @@
+// BatchPrefetcher: batches come in order whatever the threads, the window bounds how far
+// workers build ahead, and a worker's error surfaces at its own batch.
+#include "trainer/data/prefetcher.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+namespace trainguard {
+namespace {
+
+Batch Numbered(int64_t b) {
+  Batch batch;
+  batch.indices = {b};
+  return batch;
+}
+
+TEST(Prefetcher, HandsOutBatchesInOrder) {
+  for (int threads : {0, 1, 3}) {
+    BatchPrefetcher p(
+        [](int64_t b) {
+          std::this_thread::sleep_for(std::chrono::microseconds((7 - b % 7) * 200));  // finish out of order
+          return Numbered(b);
+        },
+        2, 20, threads, 4);
+    for (int64_t b = 2; b < 20; ++b) EXPECT_EQ(p.Next().indices[0], b) << threads << " threads";
+  }
+}
+
+TEST(Prefetcher, BuildsNoFurtherAheadThanTheWindow) {
+  std::atomic<int64_t> highest{-1};
+  BatchPrefetcher p(
+      [&](int64_t b) {
+        highest = std::max<int64_t>(highest, b);
+        return Numbered(b);
+      },
+      0, 100, 3, 4);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_LE(highest.load(), 3) << "nothing handed out yet: at most batches 0..3 are built";
+  p.Next();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_LE(highest.load(), 4);
+}
+
+TEST(Prefetcher, AWorkersErrorSurfacesAtItsBatch) {
+  BatchPrefetcher p(
+      [](int64_t b) {
+        if (b == 3) throw std::runtime_error("unreadable image x.jpg");
+        return Numbered(b);
+      },
+      0, 10, 2, 4);
+  EXPECT_EQ(p.Next().indices[0], 0);
+  EXPECT_EQ(p.Next().indices[0], 1);
+  EXPECT_EQ(p.Next().indices[0], 2);
+  EXPECT_THROW(p.Next(), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace trainguard

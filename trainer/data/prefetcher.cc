@@ -1,0 +1,68 @@
+// Ordered, bounded batch prefetching (see prefetcher.h).
+#include "trainer/data/prefetcher.h"
+
+namespace trainguard {
+
+BatchPrefetcher::BatchPrefetcher(std::function<Batch(int64_t)> make, int64_t first, int64_t count, int threads,
+                                 int64_t window)
+    : make_(std::move(make)), count_(count), window_(std::max<int64_t>(window, 1)), next_to_build_(first),
+      next_to_hand_(first) {
+  for (int t = 0; t < threads; ++t) workers_.emplace_back([this] { Work(); });
+}
+
+BatchPrefetcher::~BatchPrefetcher() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  for (auto& w : workers_) w.join();
+}
+
+void BatchPrefetcher::Work() {
+  for (;;) {
+    int64_t b;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      // Build ahead only within the window after the batch the trainer waits for.
+      changed_.wait(lock, [&] { return stop_ || next_to_build_ >= count_ || next_to_build_ < next_to_hand_ + window_; });
+      if (stop_ || next_to_build_ >= count_) return;
+      b = next_to_build_++;
+    }
+    Batch batch;
+    std::exception_ptr error;
+    try {
+      batch = make_(b);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (error) {
+        failed_[b] = error;
+      } else {
+        ready_[b] = std::move(batch);
+      }
+    }
+    changed_.notify_all();
+  }
+}
+
+Batch BatchPrefetcher::Next() {
+  const int64_t b = next_to_hand_;
+  if (workers_.empty()) {
+    ++next_to_hand_;
+    return make_(b);
+  }
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock, [&] { return ready_.count(b) > 0 || failed_.count(b) > 0; });
+  if (failed_.count(b) > 0) std::rethrow_exception(failed_[b]);
+  Batch batch = std::move(ready_[b]);
+  ready_.erase(b);
+  ++next_to_hand_;
+  lock.unlock();
+  changed_.notify_all();
+  return batch;
+}
+
+}  // namespace trainguard
