@@ -87,10 +87,12 @@ double Trainer::Step(const Batch& batch) {
   loss.backward();
   reducer_->Finish();
   // Gradients are the same on every rank after the reduction: so is this verdict.
-  double norm_sq = 0;
+  // One device-to-host read for the whole norm, not one per parameter.
+  std::vector<torch::Tensor> squares;
   for (const auto& p : model_->parameters()) {
-    if (p.grad().defined()) norm_sq += p.grad().pow(2).sum().item<double>();
+    if (p.grad().defined()) squares.push_back(p.grad().pow(2).sum());
   }
+  const double norm_sq = squares.empty() ? 0.0 : torch::stack(squares).sum().item<double>();
   gradient_not_finite_ = !std::isfinite(norm_sq);
   if (gradient_not_finite_) {
     throw FaultError(ErrorKind::kNonFinite, "the gradient norm is not finite while the loss is");
