@@ -35,6 +35,9 @@ if ! "$VENV/bin/python" -c "import torch,sys; sys.exit(torch.__version__.split('
   "$VENV/bin/pip" install -q "torch==$TORCH_VERSION"
 fi
 
+# Let clones in other folders share the compiler cache (paths are made relative to the clone).
+export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1
+
 TORCH_PREFIX=$("$VENV/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null)
 mkdir -p build
 if [ ! -f build/build.ninja ]; then
