@@ -22,6 +22,7 @@
 #include "trainer/core/log.h"
 #include "trainer/core/sharding.h"
 #include "trainer/data/fashion_mnist.h"
+#include "trainer/data/image_folder.h"
 #include "trainer/dist/mpi_data_plane.h"
 #include "trainer/predict.h"
 #include "trainer/train.h"
@@ -120,6 +121,17 @@ int RunJob(const Command& command, MpiSession& mpi, Body body) {
   }
 }
 
+// Under --unreadable skip: how many files were skipped over all ranks (rank 0), and which ones
+// (each rank lists its own, at most 20).
+void ReportSkipped(const Dataset& dataset, ControlPlane& control) {
+  const auto* folder = dynamic_cast<const ImageFolderDataset*>(&dataset);
+  if (folder == nullptr) return;
+  const std::vector<std::string> skipped = folder->skipped();
+  const int64_t total = SumAcrossRanks(control, static_cast<int64_t>(skipped.size()));
+  for (size_t i = 0; i < skipped.size() && i < 20; ++i) LogLine("skipped unreadable image " + skipped[i]);
+  if (control.rank() == 0 && total > 0) std::printf("skipped %lld unreadable image reads in all\n", static_cast<long long>(total));
+}
+
 int Train(const Command& command, Job& job) {
   const TrainConfig& config = command.train;
   MpiSession& mpi = job.mpi;
@@ -146,6 +158,7 @@ int Train(const Command& command, Job& job) {
   Trainer trainer(config, *job.train, job.test.get(), context);
   if (mpi.rank() == 0) LogLine("training on " + job.device.str() + ", " + std::to_string(job.train->size()) + " samples");
   const TrainSummary s = trainer.Run();
+  ReportSkipped(*job.train, job.control);
   if (mpi.rank() == 0) {
     if (s.test_accuracy) std::printf("test accuracy: %.4f\n", *s.test_accuracy);
     std::printf("steps: %lld, epoch %lld, throughput_img_per_s=%.1f\n", static_cast<long long>(s.steps_this_run),

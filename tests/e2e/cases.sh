@@ -192,6 +192,8 @@ case ${1:?case} in
     expect_text broken err "unreadable image $WORK/food/training/2_broken.jpg"
     run skipped 2 "${folder[@]}" --unreadable skip
     expect_rc skipped 0
+    expect_text skipped err "skipped unreadable image $WORK/food/training/2_broken.jpg: "
+    expect_text skipped out "skipped 1 unreadable image reads in all"
     ;;
   *) fail "unknown case $1" ;;
 esac
