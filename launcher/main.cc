@@ -73,7 +73,7 @@ int ExitCodeOf(const std::exception& e) {
 std::unique_ptr<DataPlane> MakeDataPlane(torch::Device device, const MpiSession& mpi, WaitGuard* guard) {
   if (device.is_cuda()) {
 #ifdef TRAINGUARD_WITH_NCCL
-    return MakeNcclDataPlane(MPI_COMM_WORLD, device.index());
+    return MakeNcclDataPlane(MPI_COMM_WORLD, device.index(), guard);
 #else
     throw ConfigError("--device cuda: this build has no NCCL data plane; rebuild against a CUDA Torch");
 #endif

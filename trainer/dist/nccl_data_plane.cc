@@ -6,44 +6,60 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <unistd.h>
 
+#include <chrono>
+#include <thread>
+
 #include "trainer/core/errors.h"
 #include "trainer/dist/mpi_check.h"
 
 namespace trainguard {
 namespace {
 
+// Waits for `work`; with a guard, polls it so that a fault notice or a deadline ends the wait.
+void WaitForWork(c10d::Work& work, WaitGuard* guard) {
+  if (guard != nullptr) {
+    while (!work.isCompleted()) {
+      guard->Check();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+  work.wait();  // rethrows the work's own failure
+}
+
 class NcclPending final : public PendingReduce {
  public:
-  explicit NcclPending(c10::intrusive_ptr<c10d::Work> work) : work_(std::move(work)) {}
-  void Wait() override { work_->wait(); }
+  NcclPending(c10::intrusive_ptr<c10d::Work> work, WaitGuard* guard) : work_(std::move(work)), guard_(guard) {}
+  void Wait() override { WaitForWork(*work_, guard_); }
 
  private:
   c10::intrusive_ptr<c10d::Work> work_;
+  WaitGuard* guard_;
 };
 
 class NcclDataPlane final : public DataPlane {
  public:
-  explicit NcclDataPlane(c10::intrusive_ptr<c10d::ProcessGroupNCCL> pg) : pg_(std::move(pg)) {}
+  NcclDataPlane(c10::intrusive_ptr<c10d::ProcessGroupNCCL> pg, WaitGuard* guard) : pg_(std::move(pg)), guard_(guard) {}
 
   std::unique_ptr<PendingReduce> StartSum(torch::Tensor tensor) override {
     std::vector<torch::Tensor> tensors{std::move(tensor)};
-    return std::make_unique<NcclPending>(pg_->allreduce(tensors));
+    return std::make_unique<NcclPending>(pg_->allreduce(tensors), guard_);
   }
 
   void Broadcast(torch::Tensor tensor, int root) override {
     std::vector<torch::Tensor> tensors{std::move(tensor)};
     c10d::BroadcastOptions opts;
     opts.rootRank = root;
-    pg_->broadcast(tensors, opts)->wait();
+    WaitForWork(*pg_->broadcast(tensors, opts), guard_);
   }
 
  private:
   c10::intrusive_ptr<c10d::ProcessGroupNCCL> pg_;
+  WaitGuard* guard_;
 };
 
 }  // namespace
 
-std::unique_ptr<DataPlane> MakeNcclDataPlane(MPI_Comm comm, int device_index) {
+std::unique_ptr<DataPlane> MakeNcclDataPlane(MPI_Comm comm, int device_index, WaitGuard* guard) {
   int rank = 0, world = 1;
   TG_MPI_CHECK(MPI_Comm_rank(comm, &rank));
   TG_MPI_CHECK(MPI_Comm_size(comm, &world));
@@ -74,7 +90,7 @@ std::unique_ptr<DataPlane> MakeNcclDataPlane(MPI_Comm comm, int device_index) {
   auto options = c10d::ProcessGroupNCCL::Options::create();
   auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank, world, options);
   pg->setBoundDeviceId(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(device_index)));
-  return std::make_unique<NcclDataPlane>(std::move(pg));
+  return std::make_unique<NcclDataPlane>(std::move(pg), guard);
 }
 
 }  // namespace trainguard

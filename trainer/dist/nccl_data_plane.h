@@ -7,11 +7,14 @@
 
 #include <memory>
 
+#include "trainer/core/wait_guard.h"
 #include "trainer/dist/data_plane.h"
 
 namespace trainguard {
 
-// Creates the NCCL data plane for this rank's current CUDA device. Collective over `comm`.
-std::unique_ptr<DataPlane> MakeNcclDataPlane(MPI_Comm comm, int device_index);
+// Creates the NCCL data plane for this rank's CUDA device. Collective over `comm`. With a
+// guard, waits poll the work so that a fault notice or a deadline ends them (not yet run on a
+// GPU: no device was available when this was written).
+std::unique_ptr<DataPlane> MakeNcclDataPlane(MPI_Comm comm, int device_index, WaitGuard* guard);
 
 }  // namespace trainguard
