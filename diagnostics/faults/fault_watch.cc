@@ -38,16 +38,18 @@ void FaultWatch::Drain() {
   while (auto notice = channel_.Poll()) {
     if (notice->kind == FaultChannel::kWaiting) {
       waiting_[notice->step].insert(notice->from);
-      continue;
+    } else if (!peer_failure_) {
+      peer_failure_.emplace("rank " + std::to_string(notice->from) + " failed: " + notice->message,
+                            static_cast<ErrorKind>(notice->kind));
+      peer_failure_at_ = Clock::now();
     }
-    throw PeerError("rank " + std::to_string(notice->from) + " failed: " + notice->message,
-                    static_cast<ErrorKind>(notice->kind));
   }
 }
 
 void FaultWatch::Check() {
   last_check_ = Clock::now().time_since_epoch().count();
   Drain();
+  if (peer_failure_ && Clock::now() - peer_failure_at_ > std::chrono::seconds(1)) throw *peer_failure_;
   const int64_t step = step_;
   if (step > 0 && Clock::now().time_since_epoch().count() > deadline_) StallVerdict(step);
 }
@@ -59,6 +61,7 @@ void FaultWatch::StallVerdict(int64_t step) {
   while (Clock::now() < until && static_cast<int>(waiting_[step].size()) < channel_.world()) {
     last_check_ = Clock::now().time_since_epoch().count();
     Drain();
+    if (peer_failure_) throw *peer_failure_;  // a peer's failure explains the wait
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   std::set<int> missing;

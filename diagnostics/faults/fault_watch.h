@@ -1,6 +1,10 @@
 // FaultWatch: the WaitGuard of the MPI planes plus a watchdog thread. While a rank waits in a
 // collective, Check() (called between polls) ends the wait when
-//  - a peer's fault notice arrives: PeerError with the peer's failure kind and message;
+//  - a peer's fault notice has arrived and the collective has not completed within a second of
+//    it: PeerError with the peer's failure kind and message. (A peer that reached an agreed
+//    verdict first, e.g. a non-finite loss, may tell before this rank's own part of the same
+//    collective completes; the second lets this rank reach the verdict itself and do its share,
+//    such as writing the bundle. If the collective completes, the notice stays for the next wait.)
 //  - the step overruns --step-timeout: the rank announces that it waits, collects the same
 //    announcement from the others for `grace` seconds, and throws FaultError(kStall) naming the
 //    ranks that did not arrive.
@@ -12,9 +16,11 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
+#include "trainer/core/errors.h"
 #include "trainer/core/wait_guard.h"
 #include "trainer/dist/fault_channel.h"
 
@@ -44,6 +50,8 @@ class FaultWatch final : public WaitGuard {
   const double timeout_s_, grace_s_;
   std::function<void(const std::string&)> on_stuck_;
   std::map<int64_t, std::set<int>> waiting_;  // step -> ranks that announced waiting
+  std::optional<PeerError> peer_failure_;     // the first fault notice, kept until thrown
+  Clock::time_point peer_failure_at_;
   std::atomic<int64_t> step_{0};              // 0: disarmed
   std::atomic<Clock::rep> deadline_{0};
   std::atomic<Clock::rep> last_check_{0};     // when the training thread last polled
