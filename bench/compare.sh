@@ -36,23 +36,8 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-# Run from the repository root so the relative paths below resolve.
-cd "$(dirname "$0")/.."
-
-OURS_BIN=build/launcher/trainguard
-if [[ ! -x "$OURS_BIN" ]]; then
-  echo "compare.sh: $OURS_BIN not found or not executable -- run scripts/setup.sh first" >&2
-  exit 1
-fi
-# torchrun from the venv that scripts/setup.sh made, when there is one.
-VENV="${TRAINGUARD_HOME:-$HOME/.cache/trainguard}/venv"
-[[ -x "$VENV/bin/torchrun" ]] && PATH="$VENV/bin:$PATH"
-for tool in mpirun torchrun; do
-  command -v "$tool" >/dev/null || { echo "compare.sh: '$tool' not found in PATH" >&2; exit 1; }
-done
-
-# Capture nproc first: GNU nproc honours OMP_NUM_THREADS, which we set below.
-NPROC="$(nproc)"
+SCRIPT=compare.sh
+source "$(dirname "$0")/bench_env.sh"
 export OMP_NUM_THREADS="$THREADS"
 
 LOG_DIR="$(mktemp -d)"

@@ -46,20 +46,8 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-# Run from the repository root so the relative paths below resolve.
-cd "$(dirname "$0")/.."
-
-OURS_BIN=build/launcher/trainguard
-if [[ ! -x "$OURS_BIN" ]]; then
-  echo "compare_folder.sh: $OURS_BIN not found or not executable -- run scripts/setup.sh first" >&2
-  exit 1
-fi
-# torchrun from the venv that scripts/setup.sh made, when there is one.
-VENV="${TRAINGUARD_HOME:-$HOME/.cache/trainguard}/venv"
-[[ -x "$VENV/bin/torchrun" ]] && PATH="$VENV/bin:$PATH"
-for tool in mpirun torchrun; do
-  command -v "$tool" >/dev/null || { echo "compare_folder.sh: '$tool' not found in PATH" >&2; exit 1; }
-done
+SCRIPT=compare_folder.sh
+source "$(dirname "$0")/bench_env.sh"
 # The interpreter torchrun uses (its shebang), so the check below tests the right environment.
 PY_BIN="$(head -n 1 "$(command -v torchrun)" | sed -n 's/^#! *//p' | awk '{print $1}')"
 [[ -x "$PY_BIN" ]] || PY_BIN=python3
@@ -69,8 +57,6 @@ if ! "$PY_BIN" -c 'import torchvision, PIL' >/dev/null 2>&1; then
   exit 1
 fi
 
-# Capture nproc first: GNU nproc honours OMP_NUM_THREADS, which we set below.
-NPROC="$(nproc)"
 export OMP_NUM_THREADS="$THREADS"
 
 WORK_DIR="$(mktemp -d)"

@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data.distributed import DistributedSampler
 
+from hw3_model import HW3Classifier  # beside this file
+
 # Fashion-MNIST normalisation constants (must match the C++ trainer).
 MEAN = 0.2860
 STD = 0.3530
@@ -87,46 +89,6 @@ def load_fashion_mnist_train(data_dir, limit):
 
 
 # ---------------------------------------------------------------------------
-# Model: "HW3 classifier" with width multiplier w.
-# ---------------------------------------------------------------------------
-
-def scaled(c, w):
-    # Round half away from zero (like C++ std::round), never below 1 channel.
-    return max(1, int(math.floor(c * w + 0.5)))
-
-
-class HW3Classifier(nn.Module):
-    def __init__(self, width=1.0, num_classes=NUM_CLASSES, image_size=IMAGE_SIZE, in_channels=1):
-        super().__init__()
-        chans = [scaled(c, width) for c in (64, 128, 256, 512, 512)]
-        layers = []
-        prev = in_channels
-        for c in chans:  # 5 x (conv3x3 -> BN -> ReLU -> maxpool 2x2)
-            layers += [
-                nn.Conv2d(prev, c, kernel_size=3, stride=1, padding=1),
-                nn.BatchNorm2d(c),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(kernel_size=2, stride=2),
-            ]
-            prev = c
-        self.features = nn.Sequential(*layers)
-        spatial = image_size // 32                     # 5 halvings: 32 -> 1
-        hidden1, hidden2 = scaled(1024, width), scaled(512, width)
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(prev * spatial * spatial, hidden1),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden1, hidden2),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden2, num_classes),
-        )
-        self.channels = chans + [hidden1, hidden2]
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
-
-
-# ---------------------------------------------------------------------------
 # Batches: DistributedSampler indices, sliced directly from the in-memory tensor.
 # ---------------------------------------------------------------------------
 
@@ -160,7 +122,7 @@ def main():
         raise SystemExit("need at least one timed step (steps > warmup)")
 
     torch.manual_seed(args.seed)                       # identical init; DDP broadcasts anyway
-    model = HW3Classifier(width=args.width)
+    model = HW3Classifier(args.width, NUM_CLASSES, IMAGE_SIZE, in_channels=1)
     ddp_model = DDP(model)
     criterion = nn.CrossEntropyLoss(ignore_index=-1)
     optimizer = torch.optim.Adam(ddp_model.parameters(), lr=args.lr,

@@ -22,7 +22,6 @@
 # not counting process start-up, imports and model construction).
 
 import argparse
-import math
 import os
 import time
 
@@ -32,6 +31,8 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
+
+from hw3_model import HW3Classifier  # beside this file
 
 try:
     from PIL import Image
@@ -105,46 +106,6 @@ def worker_init(_worker_id):
     torch.set_num_threads(1)
 
 
-# ---------------------------------------------------------------------------
-# Model: "HW3 classifier" with width multiplier w (same as bench/python_ddp.py, RGB input).
-# ---------------------------------------------------------------------------
-
-def scaled(c, w):
-    # Round half away from zero (like C++ std::round), never below 1 channel.
-    return max(1, int(math.floor(c * w + 0.5)))
-
-
-class HW3Classifier(nn.Module):
-    def __init__(self, width, num_classes, image_size, in_channels=3):
-        super().__init__()
-        chans = [scaled(c, width) for c in (64, 128, 256, 512, 512)]
-        layers = []
-        prev = in_channels
-        for c in chans:  # 5 x (conv3x3 -> BN -> ReLU -> maxpool 2x2)
-            layers += [
-                nn.Conv2d(prev, c, kernel_size=3, stride=1, padding=1),
-                nn.BatchNorm2d(c),
-                nn.ReLU(),
-                nn.MaxPool2d(kernel_size=2, stride=2),
-            ]
-            prev = c
-        self.features = nn.Sequential(*layers)
-        spatial = image_size // 32                     # 5 halvings
-        hidden1, hidden2 = scaled(1024, width), scaled(512, width)
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(prev * spatial * spatial, hidden1),
-            nn.ReLU(),
-            nn.Linear(hidden1, hidden2),
-            nn.ReLU(),
-            nn.Linear(hidden2, num_classes),
-        )
-        self.channels = chans + [hidden1, hidden2]
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
-
-
 def main():
     args = parse_args()
     if args.image_size % 32 != 0 or args.image_size <= 0:
@@ -164,7 +125,7 @@ def main():
                         persistent_workers=args.workers > 0)
 
     torch.manual_seed(args.seed)                       # identical init; DDP broadcasts anyway
-    model = HW3Classifier(args.width, args.num_classes, args.image_size)
+    model = HW3Classifier(args.width, args.num_classes, args.image_size, in_channels=3)
     ddp_model = DDP(model)
     criterion = nn.CrossEntropyLoss(ignore_index=-1)
     optimizer = torch.optim.Adam(ddp_model.parameters(), lr=args.lr,
