@@ -29,16 +29,31 @@ std::string GrayJpeg(int width, int height) {
   return EncodeGrayJpeg(px.data(), width, height, 90);
 }
 
-std::string CmykJpeg(int width, int height) {
-  std::vector<uint8_t> px(static_cast<size_t>(width * height * 4), 200);
+// Pixels in a TurboJPEG pixel format (TJPF_*) as JPEG bytes, without chroma subsampling.
+std::string EncodeJpeg(const std::vector<uint8_t>& px, int width, int height, int pixel_format) {
   tjhandle h = tjInitCompress();
   unsigned char* out = nullptr;
   unsigned long size = 0;
-  EXPECT_EQ(tjCompress2(h, px.data(), width, 0, height, TJPF_CMYK, &out, &size, TJSAMP_444, 90, 0), 0);
+  EXPECT_EQ(tjCompress2(h, px.data(), width, 0, height, pixel_format, &out, &size, TJSAMP_444, 90, 0), 0);
   std::string bytes(reinterpret_cast<char*>(out), size);
   tjFree(out);
   tjDestroy(h);
   return bytes;
+}
+
+std::string CmykJpeg(int width, int height) {
+  return EncodeJpeg(std::vector<uint8_t>(static_cast<size_t>(width * height * 4), 200), width, height, TJPF_CMYK);
+}
+
+// An RGB image whose red channel rises from left to right and whose green and blue are fixed.
+std::string RedRampJpeg(int width, int height, uint8_t green, uint8_t blue) {
+  std::vector<uint8_t> px;
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      px.insert(px.end(), {static_cast<uint8_t>(255 * x / (width - 1)), green, blue});
+    }
+  }
+  return EncodeJpeg(px, width, height, TJPF_RGB);
 }
 
 TEST(ImageList, LabelsComeFromTheNameBeforeTheFirstUnderscore) {
@@ -180,6 +195,36 @@ TEST(ImageFolder, AugmentationIsSeededByEpochAndSample) {
   EXPECT_FALSE(torch::equal(a[0], a[1])) << "each sample its own crop";
   EXPECT_TRUE(torch::equal(ds.Images({0}, {}).images, ds.Images({0}, {}).images));
   EXPECT_EQ(a.sizes(), (std::vector<int64_t>{2, 3, 32, 32}));
+}
+
+TEST(ImageFolder, PixelsAreNormalisedWithTheImageNetStatistics) {
+  Folder f;
+  f.Add("0_a.jpg", RedRampJpeg(96, 64, 100, 50));
+  const ImageFolderDataset ds(f.entries, Options(false));
+  const torch::Tensor x = ds.Images({0}, {}).images[0];
+  ASSERT_EQ(x.sizes(), (std::vector<int64_t>{3, 32, 32}));
+  const double tolerance = 3.0 / 255 / 0.224;  // JPEG and resampling error, a few levels
+  EXPECT_NEAR(x[1].mean().item<double>(), (100 / 255.0 - 0.456) / 0.224, tolerance);
+  EXPECT_NEAR(x[2].mean().item<double>(), (50 / 255.0 - 0.406) / 0.225, tolerance);
+  EXPECT_NEAR(x[1].max().item<double>() - x[1].min().item<double>(), 0.0, tolerance) << "green is flat";
+  // Not augmented: the whole image, the right way round, resized 96 -> 32 wide.
+  EXPECT_LT(x[0][16][0].item<double>(), (8 / 255.0 - 0.485) / 0.229);
+  EXPECT_GT(x[0][16][31].item<double>(), (247 / 255.0 - 0.485) / 0.229);
+}
+
+TEST(ImageFolder, AugmentationFlipsAboutHalfOfTheSamples) {
+  Folder f;
+  f.Add("0_a.jpg", RedRampJpeg(64, 64, 0, 0));
+  const ImageFolderDataset ds(f.entries, Options(false));
+  int flipped = 0;
+  const int epochs = 40;
+  for (int epoch = 0; epoch < epochs; ++epoch) {
+    const torch::Tensor red = ds.Images({0}, {epoch}).images[0][0];
+    // Any crop of a left-to-right ramp still rises unless it was flipped.
+    flipped += red.select(1, 0).mean().item<double>() > red.select(1, 31).mean().item<double>();
+  }
+  EXPECT_GT(flipped, epochs / 5);
+  EXPECT_LT(flipped, epochs - epochs / 5);
 }
 
 }  // namespace

@@ -40,7 +40,7 @@ Box RandomResizedCrop(int64_t height, int64_t width, SeededRandom& rng) {
 ImageFolderDataset::ImageFolderDataset(std::vector<ImageEntry> entries, ImageFolderOptions options)
     : entries_(std::move(entries)), options_(options) {}
 
-torch::Tensor ImageFolderDataset::Load(int64_t index, const ImageRequest& request) const {
+void ImageFolderDataset::LoadInto(int64_t index, const ImageRequest& request, torch::Tensor slot) const {
   const std::string& path = entries_[static_cast<size_t>(index)].path;
   std::string bytes;
   try {
@@ -53,29 +53,34 @@ torch::Tensor ImageFolderDataset::Load(int64_t index, const ImageRequest& reques
     throw JpegError("the image is " + std::to_string(img.width) + "x" + std::to_string(img.height) +
                     ", smaller than " + std::to_string(kMinSide) + "x" + std::to_string(kMinSide));
   }
+  // Crop, resize and flip stay in uint8, as PIL and torchvision's tensor transforms do: the
+  // [1, 3, h, w] view of the HWC pixels is channels-last, which torch's antialiased uint8
+  // bilinear kernel handles without a copy. Only the final S x S image becomes float.
   auto x = torch::from_blob(const_cast<uint8_t*>(img.pixels.data()), {img.height, img.width, 3}, torch::kUInt8)
                .permute({2, 0, 1})
-               .to(torch::kFloat32)
-               .div_(255.0);
+               .unsqueeze(0);
   const bool augment = options_.augment && request.epoch >= 0;
   bool flip = false;
   if (augment) {
     SeededRandom rng(MixSeed(options_.seed, static_cast<uint64_t>(request.epoch), static_cast<uint64_t>(index)));
     const Box box = RandomResizedCrop(img.height, img.width, rng);
-    x = x.narrow(1, box.top, box.height).narrow(2, box.left, box.width);
+    x = x.narrow(2, box.top, box.height).narrow(3, box.left, box.width);
     flip = rng.Uniform() < 0.5;
   }
   namespace F = torch::nn::functional;
-  x = F::interpolate(x.unsqueeze(0), F::InterpolateFuncOptions()
-                                         .size(std::vector<int64_t>{options_.image_size, options_.image_size})
-                                         .mode(torch::kBilinear)
-                                         .align_corners(false)
-                                         .antialias(true))
+  x = F::interpolate(x, F::InterpolateFuncOptions()
+                            .size(std::vector<int64_t>{options_.image_size, options_.image_size})
+                            .mode(torch::kBilinear)
+                            .align_corners(false)
+                            .antialias(true))
           .squeeze(0);
   if (flip) x = x.flip({2});
-  static const auto mean = torch::tensor({0.485f, 0.456f, 0.406f}).view({3, 1, 1});
-  static const auto std = torch::tensor({0.229f, 0.224f, 0.225f}).view({3, 1, 1});
-  return (x - mean) / std;
+  // (x / 255 - mean) / std, written into the batch's row.
+  static const auto scale = (1.0 / (255.0 * torch::tensor({0.229, 0.224, 0.225}))).to(torch::kFloat32).view({3, 1, 1});
+  static const auto shift = (torch::tensor({0.485, 0.456, 0.406}) / torch::tensor({0.229, 0.224, 0.225}))
+                                .to(torch::kFloat32)
+                                .view({3, 1, 1});
+  slot.copy_(x).mul_(scale).sub_(shift);
 }
 
 ImageBatch ImageFolderDataset::Images(const std::vector<int64_t>& indices, const ImageRequest& request) const {
@@ -83,7 +88,7 @@ ImageBatch ImageFolderDataset::Images(const std::vector<int64_t>& indices, const
   out.images = torch::zeros({static_cast<int64_t>(indices.size()), 3, options_.image_size, options_.image_size});
   for (size_t row = 0; row < indices.size(); ++row) {
     try {
-      out.images[static_cast<int64_t>(row)].copy_(Load(indices[row], request));
+      LoadInto(indices[row], request, out.images[static_cast<int64_t>(row)]);
     } catch (const JpegError& e) {
       const std::string what = source(indices[row]) + ": " + e.what();
       if (!options_.skip_unreadable) {

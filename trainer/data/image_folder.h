@@ -40,8 +40,9 @@ class ImageFolderDataset final : public Dataset {
   std::vector<std::string> skipped() const;
 
  private:
-  // One sample as a [3, S, S] normalised tensor; throws JpegError or DataError.
-  torch::Tensor Load(int64_t index, const ImageRequest& request) const;
+  // Decodes, augments and normalises one sample into `slot`, a [3, S, S] float tensor; throws
+  // JpegError (leaving `slot` unchanged) when the file cannot be read or decoded.
+  void LoadInto(int64_t index, const ImageRequest& request, torch::Tensor slot) const;
 
   std::vector<ImageEntry> entries_;
   ImageFolderOptions options_;
