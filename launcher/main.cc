@@ -189,6 +189,7 @@ int Predict(const Command& command, Job& job) {
   const auto predictions = PredictAll(model, *job.train, job.control, job.device, config.batch_size);
   if (job.mpi.rank() == 0) {
     WriteFileAtomically(config.predictions, SubmissionCsv(*job.train, predictions));
+    std::printf("%s", PredictionSummary(*job.train, predictions).c_str());
     std::printf("wrote %zu predictions to %s\n", predictions.size(), config.predictions.c_str());
   }
   return kExitOk;

@@ -2,6 +2,7 @@
 #include "trainer/predict.h"
 
 #include <algorithm>
+#include <map>
 #include <sstream>
 
 #include "trainer/core/sharding.h"
@@ -42,6 +43,23 @@ std::string SubmissionCsv(const Dataset& dataset, const std::vector<std::pair<in
   std::string csv = "Id,Category\n";
   for (const auto& [id, cls] : rows) csv += id + "," + std::to_string(cls) + "\n";
   return csv;
+}
+
+std::string PredictionSummary(const Dataset& dataset, const std::vector<std::pair<int64_t, int64_t>>& predictions) {
+  int64_t unlabelled = 0;
+  std::map<int64_t, int64_t> per_class;
+  for (const auto& [index, cls] : predictions) {
+    const RawLabel label = dataset.label(index);
+    unlabelled += !label.value && label.text.empty();
+    ++per_class[cls];
+  }
+  std::ostringstream out;
+  out << "predicted " << predictions.size() << " images, " << unlabelled
+      << " of them unlabelled (no class in the file name: they take no part in label validation or loss)\n"
+      << "predictions per class:";
+  for (const auto& [cls, count] : per_class) out << ' ' << cls << ':' << count;
+  out << '\n';
+  return out.str();
 }
 
 }  // namespace trainguard

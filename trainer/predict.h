@@ -21,4 +21,8 @@ std::vector<std::pair<int64_t, int64_t>> PredictAll(Hw3Net& model, const Dataset
 
 std::string SubmissionCsv(const Dataset& dataset, const std::vector<std::pair<int64_t, int64_t>>& predictions);
 
+// Two lines for the user: how many images were predicted and how many of them carry no label
+// (HW3's test images), then the count of predictions per class.
+std::string PredictionSummary(const Dataset& dataset, const std::vector<std::pair<int64_t, int64_t>>& predictions);
+
 }  // namespace trainguard

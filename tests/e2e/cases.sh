@@ -173,6 +173,10 @@ case ${1:?case} in
     run predict 3 predict --dataset folder --data-dir "$WORK/food/test" --num-classes 11 --image-size 32 \
       --width 0.25 --threads 1 --checkpoint "$WORK/food.ckpt" --predictions "$WORK/pred.csv"
     expect_rc predict 0
+    expect_text predict out "predicted 60 images, 60 of them unlabelled"
+    per_class_total=$(awk '/^predictions per class:/ { for (i = 4; i <= NF; i++) { split($i, kv, ":"); n += kv[2] } }
+                           END { print n + 0 }' "$WORK/predict.out")
+    [ "$per_class_total" = 60 ] || fail "predictions per class add up to '$per_class_total', not 60"
     [ "$(head -1 "$WORK/pred.csv")" = "Id,Category" ] || fail "no CSV header"
     [ "$(wc -l <"$WORK/pred.csv")" = 61 ] || fail "expected 60 predictions"
     sed -n 2p "$WORK/pred.csv" | grep -qE '^00000,[0-9]+$' || fail "first row is not 00000,<class>"
