@@ -37,6 +37,8 @@ fi
 
 # Let clones in other folders share the compiler cache (paths are made relative to the clone).
 export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1
+# Targets reuse a precompiled Torch header (-include); ccache caches such compiles only with this.
+export CCACHE_SLOPPINESS=pch_defines,time_macros
 
 TORCH_PREFIX=$("$VENV/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null)
 mkdir -p build

@@ -19,10 +19,11 @@ class PendingReduce {
 class DataPlane {
  public:
   virtual ~DataPlane() = default;
-  // Starts an in-place element-wise sum across ranks of a contiguous tensor. The tensor must
-  // stay alive and untouched until Wait() returns.
+  // Starts an in-place element-wise sum across ranks of a dense tensor (contiguous in some
+  // memory layout, the same on every rank). The tensor must stay alive and untouched until
+  // Wait() returns.
   virtual std::unique_ptr<PendingReduce> StartSum(torch::Tensor tensor) = 0;
-  // Replaces the contiguous tensor on every rank with root's values; blocks.
+  // Replaces the dense tensor (same layout on every rank) with root's values; blocks.
   virtual void Broadcast(torch::Tensor tensor, int root) = 0;
 };
 

@@ -8,8 +8,10 @@ namespace trainguard {
 namespace {
 
 MPI_Datatype MpiTypeOf(const torch::Tensor& t) {
-  if (t.device().type() != torch::kCPU || !t.is_contiguous()) {
-    throw CommError("MPI data plane needs contiguous CPU tensors");
+  // Dense in any layout (channels-last weights too): MPI sees bytes, and every rank holds the
+  // same tensor in the same layout.
+  if (t.device().type() != torch::kCPU || !t.is_non_overlapping_and_dense()) {
+    throw CommError("MPI data plane needs dense CPU tensors");
   }
   switch (t.scalar_type()) {
     case torch::kFloat32: return MPI_FLOAT;

@@ -19,7 +19,8 @@ class Hw3NetImpl : public torch::nn::Module {
  public:
   // Throws ConfigError when the options do not describe a valid network.
   explicit Hw3NetImpl(const Hw3Options& options);
-  // x: [B, in_channels, image_size, image_size] -> logits [B, num_classes].
+  // x: [B, in_channels, image_size, image_size], any memory layout -> logits [B, num_classes].
+  // The convolution weights are kept channels-last; see the constructor.
   torch::Tensor forward(torch::Tensor x);
 
   torch::nn::Sequential features{nullptr};
