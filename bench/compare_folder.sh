@@ -5,6 +5,9 @@
 # Each run is timed from process start to exit (start-up and data loading included).
 #
 # Settings come from the environment or from flags (flags win):
+#   SOURCE        (--source,        default photos) the folder's images: `photos`, food-11-like
+#                 colour photos of about 512x512 (bench/make_photo_folder.py, 11 classes), or
+#                 `fashion`, 28x28 grayscale Fashion-MNIST (`trainguard make-folder`, 10 classes)
 #   TRAIN_SAMPLES (--train-samples, default 6000)  images written to the training folder
 #   EPOCHS        (--epochs,        default 1)     full epochs
 #   SIZE          (--size,          default 64)    crop size (multiple of 32)
@@ -13,12 +16,15 @@
 #   RANKS         (--ranks,         default 2)     number of processes
 #   THREADS       (--threads,       default 1)     intra-op threads per rank (also OMP_NUM_THREADS)
 #   WORKERS       (--workers,       default 1)     Python DataLoader workers per rank
+#   PY_CHANNELS_LAST (--py-channels-last, default 0) 1: the Python peer also trains in
+#                 channels-last layout, as trainguard does (HW3's code does not)
 #
 # Both run unpinned (mpirun --bind-to none; torchrun does not pin).
 #
 # Usage: bench/compare_folder.sh [--train-samples N] [--epochs N] [--size N] [--width W] ...
 set -euo pipefail
 
+SOURCE="${SOURCE:-photos}"
 TRAIN_SAMPLES="${TRAIN_SAMPLES:-6000}"
 EPOCHS="${EPOCHS:-1}"
 SIZE="${SIZE:-64}"
@@ -27,12 +33,14 @@ BATCH="${BATCH:-64}"
 RANKS="${RANKS:-2}"
 THREADS="${THREADS:-1}"
 WORKERS="${WORKERS:-1}"
+PY_CHANNELS_LAST="${PY_CHANNELS_LAST:-0}"
 TEST_SAMPLES=10   # make-folder also writes validation/ and test/; keep them tiny
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --source)        SOURCE="$2";        shift 2 ;;
     --train-samples) TRAIN_SAMPLES="$2"; shift 2 ;;
     --epochs)        EPOCHS="$2";        shift 2 ;;
     --size)          SIZE="$2";          shift 2 ;;
@@ -41,6 +49,7 @@ while [[ $# -gt 0 ]]; do
     --ranks)         RANKS="$2";         shift 2 ;;
     --threads)       THREADS="$2";       shift 2 ;;
     --workers)       WORKERS="$2";       shift 2 ;;
+    --py-channels-last) PY_CHANNELS_LAST=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "compare_folder.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -63,13 +72,19 @@ WORK_DIR="$(mktemp -d)"
 trap 'rm -rf "$WORK_DIR"' EXIT
 DATA="$WORK_DIR/folder"
 
-echo ">> [make-folder] $OURS_BIN make-folder $DATA --train-samples $TRAIN_SAMPLES --test-samples $TEST_SAMPLES" >&2
-if ! "$OURS_BIN" make-folder "$DATA" --train-samples "$TRAIN_SAMPLES" --test-samples "$TEST_SAMPLES" \
-     >"$WORK_DIR/make-folder.log" 2>&1; then
-  echo "compare_folder.sh: make-folder failed; its output:" >&2
+case "$SOURCE" in
+  photos)  MAKE=("$PY_BIN" bench/make_photo_folder.py "$DATA" --count "$TRAIN_SAMPLES"); CLASSES=11 ;;
+  fashion) MAKE=("$OURS_BIN" make-folder "$DATA" --train-samples "$TRAIN_SAMPLES" --test-samples "$TEST_SAMPLES")
+           CLASSES=10 ;;
+  *) echo "compare_folder.sh: --source must be photos or fashion, not '$SOURCE'" >&2; exit 2 ;;
+esac
+echo ">> [folder] ${MAKE[*]}" >&2
+if ! "${MAKE[@]}" >"$WORK_DIR/make-folder.log" 2>&1; then
+  echo "compare_folder.sh: writing the folder failed; its output:" >&2
   cat "$WORK_DIR/make-folder.log" >&2
   exit 1
 fi
+cat "$DATA"/training/*.jpg >/dev/null   # both sides read from the page cache
 N_JPG="$(find "$DATA/training" -maxdepth 1 -name '*.jpg' | wc -l)"
 
 # time_run NAME CMD... : run CMD with output in $WORK_DIR/NAME.log and print its
@@ -91,14 +106,16 @@ time_run() {
 
 OURS="$(time_run ours \
   mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$RANKS" -x OMP_NUM_THREADS \
-    "$OURS_BIN" train --dataset folder --data-dir "$DATA/training" --num-classes 10 \
+    "$OURS_BIN" train --dataset folder --data-dir "$DATA/training" --num-classes "$CLASSES" \
     --image-size "$SIZE" --width "$WIDTH" --batch-size "$BATCH" --threads "$THREADS" \
     --epochs "$EPOCHS" --no-eval --label-report "" --loader-threads 1)"
 
+PY_EXTRA=()
+[[ "$PY_CHANNELS_LAST" = 1 ]] && PY_EXTRA+=(--channels-last)
 PY="$(time_run python \
   torchrun --standalone --nproc_per_node "$RANKS" bench/python_hw3.py \
-    --data-dir "$DATA/training" --num-classes 10 --image-size "$SIZE" --width "$WIDTH" \
-    --batch-size "$BATCH" --epochs "$EPOCHS" --workers "$WORKERS" --threads "$THREADS")"
+    --data-dir "$DATA/training" --num-classes "$CLASSES" --image-size "$SIZE" --width "$WIDTH" \
+    --batch-size "$BATCH" --epochs "$EPOCHS" --workers "$WORKERS" --threads "$THREADS" "${PY_EXTRA[@]}")"
 
 PY_LINE="$(grep -o 'images=[0-9]* train_seconds=[0-9.]*' "$WORK_DIR/python.log" | tail -n 1 || true)"
 RATIO="$(awk -v a="$OURS" -v b="$PY" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "nan" }')"
@@ -106,8 +123,9 @@ RATIO="$(awk -v a="$OURS" -v b="$PY" 'BEGIN { if (a > 0) printf "%.2f", b / a; e
 echo
 echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "machine:  $(uname -m), nproc=$NPROC"
-echo "settings: train_samples=$TRAIN_SAMPLES (jpg=$N_JPG) epochs=$EPOCHS size=$SIZE width=$WIDTH" \
-     "batch/rank=$BATCH ranks=$RANKS threads/rank=$THREADS python_workers/rank=$WORKERS"
+echo "settings: source=$SOURCE train_samples=$TRAIN_SAMPLES (jpg=$N_JPG) epochs=$EPOCHS size=$SIZE width=$WIDTH" \
+     "batch/rank=$BATCH ranks=$RANKS threads/rank=$THREADS python_workers/rank=$WORKERS" \
+     "python_channels_last=$PY_CHANNELS_LAST"
 [[ -n "$PY_LINE" ]] && echo "python:   $PY_LINE (training loop only, rank 0)"
 printf '%-26s %12s\n' "run (end to end)" "seconds"
 printf '%-26s %12.3f\n' "ours (trainguard)" "$OURS"

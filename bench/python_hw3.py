@@ -58,6 +58,9 @@ def parse_args():
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--weight-decay", type=float, default=1e-5)
     p.add_argument("--verbose", action="store_true", help="print mean loss at each epoch end")
+    p.add_argument("--channels-last", action="store_true",
+                   help="model and inputs in channels-last memory format (not what HW3 does; "
+                        "trainguard does it), to show how much of the gap is layout")
     return p.parse_args()
 
 
@@ -126,6 +129,8 @@ def main():
 
     torch.manual_seed(args.seed)                       # identical init; DDP broadcasts anyway
     model = HW3Classifier(args.width, args.num_classes, args.image_size, in_channels=3)
+    layout = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
     ddp_model = DDP(model)
     criterion = nn.CrossEntropyLoss(ignore_index=-1)
     optimizer = torch.optim.Adam(ddp_model.parameters(), lr=args.lr,
@@ -134,7 +139,7 @@ def main():
     if is_main:
         n_params = sum(p.numel() for p in model.parameters())
         print(f"torch={torch.__version__} backend=gloo world={world} threads/rank={args.threads} "
-              f"workers/rank={args.workers}")
+              f"workers/rank={args.workers} channels_last={args.channels_last}")
         print(f"samples={len(dataset)} per_rank={len(sampler)} batch/rank={args.batch_size} "
               f"steps/epoch={len(loader)} image_size={args.image_size}")
         print(f"width={args.width} channels={model.channels} params={n_params}", flush=True)
@@ -148,7 +153,7 @@ def main():
         loss_sum, loss_n = 0.0, 0
         for imgs, labels in loader:
             optimizer.zero_grad(set_to_none=True)
-            loss = criterion(ddp_model(imgs), labels)
+            loss = criterion(ddp_model(imgs.contiguous(memory_format=layout)), labels)
             loss.backward()                            # DDP all-reduces gradients here
             optimizer.step()
             images_local += imgs.shape[0]
