@@ -163,6 +163,7 @@ int Train(const Command& command, Job& job) {
     if (s.test_accuracy) std::printf("test accuracy: %.4f\n", *s.test_accuracy);
     std::printf("steps: %lld, epoch %lld, throughput_img_per_s=%.1f\n", static_cast<long long>(s.steps_this_run),
                 static_cast<long long>(s.end.epoch), s.images_per_second);
+    std::printf("%s (rank 0)\n", LoaderWaitLine(s).c_str());
   }
   return kExitOk;
 }

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 
 #include "trainer/core/errors.h"
 #include "trainer/core/sharding.h"
@@ -197,8 +198,11 @@ TrainSummary Trainer::Run() {
           return b;
         },
         pos.step_in_epoch, steps_per_epoch, static_cast<int>(config_.loader_threads), config_.prefetch);
+    const Clock::time_point loop_start = Clock::now();
     while (pos.step_in_epoch < steps_per_epoch && budget_left()) {
+      const Clock::time_point wait_start = Clock::now();
       Batch batch = batches.Next();
+      summary.loader_wait_seconds += std::chrono::duration<double>(Clock::now() - wait_start).count();
       const auto& indices = batch.indices;
       if (summary.steps_this_run == config_.warmup_steps) timer_start = Clock::now();
       const int64_t global_images = static_cast<int64_t>(indices.size()) * world;
@@ -214,6 +218,7 @@ TrainSummary Trainer::Run() {
       for (TrainObserver* o : ctx_.observers) o->OnStepEnd(report);
       if (config_.checkpoint_every > 0 && pos.global_step % config_.checkpoint_every == 0) SaveAgreed(pos);
     }
+    summary.loop_seconds += std::chrono::duration<double>(Clock::now() - loop_start).count();
     if (pos.step_in_epoch < steps_per_epoch) break;  // stopped by max_steps mid-epoch
     EpochReport report;
     report.epoch = pos.epoch;
@@ -229,6 +234,15 @@ TrainSummary Trainer::Run() {
   }
   summary.end = pos;
   return summary;
+}
+
+std::string LoaderWaitLine(const TrainSummary& summary) {
+  const double share = summary.loop_seconds > 0 ? summary.loader_wait_seconds / summary.loop_seconds : 0;
+  char line[200];
+  std::snprintf(line, sizeof line, "loader wait: %.1f s of %.1f s in the training loop (%.1f%%)%s",
+                summary.loader_wait_seconds, summary.loop_seconds, 100 * share,
+                share > 0.1 ? "; decoding does not keep up: raise --loader-threads" : "");
+  return line;
 }
 
 }  // namespace trainguard

@@ -169,6 +169,7 @@ case ${1:?case} in
     expect_rc mixed 0
     expect_text mixed out "400 valid, 2 ignored"
     expect_text mixed out "test accuracy"
+    expect_text mixed out "loader wait: "
     # HW3's submission CSV for the unlabelled test images, from the checkpoint, on 3 ranks.
     run predict 3 predict --dataset folder --data-dir "$WORK/food/test" --num-classes 11 --image-size 32 \
       --width 0.25 --threads 1 --checkpoint "$WORK/food.ckpt" --predictions "$WORK/pred.csv"

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "trainer/data/synthetic.h"
 
@@ -82,6 +84,50 @@ TEST(Trainer, StopAndResumeMatchesAnUninterruptedRun) {
   const auto a = Params(uninterrupted), b = Params(part2);
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
   fs::remove(ckpt);
+}
+
+// A dataset whose images take `delay` to build, as JPEGs that decode slower than the steps run.
+class SlowDataset final : public Dataset {
+ public:
+  SlowDataset(const Dataset& inner, std::chrono::milliseconds delay) : inner_(inner), delay_(delay) {}
+  int64_t size() const override { return inner_.size(); }
+  RawLabel label(int64_t i) const override { return inner_.label(i); }
+  std::string source(int64_t i) const override { return inner_.source(i); }
+  ImageShape shape() const override { return inner_.shape(); }
+  int64_t num_classes() const override { return inner_.num_classes(); }
+  ImageBatch Images(const std::vector<int64_t>& indices, const ImageRequest& request) const override {
+    std::this_thread::sleep_for(delay_);
+    return inner_.Images(indices, request);
+  }
+
+ private:
+  const Dataset& inner_;
+  std::chrono::milliseconds delay_;
+};
+
+TEST(Trainer, ReportsTheTimeStepsWaitedForTheLoader) {
+  auto data = MakeSyntheticDataset({128, 4, {1, 32, 32}, 3, 0.5, {}});
+  const SlowDataset slow(*data, std::chrono::milliseconds(200));
+  SoloControlPlane control;
+  SoloDataPlane plane;
+  TrainConfig c = SmallConfig();
+  c.epochs = 1;
+  c.loader_threads = 1;
+  Trainer t(c, slow, nullptr, {control, plane, torch::kCPU, {}});
+  const TrainSummary s = t.Run();
+  // 8 batches of 200 ms each against steps of a few ms: the loop mostly waits.
+  EXPECT_GT(s.loader_wait_seconds, 0.5 * s.loop_seconds);
+  EXPECT_LE(s.loader_wait_seconds, s.loop_seconds);
+  EXPECT_NE(LoaderWaitLine(s).find("raise --loader-threads"), std::string::npos) << LoaderWaitLine(s);
+}
+
+TEST(Trainer, LoaderWaitLineHintsOnlyWhenStepsWaitMuch) {
+  TrainSummary s;
+  s.loop_seconds = 120;
+  s.loader_wait_seconds = 0.4;
+  EXPECT_EQ(LoaderWaitLine(s), "loader wait: 0.4 s of 120.0 s in the training loop (0.3%)");
+  s.loader_wait_seconds = 30;
+  EXPECT_NE(LoaderWaitLine(s).find("(25.0%); decoding does not keep up"), std::string::npos);
 }
 
 }  // namespace
