@@ -78,7 +78,7 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
       ->check(kNonNegative)->capture_default_str();
   cmd.add_option("--loader-threads", c.loader_threads, "threads building batches ahead (0: on the training thread)")
       ->check(kNonNegative)->capture_default_str();
-  cmd.add_option("--prefetch", c.prefetch, "ready batches kept ahead at most")->check(kPositive)->capture_default_str();
+  cmd.add_option("--prefetch", c.prefetch, "batches built ahead at most (at least --loader-threads)")->check(kPositive)->capture_default_str();
   cmd.add_option("--bucket-mb", c.bucket_mb, "gradient all-reduce bucket size in MiB")
       ->check(kPositive)->capture_default_str();
   cmd.add_option("--log-every", c.log_every, "a log line every N steps when not on a terminal")

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <thread>
 
 namespace trainguard {
@@ -42,6 +43,26 @@ TEST(Prefetcher, BuildsNoFurtherAheadThanTheWindow) {
   p.Next();
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_LE(highest.load(), 4);
+}
+
+TEST(Prefetcher, EveryThreadBuildsEvenWhenTheWindowIsSmaller) {
+  std::mutex mutex;
+  int busy = 0, most_busy = 0;
+  BatchPrefetcher p(
+      [&](int64_t b) {
+        {
+          std::lock_guard<std::mutex> lock(mutex);
+          most_busy = std::max(most_busy, ++busy);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        std::lock_guard<std::mutex> lock(mutex);
+        --busy;
+        return Numbered(b);
+      },
+      0, 8, 4, 1);
+  for (int64_t b = 0; b < 8; ++b) EXPECT_EQ(p.Next().indices[0], b);
+  std::lock_guard<std::mutex> lock(mutex);
+  EXPECT_EQ(most_busy, 4) << "a window of 1 must not leave 3 of 4 threads idle";
 }
 
 TEST(Prefetcher, AWorkersErrorSurfacesAtItsBatch) {

@@ -1,11 +1,13 @@
 // Ordered, bounded batch prefetching (see prefetcher.h).
 #include "trainer/data/prefetcher.h"
 
+#include <algorithm>
+
 namespace trainguard {
 
 BatchPrefetcher::BatchPrefetcher(std::function<Batch(int64_t)> make, int64_t first, int64_t count, int threads,
                                  int64_t window)
-    : make_(std::move(make)), count_(count), window_(std::max<int64_t>(window, 1)), next_to_build_(first),
+    : make_(std::move(make)), count_(count), window_(std::max<int64_t>({window, threads, 1})), next_to_build_(first),
       next_to_hand_(first) {
   for (int t = 0; t < threads; ++t) workers_.emplace_back([this] { Work(); });
 }

@@ -19,7 +19,8 @@ namespace trainguard {
 
 class BatchPrefetcher {
  public:
-  // Batches `first`..`count`-1, batch b built by make(b). `window`: ready batches kept at most.
+  // Batches `first`..`count`-1, batch b built by make(b). `window`: batches built or being built
+  // ahead of the one Next() hands out, at most; raised to `threads` so that no thread idles.
   BatchPrefetcher(std::function<Batch(int64_t)> make, int64_t first, int64_t count, int threads, int64_t window);
   ~BatchPrefetcher();  // stops and joins the workers
   BatchPrefetcher(const BatchPrefetcher&) = delete;
