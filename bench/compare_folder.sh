@@ -8,9 +8,9 @@
 #   SOURCE        (--source,        default photos) the folder's images: `photos`, food-11-like
 #                 colour photos of about 512x512 (bench/make_photo_folder.py, 11 classes), or
 #                 `fashion`, 28x28 grayscale Fashion-MNIST (`trainguard make-folder`, 10 classes)
-#   TRAIN_SAMPLES (--train-samples, default 6000)  images written to the training folder
+#   TRAIN_SAMPLES (--train-samples, default 3000)  images written to the training folder
 #   EPOCHS        (--epochs,        default 1)     full epochs
-#   SIZE          (--size,          default 64)    crop size (multiple of 32)
+#   SIZE          (--size,          default 128)   crop size (multiple of 32; HW3: 128)
 #   WIDTH         (--width,         default 0.25)  channel width multiplier
 #   BATCH         (--batch,         default 64)    batch size per rank
 #   RANKS         (--ranks,         default 2)     number of processes
@@ -25,9 +25,9 @@
 set -euo pipefail
 
 SOURCE="${SOURCE:-photos}"
-TRAIN_SAMPLES="${TRAIN_SAMPLES:-6000}"
+TRAIN_SAMPLES="${TRAIN_SAMPLES:-3000}"
 EPOCHS="${EPOCHS:-1}"
-SIZE="${SIZE:-64}"
+SIZE="${SIZE:-128}"
 WIDTH="${WIDTH:-0.25}"
 BATCH="${BATCH:-64}"
 RANKS="${RANKS:-2}"
