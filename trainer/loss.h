@@ -9,7 +9,14 @@
 
 namespace trainguard {
 
-// logits [B, C], targets [B] int64; global_valid_targets >= 0 (0 gives a zero loss).
+// This rank's summed cross-entropy over its targets that are not ignore_index (a scalar; 0 when
+// all are ignored). logits [B, C], targets [B] int64.
+torch::Tensor SummedCrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index);
+
+// A rank's summed loss divided by the global count of valid targets (>= 0; 0 gives a zero loss).
+torch::Tensor GlobalMean(const torch::Tensor& summed_loss, int64_t global_valid_targets);
+
+// GlobalMean(SummedCrossEntropy(...)).
 torch::Tensor GlobalMeanCrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets,
                                      int64_t ignore_index, int64_t global_valid_targets);
 

@@ -69,9 +69,8 @@ double Trainer::Step(const Batch& batch) {
   model_->train();
   auto logits = model_->forward(batch.images.to(ctx_.device));
   auto targets = batch.targets.to(ctx_.device);
-  namespace F = torch::nn::functional;
-  auto local_sum = F::cross_entropy(
-      logits.detach(), targets, F::CrossEntropyFuncOptions().ignore_index(config_.ignore_index).reduction(torch::kSum));
+  // The loss is computed once: its value goes into the agreement, its graph into backward.
+  const auto local_sum = SummedCrossEntropy(logits, targets, config_.ignore_index);
   // One agreement per step: the global count of valid targets and the global loss sum.
   const double local = local_sum.item<double>();
   local_loss_finite_ = std::isfinite(local);
@@ -83,7 +82,7 @@ double Trainer::Step(const Batch& batch) {
   if (!std::isfinite(global_loss)) {  // every rank sees the same sum: an agreed verdict
     throw FaultError(ErrorKind::kNonFinite, "the loss is not finite (" + std::to_string(global_loss) + ")");
   }
-  auto loss = GlobalMeanCrossEntropy(logits, targets, config_.ignore_index, global_valid);
+  auto loss = GlobalMean(local_sum, global_valid);
   optimizer_->zero_grad();
   loss.backward();
   reducer_->Finish();

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include "tests/support/synthetic_config.h"
 #include "trainer/data/synthetic.h"
 #include "trainer/dist/mpi_control_plane.h"
 #include "trainer/dist/mpi_data_plane.h"
@@ -33,12 +34,8 @@ std::vector<int64_t> PartOf(int rank, int world, int64_t first) {
 int64_t FirstOfStep(int step) { return step % 2 == 0 ? 0 : kGlobalBatch; }
 
 TrainConfig Config(int world) {
-  TrainConfig c;
-  c.dataset = "synthetic";
-  c.width = 0.25;
-  c.batch_size = kGlobalBatch / world;
+  TrainConfig c = testing::SyntheticConfig(kGlobalBatch / world, 5);
   c.lr = 1e-3;
-  c.seed = 5;
   c.bucket_mb = 0.05;  // several buckets, so that overlap and ordering are exercised
   return c;
 }

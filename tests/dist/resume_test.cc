@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include "tests/support/synthetic_config.h"
 #include "tests/support/temp_dir.h"
 #include "trainer/core/atomic_file.h"
 #include "trainer/core/errors.h"
@@ -22,12 +23,8 @@ struct Ranks {
 };
 
 TrainConfig Config() {
-  TrainConfig c;
-  c.dataset = "synthetic";
-  c.width = 0.25;
-  c.batch_size = 8;
+  TrainConfig c = testing::SyntheticConfig(8, 21);
   c.epochs = 2;
-  c.seed = 21;
   c.evaluate = false;
   return c;
 }

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "tests/support/synthetic_config.h"
 #include "trainer/data/synthetic.h"
 
 namespace trainguard {
@@ -17,13 +18,9 @@ namespace {
 namespace fs = std::filesystem;
 
 TrainConfig SmallConfig() {
-  TrainConfig c;
-  c.dataset = "synthetic";
-  c.width = 0.25;
-  c.batch_size = 16;
+  TrainConfig c = testing::SyntheticConfig(16, 11);
   c.epochs = 2;
   c.lr = 1e-3;
-  c.seed = 11;
   c.evaluate = false;
   return c;
 }
