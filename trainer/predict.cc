@@ -19,7 +19,8 @@ std::vector<std::pair<int64_t, int64_t>> PredictAll(Hw3Net& model, const Dataset
   for (int64_t begin = 0; begin < static_cast<int64_t>(shard.size()); begin += batch_size) {
     const auto indices = Slice(shard, begin, batch_size);
     const auto classes = model->forward(dataset.Images(indices, {}).images.to(device)).argmax(1).to(torch::kCPU);
-    for (size_t r = 0; r < indices.size(); ++r) mine << indices[r] << ' ' << classes[static_cast<int64_t>(r)].item<int64_t>() << '\n';
+    const auto cls = classes.accessor<int64_t, 1>();
+    for (size_t r = 0; r < indices.size(); ++r) mine << indices[r] << ' ' << cls[static_cast<int64_t>(r)] << '\n';
   }
   std::vector<std::pair<int64_t, int64_t>> all;
   for (const std::string& part : control.AllGather(mine.str())) {
