@@ -24,6 +24,8 @@ if [[ -z "$FOLDER" ]]; then
   "$PY" bench/make_photo_folder.py "$WORK_DIR/photos" --count "$IMAGES" >&2
   FOLDER="$WORK_DIR/photos/training"
 fi
+compgen -G "$FOLDER/*.jpg" >/dev/null ||
+  { echo "$SCRIPT: no .jpg files in $FOLDER; pass a food-11-style folder (or nothing, for photos)" >&2; exit 2; }
 cat "$FOLDER"/*.jpg >/dev/null
 
 # rate CMD...: the images_per_s_per_core figure CMD prints.

@@ -48,12 +48,13 @@ std::map<int64_t, RawLabel> ParsePlantedLabels(const std::vector<std::string>& p
 }
 
 // Largest non-negative label + 1 (every rank holds the whole list, so no reduction is needed).
-int64_t InferClassCount(const std::vector<ImageEntry>& entries) {
+// `source` (the folder or manifest) names where the labels came from in the error.
+int64_t InferClassCount(const std::vector<ImageEntry>& entries, const std::string& source) {
   int64_t largest = -1;
   for (const auto& e : entries) {
     if (e.label.value && *e.label.value >= 0) largest = std::max(largest, *e.label.value);
   }
-  if (largest < 0) throw DataError("no image has a usable label; pass --num-classes");
+  if (largest < 0) throw DataError("no image in " + source + " has a usable label (unlabelled test images?); pass --num-classes");
   return largest + 1;
 }
 
@@ -73,7 +74,7 @@ void PrepareJob(const TrainConfig& c, Job& job) {
       auto entries = c.manifest.empty() ? ScanImageFolder(c.data_dir) : ReadManifest(c.manifest);
       ImageFolderOptions o;
       o.image_size = c.image_size;
-      o.num_classes = c.num_classes > 0 ? c.num_classes : InferClassCount(entries);
+      o.num_classes = c.num_classes > 0 ? c.num_classes : InferClassCount(entries, c.manifest.empty() ? c.data_dir : c.manifest);
       if (c.num_classes == 0 && job.mpi.rank() == 0) {
         LogLine("class count inferred from the file names: " + std::to_string(o.num_classes) + " (--num-classes sets it)");
       }

@@ -182,6 +182,10 @@ case ${1:?case} in
     [ "$(wc -l <"$WORK/pred.csv")" = 61 ] || fail "expected 60 predictions"
     sed -n 2p "$WORK/pred.csv" | grep -qE '^00000,[0-9]+$' || fail "first row is not 00000,<class>"
     tail -n +2 "$WORK/pred.csv" | cut -d, -f1 | sort -c || fail "rows not sorted by Id"
+    run predict_noclasses 1 predict --dataset folder --data-dir "$WORK/food/test" --image-size 32 \
+      --width 0.25 --checkpoint "$WORK/food.ckpt"
+    expect_rc predict_noclasses 3
+    expect_text predict_noclasses err "no image in $WORK/food/test has a usable label"
     run predict_nockpt 2 predict --dataset folder --data-dir "$WORK/food/test" --num-classes 11 --image-size 32
     expect_rc predict_nockpt 2
     expect_text predict_nockpt err "predict needs --checkpoint"
