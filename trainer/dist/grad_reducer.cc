@@ -34,16 +34,22 @@ GradReducer::GradReducer(std::vector<torch::Tensor> params, DataPlane& plane, in
   }
 }
 
+torch::Tensor GradReducer::Region(size_t p) {
+  const torch::Tensor& param = params_[p];
+  return buckets_[slots_[p].bucket]
+      .buffer.narrow(0, slots_[p].offset, param.numel())
+      .as_strided(param.sizes(), param.strides());  // parameters are dense: a permutation of the region
+}
+
 void GradReducer::OnGradient(size_t p, const torch::Tensor& grad) {
-  const Slot& slot = slots_[p];
-  Bucket& b = buckets_[slot.bucket];
-  auto region = b.buffer.narrow(0, slot.offset, grad.numel());
+  Bucket& b = buckets_[slots_[p].bucket];
+  auto region = Region(p);
   const auto entry = static_cast<size_t>(std::find(b.params.begin(), b.params.end(), p) - b.params.begin());
   if (b.arrived[entry]) {  // a parameter used twice in the graph gets two gradients
-    region.add_(grad.reshape(-1));
+    region.add_(grad);
     return;
   }
-  region.copy_(grad.reshape(-1));
+  region.copy_(grad);
   b.arrived[entry] = true;
   ++b.ready;
   LaunchReadyBuckets();
@@ -63,8 +69,7 @@ void GradReducer::Finish() {
     Bucket& b = buckets_[i];
     for (size_t e = 0; e < b.params.size(); ++e) {
       if (b.arrived[e]) continue;
-      const size_t p = b.params[e];
-      b.buffer.narrow(0, slots_[p].offset, params_[p].numel()).zero_();
+      Region(b.params[e]).zero_();
       b.arrived[e] = true;
       ++b.ready;
     }
@@ -75,7 +80,7 @@ void GradReducer::Finish() {
     b.pending.reset();
     for (size_t p : b.params) {
       torch::Tensor& grad = params_[p].mutable_grad();
-      auto summed = b.buffer.narrow(0, slots_[p].offset, params_[p].numel()).view_as(params_[p]);
+      auto summed = Region(p);
       if (grad.defined()) {
         grad.copy_(summed);
       } else {

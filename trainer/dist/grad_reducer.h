@@ -42,6 +42,9 @@ class GradReducer {
   };
 
   void OnGradient(size_t param, const torch::Tensor& grad);
+  // Parameter p's part of its bucket, viewed with p's shape and memory layout (NCHW or
+  // channels-last), so gradients go in and out with plain copies, never reordered.
+  torch::Tensor Region(size_t p);
   void LaunchReadyBuckets();
 
   std::vector<torch::Tensor> params_;
