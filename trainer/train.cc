@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "trainer/core/errors.h"
+#include "trainer/core/log.h"
 #include "trainer/core/sharding.h"
 #include "trainer/data/prefetcher.h"
 #include "trainer/evaluate.h"
@@ -138,7 +139,6 @@ ErrorKind ClassifyStepError(const std::exception& e) {
   return ErrorKind::kInternal;
 }
 
-std::string FirstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 }  // namespace
 

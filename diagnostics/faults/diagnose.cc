@@ -5,6 +5,7 @@
 #include <numeric>
 #include <optional>
 
+#include "trainer/core/log.h"
 #include "trainer/model/hw3_net.h"
 
 namespace trainguard {
@@ -39,8 +40,6 @@ std::string TypeName(const torch::nn::Module& m) {
   if (n.size() > 4 && n.compare(n.size() - 4, 4, "Impl") == 0) n.resize(n.size() - 4);
   return n;
 }
-
-std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 // Whether the rows fail (raise, or give a non-finite output or loss) on the CPU.
 bool Fails(Hw3Net& model, const Bundle& b, const std::vector<int64_t>& rows) {

@@ -16,8 +16,6 @@ extern char** environ;
 namespace trainguard {
 namespace {
 
-std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
-
 // The environment for the child: this one without the MPI launcher's variables (the child is
 // not a rank of the job), plus CUDA_LAUNCH_BLOCKING=1.
 std::vector<std::string> ChildEnvironment() {

@@ -28,4 +28,6 @@ void LogLine(const std::string& message) {
   std::fflush(stderr);
 }
 
+std::string FirstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
+
 }  // namespace trainguard

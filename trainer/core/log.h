@@ -12,4 +12,7 @@ void SetLogRank(int rank);
 // Writes one line to stderr.
 void LogLine(const std::string& message);
 
+// The text up to its first newline (Torch's messages carry a backtrace after it).
+std::string FirstLine(const std::string& text);
+
 }  // namespace trainguard
