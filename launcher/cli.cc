@@ -76,7 +76,7 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--device", c.device, "auto, cpu or cuda")->capture_default_str();
   cmd.add_option("--threads", c.threads, "intra-op threads per rank (0: cores / ranks on the node)")
       ->check(kNonNegative)->capture_default_str();
-  cmd.add_option("--loader-threads", c.loader_threads, "threads building batches ahead (0: on the training thread)")
+  cmd.add_option("--loader-threads", c.loader_threads, "threads building batches ahead, also for evaluation and predict (0: on the training thread)")
       ->check(kNonNegative)->capture_default_str();
   cmd.add_option("--prefetch", c.prefetch, "batches built ahead at most (at least --loader-threads)")->check(kPositive)->capture_default_str();
   cmd.add_option("--bucket-mb", c.bucket_mb, "gradient all-reduce bucket size in MiB")

@@ -187,7 +187,8 @@ int Predict(const Command& command, Job& job) {
   Hw3Net model = MakeModel(config, *job.train);
   LoadModelWeights(config.checkpoint, *model);
   model->to(job.device);
-  const auto predictions = PredictAll(model, *job.train, job.control, job.device, config.batch_size);
+  const auto predictions =
+      PredictAll(model, *job.train, job.control, job.device, config.batch_size, LoaderFor(config, job.device));
   if (job.mpi.rank() == 0) {
     WriteFileAtomically(config.predictions, SubmissionCsv(*job.train, predictions));
     std::printf("%s", PredictionSummary(*job.train, predictions).c_str());

@@ -6,6 +6,7 @@
 
 #include "trainer/core/control_plane.h"
 #include "trainer/data/dataset.h"
+#include "trainer/data/prefetcher.h"
 #include "trainer/model/hw3_net.h"
 
 namespace trainguard {
@@ -16,8 +17,9 @@ struct Accuracy {
   double fraction() const { return total > 0 ? static_cast<double>(correct) / total : 0.0; }
 };
 
-// Leaves the model in eval mode; the caller switches back to train().
+// Leaves the model in eval mode; the caller switches back to train(). Batches are built ahead
+// as `loader` says.
 Accuracy Evaluate(Hw3Net& model, const Dataset& dataset, ControlPlane& control, torch::Device device,
-                  int64_t batch_size, int64_t ignore_index);
+                  int64_t batch_size, int64_t ignore_index, const LoaderOptions& loader);
 
 }  // namespace trainguard

@@ -6,22 +6,22 @@
 #include <sstream>
 
 #include "trainer/core/sharding.h"
-#include "trainer/data/batch.h"
 
 namespace trainguard {
 
 std::vector<std::pair<int64_t, int64_t>> PredictAll(Hw3Net& model, const Dataset& dataset, ControlPlane& control,
-                                                    torch::Device device, int64_t batch_size) {
+                                                    torch::Device device, int64_t batch_size,
+                                                    const LoaderOptions& loader) {
   torch::NoGradGuard no_grad;
   model->eval();
   const auto shard = EvalShard(dataset.size(), control.rank(), control.world());
   std::ostringstream mine;
-  for (int64_t begin = 0; begin < static_cast<int64_t>(shard.size()); begin += batch_size) {
-    const auto indices = Slice(shard, begin, batch_size);
-    const auto classes = model->forward(dataset.Images(indices, {}).images.to(device)).argmax(1).to(torch::kCPU);
+  // Predictions need no targets: any ignore index will do.
+  ForEachBatch(dataset, shard, batch_size, -1, loader, [&](const Batch& batch) {
+    const auto classes = model->forward(batch.images.to(device)).argmax(1).to(torch::kCPU);
     const auto cls = classes.accessor<int64_t, 1>();
-    for (size_t r = 0; r < indices.size(); ++r) mine << indices[r] << ' ' << cls[static_cast<int64_t>(r)] << '\n';
-  }
+    for (size_t r = 0; r < batch.indices.size(); ++r) mine << batch.indices[r] << ' ' << cls[static_cast<int64_t>(r)] << '\n';
+  });
   std::vector<std::pair<int64_t, int64_t>> all;
   for (const std::string& part : control.AllGather(mine.str())) {
     std::istringstream in(part);

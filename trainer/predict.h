@@ -10,14 +10,16 @@
 
 #include "trainer/core/control_plane.h"
 #include "trainer/data/dataset.h"
+#include "trainer/data/prefetcher.h"
 #include "trainer/model/hw3_net.h"
 
 namespace trainguard {
 
-// Collective: every rank predicts its evaluation shard; every rank gets all (index, class)
-// pairs, sorted by index.
+// Collective: every rank predicts its evaluation shard, with batches built ahead as `loader`
+// says; every rank gets all (index, class) pairs, sorted by index.
 std::vector<std::pair<int64_t, int64_t>> PredictAll(Hw3Net& model, const Dataset& dataset, ControlPlane& control,
-                                                    torch::Device device, int64_t batch_size);
+                                                    torch::Device device, int64_t batch_size,
+                                                    const LoaderOptions& loader);
 
 std::string SubmissionCsv(const Dataset& dataset, const std::vector<std::pair<int64_t, int64_t>>& predictions);
 

@@ -25,6 +25,10 @@ Hw3Net MakeModel(const TrainConfig& config, const Dataset& dataset) {
   return Hw3Net(o);
 }
 
+LoaderOptions LoaderFor(const TrainConfig& config, torch::Device device) {
+  return {static_cast<int>(config.loader_threads), config.prefetch, device.is_cuda()};
+}
+
 std::unique_ptr<torch::optim::Adam> MakeOptimizer(const TrainConfig& config, Hw3Net& model) {
   return std::make_unique<torch::optim::Adam>(
       model->parameters(), torch::optim::AdamOptions(config.lr).weight_decay(config.weight_decay));
@@ -105,7 +109,8 @@ double Trainer::Step(const Batch& batch) {
 std::optional<double> Trainer::EvaluateEpoch(EpochReport& report) {
   if (!config_.evaluate || test_ == nullptr) return std::nullopt;
   AverageBuffers();
-  const Accuracy acc = Evaluate(model_, *test_, ctx_.control, ctx_.device, config_.batch_size, config_.ignore_index);
+  const Accuracy acc = Evaluate(model_, *test_, ctx_.control, ctx_.device, config_.batch_size, config_.ignore_index,
+                                LoaderFor(config_, ctx_.device));
   model_->train();
   report.test_accuracy = acc.fraction();
   report.test_correct = acc.correct;
@@ -188,15 +193,15 @@ TrainSummary Trainer::Run() {
     const int64_t steps_per_epoch = StepsPerEpoch(static_cast<int64_t>(plan.shard.size()), config_.batch_size);
     double loss_sum = 0;
     int64_t loss_count = 0;
-    const bool pin = ctx_.device.is_cuda();
+    const LoaderOptions loader = LoaderFor(config_, ctx_.device);
     BatchPrefetcher batches(
         [&, epoch = pos.epoch](int64_t step) {
           Batch b = MakeBatch(train_, Slice(plan.shard, step * config_.batch_size, config_.batch_size),
                               config_.ignore_index, plan.ignored, {epoch});
-          if (pin) b.images = b.images.pin_memory();  // faster, asynchronous copies to the GPU
+          if (loader.pin) b.images = b.images.pin_memory();  // faster, asynchronous copies to the GPU
           return b;
         },
-        pos.step_in_epoch, steps_per_epoch, static_cast<int>(config_.loader_threads), config_.prefetch);
+        pos.step_in_epoch, steps_per_epoch, loader.threads, loader.window);
     const Clock::time_point loop_start = Clock::now();
     while (pos.step_in_epoch < steps_per_epoch && budget_left()) {
       const Clock::time_point wait_start = Clock::now();

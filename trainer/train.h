@@ -12,6 +12,7 @@
 #include "trainer/core/config.h"
 #include "trainer/core/control_plane.h"
 #include "trainer/data/batch.h"
+#include "trainer/data/prefetcher.h"
 #include "trainer/dist/data_plane.h"
 #include "trainer/dist/grad_reducer.h"
 #include "trainer/model/hw3_net.h"
@@ -46,6 +47,9 @@ std::string LoaderWaitLine(const TrainSummary& summary);
 
 // The model the configuration asks for, sized for `dataset`, seeded from config.seed.
 Hw3Net MakeModel(const TrainConfig& config, const Dataset& dataset);
+
+// How batches are built ahead: --loader-threads, --prefetch, pinned on a GPU.
+LoaderOptions LoaderFor(const TrainConfig& config, torch::Device device);
 
 // Adam with the configured learning rate and weight decay.
 std::unique_ptr<torch::optim::Adam> MakeOptimizer(const TrainConfig& config, Hw3Net& model);

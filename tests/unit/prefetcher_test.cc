@@ -1,5 +1,6 @@
 // BatchPrefetcher: batches come in order whatever the threads, the window bounds how far
-// workers build ahead, and a worker's error surfaces at its own batch.
+// workers build ahead, and a worker's error surfaces at its own batch. ForEachBatch visits a
+// sample list in order.
 #include "trainer/data/prefetcher.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +9,8 @@
 #include <chrono>
 #include <mutex>
 #include <thread>
+
+#include "trainer/data/synthetic.h"
 
 namespace trainguard {
 namespace {
@@ -63,6 +66,21 @@ TEST(Prefetcher, EveryThreadBuildsEvenWhenTheWindowIsSmaller) {
   for (int64_t b = 0; b < 8; ++b) EXPECT_EQ(p.Next().indices[0], b);
   std::lock_guard<std::mutex> lock(mutex);
   EXPECT_EQ(most_busy, 4) << "a window of 1 must not leave 3 of 4 threads idle";
+}
+
+TEST(Prefetcher, ForEachBatchVisitsEverySampleInOrderWhateverTheThreads) {
+  auto data = MakeSyntheticDataset({50, 3, {1, 32, 32}, 1, 0.5, {}});
+  std::vector<int64_t> samples;
+  for (int64_t i = 49; i >= 0; i -= 2) samples.push_back(i);  // 25 samples, any order
+  for (int threads : {0, 3}) {
+    std::vector<int64_t> seen, sizes;
+    ForEachBatch(*data, samples, 10, -1, {threads, 1, false}, [&](const Batch& b) {
+      seen.insert(seen.end(), b.indices.begin(), b.indices.end());
+      sizes.push_back(b.images.size(0));
+    });
+    EXPECT_EQ(seen, samples) << threads << " threads";
+    EXPECT_EQ(sizes, (std::vector<int64_t>{10, 10, 5})) << threads << " threads";
+  }
 }
 
 TEST(Prefetcher, AWorkersErrorSurfacesAtItsBatch) {

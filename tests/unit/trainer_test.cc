@@ -11,6 +11,7 @@
 
 #include "tests/support/synthetic_config.h"
 #include "trainer/data/synthetic.h"
+#include "trainer/evaluate.h"
 
 namespace trainguard {
 namespace {
@@ -125,6 +126,17 @@ TEST(Trainer, LoaderWaitLineHintsOnlyWhenStepsWaitMuch) {
   EXPECT_EQ(LoaderWaitLine(s), "loader wait: 0.4 s of 120.0 s in the training loop (0.3%)");
   s.loader_wait_seconds = 30;
   EXPECT_NE(LoaderWaitLine(s).find("(25.0%); decoding does not keep up"), std::string::npos);
+}
+
+TEST(Trainer, EvaluationScoresTheSameWithLoaderThreads) {
+  auto data = MakeSyntheticDataset({100, 4, {1, 32, 32}, 3, 0.5, {}});
+  SoloControlPlane control;
+  Hw3Net model = MakeModel(SmallConfig(), *data);
+  const Accuracy inline_loader = Evaluate(model, *data, control, torch::kCPU, 16, -1, {0, 4, false});
+  const Accuracy threads = Evaluate(model, *data, control, torch::kCPU, 16, -1, {3, 1, false});
+  EXPECT_EQ(inline_loader.total, 100);
+  EXPECT_EQ(threads.total, 100);
+  EXPECT_EQ(threads.correct, inline_loader.correct);
 }
 
 }  // namespace

@@ -41,7 +41,7 @@ struct TrainConfig {
   int64_t threads = 0;          // intra-op threads per rank (0: cores / ranks on the node)
   double bucket_mb = 25.0;      // gradient all-reduce bucket size, MiB
   int64_t loader_threads = 1;   // threads building batches ahead of the steps (0: on the training thread)
-  int64_t prefetch = 4;         // ready batches kept ahead at most
+  int64_t prefetch = 4;         // batches built ahead at most (at least loader_threads)
   int64_t log_every = 50;       // a log line every N steps when not on a terminal
   int64_t warmup_steps = 5;     // steps left out of the throughput figure
 

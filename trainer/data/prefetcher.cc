@@ -67,4 +67,18 @@ Batch BatchPrefetcher::Next() {
   return batch;
 }
 
+void ForEachBatch(const Dataset& dataset, const std::vector<int64_t>& samples, int64_t batch_size,
+                  int64_t ignore_index, const LoaderOptions& loader, const std::function<void(const Batch&)>& use) {
+  const auto size = static_cast<int64_t>(samples.size());
+  const int64_t count = (size + batch_size - 1) / batch_size;
+  BatchPrefetcher batches(
+      [&](int64_t b) {
+        Batch batch = MakeBatch(dataset, Slice(samples, b * batch_size, batch_size), ignore_index);
+        if (loader.pin) batch.images = batch.images.pin_memory();
+        return batch;
+      },
+      0, count, loader.threads, loader.window);
+  for (int64_t b = 0; b < count; ++b) use(batches.Next());
+}
+
 }  // namespace trainguard
