@@ -74,6 +74,9 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
       ->check(kNonNegative)->capture_default_str();
   cmd.add_flag("--eval,!--no-eval", c.evaluate, "measure test accuracy after each epoch")->capture_default_str();
   cmd.add_option("--device", c.device, "auto, cpu or cuda")->capture_default_str();
+  cmd.add_option("--data-plane", c.data_plane, "gradient all-reduce: auto (NCCL on CUDA, MPI on CPU), nccl or mpi")
+      ->capture_default_str();
+  cmd.add_option("--store-addr", c.store_addr, "NCCL bootstrap: address other ranks reach rank 0 at (default: its IP)");
   cmd.add_option("--threads", c.threads, "intra-op threads per rank (0: cores / ranks on the node)")
       ->check(kNonNegative)->capture_default_str();
   cmd.add_option("--loader-threads", c.loader_threads, "threads building batches ahead, also for evaluation and predict (0: on the training thread)")

@@ -1,6 +1,9 @@
 // Job setup shared by the subcommands (see job.h).
 #include "launcher/job.h"
 
+#include <c10/cuda/CUDAFunctions.h>
+#include <unistd.h>
+
 #include <thread>
 
 #include "trainer/core/errors.h"
@@ -13,14 +16,43 @@
 namespace trainguard {
 namespace {
 
+std::string HostName() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
+// This rank's device: the GPU of index local rank modulo the visible GPUs, made the current
+// CUDA device of the process. Refuses NCCL with more ranks on the node than visible GPUs
+// (NCCL allows one rank per GPU).
 torch::Device PickDevice(const TrainConfig& config, const MpiSession& mpi) {
   const bool have_cuda = torch::cuda::is_available();
   if (config.device == "cuda" && !have_cuda) {
-    throw ConfigError("--device cuda: no CUDA device is visible to this process; use --device cpu");
+    throw ConfigError("--device cuda: no CUDA device is visible to this process on " + HostName() +
+                      "; use --device cpu");
   }
   if (config.device == "cpu" || !have_cuda) return torch::kCPU;
   const auto count = static_cast<int>(torch::cuda::device_count());
-  return {torch::kCUDA, static_cast<c10::DeviceIndex>(mpi.local_rank() % count)};
+  if (UsesNccl(config, torch::kCUDA) && mpi.local_world() > count) {
+    throw ConfigError(HostName() + ": " + std::to_string(mpi.local_world()) + " ranks (local ranks 0-" +
+                      std::to_string(mpi.local_world() - 1) + ") share " + std::to_string(count) +
+                      " visible GPU(s), and NCCL allows one rank per GPU: start at most " + std::to_string(count) +
+                      " rank(s) per node, or pass --data-plane mpi to let ranks share a GPU");
+  }
+  const torch::Device device(torch::kCUDA, static_cast<c10::DeviceIndex>(mpi.local_rank() % count));
+  c10::cuda::set_device(device.index());
+  return device;
+}
+
+// Every rank must train on the same kind of device, or the planes would not match: a rank
+// without a GPU under --device auto would run MPI collectives while the others run NCCL.
+void AgreeOnDeviceType(ControlPlane& control, torch::Device device) {
+  std::vector<int64_t> kinds{device.is_cuda() ? 1 : 0, device.is_cuda() ? 0 : 1};
+  control.AllReduceMax(kinds);
+  if (kinds[0] == 1 && kinds[1] == 1) {
+    throw ConfigError("ranks disagree on the device: some see a GPU and would train on CUDA, others see none (this "
+                      "rank: " + device.str() + " on " + HostName() + "); give every rank a GPU, or pass --device cpu");
+  }
 }
 
 void SetThreads(const TrainConfig& config, const MpiSession& mpi) {
@@ -89,6 +121,11 @@ void PrepareJob(const TrainConfig& c, Job& job) {
     }
     job.train = WithPlantedLabels(std::move(job.train), ParsePlantedLabels(c.plant_labels, job.train->size()));
   });
+  AgreeOnDeviceType(job.control, job.device);
+}
+
+bool UsesNccl(const TrainConfig& config, torch::Device device) {
+  return device.is_cuda() && config.data_plane != "mpi";
 }
 
 LabelCheckOptions LabelOptionsFor(const TrainConfig& c, const Dataset& dataset) {

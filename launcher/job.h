@@ -11,6 +11,7 @@
 #include "diagnostics/labels/label_validation.h"
 #include "launcher/mpi_session.h"
 #include "trainer/core/config.h"
+#include "trainer/dist/data_plane.h"
 #include "trainer/dist/fault_channel.h"
 #include "trainer/dist/mpi_control_plane.h"
 #include "trainer/data/dataset.h"
@@ -23,6 +24,7 @@ struct Job {
   MpiControlPlane control;
   FaultChannel faults;  // out-of-band stop notices
   std::unique_ptr<FaultWatch> watch;  // set by train: the wait guard of the MPI planes
+  std::unique_ptr<DataPlane> data;    // set by train: the gradient plane
   torch::Device device = torch::kCPU;
   std::unique_ptr<Dataset> train;
   std::unique_ptr<Dataset> test;  // null for the synthetic set or with --no-eval
@@ -30,6 +32,9 @@ struct Job {
 
 // Collective. Throws (on every rank) when any rank cannot set up.
 void PrepareJob(const TrainConfig& config, Job& job);
+
+// Whether gradients go through NCCL: on CUDA, unless --data-plane mpi.
+bool UsesNccl(const TrainConfig& config, torch::Device device);
 
 // Label policy, class count and ignore index for `dataset` under `config`.
 LabelCheckOptions LabelOptionsFor(const TrainConfig& config, const Dataset& dataset);

@@ -33,10 +33,17 @@
 namespace trainguard {
 namespace {
 
+// The kind of any error: Torch's distributed errors (NCCL, c10d stores) are communication
+// failures; trainguard's own errors say their kind; anything else is internal.
+ErrorKind KindOfAny(const std::exception& e) {
+  if (dynamic_cast<const c10::DistError*>(&e)) return ErrorKind::kComm;
+  return KindOf(e);
+}
+
 // The exit code of an error; a peer's failure gives that failure's code, so that every rank of
 // the job exits with the code of the cause.
 int ExitCodeOf(const std::exception& e) {
-  switch (KindOf(e)) {
+  switch (KindOfAny(e)) {
     case ErrorKind::kConfig: return kExitUsage;
     case ErrorKind::kData: return kExitData;
     case ErrorKind::kCheckpoint: return kExitCheckpoint;
@@ -55,27 +62,32 @@ int ExitCodeOf(const std::exception& e) {
 // Ends this rank after a failure. Unless the failure came from a peer, the others are told over
 // the fault channel (a notice to a rank that already knows, because the failure was agreed, is
 // drained unread); then the ranks wait for each other (bounded by --fault-grace) so that no rank
-// is killed by the launcher while it still writes its bundle; then the process ends without
-// MPI_Finalize, since collectives may be left pending.
+// is killed by the launcher while it still writes its bundle; then the data plane is aborted
+// (bounded) and the process ends without MPI_Finalize, since collectives may be left pending.
 [[noreturn]] void StopRank(const std::exception& e, Job& job, double grace_s) {
   const int code = ExitCodeOf(e);
   const bool verdict_everywhere = dynamic_cast<const LabelError*>(&e) != nullptr;
   if (!verdict_everywhere || job.mpi.rank() == 0) LogLine(std::string("error: ") + e.what());
   if (job.mpi.world() > 1) {
-    if (!dynamic_cast<const PeerError*>(&e)) job.faults.Tell(static_cast<int>(KindOf(e)), 0, e.what());
+    if (!dynamic_cast<const PeerError*>(&e)) job.faults.Tell(static_cast<int>(KindOfAny(e)), 0, e.what());
     if (!job.faults.Rendezvous(grace_s)) LogLine("some ranks did not reach the end within --fault-grace");
   }
+  if (job.data) job.data->Abort(5.0);
   LogLine("exiting with code " + std::to_string(code));
   std::fflush(nullptr);
   std::_Exit(code);
 }
 
-std::unique_ptr<DataPlane> MakeDataPlane(torch::Device device, const MpiSession& mpi, WaitGuard* guard) {
-  if (device.is_cuda()) {
+// The gradient plane: NCCL on CUDA (unless --data-plane mpi), MPI otherwise (CUDA tensors
+// staged through host memory), nothing to reduce in a world of one on MPI.
+std::unique_ptr<DataPlane> MakeDataPlane(const TrainConfig& config, torch::Device device, const MpiSession& mpi,
+                                         WaitGuard* guard) {
+  if (UsesNccl(config, device)) {
 #ifdef TRAINGUARD_WITH_NCCL
-    return MakeNcclDataPlane(MPI_COMM_WORLD, device.index(), guard);
+    return MakeNcclDataPlane(MPI_COMM_WORLD, {device.index(), config.step_timeout, config.store_addr}, guard);
 #else
-    throw ConfigError("--device cuda: this build has no NCCL data plane; rebuild against a CUDA Torch");
+    throw ConfigError("--device cuda: this build has no NCCL data plane; rebuild against a CUDA Torch, or pass "
+                      "--data-plane mpi");
 #endif
   }
   if (mpi.world() == 1) return std::make_unique<SoloDataPlane>();
@@ -142,7 +154,8 @@ int Train(const Command& command, Job& job) {
                                              std::_Exit(kExitStall);
                                            });
   job.control.set_wait_guard(job.watch.get());
-  auto plane = MakeDataPlane(job.device, mpi, job.watch.get());
+  job.data = MakeDataPlane(config, job.device, mpi, job.watch.get());
+  DataPlane& plane = *job.data;
   const LabelCheckOptions label_options = LabelOptionsFor(config, *job.train);
   std::vector<FaultSpec> injected;
   for (const auto& spec : config.inject_faults) injected.push_back(ParseFaultSpec(spec));
@@ -151,7 +164,7 @@ int Train(const Command& command, Job& job) {
   ProgressPrinter progress(mpi.rank() == 0, config.epochs, config.log_every);
   FaultGuard faults(FaultOptionsFor(command, *job.train, label_options), job.faults, *job.watch, *job.train, job.device);
   FaultInjector injector(injected, mpi.rank());
-  TrainContext context{job.control, *plane, job.device, {}, {&faults, &injector}};
+  TrainContext context{job.control, plane, job.device, {}, {&faults, &injector}};
   if (config.validate_labels) context.observers.push_back(&labels);
   context.observers.push_back(&progress);
 
@@ -159,6 +172,7 @@ int Train(const Command& command, Job& job) {
   if (mpi.rank() == 0) LogLine("training on " + job.device.str() + ", " + std::to_string(job.train->size()) + " samples");
   const TrainSummary s = trainer.Run();
   ReportSkipped(*job.train, job.control);
+  plane.Shutdown();
   if (mpi.rank() == 0) {
     if (s.test_accuracy) std::printf("test accuracy: %.4f\n", *s.test_accuracy);
     std::printf("steps: %lld, epoch %lld, throughput_img_per_s=%.1f\n", static_cast<long long>(s.steps_this_run),

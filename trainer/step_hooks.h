@@ -25,6 +25,9 @@ struct StepFailure {
 class StepHooks {
  public:
   virtual ~StepHooks() = default;
+  // The model is built (and loaded from the checkpoint when resuming); `global_step` steps are
+  // done. Comes once, before the first step of this run.
+  virtual void OnModelReady(int64_t global_step, torch::nn::Module& model) {}
   // Before the forward pass; may change the batch (fault injection).
   virtual void BeforeStep(const StepReport& where, Batch& batch) {}
   // After the optimizer step.

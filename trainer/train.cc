@@ -134,16 +134,17 @@ EpochPlan Trainer::PlanEpoch(int64_t epoch) {
 
 namespace {
 
-// The kind of an exception thrown inside a step by Torch or CUDA.
+constexpr int32_t kCudaErrorAssert = 710;  // cudaErrorAssert: a kernel's assert failed
+
+// The kind of an exception thrown inside a step by Torch or CUDA, by its type: a CUDA error
+// carries its code; an index out of range on the CPU (a target outside [0, C)) is an IndexError.
 ErrorKind ClassifyStepError(const std::exception& e) {
-  const std::string what = e.what();
-  if (what.find("device-side assert") != std::string::npos) return ErrorKind::kDeviceAssert;
-  if (dynamic_cast<const c10::IndexError*>(&e) || what.find("out of bounds") != std::string::npos) {
-    return ErrorKind::kBatchData;
+  if (const auto* accelerator = dynamic_cast<const c10::AcceleratorError*>(&e)) {
+    return accelerator->get_error_code() == kCudaErrorAssert ? ErrorKind::kDeviceAssert : ErrorKind::kInternal;
   }
+  if (dynamic_cast<const c10::IndexError*>(&e)) return ErrorKind::kBatchData;
   return ErrorKind::kInternal;
 }
-
 
 }  // namespace
 
@@ -167,6 +168,8 @@ double Trainer::GuardedStep(Batch& batch, const StepReport& where) {
     failure.culprit = !local_loss_finite_ || (gradient_not_finite_ && ctx_.control.rank() == 0);
   } catch (const Error&) {
     throw;  // a peer's failure, a library failure: not this batch's doing
+  } catch (const c10::DistError&) {
+    throw;  // NCCL or c10d: the communication failed, not the batch
   } catch (const std::exception& e) {
     failure.kind = ClassifyStepError(e);
     failure.what = e.what();
@@ -182,6 +185,7 @@ TrainSummary Trainer::Run() {
   using Clock = std::chrono::steady_clock;
   TrainSummary summary;
   TrainPosition pos = start_;
+  for (StepHooks* h : ctx_.hooks) h->OnModelReady(pos.global_step, *model_);
   const int world = ctx_.control.world();
   int64_t timed_images = 0;
   Clock::time_point timer_start;

@@ -36,11 +36,19 @@ FaultGuard::FaultGuard(FaultOptions options, FaultChannel& channel, FaultWatch& 
                        torch::Device device)
     : options_(std::move(options)), channel_(channel), watch_(watch), catalog_(catalog), device_(device) {}
 
+// GPU runs: the first host copy is taken before the first step, so that a bundle written at the
+// first step of a run (a fresh start or a resume) carries weights too.
+void FaultGuard::OnModelReady(int64_t global_step, torch::nn::Module& model) {
+  if (!device_.is_cuda()) return;
+  host_weights_ = HostWeights(model);
+  host_weights_step_ = global_step;
+}
+
 void FaultGuard::BeforeStep(const StepReport& where, Batch&) { watch_.Arm(where.global_step); }
 
 void FaultGuard::AfterStep(const StepReport& where, torch::nn::Module& model) {
   watch_.Disarm();
-  if (device_.is_cuda() && (host_weights_.empty() || where.global_step % options_.host_copy_every == 0)) {
+  if (device_.is_cuda() && where.global_step % options_.host_copy_every == 0) {
     host_weights_ = HostWeights(model);
     host_weights_step_ = where.global_step;
   }
@@ -69,7 +77,8 @@ Bundle FaultGuard::Capture(const StepFailure& f) const {
   b.rng_state = at::detail::getDefaultCPUGenerator().get_state();
   if (device_.is_cuda()) {
     b.weights = host_weights_;
-    m.weights_from = "host copy after step " + std::to_string(host_weights_step_);
+    m.weights_from = host_weights_step_ == 0 ? "host copy of the initial weights"
+                                             : "host copy after step " + std::to_string(host_weights_step_);
   } else {
     b.weights = HostWeights(*f.model);  // the optimizer has not stepped: these are the step's weights
     m.weights_from = "the failing step's own weights";

@@ -19,6 +19,12 @@ void ValidateTrainConfig(const TrainConfig& c) {
   if (c.device != "auto" && c.device != "cpu" && c.device != "cuda") {
     throw ConfigError("--device: unknown device '" + c.device + "'; use auto, cpu or cuda");
   }
+  if (c.data_plane != "auto" && c.data_plane != "nccl" && c.data_plane != "mpi") {
+    throw ConfigError("--data-plane: unknown plane '" + c.data_plane + "'; use auto, nccl or mpi");
+  }
+  if (c.data_plane == "nccl" && c.device == "cpu") {
+    throw ConfigError("--data-plane nccl needs CUDA tensors: drop --device cpu, or use --data-plane mpi");
+  }
   auto check_action = [](const char* flag, const std::string& value, bool may_inherit) {
     if (value == "fail" || value == "ignore" || value == "drop" || (may_inherit && value.empty())) return;
     throw ConfigError(std::string(flag) + ": unknown action '" + value + "'; use fail, ignore or drop");

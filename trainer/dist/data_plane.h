@@ -25,6 +25,11 @@ class DataPlane {
   virtual std::unique_ptr<PendingReduce> StartSum(torch::Tensor tensor) = 0;
   // Replaces the dense tensor (same layout on every rank) with root's values; blocks.
   virtual void Broadcast(torch::Tensor tensor, int root) = 0;
+  // Releases the plane's resources at a normal end; every rank calls it.
+  virtual void Shutdown() {}
+  // Tears the plane down on a failure path, alone (peers may be gone, the device may be
+  // unusable after a device-side assert); returns within `deadline_s` even if the library blocks.
+  virtual void Abort(double deadline_s) {}
 };
 
 // An all-reduce that finished when it started.

@@ -1,12 +1,18 @@
 // NCCL data plane via c10d (see nccl_data_plane.h).
 #include "trainer/dist/nccl_data_plane.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <future>
 #include <thread>
 
 #include "trainer/core/errors.h"
@@ -23,7 +29,7 @@ void WaitForWork(c10d::Work& work, WaitGuard* guard) {
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   }
-  work.wait();  // rethrows the work's own failure
+  work.wait();  // rethrows the work's own failure (a c10::DistBackendError)
 }
 
 class NcclPending final : public PendingReduce {
@@ -52,28 +58,96 @@ class NcclDataPlane final : public DataPlane {
     WaitForWork(*pg_->broadcast(tensors, opts), guard_);
   }
 
+  void Shutdown() override { pg_->shutdown(); }
+
+  // ncclCommAbort can block on a broken device or network: it runs on a detached thread, which
+  // is abandoned at the deadline (the process is about to end).
+  void Abort(double deadline_s) override {
+    auto finished = std::make_shared<std::promise<void>>();
+    std::future<void> done = finished->get_future();
+    std::thread([pg = pg_, finished] {
+      try {
+        pg->abort();
+      } catch (...) {  // the communicator may already be broken: nothing left to release
+      }
+      finished->set_value();
+    }).detach();
+    done.wait_for(std::chrono::duration<double>(deadline_s));
+  }
+
  private:
   c10::intrusive_ptr<c10d::ProcessGroupNCCL> pg_;
   WaitGuard* guard_;
 };
 
+bool IsLoopback(const in_addr& a) { return (ntohl(a.s_addr) >> 24) == 127; }
+
+std::string Text(const in_addr& a) {
+  char text[INET_ADDRSTRLEN] = {0};
+  inet_ntop(AF_INET, &a, text, sizeof text);
+  return text;
+}
+
 }  // namespace
 
-std::unique_ptr<DataPlane> MakeNcclDataPlane(MPI_Comm comm, int device_index, WaitGuard* guard) {
+void SetNcclProcessPolicy() {
+  const bool keep = false;  // a value the user set wins
+  setenv("TORCH_NCCL_RETHROW_CUDA_ERRORS", "0", keep);
+  setenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", "0", keep);
+  setenv("TORCH_NCCL_ENABLE_MONITORING", "0", keep);
+}
+
+std::string DefaultStoreAddress() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host, nullptr, &hints, &found) == 0) {
+    for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+      const in_addr addr = reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr;
+      if (!IsLoopback(addr)) {
+        freeaddrinfo(found);
+        return Text(addr);
+      }
+    }
+    freeaddrinfo(found);
+  }
+  ifaddrs* interfaces = nullptr;
+  std::string chosen = "127.0.0.1";
+  if (getifaddrs(&interfaces) == 0) {
+    for (ifaddrs* i = interfaces; i != nullptr; i = i->ifa_next) {
+      if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+      const in_addr addr = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr;
+      if (!IsLoopback(addr)) {
+        chosen = Text(addr);
+        break;
+      }
+    }
+    freeifaddrs(interfaces);
+  }
+  return chosen;
+}
+
+std::unique_ptr<DataPlane> MakeNcclDataPlane(MPI_Comm comm, const NcclPlaneOptions& options, WaitGuard* guard) {
   int rank = 0, world = 1;
   TG_MPI_CHECK(MPI_Comm_rank(comm, &rank));
   TG_MPI_CHECK(MPI_Comm_size(comm, &world));
+  SetNcclProcessPolicy();
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000));
 
   c10d::TCPStoreOptions opts;
   opts.isServer = rank == 0;
   opts.port = 0;  // rank 0 binds a free port; the others learn it below
   opts.numWorkers = world;
   opts.waitWorkers = false;
+  opts.timeout = timeout;
   c10::intrusive_ptr<c10d::TCPStore> server;
   char host[256] = {0};
   int port = 0;
   if (rank == 0) {
-    gethostname(host, sizeof host - 1);
+    const std::string addr = options.store_addr.empty() ? DefaultStoreAddress() : options.store_addr;
+    addr.copy(host, sizeof host - 1);
     server = c10::make_intrusive<c10d::TCPStore>(host, opts);
     port = server->getPort();
   }
@@ -84,12 +158,19 @@ std::unique_ptr<DataPlane> MakeNcclDataPlane(MPI_Comm comm, int device_index, Wa
   if (rank != 0) {
     opts.isServer = false;
     opts.port = static_cast<uint16_t>(port);
-    store = c10::make_intrusive<c10d::TCPStore>(host, opts);
+    try {
+      store = c10::make_intrusive<c10d::TCPStore>(host, opts);
+    } catch (const std::exception& e) {
+      throw CommError("rank " + std::to_string(rank) + " cannot reach rank 0's TCPStore at " + host + ":" +
+                      std::to_string(port) + " (" + e.what() + "); pass --store-addr with an address of rank 0's host "
+                      "that this host can reach");
+    }
   }
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>("trainguard", store);
-  auto options = c10d::ProcessGroupNCCL::Options::create();
-  auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank, world, options);
-  pg->setBoundDeviceId(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(device_index)));
+  auto pg_options = c10d::ProcessGroupNCCL::Options::create();
+  pg_options->timeout = timeout;
+  auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank, world, pg_options);
+  pg->setBoundDeviceId(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(options.device_index)));
   return std::make_unique<NcclDataPlane>(std::move(pg), guard);
 }
 

@@ -1,20 +1,38 @@
 // DataPlane over c10d::ProcessGroupNCCL for CUDA tensors. Bootstrapped through MPI: rank 0
-// opens a c10d TCPStore on a free port and broadcasts host and port; every rank connects.
-// NCCL allows one rank per GPU.
+// opens a c10d TCPStore on a free port and broadcasts its address and port; every rank
+// connects. NCCL allows one rank per GPU.
 #pragma once
 
 #include <mpi.h>
 
 #include <memory>
+#include <string>
 
 #include "trainer/core/wait_guard.h"
 #include "trainer/dist/data_plane.h"
 
 namespace trainguard {
 
+struct NcclPlaneOptions {
+  int device_index = 0;       // this rank's CUDA device
+  double timeout_s = 300;     // c10d's own collective timeout (trainguard's stall verdict comes first)
+  std::string store_addr;     // address the other ranks reach rank 0's TCPStore at (empty: rank 0's IP)
+};
+
+// The c10d process-group policy trainguard needs, set in the environment before a process
+// group exists, unless the user set a variable: the c10d watchdog must neither rethrow a CUDA
+// error nor tear the process down (the fault flow writes a bundle, diagnoses it and decides
+// the exit code), and its heartbeat monitor must not abort a rank that is diagnosing.
+void SetNcclProcessPolicy();
+
 // Creates the NCCL data plane for this rank's CUDA device. Collective over `comm`. With a
-// guard, waits poll the work so that a fault notice or a deadline ends them (not yet run on a
-// GPU: no device was available when this was written).
-std::unique_ptr<DataPlane> MakeNcclDataPlane(MPI_Comm comm, int device_index, WaitGuard* guard);
+// guard, waits poll the work so that a fault notice or a deadline ends them.
+std::unique_ptr<DataPlane> MakeNcclDataPlane(MPI_Comm comm, const NcclPlaneOptions& options, WaitGuard* guard);
+
+// The address rank 0 offers for the TCPStore when --store-addr is empty: an IPv4 address of
+// this host that other hosts can reach (what the host name resolves to, unless that is a
+// loopback address, else the first non-loopback interface address), or 127.0.0.1 when the host
+// has none (a single node).
+std::string DefaultStoreAddress();
 
 }  // namespace trainguard
