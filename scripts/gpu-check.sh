@@ -71,58 +71,18 @@ case_info() {
   row info "$(tr '\n' ' ' <"$LOGS/info.log")" "-"
 }
 
-case_nccl1() {  # 1 rank over NCCL, synthetic data, 30 steps
-  run nccl1 120 "${MPIRUN[@]}" -np 1 "$TG" train --dataset synthetic --device cuda --epochs 1 --max-steps 30 \
-    --no-eval --log-every 5 --width 0.5
-  row nccl1 "rc=$RC in ${SECS}s; $(grep -E 'throughput|loss' "$LOGS/nccl1.log" | tail -2 | tr '\n' ' ')" "expect 0"
-}
-
-case_shared2() {  # 2 ranks on the one GPU with the default plane: refused at start (exit 2)
-  run shared2 120 "${MPIRUN[@]}" -np 2 "$TG" train --dataset synthetic --device cuda --epochs 1 --max-steps 10 --no-eval
-  row shared2 "rc=$RC in ${SECS}s; $(grep -iE 'error|exit' "$LOGS/shared2.log" | head -3 | tr '\n' ' ' | cut -c1-300)" "expect 2, naming host and GPU count"
-}
-
-seed_case() {  # seed_case NAME LABEL EXTRA...: one file of the folder relabelled LABEL, validation off
-  local name=$1 label=$2; shift 2
-  local dir=$WORK/$name
-  mkdir -p "$dir"
-  cp -r "$WORK/folder/training" "$dir/"
-  local victim
-  victim=$(ls "$dir/training" | sort | sed -n 100p)
-  mv "$dir/training/$victim" "$dir/training/${label}_${victim#*_}"
-  run "$name" 180 "${MPIRUN[@]}" -np "${RANKS:-1}" "$TG" train --dataset folder --data-dir "$dir/training" --num-classes 11 \
-    --no-validate-labels --device cuda --epochs 1 --batch-size 64 --image-size 32 --width 0.25 --no-eval \
-    --bundle-dir "$dir/bundles" --loader-threads 2 "$@"
-  mkdir -p "$OUT/$name"
-  find "$dir/bundles" -name '*.json' -exec cp --parents {} "$OUT/$name" \; 2>/dev/null
-  local diag
-  diag=$(find "$dir/bundles" -name diagnosis.json | head -1)
-  row "$name" "rc=$RC in ${SECS}s; file ${label}_${victim#*_}; $(grep -E 'exiting with code' "$LOGS/$name.log" | tr '\n' ' '); diagnosis: $([ -n "$diag" ] && python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(str(d)[:600])' "$diag" || echo none)" "expect 9 + diagnosis"
-}
-
-case_seed11() { seed_case seed11 11; }
-case_seedneg() { seed_case seedneg -1 --ignore-index -100; }
-case_seed11mpi() { RANKS=2 seed_case seed11mpi 11 --data-plane mpi; }
-
-case_mpi2() {  # 2 ranks sharing the GPU over the MPI plane (CUDA tensors staged through host memory)
-  run mpi2 120 "${MPIRUN[@]}" -np 2 "$TG" train --dataset synthetic --device cuda --data-plane mpi --epochs 1 \
-    --max-steps 30 --no-eval --log-every 10 --width 0.5
-  row mpi2 "rc=$RC in ${SECS}s; $(grep -E 'throughput|loss' "$LOGS/mpi2.log" | tail -2 | tr '\n' ' ')" "expect 0"
-}
-
-case_kill2() {  # one of 2 GPU ranks SIGKILLed at step 5: every rank gone within 30 s
-  run kill2 90 "${MPIRUN[@]}" -np 2 "$TG" train --dataset synthetic --device cuda --data-plane mpi --epochs 1 \
-    --no-eval --width 0.5 --inject-fault kill:rank=1:step=5
-  row kill2 "rc=$RC in ${SECS}s; $(grep -E 'exiting with code|SIGTERM' "$LOGS/kill2.log" | tr '\n' ' ' | cut -c1-300)" "all gone < 30 s"
-}
-
-case_nan() {
-  run nan 120 "${MPIRUN[@]}" -np 1 "$TG" train --dataset synthetic --device cuda --epochs 1 --no-eval --width 0.5 \
-    --inject-fault nan:rank=0:step=3 --bundle-dir "$WORK/nan-bundles"
-  row nan "rc=$RC in ${SECS}s; $(grep -iE 'module|non-finite' "$LOGS/nan.log" | head -2 | tr '\n' ' ' | cut -c1-300)" "expect 10 + first module"
+case_ctest() {  # the tests labelled gpu (tests/gpu/cases.sh, tests/dist)
+  local report=$WORK/measured.txt
+  run ctest 420 env TG_FASHION_MNIST=$DEPS/usr/share/datasets/fashion-mnist TG_GPU_REPORT="$report" \
+    ctest --test-dir "$BUILD" -L gpu --output-on-failure -j 1
+  row "ctest -L gpu" "rc=$RC in ${SECS}s; $(grep -E 'tests passed|tests failed' "$LOGS/ctest.log")" "expect all passed"
+  grep -E "^ *[0-9]+/[0-9]+ Test" "$LOGS/ctest.log" | while read -r line; do row test "$line" "-"; done
+  grep -hE "max \||loss .* at step" "$LOGS/ctest.log" | sort -u | while read -r line; do row measured "$line" "-"; done
+  [ -f "$report" ] && while read -r line; do row measured "$line" "-"; done <"$report"
 }
 
 case_jpeg() {  # JPEG-fed throughput: 128x128, batch 512, full width, several loader threads
+  folder "$WORK/folder" 12000
   run jpeg 240 "${MPIRUN[@]}" -np 1 "$TG" train --dataset folder --data-dir "$WORK/folder/training" --num-classes 11 \
     --device cuda --epochs 2 --batch-size 512 --image-size 128 --no-eval --loader-threads 14 --prefetch 28 --log-every 10
   row jpeg "rc=$RC in ${SECS}s; $(grep -E 'throughput|loader wait' "$LOGS/jpeg.log" | tr '\n' ' ')" "trainguard fp32, JPEG-fed"
@@ -134,14 +94,13 @@ case_pybench() {
 }
 
 install_deps
-build trainguard
+build
 say "built"
-folder "$WORK/folder" 12000
 cases=("$@")
-((${#cases[@]})) || cases=(info nccl1 nan seed11 seedneg shared2 mpi2 seed11mpi kill2 jpeg pybench)
+((${#cases[@]})) || cases=(info ctest jpeg pybench)
 for c in "${cases[@]}"; do "case_$c"; done
 say "done in $(($(date +%s) - T0)) s"
 # The device tool brings back few files: logs and bundles travel as one archive.
-tar -czf "$OUT/logs.tar.gz" -C "$OUT" logs $(cd "$OUT" && ls -d seed* 2>/dev/null) && rm -rf "$LOGS" "$OUT"/seed*
+tar -czf "$OUT/logs.tar.gz" -C "$OUT" logs && rm -rf "$LOGS"
 echo
 cat "$TABLE"

@@ -2,8 +2,12 @@
 #include "diagnostics/faults/diagnose.h"
 
 #include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <cstdio>
 #include <numeric>
 #include <optional>
+#include <sstream>
 
 #include "trainer/core/log.h"
 #include "trainer/model/hw3_net.h"
@@ -66,21 +70,79 @@ std::vector<int64_t> Bisect(Hw3Net& model, const Bundle& b, std::vector<int64_t>
   return rows;
 }
 
+// Collects what the process writes to stdout and stderr while it is alive: the CUDA runtime
+// prints a kernel's failed assertion (file, line, kernel, condition) there, not into the
+// exception. Release() restores both streams and writes the collected text through to stderr,
+// so nothing is lost from the log.
+class CapturedOutput {
+ public:
+  CapturedOutput() {
+    std::fflush(nullptr);
+    file_ = std::tmpfile();
+    if (file_ == nullptr) return;  // no capture: the output goes where it always goes
+    saved_out_ = ::dup(STDOUT_FILENO);
+    saved_err_ = ::dup(STDERR_FILENO);
+    ::dup2(::fileno(file_), STDOUT_FILENO);
+    ::dup2(::fileno(file_), STDERR_FILENO);
+  }
+  CapturedOutput(const CapturedOutput&) = delete;
+  CapturedOutput& operator=(const CapturedOutput&) = delete;
+  ~CapturedOutput() { Release(); }
+
+  std::string Release() {
+    if (file_ == nullptr) return "";
+    std::fflush(nullptr);
+    ::dup2(saved_out_, STDOUT_FILENO);
+    ::dup2(saved_err_, STDERR_FILENO);
+    ::close(saved_out_);
+    ::close(saved_err_);
+    std::string text;
+    std::rewind(file_);
+    char chunk[4096];
+    for (size_t n; (n = std::fread(chunk, 1, sizeof chunk, file_)) > 0;) text.append(chunk, n);
+    std::fclose(file_);
+    file_ = nullptr;
+    std::fwrite(text.data(), 1, text.size(), stderr);
+    return text;
+  }
+
+ private:
+  std::FILE* file_ = nullptr;
+  int saved_out_ = -1, saved_err_ = -1;
+};
+
+// The first line of `text` that reports a failed kernel assertion, or "".
+std::string AssertionLine(const std::string& text) {
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("Assertion") != std::string::npos) return line;
+  }
+  return "";
+}
+
+struct Reproduction {
+  std::string summary;        // what the re-run did
+  std::string device_assert;  // the kernel's failed assertion, when the device printed one
+};
+
 // Reproduces the step's forward and loss on the device it ran on (if present).
-std::string Reproduce(const Bundle& b) {
+Reproduction Reproduce(const Bundle& b) {
   torch::Device device = torch::kCPU;
   if (b.meta.device.rfind("cuda", 0) == 0 && torch::cuda::is_available()) device = torch::Device(b.meta.device);
+  const std::string where = "re-run on " + device.str() + (device.is_cuda() ? " with CUDA_LAUNCH_BLOCKING=1" : "");
+  CapturedOutput output;
+  Reproduction r;
   try {
     Hw3Net model = LoadModel(b, device);
     torch::NoGradGuard no_grad;
     auto loss = Loss(model->forward(b.images.to(device)), b.targets.to(device), b.meta.ignore_index);
     const double value = loss.item<double>();  // synchronises
-    return "re-run on " + device.str() + (device.is_cuda() ? " with CUDA_LAUNCH_BLOCKING=1" : "") + ": loss sum " +
-           std::to_string(value);
+    r.summary = where + ": loss sum " + std::to_string(value);
   } catch (const std::exception& e) {
-    return "re-run on " + device.str() + (device.is_cuda() ? " with CUDA_LAUNCH_BLOCKING=1" : "") +
-           " raised: " + FirstLine(e.what());
+    r.summary = where + " raised: " + FirstLine(e.what());
   }
+  r.device_assert = AssertionLine(output.Release());
+  return r;
 }
 
 void NameSamples(Diagnosis& d, const Bundle& b) {
@@ -142,7 +204,9 @@ std::vector<int64_t> AllRows(const Bundle& b) {
 Diagnosis Diagnose(const Bundle& b) {
   Diagnosis d;
   d.meta = b.meta;
-  d.reproduction = Reproduce(b);
+  Reproduction r = Reproduce(b);
+  d.reproduction = r.summary;
+  d.device_assert = r.device_assert;
   const int64_t classes = b.meta.num_classes, ignore = b.meta.ignore_index;
 
   // Targets: the classic device-side assert.
@@ -225,6 +289,7 @@ std::string FormatDiagnosis(const Diagnosis& d) {
                     std::to_string(d.meta.world) + ": " + d.fault + "\n";
   out += "  error seen: " + FirstLine(d.meta.error) + "\n";
   out += "  " + d.reproduction + "\n";
+  if (!d.device_assert.empty()) out += "  device assert: " + d.device_assert + "\n";
   if (!d.module.empty()) out += "  module: " + d.module + (d.operation.empty() ? "" : ", operation: " + d.operation) + "\n";
   out += "  " + d.detail + "\n";
   for (size_t k = 0; k < d.rows.size(); ++k) {
@@ -244,7 +309,8 @@ std::string DiagnosisJson(const Diagnosis& d) {
             {"reproduction", d.reproduction}, {"detail", d.detail}, {"samples", samples},
             {"hint", d.hint},           {"rank", d.meta.rank},    {"world", d.meta.world},
             {"epoch", d.meta.epoch},    {"global_step", d.meta.global_step}, {"error", d.meta.error},
-            {"weights_from", d.meta.weights_from}};
+            {"weights_from", d.meta.weights_from}, {"device_assert", d.device_assert},
+            {"device", d.meta.device}};
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 

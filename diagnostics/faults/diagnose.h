@@ -24,6 +24,7 @@ struct Diagnosis {
   std::string module;     // e.g. "features.0 (Conv2d)", "loss"
   std::string operation;  // e.g. "cross_entropy / nll_loss"
   std::string reproduction;  // what the re-run on the bundle's device said
+  std::string device_assert;  // the kernel assertion the device printed in the re-run (CUDA), or ""
   std::string detail;        // the error or the finiteness finding
   std::vector<int64_t> rows;            // smallest failing subset, rows of the batch
   std::vector<int64_t> samples;         // their dataset indices

@@ -1,0 +1,90 @@
+// The data planes under mpirun.
+//  - MpiDataPlane's host staging (the path CUDA tensors take, so that ranks can share a GPU),
+//    forced on CPU tensors: sums and broadcasts land in the caller's tensor, in its layout.
+//  - GPU (label gpu, 1 rank): the NCCL plane trains 30 synthetic steps on CUDA; the loss falls
+//    and the parameters match a CPU fp32 run of the same steps.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <numeric>
+
+#include "tests/support/synthetic_config.h"
+#include "trainer/data/synthetic.h"
+#include "trainer/dist/mpi_control_plane.h"
+#include "trainer/dist/mpi_data_plane.h"
+#include "trainer/train.h"
+#ifdef TRAINGUARD_WITH_NCCL
+#include "trainer/dist/nccl_data_plane.h"
+#endif
+
+namespace trainguard {
+namespace {
+
+TEST(MpiDataPlane, StagedSumLandsInTheCallersTensorInItsLayout) {
+  MpiControlPlane control(MPI_COMM_WORLD);
+  MpiDataPlane plane(MPI_COMM_WORLD, /*stage_host_tensors=*/true);
+  const int r = control.rank(), world = control.world();
+  // Channels-last, like the convolution gradients: the bytes are summed, the layout kept.
+  auto t = torch::arange(2 * 3 * 4 * 5, torch::kFloat32).view({2, 3, 4, 5}).contiguous(torch::MemoryFormat::ChannelsLast);
+  auto mine = (t * (r + 1)).contiguous(torch::MemoryFormat::ChannelsLast);
+  plane.StartSum(mine)->Wait();
+  EXPECT_TRUE(mine.is_contiguous(torch::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(torch::equal(mine, t * (world * (world + 1) / 2)));
+}
+
+TEST(MpiDataPlane, StagedBroadcastReplacesEveryRanksTensor) {
+  MpiControlPlane control(MPI_COMM_WORLD);
+  MpiDataPlane plane(MPI_COMM_WORLD, /*stage_host_tensors=*/true);
+  auto t = torch::full({7}, static_cast<double>(control.rank() + 10), torch::kFloat64);
+  plane.Broadcast(t, 0);
+  EXPECT_TRUE(torch::equal(t, torch::full({7}, 10.0, torch::kFloat64)));
+}
+
+#ifdef TRAINGUARD_WITH_NCCL
+// Largest |GPU - CPU| allowed per parameter element after kNcclSteps Adam steps (lr 3e-4, so a
+// parameter moves up to about 9e-3), with TF32 off; measured values are in bench/RESULTS.md.
+constexpr double kNcclTolerance = 1e-3;
+constexpr int kNcclSteps = 30;
+
+TEST(Gpu, NcclOneRankTrainsAsTheCpuDoes) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device is visible";
+  MpiControlPlane control(MPI_COMM_WORLD);
+  if (control.world() != 1) GTEST_SKIP() << "NCCL allows one rank per GPU: this test runs with 1 rank";
+  at::globalContext().setAllowTF32CuDNN(false);
+  at::globalContext().setAllowTF32CuBLAS(false);
+  const TrainConfig c = testing::SyntheticConfig(32, 3);
+  SyntheticOptions o;
+  o.samples = 32 * kNcclSteps;
+  o.seed = 3;
+  auto data = MakeSyntheticDataset(o);
+
+  auto nccl = MakeNcclDataPlane(MPI_COMM_WORLD, {0, 60, ""}, nullptr);
+  Trainer gpu(c, *data, nullptr, {control, *nccl, torch::Device(torch::kCUDA, 0), {}});
+  SoloControlPlane solo;
+  SoloDataPlane solo_plane;
+  Trainer cpu(c, *data, nullptr, {solo, solo_plane, torch::kCPU, {}});
+  std::vector<double> losses;
+  for (int step = 0; step < kNcclSteps; ++step) {
+    std::vector<int64_t> rows(32);
+    std::iota(rows.begin(), rows.end(), 32 * step);
+    const Batch b = MakeBatch(*data, rows, c.ignore_index);
+    losses.push_back(gpu.Step(b));
+    cpu.Step(b);
+  }
+  nccl->Shutdown();
+  std::printf("NCCL on cuda:0: loss %.4f at step 1, %.4f at step %d\n", losses.front(), losses.back(), kNcclSteps);
+  EXPECT_LT(losses.back(), 0.5 * losses.front());
+
+  const auto ours = gpu.model()->parameters();
+  const auto reference = cpu.model()->parameters();
+  double worst = 0;
+  for (size_t i = 0; i < ours.size(); ++i) {
+    worst = std::max(worst, (ours[i].cpu() - reference[i]).abs().max().item<double>());
+  }
+  std::printf("NCCL on cuda:0: max |GPU - CPU| over the parameters = %.3g\n", worst);
+  EXPECT_LE(worst, kNcclTolerance);
+}
+#endif
+
+}  // namespace
+}  // namespace trainguard
