@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU check: run from the repository root on the GPU machine as one command. It installs
 # what that machine lacks from the .deb files carried in $GPU_DEBS (default .gpu-debs, made
-# here by ../shared/gpu/fetch-debs.sh .gpu-debs), builds against the machine's torch with every
-# core, runs the GPU cases and benchmarks, and writes logs and a results table into $OUT
-# (default gpu-results/). The table is printed last. Sized to finish in a few minutes on an H100.
+# here by `../shared/gpu/fetch-debs.sh .gpu-debs dataset-fashion-mnist`: the tests make JPEG
+# folders from Fashion-MNIST), builds against the machine's torch with every core, runs
+# `ctest -L gpu` and the benchmarks, and writes a results table and logs.tar.gz into $OUT
+# (default gpu-results/). The table is printed last. 224 s on an H200 (bench/RESULTS.md).
 #   scripts/gpu-check.sh [CASE...]      (default: every case; see the list at the bottom)
 set -uo pipefail
 cd "$(dirname "$0")/.."
