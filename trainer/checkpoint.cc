@@ -109,6 +109,14 @@ std::string ReadPayload(const std::string& path) {
   return payload;
 }
 
+// Where the model's parameters live. Checkpoints are read onto this device whatever device wrote
+// them: a GPU run's checkpoint resumes on another GPU index, and `predict` reads it on a host
+// without a GPU. (Reading onto another device than the parameters' would move the parameters.)
+torch::Device DeviceOf(torch::nn::Module& model) {
+  const auto params = model.parameters();
+  return params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+}
+
 // Loads the model part, refusing other shapes (Module::load would silently take them).
 void LoadModelPart(const std::string& path, torch::serialize::InputArchive& model_part, torch::nn::Module& model) {
   const auto expected = ShapesOf(model);
@@ -133,7 +141,7 @@ TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model,
   torch::serialize::InputArchive archive, model_part, optim_part;
   TrainPosition pos;
   try {
-    archive.load_from(payload.data(), payload.size());
+    archive.load_from(payload.data(), payload.size(), DeviceOf(model));
     const RunShape saved{GetScalar(archive, "world"), GetScalar(archive, "batch_size"),
                          GetScalar(archive, "train_samples"), GetScalar(archive, "seed")};
     auto differs = [&](const char* what, int64_t a, int64_t b) {
@@ -155,7 +163,7 @@ TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model,
     archive.read("cpu_rng", rng);
     at::Generator generator = at::detail::getDefaultCPUGenerator();  // shares the default's state
     std::lock_guard<std::mutex> lock(generator.mutex());
-    generator.set_state(rng);
+    generator.set_state(rng.cpu());  // read onto the model's device with the rest
     pos.epoch = GetScalar(archive, "epoch");
     pos.step_in_epoch = GetScalar(archive, "step_in_epoch");
     pos.global_step = GetScalar(archive, "global_step");
@@ -171,7 +179,7 @@ void LoadModelWeights(const std::string& path, torch::nn::Module& model) {
   const std::string payload = ReadPayload(path);
   torch::serialize::InputArchive archive, model_part;
   try {
-    archive.load_from(payload.data(), payload.size());
+    archive.load_from(payload.data(), payload.size(), DeviceOf(model));
     archive.read("model", model_part);
     LoadModelPart(path, model_part, model);
   } catch (const CheckpointError&) {

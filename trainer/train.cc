@@ -70,34 +70,39 @@ void Trainer::SaveAgreed(const TrainPosition& position) {
   });
 }
 
+// One step. Host and device meet once: the copies in are asynchronous (from pinned memory on a
+// GPU), and the local loss sum and the squared gradient norm come back in one read after
+// backward. Two small control-plane agreements: the global count of valid targets (known on the
+// host, agreed while the device works) and the global loss sum (the log line and the
+// non-finite verdict, which every rank reaches together). A failed verdict throws before the
+// optimizer touches the weights.
 double Trainer::Step(const Batch& batch) {
   model_->train();
-  auto logits = model_->forward(batch.images.to(ctx_.device));
-  auto targets = batch.targets.to(ctx_.device);
-  // The loss is computed once: its value goes into the agreement, its graph into backward.
-  const auto local_sum = SummedCrossEntropy(logits, targets, config_.ignore_index);
-  // One agreement per step: the global count of valid targets and the global loss sum.
-  const double local = local_sum.item<double>();
-  local_loss_finite_ = std::isfinite(local);
-  gradient_not_finite_ = false;
-  std::vector<double> totals{static_cast<double>(batch.valid_targets), local};
-  ctx_.control.AllReduceSum(totals);
-  const auto global_valid = static_cast<int64_t>(totals[0]);
-  const double global_loss = totals[1] / static_cast<double>(std::max<int64_t>(global_valid, 1));
-  if (!std::isfinite(global_loss)) {  // every rank sees the same sum: an agreed verdict
-    throw FaultError(ErrorKind::kNonFinite, "the loss is not finite (" + std::to_string(global_loss) + ")");
-  }
-  auto loss = GlobalMean(local_sum, global_valid);
+  auto images = batch.images.to(ctx_.device, /*non_blocking=*/true);
+  auto targets = batch.targets.to(ctx_.device, /*non_blocking=*/true);
+  std::vector<int64_t> valid{batch.valid_targets};
+  ctx_.control.AllReduceSum(valid);
+  const int64_t global_valid = valid[0];
+  // The loss is computed once: its value is read below, its graph goes into backward.
+  const auto local_sum = SummedCrossEntropy(model_->forward(images), targets, config_.ignore_index);
   optimizer_->zero_grad();
-  loss.backward();
+  GlobalMean(local_sum, global_valid).backward();
   reducer_->Finish();
-  // Gradients are the same on every rank after the reduction: so is this verdict.
-  // One device-to-host read for the whole norm, not one per parameter.
-  std::vector<torch::Tensor> squares;
+  std::vector<torch::Tensor> squares{torch::zeros({}, local_sum.options())};
   for (const auto& p : model_->parameters()) {
     if (p.grad().defined()) squares.push_back(p.grad().pow(2).sum());
   }
-  const double norm_sq = squares.empty() ? 0.0 : torch::stack(squares).sum().item<double>();
+  const auto read = torch::stack({local_sum.detach(), torch::stack(squares).sum()}).to(torch::kFloat64).cpu();
+  const double local = read[0].item<double>(), norm_sq = read[1].item<double>();
+  local_loss_finite_ = std::isfinite(local);
+  gradient_not_finite_ = false;
+  std::vector<double> total{local};
+  ctx_.control.AllReduceSum(total);
+  const double global_loss = total[0] / static_cast<double>(std::max<int64_t>(global_valid, 1));
+  if (!std::isfinite(global_loss)) {  // every rank sees the same sum: an agreed verdict
+    throw FaultError(ErrorKind::kNonFinite, "the loss is not finite (" + std::to_string(global_loss) + ")");
+  }
+  // Gradients are the same on every rank after the reduction: so is this verdict.
   gradient_not_finite_ = !std::isfinite(norm_sq);
   if (gradient_not_finite_) {
     throw FaultError(ErrorKind::kNonFinite, "the gradient norm is not finite while the loss is");
@@ -202,7 +207,10 @@ TrainSummary Trainer::Run() {
         [&, epoch = pos.epoch](int64_t step) {
           Batch b = MakeBatch(train_, Slice(plan.shard, step * config_.batch_size, config_.batch_size),
                               config_.ignore_index, plan.ignored, {epoch});
-          if (loader.pin) b.images = b.images.pin_memory();  // faster, asynchronous copies to the GPU
+          if (loader.pin) {  // faster copies to the GPU, asynchronous to the host
+            b.images = b.images.pin_memory();
+            b.targets = b.targets.pin_memory();
+          }
           return b;
         },
         pos.step_in_epoch, steps_per_epoch, loader.threads, loader.window);

@@ -135,6 +135,19 @@ case ${1:?case} in
     expect_text jpeg "loader wait:"
     report jpeg_loader "$(grep -E 'throughput|loader wait' "$WORK/jpeg.log" | tr '\n' ' ')"
     ;;
+  checkpoint_any_device)
+    # A checkpoint written on the GPU resumes on the GPU and serves predict on the CPU.
+    folder_with_label 0 >/dev/null
+    common=(--dataset folder --num-classes 11 --image-size 32 --width 0.25 --batch-size 64 --no-eval
+            --checkpoint "$WORK/ckpt")
+    run gpu_train 1 "${common[@]}" --data-dir "$WORK/folder/training" --device cuda --epochs 2 --max-steps 20
+    [ "$(cat "$WORK/gpu_train.rc")" = 0 ] || { show gpu_train; fail "training on the GPU: exit $(cat "$WORK/gpu_train.rc")"; }
+    run gpu_resume 1 "${common[@]}" --data-dir "$WORK/folder/training" --device cuda --epochs 2 --resume
+    [ "$(cat "$WORK/gpu_resume.rc")" = 0 ] || { show gpu_resume; fail "resume on the GPU: exit $(cat "$WORK/gpu_resume.rc")"; }
+    timeout 120 "$BIN" predict "${common[@]}" --data-dir "$WORK/folder/test" --device cpu \
+      --predictions "$WORK/predictions.csv" >"$WORK/predict.log" 2>&1 || { show predict; fail "predict on the CPU"; }
+    [ "$(wc -l <"$WORK/predictions.csv")" = 65 ] || { show predict; fail "predict on the CPU: not 64 predictions"; }
+    ;;
   *) fail "unknown case $1" ;;
 esac
 echo "PASS: $1"
