@@ -43,6 +43,10 @@ const CLI::Validator kNonNegative(
     },
     ">= 0");
 
+// A flag's default as the configuration text shows it. (capture_default_str() records nothing
+// for flags in CLI11 2.1: the resolved configuration showed "false" for flags that default to on.)
+std::string BoolText(bool value) { return value ? "true" : "false"; }
+
 void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--dataset", c.dataset, "fashion-mnist, synthetic or folder (JPEGs)")->capture_default_str();
   cmd.add_option("--data-dir", c.data_dir, "Fashion-MNIST IDX folder, or the JPEG folder")->capture_default_str();
@@ -50,7 +54,7 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--eval-dir", c.eval_dir, "folder dataset: labelled JPEG folder for test accuracy");
   cmd.add_option("--image-size", c.image_size, "folder dataset: side of the square model input")->capture_default_str();
   cmd.add_flag("--augment,!--no-augment", c.augment, "folder dataset: random resized crop + flip when training")
-      ->capture_default_str();
+      ->default_str(BoolText(c.augment));
   cmd.add_option("--unreadable", c.unreadable, "folder dataset: fail or skip unreadable images")->capture_default_str();
   cmd.add_option("--train-samples", c.train_samples, "use the first N training samples (0: all)")
       ->check(kNonNegative)->capture_default_str();
@@ -72,7 +76,7 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--seed", c.seed, "seed of model init and shuffling")->capture_default_str();
   cmd.add_option("--max-steps", c.max_steps, "stop after N steps in all (0: no limit)")
       ->check(kNonNegative)->capture_default_str();
-  cmd.add_flag("--eval,!--no-eval", c.evaluate, "measure test accuracy after each epoch")->capture_default_str();
+  cmd.add_flag("--eval,!--no-eval", c.evaluate, "measure test accuracy after each epoch")->default_str(BoolText(c.evaluate));
   cmd.add_option("--device", c.device, "auto, cpu or cuda")->capture_default_str();
   cmd.add_option("--data-plane", c.data_plane, "gradient all-reduce: auto (NCCL on CUDA, MPI on CPU), nccl or mpi")
       ->capture_default_str();
@@ -89,11 +93,13 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--warmup-steps", c.warmup_steps, "steps left out of the throughput figure")
       ->check(kNonNegative)->capture_default_str();
   cmd.add_flag("--validate-labels,!--no-validate-labels", c.validate_labels,
-               "check every rank's labels before each epoch")->capture_default_str();
+               "check every rank's labels before each epoch")->default_str(BoolText(c.validate_labels));
   cmd.add_option("--bad-labels", c.bad_labels, "action for bad labels: fail, ignore or drop")->capture_default_str();
   cmd.add_option("--negative-labels", c.negative_labels, "action for negative labels (default: --bad-labels)");
   cmd.add_option("--too-large-labels", c.too_large_labels, "action for labels >= num_classes (default: --bad-labels)");
   cmd.add_option("--unparsable-labels", c.unparsable_labels, "action for non-integer labels (default: --bad-labels)");
+  cmd.add_option("--run-config", c.run_config, "file rank 0 writes the whole resolved configuration to (empty: none)")
+      ->capture_default_str();
   cmd.add_option("--label-report", c.label_report, "JSON label report written by rank 0 (empty: none)")
       ->capture_default_str();
   cmd.add_option("--max-offenders", c.max_offenders, "bad labels listed per kind")->check(kNonNegative)->capture_default_str();
@@ -105,7 +111,7 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
       ->check(kNonNegative)->capture_default_str();
   cmd.add_option("--bundle-dir", c.bundle_dir, "folder for repro bundles of failed steps")->capture_default_str();
   cmd.add_flag("--diagnose,!--no-diagnose", c.diagnose, "diagnose a failed step's bundle in a child process")
-      ->capture_default_str();
+      ->default_str(BoolText(c.diagnose));
   cmd.add_option("--host-copy-every", c.host_copy_every, "GPU runs: steps between host copies of the weights")
       ->check(kPositive)->capture_default_str();
   cmd.add_option("--inject-fault", c.inject_faults, "KIND:rank=R:step=K[:seconds=S], KIND nan|kill|sleep (tests)")
@@ -114,7 +120,7 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--checkpoint", c.checkpoint, "checkpoint file to write (and to resume from)")->capture_default_str();
   cmd.add_option("--checkpoint-every", c.checkpoint_every, "also checkpoint every N steps (0: epoch ends only)")
       ->check(kNonNegative)->capture_default_str();
-  cmd.add_flag("--resume", c.resume, "continue from --checkpoint")->capture_default_str();
+  cmd.add_flag("--resume", c.resume, "continue from --checkpoint")->default_str(BoolText(c.resume));
   // Every long option can also come from TRAINGUARD_<NAME>.
   for (CLI::Option* opt : cmd.get_options()) {
     if (!opt->get_lnames().empty() && opt->get_lnames().front() != "help" && opt->get_lnames().front() != "config") {
@@ -123,9 +129,10 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   }
 }
 
-// Names of TRAINGUARD_* variables that match no option.
+// Names of TRAINGUARD_* variables that match no option. TRAINGUARD_HOME belongs to the scripts
+// (scripts/setup.sh: where the venv and the demo folder live), not to the executable.
 std::vector<std::string> UnknownEnvironment(const CLI::App& app) {
-  std::set<std::string> known;
+  std::set<std::string> known{"TRAINGUARD_HOME"};
   for (const CLI::Option* opt : app.get_options()) {
     if (!opt->get_envname().empty()) known.insert(opt->get_envname());
   }
@@ -137,6 +144,17 @@ std::vector<std::string> UnknownEnvironment(const CLI::App& app) {
     if (known.count(name) == 0) unknown.push_back(name);
   }
   return unknown;
+}
+
+// The lines of CLI11's configuration text that belong to the top-level options (it adds
+// subcommand entries such as "diagnose.bundle").
+std::string TopLevelLines(const std::string& config_text) {
+  std::istringstream all(config_text);
+  std::string out;
+  for (std::string line; std::getline(all, line);) {
+    if (line.find('.') == std::string::npos || line.find('.') > line.find('=')) out += line + "\n";
+  }
+  return out;
 }
 
 // TRAINGUARD_* variables that are set, for error messages ("TRAINGUARD_LR=abc").
@@ -203,13 +221,8 @@ Command ParseCommandLine(int argc, const char* const* argv) {
                  : app.got_subcommand(make_folder) ? Command::Kind::kMakeFolder
                  : app.got_subcommand(predict)     ? Command::Kind::kPredict
                                                    : Command::Kind::kTrain;
-  // The top-level options only (CLI11 adds subcommand entries such as "diagnose.bundle").
-  std::istringstream all(app.config_to_str(true, false));
-  for (std::string line; std::getline(all, line);) {
-    if (line.find('.') == std::string::npos || line.find('.') > line.find('=')) {
-      command.resolved += line + "\n";
-    }
-  }
+  command.resolved = TopLevelLines(app.config_to_str(true, false));
+  command.resolved_set = TopLevelLines(app.config_to_str(false, false));
   return command;
 }
 

@@ -96,9 +96,24 @@ std::unique_ptr<DataPlane> MakeDataPlane(const TrainConfig& config, torch::Devic
   return plane;
 }
 
+// Rank 0 prints the settings that were given (flags, config file, environment) and writes the
+// whole resolved configuration to --run-config, a file a bug report can attach; a file that
+// cannot be written is a warning, not a reason to stop the job.
 void PrintResolved(const Command& command, const MpiSession& mpi) {
   if (mpi.rank() != 0) return;
-  std::printf("# trainguard: resolved configuration (world %d)\n%s\n", mpi.world(), command.resolved.c_str());
+  const std::string& file = command.train.run_config;
+  std::printf("# trainguard (world %d), settings given:\n%s", mpi.world(),
+              command.resolved_set.empty() ? "# none: every setting has its default\n" : command.resolved_set.c_str());
+  if (!file.empty()) {
+    try {
+      WriteFileAtomically(file, "# trainguard: the whole resolved configuration (world " + std::to_string(mpi.world()) +
+                                    ")\n" + command.resolved);
+      std::printf("# the whole configuration: %s\n", file.c_str());
+    } catch (const std::exception& e) {
+      LogLine(std::string("warning: the configuration could not be written to --run-config ") + file + ": " + e.what());
+    }
+  }
+  std::printf("\n");
   std::fflush(stdout);
 }
 
@@ -175,8 +190,15 @@ int Train(const Command& command, Job& job) {
   plane.Shutdown();
   if (mpi.rank() == 0) {
     if (s.test_accuracy) std::printf("test accuracy: %.4f\n", *s.test_accuracy);
-    std::printf("steps: %lld, epoch %lld, throughput_img_per_s=%.1f\n", static_cast<long long>(s.steps_this_run),
-                static_cast<long long>(s.end.epoch), s.images_per_second);
+    char throughput[160];
+    if (s.images_per_second) {
+      std::snprintf(throughput, sizeof throughput, "%.1f", *s.images_per_second);
+    } else {
+      std::snprintf(throughput, sizeof throughput, "none (no step after the %lld of --warmup-steps)",
+                    static_cast<long long>(config.warmup_steps));
+    }
+    std::printf("steps: %lld, epoch %lld, throughput_img_per_s=%s\n", static_cast<long long>(s.steps_this_run),
+                static_cast<long long>(s.end.epoch), throughput);
     std::printf("%s (rank 0)\n", LoaderWaitLine(s).c_str());
   }
   return kExitOk;

@@ -1,7 +1,10 @@
 // MPI initialisation and rank facts (see mpi_session.h).
 #include "launcher/mpi_session.h"
 
+#include <cstdio>
 #include <cstdlib>
+
+#include "launcher/exit_codes.h"
 
 #include "trainer/dist/mpi_check.h"
 
@@ -13,6 +16,15 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   // Errors come back as codes, which TG_MPI_CHECK turns into exceptions.
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   TG_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
+  if (provided < MPI_THREAD_MULTIPLE) {
+    // The watchdog thread sends stop notices while the training thread is in MPI calls.
+    std::fprintf(stderr,
+                 "[rank %d] error: this MPI library gives thread level %d, below MPI_THREAD_MULTIPLE (%d), which "
+                 "trainguard's watchdog thread needs; use an MPI built with thread support (OpenMPI 4 is); "
+                 "exiting with code %d\n",
+                 rank_, provided, MPI_THREAD_MULTIPLE, static_cast<int>(kExitComm));
+    std::_Exit(kExitComm);
+  }
   TG_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world_));
   MPI_Comm node;
   TG_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));

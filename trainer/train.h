@@ -33,7 +33,7 @@ struct TrainContext {
 struct TrainSummary {
   TrainPosition end;                    // where training stopped
   int64_t steps_this_run = 0;
-  double images_per_second = 0;         // global, over the steps after --warmup-steps
+  std::optional<double> images_per_second;  // global, over the steps after --warmup-steps (none if no such step)
   std::optional<double> test_accuracy;  // of the last evaluation
   // This rank's time in the training loops (batches and steps), and the part of it spent waiting
   // for the loader to hand over the next batch: near 0 while decoding keeps up.

@@ -22,9 +22,12 @@ expect_text() { grep -qF -- "$3" "$WORK/$1.$2" || { cat "$WORK/$1.out" "$WORK/$1
 
 case ${1:?case} in
   fashion_mnist_2ranks)
-    run fm 2 train --train-samples 4000 --test-samples 1000 --width 0.25 --epochs 1 --threads 1
+    run fm 2 train --train-samples 4000 --test-samples 1000 --width 0.25 --epochs 1 --threads 1 \
+      --run-config "$WORK/run.toml"
     expect_rc fm 0
-    expect_text fm out "width=0.25"   # rank 0 prints the resolved configuration
+    expect_text fm out "width=0.25"   # rank 0 prints the settings given...
+    grep -q "batch-size=64" "$WORK/fm.out" && fail "defaults printed: only the settings given belong on stdout"
+    grep -q "^batch-size=64$" "$WORK/run.toml" || fail "--run-config lacks the defaults"   # ...and writes them all
     acc=$(sed -n 's/^test accuracy: //p' "$WORK/fm.out")
     [ -n "$acc" ] || fail "no test accuracy line"
     awk -v a="$acc" 'BEGIN { exit !(a >= 0.6) }' || fail "accuracy $acc below 0.6 after one small epoch"

@@ -30,6 +30,7 @@ class Cli : public ::testing::Test {
   void TearDown() override {
     unsetenv("TRAINGUARD_EPOCHS");
     unsetenv("TRAINGUARD_BATCHSIZE");
+    unsetenv("TRAINGUARD_HOME");
   }
 };
 
@@ -62,6 +63,22 @@ TEST_F(Cli, UnknownEnvironmentVariableIsAnError) {
   const Command c = Parse({"train"});
   EXPECT_EQ(c.exit_code, 2);
   EXPECT_NE(c.message.find("TRAINGUARD_BATCHSIZE"), std::string::npos) << c.message;
+}
+
+TEST_F(Cli, TrainguardHomeBelongsToTheScriptsAndIsAccepted) {
+  setenv("TRAINGUARD_HOME", "/tmp/elsewhere", 1);
+  const Command c = Parse({"make-folder", "/tmp/out"});
+  EXPECT_EQ(c.kind, Command::Kind::kMakeFolder) << c.message;
+}
+
+TEST_F(Cli, ResolvedConfigurationShowsFlagDefaultsAndSeparatesWhatWasSet) {
+  const Command c = Parse({"train", "--no-eval", "--width", "0.5"});
+  // Flags that default to on read "true" unless turned off.
+  for (const char* line : {"augment=true", "validate-labels=true", "diagnose=true", "eval=false", "resume=false"}) {
+    EXPECT_NE(c.resolved.find(line), std::string::npos) << line << " missing from:\n" << c.resolved;
+  }
+  // Only the settings given, in the same syntax.
+  EXPECT_EQ(c.resolved_set, "width=0.5\neval=false\n");
 }
 
 TEST_F(Cli, FlagBeatsConfigFileWhichBeatsEnvironment) {

@@ -119,6 +119,21 @@ TEST(Trainer, ReportsTheTimeStepsWaitedForTheLoader) {
   EXPECT_NE(LoaderWaitLine(s).find("raise --loader-threads"), std::string::npos) << LoaderWaitLine(s);
 }
 
+TEST(Trainer, NoThroughputFigureWhenNoStepFollowsTheWarmup) {
+  auto data = MakeSyntheticDataset({64, 4, {1, 32, 32}, 3, 0.5, {}});
+  SoloControlPlane control;
+  SoloDataPlane plane;
+  TrainConfig c = SmallConfig();
+  c.epochs = 1;
+  c.max_steps = 3;
+  c.warmup_steps = 3;
+  EXPECT_FALSE(Trainer(c, *data, nullptr, {control, plane, torch::kCPU, {}}).Run().images_per_second);
+  c.warmup_steps = 1;
+  const auto figure = Trainer(c, *data, nullptr, {control, plane, torch::kCPU, {}}).Run().images_per_second;
+  ASSERT_TRUE(figure);
+  EXPECT_GT(*figure, 0);
+}
+
 TEST(Trainer, LoaderWaitLineHintsOnlyWhenStepsWaitMuch) {
   TrainSummary s;
   s.loop_seconds = 120;

@@ -40,6 +40,7 @@ struct TrainConfig {
   std::string device = "auto";  // "auto", "cpu" or "cuda"
   std::string data_plane = "auto";  // gradients: "auto" (NCCL on CUDA, MPI on CPU), "nccl" or "mpi"
   std::string store_addr;       // NCCL bootstrap: address peers reach rank 0's TCPStore at (empty: its IP)
+  std::string run_config = "trainguard-run.toml";  // the whole resolved configuration, by rank 0 (empty: none)
   int64_t threads = 0;          // intra-op threads per rank (0: cores / ranks on the node)
   double bucket_mb = 25.0;      // gradient all-reduce bucket size, MiB
   int64_t loader_threads = 1;   // threads building batches ahead of the steps (0: on the training thread)

@@ -32,14 +32,16 @@ void FaultChannel::Tell(int kind, int64_t step, const std::string& message) {
 }
 
 std::optional<FaultNotice> FaultChannel::Poll() {
+  // A matched probe: the message found is the one received, even if another thread receives too.
   int arrived = 0;
+  MPI_Message message;
   MPI_Status status;
-  TG_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, kTag, comm_, &arrived, &status));
+  TG_MPI_CHECK(MPI_Improbe(MPI_ANY_SOURCE, kTag, comm_, &arrived, &message, &status));
   if (!arrived) return std::nullopt;
   int size = 0;
   TG_MPI_CHECK(MPI_Get_count(&status, MPI_CHAR, &size));
   std::string bytes(static_cast<size_t>(size), '\0');
-  TG_MPI_CHECK(MPI_Recv(bytes.data(), size, MPI_CHAR, status.MPI_SOURCE, kTag, comm_, MPI_STATUS_IGNORE));
+  TG_MPI_CHECK(MPI_Mrecv(bytes.data(), size, MPI_CHAR, &message, MPI_STATUS_IGNORE));
   FaultNotice notice;
   notice.from = status.MPI_SOURCE;
   std::istringstream in(bytes);
@@ -49,6 +51,17 @@ std::optional<FaultNotice> FaultChannel::Poll() {
   return notice;
 }
 
+void FaultChannel::TestSends() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (sends_.empty()) return;
+  int all_done = 0;
+  TG_MPI_CHECK(MPI_Testall(static_cast<int>(sends_.size()), sends_.data(), &all_done, MPI_STATUSES_IGNORE));
+  if (all_done) {
+    sends_.clear();
+    outgoing_.clear();
+  }
+}
+
 bool FaultChannel::Rendezvous(double timeout_s) {
   MPI_Request barrier;
   TG_MPI_CHECK(MPI_Ibarrier(comm_, &barrier));
@@ -56,6 +69,7 @@ bool FaultChannel::Rendezvous(double timeout_s) {
   while (std::chrono::steady_clock::now() < deadline) {
     int done = 0;
     TG_MPI_CHECK(MPI_Test(&barrier, &done, MPI_STATUS_IGNORE));
+    TestSends();
     if (done) return true;
     while (Poll()) {
     }  // drain notices so that senders' buffers complete

@@ -38,10 +38,14 @@ class FaultChannel {
   void Tell(int kind, int64_t step, const std::string& message);
   // The next notice that has arrived, if any; never blocks.
   std::optional<FaultNotice> Poll();
-  // Waits until every rank calls Rendezvous or `timeout_s` passes; true if all came.
+  // Waits until every rank calls Rendezvous or `timeout_s` passes; true if all came. Meanwhile
+  // drains incoming notices and completes this rank's sends.
   bool Rendezvous(double timeout_s);
 
  private:
+  // Completes the sends in flight that can complete, releasing their buffers when all have.
+  void TestSends();
+
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, world_ = 1;
   std::mutex mutex_;  // Tell may come from the watchdog thread too
