@@ -11,7 +11,7 @@
 
 #include "diagnostics/labels/label_validation.h"
 #include "trainer/core/sharding.h"
-#include "trainer/dist/mpi_control_plane.h"
+#include "trainer/comm/mpi_control_plane.h"
 
 namespace trainguard {
 namespace {

@@ -11,9 +11,9 @@
 #include "diagnostics/labels/label_validation.h"
 #include "launcher/mpi_session.h"
 #include "trainer/core/config.h"
-#include "trainer/dist/data_plane.h"
-#include "trainer/dist/fault_channel.h"
-#include "trainer/dist/mpi_control_plane.h"
+#include "trainer/comm/data_plane.h"
+#include "trainer/comm/fault_channel.h"
+#include "trainer/comm/mpi_control_plane.h"
 #include "trainer/data/dataset.h"
 
 namespace trainguard {

@@ -23,11 +23,11 @@
 #include "trainer/core/sharding.h"
 #include "trainer/data/fashion_mnist.h"
 #include "trainer/data/image_folder.h"
-#include "trainer/dist/mpi_data_plane.h"
+#include "trainer/comm/mpi_data_plane.h"
 #include "trainer/predict.h"
 #include "trainer/train.h"
 #ifdef TRAINGUARD_WITH_NCCL
-#include "trainer/dist/nccl_data_plane.h"
+#include "trainer/comm/nccl_data_plane.h"
 #endif
 
 namespace trainguard {

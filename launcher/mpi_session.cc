@@ -6,7 +6,7 @@
 
 #include "launcher/exit_codes.h"
 
-#include "trainer/dist/mpi_check.h"
+#include "trainer/comm/mpi_check.h"
 
 namespace trainguard {
 

@@ -72,7 +72,7 @@ case_info() {
   row info "$(tr '\n' ' ' <"$LOGS/info.log")" "-"
 }
 
-case_ctest() {  # the tests labelled gpu (tests/gpu/cases.sh, tests/dist)
+case_ctest() {  # the tests labelled gpu (tests/gpu/cases.sh, tests/multirank)
   local report=$WORK/measured.txt
   run ctest 420 env TG_FASHION_MNIST=$DEPS/usr/share/datasets/fashion-mnist TG_GPU_REPORT="$report" \
     ctest --test-dir "$BUILD" -L gpu --output-on-failure -j 1

@@ -22,7 +22,7 @@
 
 #include "trainer/core/errors.h"
 #include "trainer/core/wait_guard.h"
-#include "trainer/dist/fault_channel.h"
+#include "trainer/comm/fault_channel.h"
 
 namespace trainguard {
 

@@ -1,7 +1,7 @@
 // GradReducer against fake data planes: with one rank the gradients are unchanged; with a plane
 // that sums k identical ranks they are multiplied by k; buckets respect the cap and every
 // collective is launched in the same order.
-#include "trainer/dist/grad_reducer.h"
+#include "trainer/comm/grad_reducer.h"
 
 #include <gtest/gtest.h>
 

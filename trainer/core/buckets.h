@@ -1,5 +1,5 @@
 // Deciding which gradients travel together in one all-reduce (the doing is in
-// dist/grad_reducer). Like c10d's compute_bucket_assignment_by_size: parameters are taken in
+// comm/grad_reducer). Like c10d's compute_bucket_assignment_by_size: parameters are taken in
 // the order their gradients become ready (the reverse of registration for a feed-forward
 // network) and packed greedily into buckets of at most cap_bytes; a parameter larger than the
 // cap gets a bucket of its own. Pure.

@@ -1,6 +1,6 @@
 // The control plane: the small set of collectives that decide control flow and carry
 // counts (valid targets, accuracy, agreement on errors). Every rank must call the same
-// collectives in the same order. Implementations: MPI (dist/mpi_control_plane.h) and
+// collectives in the same order. Implementations: MPI (comm/mpi_control_plane.h) and
 // SoloControlPlane below for a single process. Pure interface: no MPI here.
 #pragma once
 

@@ -1,5 +1,5 @@
 // MPI implementation of the control plane, and the MPI error check.
-#include "trainer/dist/mpi_control_plane.h"
+#include "trainer/comm/mpi_control_plane.h"
 
 #include <unistd.h>
 
@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "trainer/core/errors.h"
-#include "trainer/dist/mpi_check.h"
+#include "trainer/comm/mpi_check.h"
 
 namespace trainguard {
 

@@ -1,5 +1,5 @@
 // Bucketed, overlapped gradient all-reduce (see grad_reducer.h).
-#include "trainer/dist/grad_reducer.h"
+#include "trainer/comm/grad_reducer.h"
 
 #include <algorithm>
 

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "trainer/core/wait_guard.h"
-#include "trainer/dist/data_plane.h"
+#include "trainer/comm/data_plane.h"
 
 namespace trainguard {
 

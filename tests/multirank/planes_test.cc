@@ -11,11 +11,11 @@
 #include "tests/support/param_compare.h"
 #include "tests/support/synthetic_config.h"
 #include "trainer/data/synthetic.h"
-#include "trainer/dist/mpi_control_plane.h"
-#include "trainer/dist/mpi_data_plane.h"
+#include "trainer/comm/mpi_control_plane.h"
+#include "trainer/comm/mpi_data_plane.h"
 #include "trainer/train.h"
 #ifdef TRAINGUARD_WITH_NCCL
-#include "trainer/dist/nccl_data_plane.h"
+#include "trainer/comm/nccl_data_plane.h"
 #endif
 
 namespace trainguard {

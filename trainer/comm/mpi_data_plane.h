@@ -8,7 +8,7 @@
 #include <mpi.h>
 
 #include "trainer/core/wait_guard.h"
-#include "trainer/dist/data_plane.h"
+#include "trainer/comm/data_plane.h"
 
 namespace trainguard {
 

@@ -1,12 +1,12 @@
 // Out-of-band fault notices over MPI (see fault_channel.h). Wire format of a notice:
 // "<kind> <step> <message>" as characters, tag kTag.
-#include "trainer/dist/fault_channel.h"
+#include "trainer/comm/fault_channel.h"
 
 #include <chrono>
 #include <sstream>
 #include <thread>
 
-#include "trainer/dist/mpi_check.h"
+#include "trainer/comm/mpi_check.h"
 
 namespace trainguard {
 namespace {

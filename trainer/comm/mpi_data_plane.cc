@@ -1,8 +1,8 @@
 // MPI data plane (see mpi_data_plane.h).
-#include "trainer/dist/mpi_data_plane.h"
+#include "trainer/comm/mpi_data_plane.h"
 
 #include "trainer/core/errors.h"
-#include "trainer/dist/mpi_check.h"
+#include "trainer/comm/mpi_check.h"
 
 namespace trainguard {
 namespace {

@@ -1,5 +1,5 @@
 // NCCL data plane via c10d (see nccl_data_plane.h).
-#include "trainer/dist/nccl_data_plane.h"
+#include "trainer/comm/nccl_data_plane.h"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "trainer/core/errors.h"
-#include "trainer/dist/mpi_check.h"
+#include "trainer/comm/mpi_check.h"
 
 namespace trainguard {
 namespace {

@@ -11,7 +11,7 @@
 #include <memory>
 #include <vector>
 
-#include "trainer/dist/data_plane.h"
+#include "trainer/comm/data_plane.h"
 
 namespace trainguard {
 

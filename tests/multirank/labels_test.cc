@@ -7,8 +7,8 @@
 #include "trainer/core/errors.h"
 #include "trainer/core/sharding.h"
 #include "trainer/data/synthetic.h"
-#include "trainer/dist/mpi_control_plane.h"
-#include "trainer/dist/mpi_data_plane.h"
+#include "trainer/comm/mpi_control_plane.h"
+#include "trainer/comm/mpi_data_plane.h"
 #include "trainer/train.h"
 
 namespace trainguard {
