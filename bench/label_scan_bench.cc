@@ -10,8 +10,8 @@
 #include <string>
 
 #include "diagnostics/labels/label_validation.h"
-#include "trainer/core/sharding.h"
 #include "trainer/comm/mpi_control_plane.h"
+#include "trainer/core/sharding.h"
 
 namespace trainguard {
 namespace {
@@ -78,11 +78,12 @@ int main(int argc, char** argv) {
     const double whole_s = SlowestRank(control, Seconds(t));
 
     if (control.rank() == 0) {
-      std::printf("ranks=%d labels=%lld bad=%lld scan_s=%.3f scan_labels_per_s_per_rank=%.3g reduce_ms=%.2f "
-                  "validate_s=%.3f\n",
-                  control.world(), static_cast<long long>(n),
-                  static_cast<long long>(report.counts[static_cast<size_t>(LabelKind::kTooLarge)]), scan_s,
-                  static_cast<double>(unique) / scan_s, reduce_s * 1e3, whole_s);
+      std::printf(
+          "ranks=%d labels=%lld bad=%lld scan_s=%.3f scan_labels_per_s_per_rank=%.3g reduce_ms=%.2f "
+          "validate_s=%.3f\n",
+          control.world(), static_cast<long long>(n),
+          static_cast<long long>(report.counts[static_cast<size_t>(LabelKind::kTooLarge)]), scan_s,
+          static_cast<double>(unique) / scan_s, reduce_s * 1e3, whole_s);
     }
     (void)whole;
   }

@@ -2,7 +2,6 @@
 #include "launcher/cli.h"
 
 #include <CLI/CLI.hpp>
-
 #include <cctype>
 #include <cstring>
 #include <set>
@@ -57,17 +56,23 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
       ->default_str(BoolText(c.augment));
   cmd.add_option("--unreadable", c.unreadable, "folder dataset: fail or skip unreadable images")->capture_default_str();
   cmd.add_option("--train-samples", c.train_samples, "use the first N training samples (0: all)")
-      ->check(kNonNegative)->capture_default_str();
+      ->check(kNonNegative)
+      ->capture_default_str();
   cmd.add_option("--test-samples", c.test_samples, "use the first N test samples (0: all)")
-      ->check(kNonNegative)->capture_default_str();
+      ->check(kNonNegative)
+      ->capture_default_str();
   cmd.add_option("--synthetic-samples", c.synthetic_samples, "size of the synthetic training set")
-      ->check(kPositive)->capture_default_str();
+      ->check(kPositive)
+      ->capture_default_str();
   cmd.add_option("--synthetic-classes", c.synthetic_classes, "classes of the synthetic set")
-      ->check(CLI::Range(int64_t{2}, int64_t{100000}))->capture_default_str();
+      ->check(CLI::Range(int64_t{2}, int64_t{100000}))
+      ->capture_default_str();
   cmd.add_option("--num-classes", c.num_classes, "model outputs (0: the dataset's class count)")
-      ->check(kNonNegative)->capture_default_str();
+      ->check(kNonNegative)
+      ->capture_default_str();
   cmd.add_option("--width", c.width, "channel multiplier of the HW3 classifier")
-      ->check(CLI::Range(1e-3, 16.0))->capture_default_str();
+      ->check(CLI::Range(1e-3, 16.0))
+      ->capture_default_str();
   cmd.add_option("--epochs", c.epochs, "passes over the training set")->check(kPositive)->capture_default_str();
   cmd.add_option("--batch-size", c.batch_size, "samples per rank per step")->check(kPositive)->capture_default_str();
   cmd.add_option("--lr", c.lr, "Adam learning rate")->check(kPositive)->capture_default_str();
@@ -75,25 +80,36 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--ignore-index", c.ignore_index, "target value the loss skips")->capture_default_str();
   cmd.add_option("--seed", c.seed, "seed of model init and shuffling")->capture_default_str();
   cmd.add_option("--max-steps", c.max_steps, "stop after N steps in all (0: no limit)")
-      ->check(kNonNegative)->capture_default_str();
-  cmd.add_flag("--eval,!--no-eval", c.evaluate, "measure test accuracy after each epoch")->default_str(BoolText(c.evaluate));
+      ->check(kNonNegative)
+      ->capture_default_str();
+  cmd.add_flag("--eval,!--no-eval", c.evaluate, "measure test accuracy after each epoch")
+      ->default_str(BoolText(c.evaluate));
   cmd.add_option("--device", c.device, "auto, cpu or cuda")->capture_default_str();
   cmd.add_option("--data-plane", c.data_plane, "gradient all-reduce: auto (NCCL on CUDA, MPI on CPU), nccl or mpi")
       ->capture_default_str();
   cmd.add_option("--store-addr", c.store_addr, "NCCL bootstrap: address other ranks reach rank 0 at (default: its IP)");
   cmd.add_option("--threads", c.threads, "intra-op threads per rank (0: cores / ranks on the node)")
-      ->check(kNonNegative)->capture_default_str();
-  cmd.add_option("--loader-threads", c.loader_threads, "threads building batches ahead, also for evaluation and predict (0: on the training thread)")
-      ->check(kNonNegative)->capture_default_str();
-  cmd.add_option("--prefetch", c.prefetch, "batches built ahead at most (at least --loader-threads)")->check(kPositive)->capture_default_str();
+      ->check(kNonNegative)
+      ->capture_default_str();
+  cmd.add_option("--loader-threads", c.loader_threads,
+                 "threads building batches ahead, also for evaluation and predict (0: on the training thread)")
+      ->check(kNonNegative)
+      ->capture_default_str();
+  cmd.add_option("--prefetch", c.prefetch, "batches built ahead at most (at least --loader-threads)")
+      ->check(kPositive)
+      ->capture_default_str();
   cmd.add_option("--bucket-mb", c.bucket_mb, "gradient all-reduce bucket size in MiB")
-      ->check(kPositive)->capture_default_str();
+      ->check(kPositive)
+      ->capture_default_str();
   cmd.add_option("--log-every", c.log_every, "a log line every N steps when not on a terminal")
-      ->check(kPositive)->capture_default_str();
+      ->check(kPositive)
+      ->capture_default_str();
   cmd.add_option("--warmup-steps", c.warmup_steps, "steps left out of the throughput figure")
-      ->check(kNonNegative)->capture_default_str();
+      ->check(kNonNegative)
+      ->capture_default_str();
   cmd.add_flag("--validate-labels,!--no-validate-labels", c.validate_labels,
-               "check every rank's labels before each epoch")->default_str(BoolText(c.validate_labels));
+               "check every rank's labels before each epoch")
+      ->default_str(BoolText(c.validate_labels));
   cmd.add_option("--bad-labels", c.bad_labels, "action for bad labels: fail, ignore or drop")->capture_default_str();
   cmd.add_option("--negative-labels", c.negative_labels, "action for negative labels (default: --bad-labels)");
   cmd.add_option("--too-large-labels", c.too_large_labels, "action for labels >= num_classes (default: --bad-labels)");
@@ -102,24 +118,31 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
       ->capture_default_str();
   cmd.add_option("--label-report", c.label_report, "JSON label report written by rank 0 (empty: none)")
       ->capture_default_str();
-  cmd.add_option("--max-offenders", c.max_offenders, "bad labels listed per kind")->check(kNonNegative)->capture_default_str();
+  cmd.add_option("--max-offenders", c.max_offenders, "bad labels listed per kind")
+      ->check(kNonNegative)
+      ->capture_default_str();
   cmd.add_option("--plant-label", c.plant_labels, "INDEX=LABEL: replace a label (fault injection; repeatable)")
       ->delimiter(',');
   cmd.add_option("--step-timeout", c.step_timeout, "seconds; a step or collective longer than this is a stall")
-      ->check(kPositive)->capture_default_str();
+      ->check(kPositive)
+      ->capture_default_str();
   cmd.add_option("--fault-grace", c.fault_grace, "seconds ranks wait for each other when stopping on a fault")
-      ->check(kNonNegative)->capture_default_str();
+      ->check(kNonNegative)
+      ->capture_default_str();
   cmd.add_option("--bundle-dir", c.bundle_dir, "folder for repro bundles of failed steps")->capture_default_str();
   cmd.add_flag("--diagnose,!--no-diagnose", c.diagnose, "diagnose a failed step's bundle in a child process")
       ->default_str(BoolText(c.diagnose));
   cmd.add_option("--host-copy-every", c.host_copy_every, "GPU runs: steps between host copies of the weights")
-      ->check(kPositive)->capture_default_str();
+      ->check(kPositive)
+      ->capture_default_str();
   cmd.add_option("--inject-fault", c.inject_faults, "KIND:rank=R:step=K[:seconds=S], KIND nan|kill|sleep (tests)")
       ->delimiter(',');
-  cmd.add_option("--predictions", c.predictions, "predict: submission CSV (Id,Category) to write")->capture_default_str();
+  cmd.add_option("--predictions", c.predictions, "predict: submission CSV (Id,Category) to write")
+      ->capture_default_str();
   cmd.add_option("--checkpoint", c.checkpoint, "checkpoint file to write (and to resume from)")->capture_default_str();
   cmd.add_option("--checkpoint-every", c.checkpoint_every, "also checkpoint every N steps (0: epoch ends only)")
-      ->check(kNonNegative)->capture_default_str();
+      ->check(kNonNegative)
+      ->capture_default_str();
   cmd.add_flag("--resume", c.resume, "continue from --checkpoint")->default_str(BoolText(c.resume));
   // Every long option can also come from TRAINGUARD_<NAME>.
   for (CLI::Option* opt : cmd.get_options()) {
@@ -201,7 +224,8 @@ Command ParseCommandLine(int argc, const char* const* argv) {
     command.message = app.help();
     return command;
   } catch (const CLI::ConfigError& e) {
-    return usage_error(std::string(e.what()) + " in the --config file: keys are the long flag names without -- "
+    return usage_error(std::string(e.what()) +
+                       " in the --config file: keys are the long flag names without -- "
                        "(see trainguard --help)");
   } catch (const CLI::ParseError& e) {
     const std::string env = SetEnvironment();

@@ -12,8 +12,8 @@ namespace trainguard {
 struct Command {
   enum class Kind { kExit, kTrain, kValidate, kDiagnose, kMakeFolder, kPredict };
   Kind kind = Kind::kExit;
-  int exit_code = 0;         // for kExit: help (0) or usage error (2)
-  std::string message;       // for kExit: the help text or the error, for rank 0 to print
+  int exit_code = 0;    // for kExit: help (0) or usage error (2)
+  std::string message;  // for kExit: the help text or the error, for rank 0 to print
   TrainConfig train;
   std::string resolved;      // the resolved configuration, in config-file syntax, every option
   std::string resolved_set;  // the same, only the options set (flag, config file or environment)

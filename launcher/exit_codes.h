@@ -5,17 +5,17 @@ namespace trainguard {
 
 enum ExitCode : int {
   kExitOk = 0,
-  kExitInternal = 1,    // a bug: an error trainguard did not expect
-  kExitUsage = 2,       // bad flag, config file entry or TRAINGUARD_* variable
-  kExitData = 3,        // dataset missing, unreadable or malformed
-  kExitCheckpoint = 4,  // checkpoint unwritable, missing, truncated, corrupted or incompatible
-  kExitComm = 5,        // MPI / NCCL / c10d failure
-  kExitPeer = 6,        // another rank failed or vanished without saying why
-  kExitLabels = 7,      // label validation failed (a bad label whose policy is "fail")
-  kExitBatchData = 8,   // a step failed on its data: a target or index out of range
+  kExitInternal = 1,      // a bug: an error trainguard did not expect
+  kExitUsage = 2,         // bad flag, config file entry or TRAINGUARD_* variable
+  kExitData = 3,          // dataset missing, unreadable or malformed
+  kExitCheckpoint = 4,    // checkpoint unwritable, missing, truncated, corrupted or incompatible
+  kExitComm = 5,          // MPI / NCCL / c10d failure
+  kExitPeer = 6,          // another rank failed or vanished without saying why
+  kExitLabels = 7,        // label validation failed (a bad label whose policy is "fail")
+  kExitBatchData = 8,     // a step failed on its data: a target or index out of range
   kExitDeviceAssert = 9,  // a CUDA device-side assert
-  kExitNonFinite = 10,  // a non-finite loss, gradient norm or input
-  kExitStall = 11,      // a step or collective overran --step-timeout
+  kExitNonFinite = 10,    // a non-finite loss, gradient norm or input
+  kExitStall = 11,        // a step or collective overran --step-timeout
 };
 
 }  // namespace trainguard

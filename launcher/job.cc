@@ -50,8 +50,10 @@ void AgreeOnDeviceType(ControlPlane& control, torch::Device device) {
   std::vector<int64_t> kinds{device.is_cuda() ? 1 : 0, device.is_cuda() ? 0 : 1};
   control.AllReduceMax(kinds);
   if (kinds[0] == 1 && kinds[1] == 1) {
-    throw ConfigError("ranks disagree on the device: some see a GPU and would train on CUDA, others see none (this "
-                      "rank: " + device.str() + " on " + HostName() + "); give every rank a GPU, or pass --device cpu");
+    throw ConfigError(
+        "ranks disagree on the device: some see a GPU and would train on CUDA, others see none (this "
+        "rank: " +
+        device.str() + " on " + HostName() + "); give every rank a GPU, or pass --device cpu");
   }
 }
 
@@ -86,7 +88,8 @@ int64_t InferClassCount(const std::vector<ImageEntry>& entries, const std::strin
   for (const auto& e : entries) {
     if (e.label.value && *e.label.value >= 0) largest = std::max(largest, *e.label.value);
   }
-  if (largest < 0) throw DataError("no image in " + source + " has a usable label (unlabelled test images?); pass --num-classes");
+  if (largest < 0)
+    throw DataError("no image in " + source + " has a usable label (unlabelled test images?); pass --num-classes");
   return largest + 1;
 }
 
@@ -106,15 +109,18 @@ void PrepareJob(const TrainConfig& c, Job& job) {
       auto entries = c.manifest.empty() ? ScanImageFolder(c.data_dir) : ReadManifest(c.manifest);
       ImageFolderOptions o;
       o.image_size = c.image_size;
-      o.num_classes = c.num_classes > 0 ? c.num_classes : InferClassCount(entries, c.manifest.empty() ? c.data_dir : c.manifest);
+      o.num_classes =
+          c.num_classes > 0 ? c.num_classes : InferClassCount(entries, c.manifest.empty() ? c.data_dir : c.manifest);
       if (c.num_classes == 0 && job.mpi.rank() == 0) {
-        LogLine("class count inferred from the file names: " + std::to_string(o.num_classes) + " (--num-classes sets it)");
+        LogLine("class count inferred from the file names: " + std::to_string(o.num_classes) +
+                " (--num-classes sets it)");
       }
       o.augment = c.augment;
       o.skip_unreadable = c.unreadable == "skip";
       o.seed = c.seed;
       job.train = std::make_unique<ImageFolderDataset>(std::move(entries), o);
-      if (c.evaluate && !c.eval_dir.empty()) job.test = std::make_unique<ImageFolderDataset>(ScanImageFolder(c.eval_dir), o);
+      if (c.evaluate && !c.eval_dir.empty())
+        job.test = std::make_unique<ImageFolderDataset>(ScanImageFolder(c.eval_dir), o);
     } else {
       job.train = LoadFashionMnist(c.data_dir, Split::kTrain, c.train_samples);
       if (c.evaluate) job.test = LoadFashionMnist(c.data_dir, Split::kTest, c.test_samples);

@@ -10,10 +10,10 @@
 #include "diagnostics/faults/fault_watch.h"
 #include "diagnostics/labels/label_validation.h"
 #include "launcher/mpi_session.h"
-#include "trainer/core/config.h"
 #include "trainer/comm/data_plane.h"
 #include "trainer/comm/fault_channel.h"
 #include "trainer/comm/mpi_control_plane.h"
+#include "trainer/core/config.h"
 #include "trainer/data/dataset.h"
 
 namespace trainguard {
@@ -22,7 +22,7 @@ struct Job {
   explicit Job(MpiSession& mpi) : mpi(mpi), control(MPI_COMM_WORLD), faults(MPI_COMM_WORLD) {}
   MpiSession& mpi;
   MpiControlPlane control;
-  FaultChannel faults;  // out-of-band stop notices
+  FaultChannel faults;                // out-of-band stop notices
   std::unique_ptr<FaultWatch> watch;  // set by train: the wait guard of the MPI planes
   std::unique_ptr<DataPlane> data;    // set by train: the gradient plane
   torch::Device device = torch::kCPU;

@@ -17,13 +17,13 @@
 #include "launcher/exit_codes.h"
 #include "launcher/job.h"
 #include "launcher/progress.h"
+#include "trainer/comm/mpi_data_plane.h"
 #include "trainer/core/atomic_file.h"
 #include "trainer/core/errors.h"
 #include "trainer/core/log.h"
 #include "trainer/core/sharding.h"
 #include "trainer/data/fashion_mnist.h"
 #include "trainer/data/image_folder.h"
-#include "trainer/comm/mpi_data_plane.h"
 #include "trainer/predict.h"
 #include "trainer/train.h"
 #ifdef TRAINGUARD_WITH_NCCL
@@ -44,17 +44,28 @@ ErrorKind KindOfAny(const std::exception& e) {
 // the job exits with the code of the cause.
 int ExitCodeOf(const std::exception& e) {
   switch (KindOfAny(e)) {
-    case ErrorKind::kConfig: return kExitUsage;
-    case ErrorKind::kData: return kExitData;
-    case ErrorKind::kCheckpoint: return kExitCheckpoint;
-    case ErrorKind::kComm: return kExitComm;
-    case ErrorKind::kPeer: return kExitPeer;
-    case ErrorKind::kLabels: return kExitLabels;
-    case ErrorKind::kBatchData: return kExitBatchData;
-    case ErrorKind::kDeviceAssert: return kExitDeviceAssert;
-    case ErrorKind::kNonFinite: return kExitNonFinite;
-    case ErrorKind::kStall: return kExitStall;
-    case ErrorKind::kInternal: return kExitInternal;
+    case ErrorKind::kConfig:
+      return kExitUsage;
+    case ErrorKind::kData:
+      return kExitData;
+    case ErrorKind::kCheckpoint:
+      return kExitCheckpoint;
+    case ErrorKind::kComm:
+      return kExitComm;
+    case ErrorKind::kPeer:
+      return kExitPeer;
+    case ErrorKind::kLabels:
+      return kExitLabels;
+    case ErrorKind::kBatchData:
+      return kExitBatchData;
+    case ErrorKind::kDeviceAssert:
+      return kExitDeviceAssert;
+    case ErrorKind::kNonFinite:
+      return kExitNonFinite;
+    case ErrorKind::kStall:
+      return kExitStall;
+    case ErrorKind::kInternal:
+      return kExitInternal;
   }
   return kExitInternal;
 }
@@ -86,8 +97,9 @@ std::unique_ptr<DataPlane> MakeDataPlane(const TrainConfig& config, torch::Devic
 #ifdef TRAINGUARD_WITH_NCCL
     return MakeNcclDataPlane(MPI_COMM_WORLD, {device.index(), config.step_timeout, config.store_addr}, guard);
 #else
-    throw ConfigError("--device cuda: this build has no NCCL data plane; rebuild against a CUDA Torch, or pass "
-                      "--data-plane mpi");
+    throw ConfigError(
+        "--device cuda: this build has no NCCL data plane; rebuild against a CUDA Torch, or pass "
+        "--data-plane mpi");
 #endif
   }
   if (mpi.world() == 1) return std::make_unique<SoloDataPlane>();
@@ -156,7 +168,8 @@ void ReportSkipped(const Dataset& dataset, ControlPlane& control) {
   const std::vector<std::string> skipped = folder->skipped();
   const int64_t total = SumAcrossRanks(control, static_cast<int64_t>(skipped.size()));
   for (size_t i = 0; i < skipped.size() && i < 20; ++i) LogLine("skipped unreadable image " + skipped[i]);
-  if (control.rank() == 0 && total > 0) std::printf("skipped %lld unreadable image reads in all\n", static_cast<long long>(total));
+  if (control.rank() == 0 && total > 0)
+    std::printf("skipped %lld unreadable image reads in all\n", static_cast<long long>(total));
 }
 
 int Train(const Command& command, Job& job) {
@@ -177,14 +190,16 @@ int Train(const Command& command, Job& job) {
 
   LabelGuard labels(job.control, *job.train, label_options, config.label_report);
   ProgressPrinter progress(mpi.rank() == 0, config.epochs, config.log_every);
-  FaultGuard faults(FaultOptionsFor(command, *job.train, label_options), job.faults, *job.watch, *job.train, job.device);
+  FaultGuard faults(FaultOptionsFor(command, *job.train, label_options), job.faults, *job.watch, *job.train,
+                    job.device);
   FaultInjector injector(injected, mpi.rank());
   TrainContext context{job.control, plane, job.device, {}, {&faults, &injector}};
   if (config.validate_labels) context.observers.push_back(&labels);
   context.observers.push_back(&progress);
 
   Trainer trainer(config, *job.train, job.test.get(), context);
-  if (mpi.rank() == 0) LogLine("training on " + job.device.str() + ", " + std::to_string(job.train->size()) + " samples");
+  if (mpi.rank() == 0)
+    LogLine("training on " + job.device.str() + ", " + std::to_string(job.train->size()) + " samples");
   const TrainSummary s = trainer.Run();
   ReportSkipped(*job.train, job.control);
   plane.Shutdown();
@@ -276,7 +291,8 @@ extern "C" void OnTerminate(int) {
 void ExitOnTerminate(int rank) {
   std::snprintf(g_term_message, sizeof g_term_message,
                 "[rank %d] stopped by SIGTERM: the launcher ends the job, usually because another rank died; "
-                "exiting with code %d\n", rank, static_cast<int>(kExitPeer));
+                "exiting with code %d\n",
+                rank, static_cast<int>(kExitPeer));
   std::signal(SIGTERM, OnTerminate);
 }
 

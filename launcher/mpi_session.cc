@@ -5,7 +5,6 @@
 #include <cstdlib>
 
 #include "launcher/exit_codes.h"
-
 #include "trainer/comm/mpi_check.h"
 
 namespace trainguard {

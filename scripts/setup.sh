@@ -13,7 +13,7 @@ HOME_DIR=${TRAINGUARD_HOME:-$HOME/.cache/trainguard}
 VENV=$HOME_DIR/venv
 DEBIAN_PACKAGES=(build-essential cmake ninja-build ccache python3-venv openmpi-bin libopenmpi-dev
   libgtest-dev libgmock-dev libcli11-dev zlib1g-dev nlohmann-json3-dev libturbojpeg0-dev
-  dataset-fashion-mnist)
+  clang-format dataset-fashion-mnist)
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 

@@ -19,7 +19,8 @@ constexpr size_t kMagicSize = sizeof kMagic - 1;
 constexpr size_t kHeaderSize = kMagicSize + 8 + 4;
 
 uint32_t Crc32(const std::string& bytes) {
-  return static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size())));
+  return static_cast<uint32_t>(
+      crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size())));
 }
 
 void PutScalar(torch::serialize::OutputArchive& a, const char* key, int64_t v) {
@@ -76,7 +77,8 @@ void SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch::op
   try {
     WriteFileAtomically(path, file);
   } catch (const IoError& e) {
-    throw CheckpointError(std::string(e.what()) + "; the previous checkpoint is kept. Free space "
+    throw CheckpointError(std::string(e.what()) +
+                          "; the previous checkpoint is kept. Free space "
                           "or point --checkpoint at a writable folder");
   }
 }
@@ -133,8 +135,8 @@ void LoadModelPart(const std::string& path, torch::serialize::InputArchive& mode
 
 }  // namespace
 
-TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model,
-                             torch::optim::Optimizer& optimizer, const RunShape& shape) {
+TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                             const RunShape& shape) {
   const std::string payload = ReadPayload(path);
   const std::string refuse = "checkpoint " + path + " is unusable: ";
   const std::string fix = "; delete it or resume from another file";

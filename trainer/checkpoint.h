@@ -31,8 +31,8 @@ void SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch::op
 
 // Loads into model and optimizer and restores the generator; returns the position to continue
 // from. Throws CheckpointError if the file is unusable or `shape` differs from the saved one.
-TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model,
-                             torch::optim::Optimizer& optimizer, const RunShape& shape);
+TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                             const RunShape& shape);
 
 // Loads only the model's weights (for prediction). Throws CheckpointError like LoadCheckpoint.
 void LoadModelWeights(const std::string& path, torch::nn::Module& model);

@@ -15,8 +15,8 @@ torch::Tensor GlobalMean(const torch::Tensor& summed_loss, int64_t global_valid_
   return summed_loss / static_cast<double>(std::max<int64_t>(global_valid_targets, 1));
 }
 
-torch::Tensor GlobalMeanCrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets,
-                                     int64_t ignore_index, int64_t global_valid_targets) {
+torch::Tensor GlobalMeanCrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index,
+                                     int64_t global_valid_targets) {
   return GlobalMean(SummedCrossEntropy(logits, targets, ignore_index), global_valid_targets);
 }
 

@@ -17,7 +17,7 @@ torch::Tensor SummedCrossEntropy(const torch::Tensor& logits, const torch::Tenso
 torch::Tensor GlobalMean(const torch::Tensor& summed_loss, int64_t global_valid_targets);
 
 // GlobalMean(SummedCrossEntropy(...)).
-torch::Tensor GlobalMeanCrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets,
-                                     int64_t ignore_index, int64_t global_valid_targets);
+torch::Tensor GlobalMeanCrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index,
+                                     int64_t global_valid_targets);
 
 }  // namespace trainguard

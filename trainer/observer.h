@@ -17,17 +17,17 @@ struct EpochPlan {
 
 struct StepReport {
   int64_t epoch = 0;
-  int64_t step_in_epoch = 0;   // 1-based: steps of this epoch done, this one included
+  int64_t step_in_epoch = 0;  // 1-based: steps of this epoch done, this one included
   int64_t steps_per_epoch = 0;
-  int64_t global_step = 0;     // steps done since the run began, resumed steps included
-  double loss = 0;             // mean loss over the global batch
-  int64_t global_images = 0;   // images of this step over all ranks
+  int64_t global_step = 0;    // steps done since the run began, resumed steps included
+  double loss = 0;            // mean loss over the global batch
+  int64_t global_images = 0;  // images of this step over all ranks
 };
 
 struct EpochReport {
   int64_t epoch = 0;
-  double mean_loss = 0;           // mean of the step losses of this run's steps in the epoch
-  double test_accuracy = -1;      // fraction in [0,1]; -1 when not evaluated
+  double mean_loss = 0;       // mean of the step losses of this run's steps in the epoch
+  double test_accuracy = -1;  // fraction in [0,1]; -1 when not evaluated
   int64_t test_correct = 0;
   int64_t test_total = 0;
 };

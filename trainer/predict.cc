@@ -20,7 +20,8 @@ std::vector<std::pair<int64_t, int64_t>> PredictAll(Hw3Net& model, const Dataset
   ForEachBatch(dataset, shard, batch_size, -1, loader, [&](const Batch& batch) {
     const auto classes = model->forward(batch.images.to(device)).argmax(1).to(torch::kCPU);
     const auto cls = classes.accessor<int64_t, 1>();
-    for (size_t r = 0; r < batch.indices.size(); ++r) mine << batch.indices[r] << ' ' << cls[static_cast<int64_t>(r)] << '\n';
+    for (size_t r = 0; r < batch.indices.size(); ++r)
+      mine << batch.indices[r] << ' ' << cls[static_cast<int64_t>(r)] << '\n';
   });
   std::vector<std::pair<int64_t, int64_t>> all;
   for (const std::string& part : control.AllGather(mine.str())) {

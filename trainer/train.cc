@@ -30,8 +30,8 @@ LoaderOptions LoaderFor(const TrainConfig& config, torch::Device device) {
 }
 
 std::unique_ptr<torch::optim::Adam> MakeOptimizer(const TrainConfig& config, Hw3Net& model) {
-  return std::make_unique<torch::optim::Adam>(
-      model->parameters(), torch::optim::AdamOptions(config.lr).weight_decay(config.weight_decay));
+  return std::make_unique<torch::optim::Adam>(model->parameters(),
+                                              torch::optim::AdamOptions(config.lr).weight_decay(config.weight_decay));
 }
 
 Trainer::Trainer(const TrainConfig& config, const Dataset& train, const Dataset* test, TrainContext context)
@@ -163,7 +163,7 @@ double Trainer::GuardedStep(Batch& batch, const StepReport& where) {
     const double loss = Step(batch);
     for (StepHooks* h : ctx_.hooks) h->AfterStep(where, *model_);
     return loss;
-  } catch (const FaultError& e) {  // non-finite: raised on every rank together
+  } catch (const FaultError& e) {              // non-finite: raised on every rank together
     if (e.kind() == ErrorKind::kStall) throw;  // a wait gave up: no batch is at fault
     failure.kind = e.kind();
     failure.what = e.what();

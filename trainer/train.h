@@ -9,12 +9,12 @@
 #include <optional>
 
 #include "trainer/checkpoint.h"
+#include "trainer/comm/data_plane.h"
+#include "trainer/comm/grad_reducer.h"
 #include "trainer/core/config.h"
 #include "trainer/core/control_plane.h"
 #include "trainer/data/batch.h"
 #include "trainer/data/prefetcher.h"
-#include "trainer/comm/data_plane.h"
-#include "trainer/comm/grad_reducer.h"
 #include "trainer/model/hw3_net.h"
 #include "trainer/observer.h"
 #include "trainer/step_hooks.h"
@@ -31,10 +31,10 @@ struct TrainContext {
 };
 
 struct TrainSummary {
-  TrainPosition end;                    // where training stopped
+  TrainPosition end;  // where training stopped
   int64_t steps_this_run = 0;
   std::optional<double> images_per_second;  // global, over the steps after --warmup-steps (none if no such step)
-  std::optional<double> test_accuracy;  // of the last evaluation
+  std::optional<double> test_accuracy;      // of the last evaluation
   // This rank's time in the training loops (batches and steps), and the part of it spent waiting
   // for the loader to hand over the next batch: near 0 while decoding keeps up.
   double loop_seconds = 0;

@@ -20,17 +20,23 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(BundleMeta, kind, error, rank, world, epoch, 
 
 const char* ErrorKindName(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::kBatchData: return "batch_data";
-    case ErrorKind::kDeviceAssert: return "device_assert";
-    case ErrorKind::kNonFinite: return "non_finite";
-    case ErrorKind::kStall: return "stall";
-    default: return "internal";
+    case ErrorKind::kBatchData:
+      return "batch_data";
+    case ErrorKind::kDeviceAssert:
+      return "device_assert";
+    case ErrorKind::kNonFinite:
+      return "non_finite";
+    case ErrorKind::kStall:
+      return "stall";
+    default:
+      return "internal";
   }
 }
 
 std::map<std::string, torch::Tensor> HostWeights(const torch::nn::Module& model) {
   std::map<std::string, torch::Tensor> out;
-  for (const auto& p : model.named_parameters()) out[p.key()] = p.value().detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true);
+  for (const auto& p : model.named_parameters())
+    out[p.key()] = p.value().detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true);
   for (const auto& b : model.named_buffers()) out[b.key()] = b.value().detach().to(torch::kCPU, false, true);
   return out;
 }
@@ -84,7 +90,8 @@ Bundle ReadBundle(const std::string& dir) {
       b.weights[FromKey(key)] = t;
     }
   } catch (const IoError& e) {
-    throw DataError(std::string("bundle ") + dir + " is incomplete: " + e.what() + "; pass the folder the failing rank named");
+    throw DataError(std::string("bundle ") + dir + " is incomplete: " + e.what() +
+                    "; pass the folder the failing rank named");
   } catch (const std::exception& e) {
     throw DataError("bundle " + dir + " is damaged: " + e.what());
   }

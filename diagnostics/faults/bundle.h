@@ -15,18 +15,18 @@
 namespace trainguard {
 
 struct BundleMeta {
-  std::string kind;  // ErrorKind name: batch_data, device_assert, non_finite, internal
-  std::string error; // the error text the rank saw
+  std::string kind;   // ErrorKind name: batch_data, device_assert, non_finite, internal
+  std::string error;  // the error text the rank saw
   int rank = 0, world = 1;
   int64_t epoch = 0, step_in_epoch = 0, global_step = 0;
-  std::vector<int64_t> indices;     // dataset index of each row
-  std::vector<std::string> sources; // file of each row
+  std::vector<int64_t> indices;      // dataset index of each row
+  std::vector<std::string> sources;  // file of each row
   std::vector<std::string> raw_labels;
   int64_t num_classes = 0, ignore_index = -1, in_channels = 1, image_size = 32;
   double width = 1.0;
-  std::string device;       // where the step ran ("cpu", "cuda:0")
-  std::string weights_from; // "the failing step's own weights" or "host copy after step N"
-  std::string config;       // the resolved configuration, config-file syntax
+  std::string device;        // where the step ran ("cpu", "cuda:0")
+  std::string weights_from;  // "the failing step's own weights" or "host copy after step N"
+  std::string config;        // the resolved configuration, config-file syntax
 };
 
 struct Bundle {

@@ -1,10 +1,10 @@
 // Synchronous re-run and localisation of a failed step (see diagnose.h).
 #include "diagnostics/faults/diagnose.h"
 
-#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <optional>
 #include <sstream>
@@ -34,7 +34,8 @@ Hw3Net LoadModel(const Bundle& b, torch::Device device) {
 }
 
 torch::Tensor Loss(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index) {
-  return F::cross_entropy(logits, targets, F::CrossEntropyFuncOptions().ignore_index(ignore_index).reduction(torch::kSum));
+  return F::cross_entropy(logits, targets,
+                          F::CrossEntropyFuncOptions().ignore_index(ignore_index).reduction(torch::kSum));
 }
 
 // "torch::nn::Conv2dImpl" -> "Conv2d"
@@ -63,9 +64,12 @@ std::vector<int64_t> Bisect(Hw3Net& model, const Bundle& b, std::vector<int64_t>
   while (rows.size() > 1) {
     const auto mid = rows.begin() + static_cast<std::ptrdiff_t>(rows.size() / 2);
     std::vector<int64_t> left(rows.begin(), mid), right(mid, rows.end());
-    if (Fails(model, b, left)) rows = left;
-    else if (Fails(model, b, right)) rows = right;
-    else break;  // only the two halves together fail
+    if (Fails(model, b, left))
+      rows = left;
+    else if (Fails(model, b, right))
+      rows = right;
+    else
+      break;  // only the two halves together fail
   }
   return rows;
 }
@@ -162,9 +166,9 @@ std::vector<int64_t> NonFiniteRows(const torch::Tensor& x) {
 
 // The model run module by module with a finiteness check after each.
 struct ModuleWalk {
-  std::string module;     // the first module whose output is not finite, or that raised
-  std::string operation;  // its type
-  std::string error;      // what it raised, if it raised
+  std::string module;         // the first module whose output is not finite, or that raised
+  std::string operation;      // its type
+  std::string error;          // what it raised, if it raised
   std::vector<int64_t> rows;  // rows whose output is not finite there
 };
 
@@ -172,7 +176,7 @@ std::optional<ModuleWalk> FirstFailingModule(Hw3Net& model, const torch::Tensor&
   torch::NoGradGuard no_grad;
   torch::Tensor x = images;
   std::vector<std::pair<std::string, torch::nn::Sequential>> stages{{"features", model->features},
-                                                                     {"classifier", model->classifier}};
+                                                                    {"classifier", model->classifier}};
   for (auto& [stage, seq] : stages) {
     size_t i = 0;
     for (auto& child : *seq) {
@@ -239,8 +243,9 @@ Diagnosis Diagnose(const Bundle& b) {
       d.operation = walk->operation;
       d.detail += "; the first module whose output is not finite is " + walk->module;
     }
-    d.hint = "the listed samples are not finite after decoding and normalisation: check those files and the "
-             "normalisation statistics";
+    d.hint =
+        "the listed samples are not finite after decoding and normalisation: check those files and the "
+        "normalisation statistics";
     NameSamples(d, b);
     return d;
   }
@@ -257,8 +262,9 @@ Diagnosis Diagnose(const Bundle& b) {
       d.detail = "the output of " + walk->module + " is not finite for " + std::to_string(walk->rows.size()) +
                  " row(s) whose inputs are finite";
       d.rows = Bisect(model, b, walk->rows);
-      d.hint = "weights or activations overflow: lower --lr, check the weights (resume from an earlier "
-               "checkpoint), or check the listed samples for extreme values";
+      d.hint =
+          "weights or activations overflow: lower --lr, check the weights (resume from an earlier "
+          "checkpoint), or check the listed samples for extreme values";
     }
     NameSamples(d, b);
     return d;
@@ -277,8 +283,10 @@ Diagnosis Diagnose(const Bundle& b) {
   d.fault = "not_reproduced";
   d.module.clear();
   d.operation.clear();
-  d.detail = "the batch passes on the CPU: the fault may depend on the device, on the newer weights the failing "
-             "step had (weights: " + b.meta.weights_from + "), or on another rank's batch";
+  d.detail =
+      "the batch passes on the CPU: the fault may depend on the device, on the newer weights the failing "
+      "step had (weights: " +
+      b.meta.weights_from + "), or on another rank's batch";
   d.hint = "re-run `trainguard diagnose` on a GPU machine, and compare with the other ranks' bundles";
   return d;
 }
@@ -290,7 +298,8 @@ std::string FormatDiagnosis(const Diagnosis& d) {
   out += "  error seen: " + FirstLine(d.meta.error) + "\n";
   out += "  " + d.reproduction + "\n";
   if (!d.device_assert.empty()) out += "  device assert: " + d.device_assert + "\n";
-  if (!d.module.empty()) out += "  module: " + d.module + (d.operation.empty() ? "" : ", operation: " + d.operation) + "\n";
+  if (!d.module.empty())
+    out += "  module: " + d.module + (d.operation.empty() ? "" : ", operation: " + d.operation) + "\n";
   out += "  " + d.detail + "\n";
   for (size_t k = 0; k < d.rows.size(); ++k) {
     out += "  row " + std::to_string(d.rows[k]) + ": sample " + std::to_string(d.samples[k]) + ", file " + d.files[k] +
@@ -303,13 +312,23 @@ std::string FormatDiagnosis(const Diagnosis& d) {
 std::string DiagnosisJson(const Diagnosis& d) {
   json samples = json::array();
   for (size_t k = 0; k < d.rows.size(); ++k) {
-    samples.push_back({{"row", d.rows[k]}, {"index", d.samples[k]}, {"source", d.files[k]}, {"raw_label", d.labels[k]}});
+    samples.push_back(
+        {{"row", d.rows[k]}, {"index", d.samples[k]}, {"source", d.files[k]}, {"raw_label", d.labels[k]}});
   }
-  json j = {{"fault", d.fault},         {"module", d.module},     {"operation", d.operation},
-            {"reproduction", d.reproduction}, {"detail", d.detail}, {"samples", samples},
-            {"hint", d.hint},           {"rank", d.meta.rank},    {"world", d.meta.world},
-            {"epoch", d.meta.epoch},    {"global_step", d.meta.global_step}, {"error", d.meta.error},
-            {"weights_from", d.meta.weights_from}, {"device_assert", d.device_assert},
+  json j = {{"fault", d.fault},
+            {"module", d.module},
+            {"operation", d.operation},
+            {"reproduction", d.reproduction},
+            {"detail", d.detail},
+            {"samples", samples},
+            {"hint", d.hint},
+            {"rank", d.meta.rank},
+            {"world", d.meta.world},
+            {"epoch", d.meta.epoch},
+            {"global_step", d.meta.global_step},
+            {"error", d.meta.error},
+            {"weights_from", d.meta.weights_from},
+            {"device_assert", d.device_assert},
             {"device", d.meta.device}};
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }

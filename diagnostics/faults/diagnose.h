@@ -19,17 +19,17 @@
 namespace trainguard {
 
 struct Diagnosis {
-  std::string fault;      // bad_label, non_finite_input, non_finite_activation, non_finite_loss,
-                          // exception, not_reproduced
-  std::string module;     // e.g. "features.0 (Conv2d)", "loss"
-  std::string operation;  // e.g. "cross_entropy / nll_loss"
-  std::string reproduction;  // what the re-run on the bundle's device said
-  std::string device_assert;  // the kernel assertion the device printed in the re-run (CUDA), or ""
-  std::string detail;        // the error or the finiteness finding
-  std::vector<int64_t> rows;            // smallest failing subset, rows of the batch
-  std::vector<int64_t> samples;         // their dataset indices
-  std::vector<std::string> files;       // their sources
-  std::vector<std::string> labels;      // their raw labels
+  std::string fault;                // bad_label, non_finite_input, non_finite_activation, non_finite_loss,
+                                    // exception, not_reproduced
+  std::string module;               // e.g. "features.0 (Conv2d)", "loss"
+  std::string operation;            // e.g. "cross_entropy / nll_loss"
+  std::string reproduction;         // what the re-run on the bundle's device said
+  std::string device_assert;        // the kernel assertion the device printed in the re-run (CUDA), or ""
+  std::string detail;               // the error or the finiteness finding
+  std::vector<int64_t> rows;        // smallest failing subset, rows of the batch
+  std::vector<int64_t> samples;     // their dataset indices
+  std::vector<std::string> files;   // their sources
+  std::vector<std::string> labels;  // their raw labels
   std::string hint;
   BundleMeta meta;
 };

@@ -89,12 +89,13 @@ Bundle FaultGuard::Capture(const StepFailure& f) const {
 void FaultGuard::OnStepFailed(const StepFailure& f) {
   watch_.Disarm();
   if (!f.culprit) return;
-  const std::string dir = options_.bundle_dir + "/step" + std::to_string(f.where.global_step) + "-rank" +
-                          std::to_string(channel_.rank());
+  const std::string dir =
+      options_.bundle_dir + "/step" + std::to_string(f.where.global_step) + "-rank" + std::to_string(channel_.rank());
   // Non-finite verdicts are reached by every rank together; anything else only this rank knows.
   if (f.kind != ErrorKind::kNonFinite) {
-    channel_.Tell(static_cast<int>(f.kind), f.where.global_step,
-                  "step " + std::to_string(f.where.global_step) + ": " + FirstLine(f.what) + " (repro bundle " + dir + ")");
+    channel_.Tell(
+        static_cast<int>(f.kind), f.where.global_step,
+        "step " + std::to_string(f.where.global_step) + ": " + FirstLine(f.what) + " (repro bundle " + dir + ")");
   }
   try {
     ::mkdir(options_.bundle_dir.c_str(), 0755);
@@ -132,8 +133,8 @@ void FaultGuard::RunDiagnosis() const {
     if (std::chrono::steady_clock::now() > deadline) {
       ::kill(child, SIGKILL);
       ::waitpid(child, &status, 0);
-      LogLine("error: the diagnosis overran " + std::to_string(options_.diagnosis_timeout_s) + " s; run `trainguard diagnose " +
-              bundle_ + "` by hand");
+      LogLine("error: the diagnosis overran " + std::to_string(options_.diagnosis_timeout_s) +
+              " s; run `trainguard diagnose " + bundle_ + "` by hand");
       return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

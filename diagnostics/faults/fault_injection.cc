@@ -20,10 +20,14 @@ FaultSpec ParseFaultSpec(const std::string& text) {
   std::string part;
   std::getline(in, part, ':');
   FaultSpec spec;
-  if (part == "nan") spec.kind = FaultSpec::Kind::kNan;
-  else if (part == "kill") spec.kind = FaultSpec::Kind::kKill;
-  else if (part == "sleep") spec.kind = FaultSpec::Kind::kSleep;
-  else throw bad("unknown kind '" + part + "'");
+  if (part == "nan")
+    spec.kind = FaultSpec::Kind::kNan;
+  else if (part == "kill")
+    spec.kind = FaultSpec::Kind::kKill;
+  else if (part == "sleep")
+    spec.kind = FaultSpec::Kind::kSleep;
+  else
+    throw bad("unknown kind '" + part + "'");
   bool have_rank = false, have_step = false;
   while (std::getline(in, part, ':')) {
     const auto eq = part.find('=');
@@ -66,7 +70,8 @@ void FaultInjector::BeforeStep(const StepReport& where, Batch& batch) {
         std::raise(SIGKILL);
         break;
       case FaultSpec::Kind::kSleep:
-        LogLine("injected fault: sleeping " + std::to_string(s.seconds) + " s in step " + std::to_string(where.global_step));
+        LogLine("injected fault: sleeping " + std::to_string(s.seconds) + " s in step " +
+                std::to_string(where.global_step));
         std::this_thread::sleep_for(std::chrono::duration<double>(s.seconds));
         break;
     }

@@ -14,8 +14,8 @@ namespace trainguard {
 struct FaultSpec {
   enum class Kind { kNan, kKill, kSleep } kind = Kind::kNan;
   int rank = 0;
-  int64_t step = 1;      // global step, 1-based
-  double seconds = 60;   // for sleep
+  int64_t step = 1;     // global step, 1-based
+  double seconds = 60;  // for sleep
 };
 
 // Parses one spec; throws ConfigError naming --inject-fault on a bad one.

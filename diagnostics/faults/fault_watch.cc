@@ -27,7 +27,8 @@ FaultWatch::~FaultWatch() {
 }
 
 void FaultWatch::Arm(int64_t step) {
-  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
+  const auto deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
   deadline_ = deadline.time_since_epoch().count();
   step_ = step;
 }
@@ -57,7 +58,8 @@ void FaultWatch::Check() {
 void FaultWatch::StallVerdict(int64_t step) {
   channel_.Tell(FaultChannel::kWaiting, step, "waiting");
   waiting_[step].insert(channel_.rank());
-  const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(grace_s_));
+  const auto until =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(grace_s_));
   while (Clock::now() < until && static_cast<int>(waiting_[step].size()) < channel_.world()) {
     last_check_ = Clock::now().time_since_epoch().count();
     Drain();

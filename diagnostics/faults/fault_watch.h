@@ -20,9 +20,9 @@
 #include <set>
 #include <thread>
 
+#include "trainer/comm/fault_channel.h"
 #include "trainer/core/errors.h"
 #include "trainer/core/wait_guard.h"
-#include "trainer/comm/fault_channel.h"
 
 namespace trainguard {
 
@@ -52,9 +52,9 @@ class FaultWatch final : public WaitGuard {
   std::map<int64_t, std::set<int>> waiting_;  // step -> ranks that announced waiting
   std::optional<PeerError> peer_failure_;     // the first fault notice, kept until thrown
   Clock::time_point peer_failure_at_;
-  std::atomic<int64_t> step_{0};              // 0: disarmed
+  std::atomic<int64_t> step_{0};  // 0: disarmed
   std::atomic<Clock::rep> deadline_{0};
-  std::atomic<Clock::rep> last_check_{0};     // when the training thread last polled
+  std::atomic<Clock::rep> last_check_{0};  // when the training thread last polled
   std::atomic<bool> stop_{false};
   std::thread watchdog_;
 };

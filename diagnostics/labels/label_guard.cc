@@ -21,7 +21,8 @@ void LabelGuard::OnEpochBegin(int64_t epoch, EpochPlan& plan) {
   ValidatedShard checked = ValidateLabels(control_, catalog_, plan.shard, unique, options_);
   report_ = checked.report;
   if (control_.rank() == 0) {
-    std::printf("# label check before epoch %lld\n%s", static_cast<long long>(epoch + 1), FormatReport(report_).c_str());
+    std::printf("# label check before epoch %lld\n%s", static_cast<long long>(epoch + 1),
+                FormatReport(report_).c_str());
     std::fflush(stdout);
     if (!report_path_.empty()) {
       try {
@@ -32,11 +33,12 @@ void LabelGuard::OnEpochBegin(int64_t epoch, EpochPlan& plan) {
     }
   }
   if (report_.failed) {
-    std::string where = report_.offenders.empty() ? "" : " First: sample " + std::to_string(report_.offenders[0].index) +
-                                                              " (" + report_.offenders[0].source + ") has label '" +
-                                                              report_.offenders[0].raw + "'.";
-    throw LabelError("label validation failed before epoch " + std::to_string(epoch + 1) + "." + where + " To fix: " +
-                     report_.hint + (report_path_.empty() ? "" : " (report: " + report_path_ + ")"));
+    std::string where = report_.offenders.empty()
+                            ? ""
+                            : " First: sample " + std::to_string(report_.offenders[0].index) + " (" +
+                                  report_.offenders[0].source + ") has label '" + report_.offenders[0].raw + "'.";
+    throw LabelError("label validation failed before epoch " + std::to_string(epoch + 1) + "." + where +
+                     " To fix: " + report_.hint + (report_path_.empty() ? "" : " (report: " + report_path_ + ")"));
   }
   plan.shard = std::move(checked.shard);
   std::vector<int64_t> ignored;

@@ -11,7 +11,8 @@ int64_t InferClasses(ControlPlane& control, const SampleCatalog& catalog, const 
   std::vector<int64_t> largest{-1};
   for (int64_t i : samples) {
     const RawLabel label = catalog.label(i);
-    if (label.value && *label.value >= 0 && *label.value != ignore_index) largest[0] = std::max(largest[0], *label.value);
+    if (label.value && *label.value >= 0 && *label.value != ignore_index)
+      largest[0] = std::max(largest[0], *label.value);
   }
   control.AllReduceMax(largest);
   return std::max<int64_t>(largest[0] + 1, 1);

@@ -14,7 +14,7 @@ namespace trainguard {
 
 struct LabelCheckOptions {
   LabelPolicy policy;
-  int64_t num_classes = 0;    // 0: infer as (largest non-negative label over all ranks) + 1
+  int64_t num_classes = 0;  // 0: infer as (largest non-negative label over all ranks) + 1
   int64_t ignore_index = -1;
   size_t max_offenders = 10;  // offenders listed per kind
 };

@@ -75,38 +75,54 @@ void AddWarnings(LabelReport& r) {
 
 const char* LabelKindName(LabelKind kind) {
   switch (kind) {
-    case LabelKind::kValid: return "valid";
-    case LabelKind::kIgnored: return "ignored";
-    case LabelKind::kNegative: return "negative";
-    case LabelKind::kTooLarge: return "too_large";
-    case LabelKind::kUnparsable: return "unparsable";
+    case LabelKind::kValid:
+      return "valid";
+    case LabelKind::kIgnored:
+      return "ignored";
+    case LabelKind::kNegative:
+      return "negative";
+    case LabelKind::kTooLarge:
+      return "too_large";
+    case LabelKind::kUnparsable:
+      return "unparsable";
   }
   return "?";
 }
 
 bool ParseLabelAction(const std::string& text, LabelAction* action) {
-  if (text == "fail") *action = LabelAction::kFail;
-  else if (text == "ignore") *action = LabelAction::kIgnore;
-  else if (text == "drop") *action = LabelAction::kDrop;
-  else return false;
+  if (text == "fail")
+    *action = LabelAction::kFail;
+  else if (text == "ignore")
+    *action = LabelAction::kIgnore;
+  else if (text == "drop")
+    *action = LabelAction::kDrop;
+  else
+    return false;
   return true;
 }
 
 const char* LabelActionName(LabelAction action) {
   switch (action) {
-    case LabelAction::kFail: return "fail";
-    case LabelAction::kIgnore: return "ignore";
-    case LabelAction::kDrop: return "drop";
+    case LabelAction::kFail:
+      return "fail";
+    case LabelAction::kIgnore:
+      return "ignore";
+    case LabelAction::kDrop:
+      return "drop";
   }
   return "?";
 }
 
 LabelAction LabelPolicy::For(LabelKind kind) const {
   switch (kind) {
-    case LabelKind::kNegative: return negative;
-    case LabelKind::kTooLarge: return too_large;
-    case LabelKind::kUnparsable: return unparsable;
-    default: return LabelAction::kFail;  // not a bad kind: callers never ask
+    case LabelKind::kNegative:
+      return negative;
+    case LabelKind::kTooLarge:
+      return too_large;
+    case LabelKind::kUnparsable:
+      return unparsable;
+    default:
+      return LabelAction::kFail;  // not a bad kind: callers never ask
   }
 }
 
@@ -119,8 +135,8 @@ LabelKind ClassifyLabel(const RawLabel& label, int64_t num_classes, int64_t igno
   return LabelKind::kValid;
 }
 
-ShardScan ScanLabels(const SampleCatalog& catalog, const std::vector<int64_t>& samples, int rank,
-                     int64_t num_classes, int64_t ignore_index, size_t max_offenders) {
+ShardScan ScanLabels(const SampleCatalog& catalog, const std::vector<int64_t>& samples, int rank, int64_t num_classes,
+                     int64_t ignore_index, size_t max_offenders) {
   ShardScan scan;
   scan.histogram.assign(static_cast<size_t>(num_classes), 0);
   std::vector<std::vector<int64_t>> bad_by_kind(kLabelKinds);
@@ -137,7 +153,8 @@ ShardScan ScanLabels(const SampleCatalog& catalog, const std::vector<int64_t>& s
     std::sort(list.begin(), list.end());
     list.erase(std::unique(list.begin(), list.end()), list.end());
     for (size_t n = 0; n < list.size() && n < max_offenders; ++n) {
-      scan.offenders.push_back({rank, list[n], catalog.source(list[n]), catalog.label(list[n]).text, static_cast<LabelKind>(k)});
+      scan.offenders.push_back(
+          {rank, list[n], catalog.source(list[n]), catalog.label(list[n]).text, static_cast<LabelKind>(k)});
     }
   }
   return scan;
@@ -194,15 +211,19 @@ std::string ReportJson(const LabelReport& r, const LabelPolicy& p) {
   j["num_classes"] = r.num_classes;
   j["classes_inferred"] = r.classes_inferred;
   j["ignore_index"] = r.ignore_index;
-  for (int k = 0; k < kLabelKinds; ++k) j["counts"][LabelKindName(static_cast<LabelKind>(k))] = r.counts[static_cast<size_t>(k)];
+  for (int k = 0; k < kLabelKinds; ++k)
+    j["counts"][LabelKindName(static_cast<LabelKind>(k))] = r.counts[static_cast<size_t>(k)];
   j["histogram"] = r.histogram;
   j["policy"] = {{"negative", LabelActionName(p.negative)},
                  {"too_large", LabelActionName(p.too_large)},
                  {"unparsable", LabelActionName(p.unparsable)}};
   j["offenders"] = json::array();
   for (const Offender& o : r.offenders) {
-    j["offenders"].push_back(
-        {{"kind", LabelKindName(o.kind)}, {"rank", o.rank}, {"index", o.index}, {"source", o.source}, {"raw_label", o.raw}});
+    j["offenders"].push_back({{"kind", LabelKindName(o.kind)},
+                              {"rank", o.rank},
+                              {"index", o.index},
+                              {"source", o.source},
+                              {"raw_label", o.raw}});
   }
   j["warnings"] = r.warnings;
   j["verdict"] = r.failed ? "fail" : "pass";

@@ -50,13 +50,13 @@ struct Offender {
 // What one rank found in its shard.
 struct ShardScan {
   std::vector<int64_t> counts = std::vector<int64_t>(kLabelKinds, 0);  // by LabelKind
-  std::vector<int64_t> histogram;                                       // valid labels per class
+  std::vector<int64_t> histogram;                                      // valid labels per class
   std::vector<Offender> offenders;  // the first `max_offenders` of each bad kind, by index
 };
 
 // Scans the labels of `samples` (dataset indices). num_classes > 0.
-ShardScan ScanLabels(const SampleCatalog& catalog, const std::vector<int64_t>& samples, int rank,
-                     int64_t num_classes, int64_t ignore_index, size_t max_offenders);
+ShardScan ScanLabels(const SampleCatalog& catalog, const std::vector<int64_t>& samples, int rank, int64_t num_classes,
+                     int64_t ignore_index, size_t max_offenders);
 
 // The agreed result of a validation.
 struct LabelReport {
@@ -67,8 +67,8 @@ struct LabelReport {
   std::vector<int64_t> histogram;
   std::vector<Offender> offenders;  // first K of each bad kind over all ranks, by index
   std::vector<std::string> warnings;
-  bool failed = false;              // some bad kind has the fail action
-  std::string hint;                 // what to do, when failed
+  bool failed = false;  // some bad kind has the fail action
+  std::string hint;     // what to do, when failed
 };
 
 // Merges the scans of all ranks (in rank order) under the policy. Same inputs, same report.

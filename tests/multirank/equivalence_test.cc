@@ -12,9 +12,9 @@
 
 #include "tests/support/param_compare.h"
 #include "tests/support/synthetic_config.h"
-#include "trainer/data/synthetic.h"
 #include "trainer/comm/mpi_control_plane.h"
 #include "trainer/comm/mpi_data_plane.h"
+#include "trainer/data/synthetic.h"
 #include "trainer/loss.h"
 #include "trainer/train.h"
 
@@ -140,8 +140,8 @@ TEST(Equivalence, GpuRanksSharingTheGpuOverMpiMatchOneCpuProcess) {
   Trainer trainer(c, *data, nullptr, {control, plane, torch::Device(torch::kCUDA, 0), {}});
   TrainRanks(trainer, control, c, *data, [&](int step, Trainer& t) {
     if (step != 0) return;
-    const double g = testing::RelativeDifference(testing::Gradients(*t.model()),
-                                                 testing::Gradients(*Reference(c, *data, world, 1)));
+    const double g =
+        testing::RelativeDifference(testing::Gradients(*t.model()), testing::Gradients(*Reference(c, *data, world, 1)));
     std::printf("rank %d of %d on cuda: first step's gradients differ from the CPU's by %.3g (relative)\n",
                 control.rank(), world, g);
     EXPECT_LE(g, kGpuGradientTolerance);

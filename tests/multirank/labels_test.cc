@@ -4,11 +4,11 @@
 #include <mpi.h>
 
 #include "diagnostics/labels/label_guard.h"
+#include "trainer/comm/mpi_control_plane.h"
+#include "trainer/comm/mpi_data_plane.h"
 #include "trainer/core/errors.h"
 #include "trainer/core/sharding.h"
 #include "trainer/data/synthetic.h"
-#include "trainer/comm/mpi_control_plane.h"
-#include "trainer/comm/mpi_data_plane.h"
 #include "trainer/train.h"
 
 namespace trainguard {

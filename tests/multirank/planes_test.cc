@@ -10,9 +10,9 @@
 
 #include "tests/support/param_compare.h"
 #include "tests/support/synthetic_config.h"
-#include "trainer/data/synthetic.h"
 #include "trainer/comm/mpi_control_plane.h"
 #include "trainer/comm/mpi_data_plane.h"
+#include "trainer/data/synthetic.h"
 #include "trainer/train.h"
 #ifdef TRAINGUARD_WITH_NCCL
 #include "trainer/comm/nccl_data_plane.h"
@@ -26,7 +26,8 @@ TEST(MpiDataPlane, StagedSumLandsInTheCallersTensorInItsLayout) {
   MpiDataPlane plane(MPI_COMM_WORLD, /*stage_host_tensors=*/true);
   const int r = control.rank(), world = control.world();
   // Channels-last, like the convolution gradients: the bytes are summed, the layout kept.
-  auto t = torch::arange(2 * 3 * 4 * 5, torch::kFloat32).view({2, 3, 4, 5}).contiguous(torch::MemoryFormat::ChannelsLast);
+  auto t =
+      torch::arange(2 * 3 * 4 * 5, torch::kFloat32).view({2, 3, 4, 5}).contiguous(torch::MemoryFormat::ChannelsLast);
   auto mine = (t * (r + 1)).contiguous(torch::MemoryFormat::ChannelsLast);
   plane.StartSum(mine)->Wait();
   EXPECT_TRUE(mine.is_contiguous(torch::MemoryFormat::ChannelsLast));
@@ -83,8 +84,10 @@ TEST(Gpu, NcclOneRankTrainsAsTheCpuDoes) {
   nccl->Shutdown();
   std::printf("NCCL on cuda:0: loss %.4f at step 1, %.4f at step %d\n", losses.front(), losses.back(), kNcclSteps);
   EXPECT_LT(losses.back(), 0.5 * losses.front());
-  const double u = testing::RelativeDifference(testing::Parameters(*gpu.model()), testing::Parameters(*cpu.model()), start);
-  std::printf("NCCL on cuda:0: parameter updates after %d steps differ from the CPU's by %.3g (relative)\n", kNcclSteps, u);
+  const double u =
+      testing::RelativeDifference(testing::Parameters(*gpu.model()), testing::Parameters(*cpu.model()), start);
+  std::printf("NCCL on cuda:0: parameter updates after %d steps differ from the CPU's by %.3g (relative)\n", kNcclSteps,
+              u);
   EXPECT_LE(u, kUpdateTolerance);
 }
 #endif

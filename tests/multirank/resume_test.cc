@@ -6,11 +6,11 @@
 
 #include "tests/support/synthetic_config.h"
 #include "tests/support/temp_dir.h"
+#include "trainer/comm/mpi_control_plane.h"
+#include "trainer/comm/mpi_data_plane.h"
 #include "trainer/core/atomic_file.h"
 #include "trainer/core/errors.h"
 #include "trainer/data/synthetic.h"
-#include "trainer/comm/mpi_control_plane.h"
-#include "trainer/comm/mpi_data_plane.h"
 #include "trainer/train.h"
 
 namespace trainguard {

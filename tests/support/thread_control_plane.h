@@ -53,8 +53,12 @@ class ThreadControlPlane final : public ControlPlane {
   ThreadControlPlane(ThreadGroup& group, int rank) : group_(group), rank_(rank) {}
   int rank() const override { return rank_; }
   int world() const override { return group_.world(); }
-  void AllReduceSum(std::vector<int64_t>& v) override { Reduce(v, [](int64_t a, int64_t b) { return a + b; }); }
-  void AllReduceSum(std::vector<double>& v) override { Reduce(v, [](double a, double b) { return a + b; }); }
+  void AllReduceSum(std::vector<int64_t>& v) override {
+    Reduce(v, [](int64_t a, int64_t b) { return a + b; });
+  }
+  void AllReduceSum(std::vector<double>& v) override {
+    Reduce(v, [](double a, double b) { return a + b; });
+  }
   void AllReduceMax(std::vector<int64_t>& v) override {
     Reduce(v, [](int64_t a, int64_t b) { return std::max(a, b); });
   }

@@ -2,8 +2,6 @@
 // left behind.
 #include "trainer/core/atomic_file.h"
 
-#include "tests/support/temp_dir.h"
-
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -11,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+
+#include "tests/support/temp_dir.h"
 
 namespace trainguard {
 namespace {

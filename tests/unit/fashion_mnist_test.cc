@@ -23,11 +23,12 @@ TEST(FashionMnist, LoadsTheRealTestSplit) {
   auto x = ds->Images({0, 1, 9999}, {}).images;
   EXPECT_EQ(x.sizes(), (std::vector<int64_t>{3, 1, 32, 32}));
   EXPECT_EQ(x[0][0][0][0].item<float>(), 0.0f) << "padding is zero";
-  EXPECT_NEAR(ds->Images({0, 1, 2, 3, 4, 5, 6, 7}, {}).images
-                  .index({torch::indexing::Slice(), 0, torch::indexing::Slice(2, 30), torch::indexing::Slice(2, 30)})
-                  .mean()
-                  .item<double>(),
-              0.0, 0.5);
+  EXPECT_NEAR(
+      ds->Images({0, 1, 2, 3, 4, 5, 6, 7}, {})
+          .images.index({torch::indexing::Slice(), 0, torch::indexing::Slice(2, 30), torch::indexing::Slice(2, 30)})
+          .mean()
+          .item<double>(),
+      0.0, 0.5);
   EXPECT_EQ(ds->label(0).value, 9) << "the first test image is an ankle boot";
   EXPECT_NE(ds->source(0).find("t10k-images-idx3-ubyte.gz#0"), std::string::npos);
 }
@@ -64,7 +65,7 @@ TEST(FashionMnist, TruncatedLabelsAreRefused) {
   gzFile f = gzopen(labels.c_str(), "wb");
   const unsigned char header[8] = {0, 0, 8, 1, 0, 0, 0x27, 0x10};  // magic 0x801, 10000 labels
   gzwrite(f, header, 8);
-  gzwrite(f, "\1\2\3", 3);                                          // but only 3 of them
+  gzwrite(f, "\1\2\3", 3);  // but only 3 of them
   gzclose(f);
   ExpectDataError(dir, labels.string(), "truncated");
 }

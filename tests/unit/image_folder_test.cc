@@ -1,5 +1,7 @@
 // JPEG folders: label parsing from names and manifests, decoding (DCT scaling, grayscale, CMYK),
 // every kind of unreadable file under both policies, and reproducible augmentation.
+#include "trainer/data/image_folder.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <turbojpeg.h>
@@ -10,7 +12,6 @@
 #include "tests/support/temp_dir.h"
 #include "trainer/core/errors.h"
 #include "trainer/data/batch.h"
-#include "trainer/data/image_folder.h"
 #include "trainer/data/jpeg.h"
 
 namespace trainguard {

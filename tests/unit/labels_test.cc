@@ -55,7 +55,8 @@ std::vector<RankResult> Validate(const LabelCatalog& catalog, int world, const L
   RunRanks(world, [&](ControlPlane& c) {
     const auto shard = TrainShard({catalog.size(), c.rank(), c.world(), 3, 0, true});
     const auto v = ValidateLabels(c, catalog, shard, UniqueShardEntries(catalog.size(), c.rank(), c.world()), options);
-    results[static_cast<size_t>(c.rank())] = {FormatReport(v.report), v.report.failed, v.shard.size(), v.shard, v.ignored};
+    results[static_cast<size_t>(c.rank())] = {FormatReport(v.report), v.report.failed, v.shard.size(), v.shard,
+                                              v.ignored};
   });
   return results;
 }
@@ -91,7 +92,8 @@ TEST(LabelValidation, CountsCoverTheDatasetOnceDespitePadding) {
   for (int world : {3, 4, 7}) {  // 10 samples do not divide: the sampler pads
     const auto r = Validate(LabelCatalog(labels), world, Options(LabelAction::kIgnore, 5));
     EXPECT_NE(r[0].report.find("labels: 9 valid, 0 ignored (unlabelled or -1), 1 negative"), std::string::npos)
-        << "world " << world << "\n" << r[0].report;
+        << "world " << world << "\n"
+        << r[0].report;
   }
 }
 
@@ -133,8 +135,9 @@ TEST(LabelValidation, RankWithEveryLabelDroppedStillRunsTheSameSteps) {
   for (const auto& rank : r) {
     EXPECT_FALSE(rank.failed);
     const bool holds_good = std::find(rank.shard.begin(), rank.shard.end(), 0) != rank.shard.end();
-    if (!holds_good) EXPECT_EQ(rank.ignored.size(), std::set<int64_t>(rank.shard.begin(), rank.shard.end()).size())
-        << "a rank with nothing kept trains on ignored targets only";
+    if (!holds_good)
+      EXPECT_EQ(rank.ignored.size(), std::set<int64_t>(rank.shard.begin(), rank.shard.end()).size())
+          << "a rank with nothing kept trains on ignored targets only";
   }
 }
 

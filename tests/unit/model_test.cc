@@ -1,10 +1,9 @@
 // The HW3 classifier: shapes for HW3's 128x128 RGB and padded Fashion-MNIST, width scaling,
 // and clear errors for sizes the five poolings cannot take.
-#include "trainer/model/hw3_net.h"
-
 #include <gtest/gtest.h>
 
 #include "trainer/core/errors.h"
+#include "trainer/model/hw3_net.h"
 
 namespace trainguard {
 namespace {

@@ -1,7 +1,5 @@
 // The training loop in one process: it learns, and stop + resume reaches the same parameters
 // as an uninterrupted run.
-#include "trainer/train.h"
-
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -12,6 +10,7 @@
 #include "tests/support/synthetic_config.h"
 #include "trainer/data/synthetic.h"
 #include "trainer/evaluate.h"
+#include "trainer/train.h"
 
 namespace trainguard {
 namespace {

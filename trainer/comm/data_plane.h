@@ -41,9 +41,7 @@ class CompletedReduce final : public PendingReduce {
 // World of one: the sum of one rank is its own value.
 class SoloDataPlane final : public DataPlane {
  public:
-  std::unique_ptr<PendingReduce> StartSum(torch::Tensor) override {
-    return std::make_unique<CompletedReduce>();
-  }
+  std::unique_ptr<PendingReduce> StartSum(torch::Tensor) override { return std::make_unique<CompletedReduce>(); }
   void Broadcast(torch::Tensor, int) override {}
 };
 

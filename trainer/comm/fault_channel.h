@@ -8,10 +8,10 @@
 #include <mpi.h>
 
 #include <cstdint>
-#include <optional>
-#include <string>
 #include <deque>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace trainguard {
@@ -48,7 +48,7 @@ class FaultChannel {
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, world_ = 1;
-  std::mutex mutex_;  // Tell may come from the watchdog thread too
+  std::mutex mutex_;                  // Tell may come from the watchdog thread too
   std::deque<std::string> outgoing_;  // buffers of sends in flight (a deque keeps them in place)
   std::vector<MPI_Request> sends_;
 };

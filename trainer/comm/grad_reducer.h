@@ -37,7 +37,7 @@ class GradReducer {
     std::vector<size_t> params;  // indices into params_
     torch::Tensor buffer;        // flat, all gradients of the bucket
     size_t ready = 0;
-    std::vector<bool> arrived;   // per entry of `params`
+    std::vector<bool> arrived;  // per entry of `params`
     std::unique_ptr<PendingReduce> pending;
   };
 

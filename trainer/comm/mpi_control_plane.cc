@@ -6,8 +6,8 @@
 #include <chrono>
 #include <thread>
 
-#include "trainer/core/errors.h"
 #include "trainer/comm/mpi_check.h"
+#include "trainer/core/errors.h"
 
 namespace trainguard {
 
@@ -20,9 +20,9 @@ void CheckMpi(int rc, const char* call, const char* file, int line) {
   gethostname(host, sizeof host - 1);
   int rank = -1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  throw CommError(std::string(call) + " failed on " + host + " pid " + std::to_string(getpid()) +
-                  " rank " + std::to_string(rank) + " at " + file + ":" + std::to_string(line) +
-                  ": " + std::string(text, static_cast<size_t>(len)));
+  throw CommError(std::string(call) + " failed on " + host + " pid " + std::to_string(getpid()) + " rank " +
+                  std::to_string(rank) + " at " + file + ":" + std::to_string(line) + ": " +
+                  std::string(text, static_cast<size_t>(len)));
 }
 
 void WaitFor(MPI_Request& request, WaitGuard* guard) {
@@ -54,19 +54,22 @@ MpiControlPlane::~MpiControlPlane() {
 
 void MpiControlPlane::AllReduceSum(std::vector<int64_t>& v) {
   MPI_Request request;
-  TG_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_INT64_T, MPI_SUM, comm_, &request));
+  TG_MPI_CHECK(
+      MPI_Iallreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_INT64_T, MPI_SUM, comm_, &request));
   WaitFor(request, guard_);
 }
 
 void MpiControlPlane::AllReduceSum(std::vector<double>& v) {
   MPI_Request request;
-  TG_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_DOUBLE, MPI_SUM, comm_, &request));
+  TG_MPI_CHECK(
+      MPI_Iallreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_DOUBLE, MPI_SUM, comm_, &request));
   WaitFor(request, guard_);
 }
 
 void MpiControlPlane::AllReduceMax(std::vector<int64_t>& v) {
   MPI_Request request;
-  TG_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_INT64_T, MPI_MAX, comm_, &request));
+  TG_MPI_CHECK(
+      MPI_Iallreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_INT64_T, MPI_MAX, comm_, &request));
   WaitFor(request, guard_);
 }
 
@@ -90,7 +93,8 @@ std::vector<std::string> MpiControlPlane::AllGather(const std::string& bytes) {
   TG_MPI_CHECK(MPI_Allgatherv(bytes.data(), mine, MPI_CHAR, all.data(), sizes.data(), offsets.data(), MPI_CHAR, comm_));
   std::vector<std::string> out;
   for (int r = 0; r < world_; ++r) {
-    out.push_back(all.substr(static_cast<size_t>(offsets[static_cast<size_t>(r)]), static_cast<size_t>(sizes[static_cast<size_t>(r)])));
+    out.push_back(all.substr(static_cast<size_t>(offsets[static_cast<size_t>(r)]),
+                             static_cast<size_t>(sizes[static_cast<size_t>(r)])));
   }
   return out;
 }

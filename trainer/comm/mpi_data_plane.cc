@@ -1,8 +1,8 @@
 // MPI data plane (see mpi_data_plane.h).
 #include "trainer/comm/mpi_data_plane.h"
 
-#include "trainer/core/errors.h"
 #include "trainer/comm/mpi_check.h"
+#include "trainer/core/errors.h"
 
 namespace trainguard {
 namespace {
@@ -14,10 +14,14 @@ MPI_Datatype MpiTypeOf(const torch::Tensor& t) {
     throw CommError("MPI data plane needs dense tensors");
   }
   switch (t.scalar_type()) {
-    case torch::kFloat32: return MPI_FLOAT;
-    case torch::kFloat64: return MPI_DOUBLE;
-    case torch::kInt64: return MPI_INT64_T;
-    default: throw CommError(std::string("MPI data plane: unsupported dtype ") + c10::toString(t.scalar_type()));
+    case torch::kFloat32:
+      return MPI_FLOAT;
+    case torch::kFloat64:
+      return MPI_DOUBLE;
+    case torch::kInt64:
+      return MPI_INT64_T;
+    default:
+      throw CommError(std::string("MPI data plane: unsupported dtype ") + c10::toString(t.scalar_type()));
   }
 }
 
@@ -35,8 +39,8 @@ class MpiPending final : public PendingReduce {
   // its host copy, copied back into `target` by Wait()).
   MpiPending(torch::Tensor target, torch::Tensor buffer, MPI_Comm comm, WaitGuard* guard)
       : target_(std::move(target)), buffer_(std::move(buffer)), guard_(guard) {
-    TG_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buffer_.data_ptr(), static_cast<int>(buffer_.numel()),
-                                MpiTypeOf(buffer_), MPI_SUM, comm, &request_));
+    TG_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buffer_.data_ptr(), static_cast<int>(buffer_.numel()), MpiTypeOf(buffer_),
+                                MPI_SUM, comm, &request_));
   }
   // An abandoned all-reduce (the step failed) is left to the process exit, never waited on here:
   // its peers may be gone.

@@ -7,8 +7,8 @@
 
 #include <mpi.h>
 
-#include "trainer/core/wait_guard.h"
 #include "trainer/comm/data_plane.h"
+#include "trainer/core/wait_guard.h"
 
 namespace trainguard {
 

@@ -5,18 +5,18 @@
 #include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <future>
 #include <thread>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
-#include "trainer/core/errors.h"
 #include "trainer/comm/mpi_check.h"
+#include "trainer/core/errors.h"
 
 namespace trainguard {
 namespace {
@@ -162,7 +162,8 @@ std::unique_ptr<DataPlane> MakeNcclDataPlane(MPI_Comm comm, const NcclPlaneOptio
       store = c10::make_intrusive<c10d::TCPStore>(host, opts);
     } catch (const std::exception& e) {
       throw CommError("rank " + std::to_string(rank) + " cannot reach rank 0's TCPStore at " + host + ":" +
-                      std::to_string(port) + " (" + e.what() + "); pass --store-addr with an address of rank 0's host "
+                      std::to_string(port) + " (" + e.what() +
+                      "); pass --store-addr with an address of rank 0's host "
                       "that this host can reach");
     }
   }

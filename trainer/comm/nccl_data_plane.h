@@ -8,15 +8,15 @@
 #include <memory>
 #include <string>
 
-#include "trainer/core/wait_guard.h"
 #include "trainer/comm/data_plane.h"
+#include "trainer/core/wait_guard.h"
 
 namespace trainguard {
 
 struct NcclPlaneOptions {
-  int device_index = 0;       // this rank's CUDA device
-  double timeout_s = 300;     // c10d's own collective timeout (trainguard's stall verdict comes first)
-  std::string store_addr;     // address the other ranks reach rank 0's TCPStore at (empty: rank 0's IP)
+  int device_index = 0;    // this rank's CUDA device
+  double timeout_s = 300;  // c10d's own collective timeout (trainguard's stall verdict comes first)
+  std::string store_addr;  // address the other ranks reach rank 0's TCPStore at (empty: rank 0's IP)
 };
 
 // The c10d process-group policy trainguard needs, set in the environment before a process

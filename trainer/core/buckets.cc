@@ -3,8 +3,7 @@
 
 namespace trainguard {
 
-std::vector<std::vector<size_t>> AssignBuckets(const std::vector<int64_t>& sizes_bytes,
-                                               int64_t cap_bytes) {
+std::vector<std::vector<size_t>> AssignBuckets(const std::vector<int64_t>& sizes_bytes, int64_t cap_bytes) {
   std::vector<std::vector<size_t>> buckets;
   int64_t filled = 0;
   for (size_t i = 0; i < sizes_bytes.size(); ++i) {

@@ -13,7 +13,6 @@ namespace trainguard {
 
 // sizes_bytes[i]: size of parameter i in bytes, i in ready order. Returns the buckets as lists
 // of indices into sizes_bytes, each list in ready order; every index appears exactly once.
-std::vector<std::vector<size_t>> AssignBuckets(const std::vector<int64_t>& sizes_bytes,
-                                               int64_t cap_bytes);
+std::vector<std::vector<size_t>> AssignBuckets(const std::vector<int64_t>& sizes_bytes, int64_t cap_bytes);
 
 }  // namespace trainguard

@@ -13,7 +13,8 @@ void ValidateTrainConfig(const TrainConfig& c) {
     throw ConfigError("--unreadable: unknown policy '" + c.unreadable + "'; use fail or skip");
   }
   if (c.image_size <= 0 || c.image_size % 32 != 0) {
-    throw ConfigError("--image-size " + std::to_string(c.image_size) + " must be a positive multiple of 32 "
+    throw ConfigError("--image-size " + std::to_string(c.image_size) +
+                      " must be a positive multiple of 32 "
                       "(the classifier pools five times)");
   }
   if (c.device != "auto" && c.device != "cpu" && c.device != "cuda") {
@@ -35,7 +36,8 @@ void ValidateTrainConfig(const TrainConfig& c) {
   check_action("--unparsable-labels", c.unparsable_labels, true);
   for (const auto& plant : c.plant_labels) {
     if (plant.find('=') == std::string::npos || plant.find('=') == 0) {
-      throw ConfigError("--plant-label: '" + plant + "' is not INDEX=LABEL (e.g. 17=11, 3=-1, 5=abc, 8= for unlabelled)");
+      throw ConfigError("--plant-label: '" + plant +
+                        "' is not INDEX=LABEL (e.g. 17=11, 3=-1, 5=abc, 8= for unlabelled)");
     }
   }
   if (c.resume && c.checkpoint.empty()) {
@@ -45,9 +47,8 @@ void ValidateTrainConfig(const TrainConfig& c) {
     throw ConfigError("--checkpoint-every needs --checkpoint FILE to write to");
   }
   if (c.num_classes != 0 && c.ignore_index >= 0 && c.ignore_index < c.num_classes) {
-    throw ConfigError("--ignore-index " + std::to_string(c.ignore_index) +
-                      " is a real class of [0, " + std::to_string(c.num_classes) +
-                      "); pick a value outside it such as -1");
+    throw ConfigError("--ignore-index " + std::to_string(c.ignore_index) + " is a real class of [0, " +
+                      std::to_string(c.num_classes) + "); pick a value outside it such as -1");
   }
 }
 

@@ -10,18 +10,18 @@ namespace trainguard {
 
 struct TrainConfig {
   // --- data ---
-  std::string dataset = "fashion-mnist";  // "fashion-mnist", "synthetic" or "folder"
+  std::string dataset = "fashion-mnist";                       // "fashion-mnist", "synthetic" or "folder"
   std::string data_dir = "/usr/share/datasets/fashion-mnist";  // IDX .gz files, or the JPEG folder
-  std::string manifest;           // folder dataset: a "path,label" CSV instead of a folder
-  std::string eval_dir;           // folder dataset: labelled JPEG folder scored after each epoch
-  int64_t image_size = 128;       // folder dataset: side of the square model input
-  bool augment = true;            // folder dataset: random resized crop + flip when training
-  std::string unreadable = "fail";  // folder dataset: "fail" or "skip" unreadable files
-  int64_t train_samples = 0;      // use only the first N training samples (0: all)
-  int64_t test_samples = 0;       // use only the first N test samples (0: all)
+  std::string manifest;                                        // folder dataset: a "path,label" CSV instead of a folder
+  std::string eval_dir;              // folder dataset: labelled JPEG folder scored after each epoch
+  int64_t image_size = 128;          // folder dataset: side of the square model input
+  bool augment = true;               // folder dataset: random resized crop + flip when training
+  std::string unreadable = "fail";   // folder dataset: "fail" or "skip" unreadable files
+  int64_t train_samples = 0;         // use only the first N training samples (0: all)
+  int64_t test_samples = 0;          // use only the first N test samples (0: all)
   int64_t synthetic_samples = 2048;  // size of the synthetic training set
   int64_t synthetic_classes = 10;    // classes of the synthetic set
-  int64_t num_classes = 0;        // model outputs; 0: the dataset's class count
+  int64_t num_classes = 0;           // model outputs; 0: the dataset's class count
 
   // --- model ---
   double width = 1.0;  // channel multiplier of the HW3 classifier (1.0: 64-128-256-512-512)
@@ -37,34 +37,34 @@ struct TrainConfig {
   bool evaluate = true;        // measure test accuracy after each epoch
 
   // --- runtime ---
-  std::string device = "auto";  // "auto", "cpu" or "cuda"
+  std::string device = "auto";      // "auto", "cpu" or "cuda"
   std::string data_plane = "auto";  // gradients: "auto" (NCCL on CUDA, MPI on CPU), "nccl" or "mpi"
-  std::string store_addr;       // NCCL bootstrap: address peers reach rank 0's TCPStore at (empty: its IP)
+  std::string store_addr;           // NCCL bootstrap: address peers reach rank 0's TCPStore at (empty: its IP)
   std::string run_config = "trainguard-run.toml";  // the whole resolved configuration, by rank 0 (empty: none)
-  int64_t threads = 0;          // intra-op threads per rank (0: cores / ranks on the node)
-  double bucket_mb = 25.0;      // gradient all-reduce bucket size, MiB
-  int64_t loader_threads = 1;   // threads building batches ahead of the steps (0: on the training thread)
-  int64_t prefetch = 4;         // batches built ahead at most (at least loader_threads)
-  int64_t log_every = 50;       // a log line every N steps when not on a terminal
-  int64_t warmup_steps = 5;     // steps left out of the throughput figure
+  int64_t threads = 0;                             // intra-op threads per rank (0: cores / ranks on the node)
+  double bucket_mb = 25.0;                         // gradient all-reduce bucket size, MiB
+  int64_t loader_threads = 1;  // threads building batches ahead of the steps (0: on the training thread)
+  int64_t prefetch = 4;        // batches built ahead at most (at least loader_threads)
+  int64_t log_every = 50;      // a log line every N steps when not on a terminal
+  int64_t warmup_steps = 5;    // steps left out of the throughput figure
 
   // --- labels ---
-  bool validate_labels = true;          // check every rank's labels before each epoch
-  std::string bad_labels = "fail";      // action for every bad kind: fail, ignore or drop
-  std::string negative_labels;          // action for negative labels (empty: bad_labels)
-  std::string too_large_labels;         // action for labels >= num_classes (empty: bad_labels)
-  std::string unparsable_labels;        // action for non-integer labels (empty: bad_labels)
+  bool validate_labels = true;                          // check every rank's labels before each epoch
+  std::string bad_labels = "fail";                      // action for every bad kind: fail, ignore or drop
+  std::string negative_labels;                          // action for negative labels (empty: bad_labels)
+  std::string too_large_labels;                         // action for labels >= num_classes (empty: bad_labels)
+  std::string unparsable_labels;                        // action for non-integer labels (empty: bad_labels)
   std::string label_report = "trainguard-labels.json";  // JSON report of rank 0 (empty: none)
-  int64_t max_offenders = 10;           // offenders listed per kind
-  std::vector<std::string> plant_labels;  // "INDEX=LABEL": replace labels, for tests and demos
+  int64_t max_offenders = 10;                           // offenders listed per kind
+  std::vector<std::string> plant_labels;                // "INDEX=LABEL": replace labels, for tests and demos
 
   // --- faults ---
-  double step_timeout = 300;   // seconds; a step or collective that overruns it is a stall
-  double fault_grace = 30;     // seconds ranks wait for each other when stopping on a fault
+  double step_timeout = 300;                     // seconds; a step or collective that overruns it is a stall
+  double fault_grace = 30;                       // seconds ranks wait for each other when stopping on a fault
   std::string bundle_dir = "trainguard-faults";  // repro bundles: <dir>/step<N>-rank<R>
-  bool diagnose = true;        // the failing rank runs `trainguard diagnose` on its bundle
-  int64_t host_copy_every = 50;  // GPU runs: steps between host copies of the weights
-  std::vector<std::string> inject_faults;  // KIND:rank=R:step=K[:seconds=S], tests and demos
+  bool diagnose = true;                          // the failing rank runs `trainguard diagnose` on its bundle
+  int64_t host_copy_every = 50;                  // GPU runs: steps between host copies of the weights
+  std::vector<std::string> inject_faults;        // KIND:rank=R:step=K[:seconds=S], tests and demos
 
   // --- prediction ---
   std::string predictions = "predictions.csv";  // predict: the submission CSV rank 0 writes

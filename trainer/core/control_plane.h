@@ -42,8 +42,8 @@ int64_t SumAcrossRanks(ControlPlane& control, int64_t value);
 
 // Runs `step` on every rank and agrees on the outcome: if it threw on any rank, every rank
 // throws. The rank that failed rethrows its own error; the others throw PeerError naming the
-// lowest failing rank and its message, with that error's kind as origin. Keeps ranks from waiting forever in a later collective
-// for a rank that already gave up.
+// lowest failing rank and its message, with that error's kind as origin. Keeps ranks from waiting forever in a later
+// collective for a rank that already gave up.
 template <typename Fn>
 void RunAgreed(ControlPlane& control, Fn&& step);
 

@@ -5,9 +5,7 @@
 
 namespace trainguard {
 
-std::string ErrnoMessage(const std::string& what, int err) {
-  return what + ": " + std::strerror(err);
-}
+std::string ErrnoMessage(const std::string& what, int err) { return what + ": " + std::strerror(err); }
 
 ErrorKind KindOf(const std::exception& e) {
   if (dynamic_cast<const ConfigError*>(&e)) return ErrorKind::kConfig;

@@ -46,7 +46,13 @@ class CommError : public Error {
 // What kind of failure an error is; travels between ranks so that every rank of a job that
 // stops on an agreed failure reports the same cause (and exit code).
 enum class ErrorKind {
-  kInternal, kConfig, kData, kCheckpoint, kComm, kPeer, kLabels,
+  kInternal,
+  kConfig,
+  kData,
+  kCheckpoint,
+  kComm,
+  kPeer,
+  kLabels,
   kBatchData,     // a step failed on its data: a target or index out of range
   kDeviceAssert,  // a CUDA device-side assert
   kNonFinite,     // a non-finite loss, gradient norm or input

@@ -23,9 +23,7 @@ int64_t UniqueShardEntries(int64_t num_samples, int rank, int world) {
   return num_samples > rank ? (num_samples - rank + world - 1) / world : 0;
 }
 
-int64_t TrainShardSize(int64_t num_samples, int world) {
-  return (num_samples + world - 1) / world;
-}
+int64_t TrainShardSize(int64_t num_samples, int world) { return (num_samples + world - 1) / world; }
 
 std::vector<int64_t> TrainShard(const ShardSpec& s) {
   if (s.num_samples <= 0 || s.world <= 0 || s.rank < 0 || s.rank >= s.world) {
@@ -56,8 +54,6 @@ std::vector<int64_t> EvalShard(int64_t num_samples, int rank, int world) {
   return mine;
 }
 
-int64_t StepsPerEpoch(int64_t shard_size, int64_t batch_size) {
-  return (shard_size + batch_size - 1) / batch_size;
-}
+int64_t StepsPerEpoch(int64_t shard_size, int64_t batch_size) { return (shard_size + batch_size - 1) / batch_size; }
 
 }  // namespace trainguard

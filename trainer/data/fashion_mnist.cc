@@ -17,13 +17,12 @@ namespace {
 
 constexpr double kMean = 0.2860;  // of the 60,000 training images, pixels in [0,1]
 constexpr double kStd = 0.3530;
-constexpr int64_t kPad = 2;       // 28 + 2 * 2 = 32
+constexpr int64_t kPad = 2;  // 28 + 2 * 2 = 32
 
 std::string ReadGzip(const std::string& path) {
   gzFile f = gzopen(path.c_str(), "rb");
   if (f == nullptr) {
-    throw DataError(ErrnoMessage("cannot open " + path, errno) +
-                    "; install dataset-fashion-mnist or pass --data-dir");
+    throw DataError(ErrnoMessage("cannot open " + path, errno) + "; install dataset-fashion-mnist or pass --data-dir");
   }
   std::string out;
   char buf[1 << 16];
@@ -42,10 +41,11 @@ uint32_t BigEndian32(const std::string& bytes, size_t offset) {
 }
 
 // Checks magic and dimensions; returns the item count.
-int64_t CheckHeader(const std::string& path, const std::string& bytes, uint32_t magic,
-                    size_t header, size_t item_bytes) {
+int64_t CheckHeader(const std::string& path, const std::string& bytes, uint32_t magic, size_t header,
+                    size_t item_bytes) {
   if (bytes.size() < header || BigEndian32(bytes, 0) != magic) {
-    throw DataError(path + ": not an IDX file of the expected kind (bad magic number); "
+    throw DataError(path +
+                    ": not an IDX file of the expected kind (bad magic number); "
                     "check --data-dir");
   }
   const int64_t count = BigEndian32(bytes, 4);
@@ -120,7 +120,8 @@ int64_t WriteFood11Folder(const RawFashionMnist& train, const RawFashionMnist& t
   auto write_split = [&](const RawFashionMnist& raw, const std::string& folder, bool labelled) {
     const std::string dir = out + "/" + folder;
     ::mkdir(out.c_str(), 0755);
-    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) throw DataError(ErrnoMessage("cannot create " + dir, errno));
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+      throw DataError(ErrnoMessage("cannot create " + dir, errno));
     for (size_t i = 0; i < raw.labels.size(); ++i) {
       char name[64];
       if (labelled) {

@@ -50,8 +50,8 @@ void ImageFolderDataset::LoadInto(int64_t index, const ImageRequest& request, to
   }
   const RgbImage img = DecodeJpeg(bytes, static_cast<int>(options_.image_size));
   if (img.width < kMinSide || img.height < kMinSide) {
-    throw JpegError("the image is " + std::to_string(img.width) + "x" + std::to_string(img.height) +
-                    ", smaller than " + std::to_string(kMinSide) + "x" + std::to_string(kMinSide));
+    throw JpegError("the image is " + std::to_string(img.width) + "x" + std::to_string(img.height) + ", smaller than " +
+                    std::to_string(kMinSide) + "x" + std::to_string(kMinSide));
   }
   // Crop, resize and flip stay in uint8, as PIL and torchvision's tensor transforms do: the
   // [1, 3, h, w] view of the HWC pixels is channels-last, which torch's antialiased uint8
@@ -77,9 +77,8 @@ void ImageFolderDataset::LoadInto(int64_t index, const ImageRequest& request, to
   if (flip) x = x.flip({2});
   // (x / 255 - mean) / std, written into the batch's row.
   static const auto scale = (1.0 / (255.0 * torch::tensor({0.229, 0.224, 0.225}))).to(torch::kFloat32).view({3, 1, 1});
-  static const auto shift = (torch::tensor({0.485, 0.456, 0.406}) / torch::tensor({0.229, 0.224, 0.225}))
-                                .to(torch::kFloat32)
-                                .view({3, 1, 1});
+  static const auto shift =
+      (torch::tensor({0.485, 0.456, 0.406}) / torch::tensor({0.229, 0.224, 0.225})).to(torch::kFloat32).view({3, 1, 1});
   slot.copy_(x).mul_(scale).sub_(shift);
 }
 

@@ -18,10 +18,10 @@
 namespace trainguard {
 
 struct ImageFolderOptions {
-  int64_t image_size = 128;        // side of the square model input
-  int64_t num_classes = 0;         // classes, when known (0: unknown, label validation infers)
-  bool augment = true;             // random resized crop + flip for training requests
-  bool skip_unreadable = false;    // the "skip" policy instead of "fail"
+  int64_t image_size = 128;      // side of the square model input
+  int64_t num_classes = 0;       // classes, when known (0: unknown, label validation infers)
+  bool augment = true;           // random resized crop + flip for training requests
+  bool skip_unreadable = false;  // the "skip" policy instead of "fail"
   uint64_t seed = 0;
 };
 

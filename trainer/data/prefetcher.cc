@@ -7,7 +7,10 @@ namespace trainguard {
 
 BatchPrefetcher::BatchPrefetcher(std::function<Batch(int64_t)> make, int64_t first, int64_t count, int threads,
                                  int64_t window)
-    : make_(std::move(make)), count_(count), window_(std::max<int64_t>({window, threads, 1})), next_to_build_(first),
+    : make_(std::move(make)),
+      count_(count),
+      window_(std::max<int64_t>({window, threads, 1})),
+      next_to_build_(first),
       next_to_hand_(first) {
   for (int t = 0; t < threads; ++t) workers_.emplace_back([this] { Work(); });
 }
@@ -27,7 +30,8 @@ void BatchPrefetcher::Work() {
     {
       std::unique_lock<std::mutex> lock(mutex_);
       // Build ahead only within the window after the batch the trainer waits for.
-      changed_.wait(lock, [&] { return stop_ || next_to_build_ >= count_ || next_to_build_ < next_to_hand_ + window_; });
+      changed_.wait(lock,
+                    [&] { return stop_ || next_to_build_ >= count_ || next_to_build_ < next_to_hand_ + window_; });
       if (stop_ || next_to_build_ >= count_) return;
       b = next_to_build_++;
     }
@@ -67,8 +71,8 @@ Batch BatchPrefetcher::Next() {
   return batch;
 }
 
-void ForEachBatch(const Dataset& dataset, const std::vector<int64_t>& samples, int64_t batch_size,
-                  int64_t ignore_index, const LoaderOptions& loader, const std::function<void(const Batch&)>& use) {
+void ForEachBatch(const Dataset& dataset, const std::vector<int64_t>& samples, int64_t batch_size, int64_t ignore_index,
+                  const LoaderOptions& loader, const std::function<void(const Batch&)>& use) {
   const auto size = static_cast<int64_t>(samples.size());
   const int64_t count = (size + batch_size - 1) / batch_size;
   BatchPrefetcher batches(

@@ -45,14 +45,14 @@ class BatchPrefetcher {
 
 // How batches are built ahead of their use: the --loader-threads / --prefetch settings.
 struct LoaderOptions {
-  int threads = 0;      // 0: on the calling thread
+  int threads = 0;  // 0: on the calling thread
   int64_t window = 4;
-  bool pin = false;     // pinned host memory, for asynchronous copies to a GPU
+  bool pin = false;  // pinned host memory, for asynchronous copies to a GPU
 };
 
 // Calls `use` with the batches of `samples` in order (batch_size rows each, the last one
 // shorter; not augmented), built ahead as `loader` says. For evaluation and prediction.
-void ForEachBatch(const Dataset& dataset, const std::vector<int64_t>& samples, int64_t batch_size,
-                  int64_t ignore_index, const LoaderOptions& loader, const std::function<void(const Batch&)>& use);
+void ForEachBatch(const Dataset& dataset, const std::vector<int64_t>& samples, int64_t batch_size, int64_t ignore_index,
+                  const LoaderOptions& loader, const std::function<void(const Batch&)>& use);
 
 }  // namespace trainguard

@@ -16,7 +16,7 @@ struct SyntheticOptions {
   int64_t classes = 10;
   ImageShape shape{1, 32, 32};
   uint64_t seed = 0;
-  double noise = 0.5;                         // std of the per-sample noise
+  double noise = 0.5;                           // std of the per-sample noise
   std::map<int64_t, RawLabel> label_overrides;  // sample index -> label to report instead
 };
 

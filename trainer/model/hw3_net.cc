@@ -36,8 +36,7 @@ Hw3NetImpl::Hw3NetImpl(const Hw3Options& o) {
   const int64_t hidden1 = Scaled(1024, o.width);
   const int64_t hidden2 = Scaled(512, o.width);
   classifier = nn::Sequential(nn::Flatten(), nn::Linear(in * side * side, hidden1), nn::ReLU(),
-                              nn::Linear(hidden1, hidden2), nn::ReLU(),
-                              nn::Linear(hidden2, o.num_classes));
+                              nn::Linear(hidden1, hidden2), nn::ReLU(), nn::Linear(hidden2, o.num_classes));
   register_module("features", features);
   register_module("classifier", classifier);
   // Channels-last (NHWC) convolutions: oneDNN on CPUs and cuDNN on GPUs run them without the
