@@ -50,7 +50,10 @@ void FaultWatch::Drain() {
 void FaultWatch::Check() {
   last_check_ = Clock::now().time_since_epoch().count();
   Drain();
-  if (peer_failure_ && Clock::now() - peer_failure_at_ > std::chrono::seconds(1)) throw *peer_failure_;
+  if (peer_failure_ && Clock::now() - peer_failure_at_ > std::chrono::seconds(1)) {
+    Disarm();  // a verdict: the watchdog must not add a second cause while the rank stops
+    throw *peer_failure_;
+  }
   const int64_t step = step_;
   if (step > 0 && Clock::now().time_since_epoch().count() > deadline_) StallVerdict(step);
 }
@@ -63,13 +66,17 @@ void FaultWatch::StallVerdict(int64_t step) {
   while (Clock::now() < until && static_cast<int>(waiting_[step].size()) < channel_.world()) {
     last_check_ = Clock::now().time_since_epoch().count();
     Drain();
-    if (peer_failure_) throw *peer_failure_;  // a peer's failure explains the wait
+    if (peer_failure_) {  // a peer's failure explains the wait
+      Disarm();
+      throw *peer_failure_;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   std::set<int> missing;
   for (int r = 0; r < channel_.world(); ++r) {
     if (waiting_[step].count(r) == 0) missing.insert(r);
   }
+  Disarm();  // the verdict is the cause: the watchdog must not report this rank as stuck too
   throw FaultError(ErrorKind::kStall,
                    "stall in step " + std::to_string(step) + ": rank(s) " + RankList(missing) +
                        " did not arrive within --step-timeout " + std::to_string(static_cast<int>(timeout_s_)) +

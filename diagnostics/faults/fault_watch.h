@@ -9,7 +9,8 @@
 //    announcement from the others for `grace` seconds, and throws FaultError(kStall) naming the
 //    ranks that did not arrive.
 // A rank stuck outside any collective (in computation) is caught by the watchdog thread, which
-// tells the others and calls `on_stuck` (the launcher exits the process).
+// tells the others and calls `on_stuck` (the launcher exits the process). Every verdict
+// disarms the watch, so that a failure is reported with one cause.
 #pragma once
 
 #include <atomic>

@@ -161,6 +161,12 @@ case ${1:?case} in
       [ "$elapsed" -le 40 ] || fail "took ${elapsed}s"
       expect_text stall$np err "stall in step 4: rank(s) $last did not arrive within --step-timeout 5 s"
     done
+    # With the default --fault-grace (30 s) the waiting ranks stay in their rendezvous past the
+    # watchdog's slack: after their stall verdict they must not also call themselves stuck.
+    run stall_grace 3 train --dataset synthetic --synthetic-samples 3000 --width 0.25 --threads 1 \
+      --inject-fault sleep:rank=2:step=4:seconds=120 --step-timeout 5
+    expect_rc stall_grace 11
+    grep -E "rank [01] is stuck" "$WORK/stall_grace.err" && fail "a waiting rank reported a second cause"
     ;;
   jpeg_folder)
     # A food-11-style folder from Fashion-MNIST, with unlabelled test images mixed into training/.
