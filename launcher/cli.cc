@@ -126,7 +126,9 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--step-timeout", c.step_timeout, "seconds; a step or collective longer than this is a stall")
       ->check(kPositive)
       ->capture_default_str();
-  cmd.add_option("--fault-grace", c.fault_grace, "seconds ranks wait for each other when stopping on a fault")
+  cmd.add_option(
+         "--fault-grace", c.fault_grace,
+         "seconds ranks wait for each other when stopping on a fault; the failing rank's diagnosis gets this minus 5 s")
       ->check(kNonNegative)
       ->capture_default_str();
   cmd.add_option("--bundle-dir", c.bundle_dir, "folder for repro bundles of failed steps")->capture_default_str();

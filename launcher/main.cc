@@ -134,6 +134,13 @@ FaultOptions FaultOptionsFor(const Command& command, const Dataset& train, const
   FaultOptions o;
   o.bundle_dir = c.bundle_dir;
   o.run_diagnosis = c.diagnose;
+  // One budget: the peers wait --fault-grace for the failing rank, so its diagnosis must end
+  // a margin earlier, or the launcher would end the job while the diagnosis still runs.
+  o.diagnosis_timeout_s = std::max(1.0, c.fault_grace - 5);
+  for (const auto& spec : c.inject_faults) {
+    if (ParseFaultSpec(spec).kind == FaultSpec::Kind::kSlowDiagnosis)
+      o.diagnosis_args.insert(o.diagnosis_args.end(), {"--inject-fault", spec});
+  }
   o.host_copy_every = c.host_copy_every;
   char self[4096] = {0};
   if (::readlink("/proc/self/exe", self, sizeof self - 1) > 0) o.executable = self;
@@ -252,7 +259,11 @@ int Predict(const Command& command, Job& job) {
 int RunDiagnose(const Command& command) {
   setenv("CUDA_LAUNCH_BLOCKING", "1", 1);  // before anything touches CUDA
   try {
-    const Diagnosis d = Diagnose(ReadBundle(command.bundle));
+    const Bundle bundle = ReadBundle(command.bundle);
+    std::vector<FaultSpec> injected;
+    for (const auto& spec : command.train.inject_faults) injected.push_back(ParseFaultSpec(spec));
+    DelayDiagnosis(injected, bundle.meta.rank, bundle.meta.global_step);
+    const Diagnosis d = Diagnose(bundle);
     std::printf("%s", FormatDiagnosis(d).c_str());
     WriteFileAtomically(command.bundle + "/diagnosis.json", DiagnosisJson(d));
     std::printf("  report: %s/diagnosis.json\n", command.bundle.c_str());

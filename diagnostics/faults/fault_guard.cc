@@ -111,6 +111,7 @@ void FaultGuard::OnStepFailed(const StepFailure& f) {
 
 void FaultGuard::RunDiagnosis() const {
   std::vector<std::string> args{options_.executable, "diagnose", bundle_};
+  args.insert(args.end(), options_.diagnosis_args.begin(), options_.diagnosis_args.end());
   std::vector<std::string> env = ChildEnvironment();
   std::vector<char*> argv, envp;
   for (auto& a : args) argv.push_back(a.data());
@@ -133,8 +134,10 @@ void FaultGuard::RunDiagnosis() const {
     if (std::chrono::steady_clock::now() > deadline) {
       ::kill(child, SIGKILL);
       ::waitpid(child, &status, 0);
-      LogLine("error: the diagnosis overran " + std::to_string(options_.diagnosis_timeout_s) +
-              " s; run `trainguard diagnose " + bundle_ + "` by hand");
+      char budget[32];
+      std::snprintf(budget, sizeof budget, "%.0f", options_.diagnosis_timeout_s);
+      LogLine("error: the diagnosis overran its " + std::string(budget) + " s (--fault-grace minus 5 s) and was " +
+              "stopped; the bundle stays: run `trainguard diagnose " + bundle_ + "` by hand, or raise --fault-grace");
       return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -19,11 +19,12 @@ namespace trainguard {
 struct FaultOptions {
   std::string bundle_dir = "trainguard-faults";  // bundles go to <dir>/step<N>-rank<R>
   bool run_diagnosis = true;                     // start the child that diagnoses the bundle
-  double diagnosis_timeout_s = 120;
-  int64_t host_copy_every = 50;  // steps between host copies of GPU weights
-  std::string executable;        // this program, for the child
-  std::string config_text;       // the resolved configuration, stored in the bundle
-  BundleMeta model;              // model shape, classes and ignore index (other fields unused)
+  double diagnosis_timeout_s = 55;               // --fault-grace minus a margin (see FaultOptionsFor)
+  std::vector<std::string> diagnosis_args;       // extra arguments for the child (fault injection)
+  int64_t host_copy_every = 50;                  // steps between host copies of GPU weights
+  std::string executable;                        // this program, for the child
+  std::string config_text;                       // the resolved configuration, stored in the bundle
+  BundleMeta model;                              // model shape, classes and ignore index (other fields unused)
 };
 
 class FaultGuard final : public StepHooks {

@@ -14,7 +14,7 @@ namespace trainguard {
 FaultSpec ParseFaultSpec(const std::string& text) {
   const auto bad = [&](const std::string& why) {
     return ConfigError("--inject-fault " + text + ": " + why +
-                       " (expected KIND:rank=R:step=K[:seconds=S] with KIND nan, kill or sleep)");
+                       " (expected KIND:rank=R:step=K[:seconds=S] with KIND nan, kill, sleep or slow-diagnosis)");
   };
   std::istringstream in(text);
   std::string part;
@@ -26,6 +26,8 @@ FaultSpec ParseFaultSpec(const std::string& text) {
     spec.kind = FaultSpec::Kind::kKill;
   else if (part == "sleep")
     spec.kind = FaultSpec::Kind::kSleep;
+  else if (part == "slow-diagnosis")
+    spec.kind = FaultSpec::Kind::kSlowDiagnosis;
   else
     throw bad("unknown kind '" + part + "'");
   bool have_rank = false, have_step = false;
@@ -74,7 +76,17 @@ void FaultInjector::BeforeStep(const StepReport& where, Batch& batch) {
                 std::to_string(where.global_step));
         std::this_thread::sleep_for(std::chrono::duration<double>(s.seconds));
         break;
+      case FaultSpec::Kind::kSlowDiagnosis:
+        break;  // acts in the diagnosis (DelayDiagnosis), not in the step
     }
+  }
+}
+
+void DelayDiagnosis(const std::vector<FaultSpec>& specs, int rank, int64_t step) {
+  for (const FaultSpec& s : specs) {
+    if (s.kind != FaultSpec::Kind::kSlowDiagnosis || s.rank != rank || s.step != step) continue;
+    LogLine("injected fault: the diagnosis sleeps " + std::to_string(s.seconds) + " s");
+    std::this_thread::sleep_for(std::chrono::duration<double>(s.seconds));
   }
 }
 

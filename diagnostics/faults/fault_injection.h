@@ -1,6 +1,7 @@
 // Fault injection for tests and demonstrations (--inject-fault): at global step K on rank R,
-// poison the batch with a NaN pixel, kill this process with SIGKILL, or sleep inside the step.
-// Spec syntax: KIND:rank=R:step=K[:seconds=S], KIND one of nan, kill, sleep.
+// poison the batch with a NaN pixel, kill this process with SIGKILL, sleep inside the step, or
+// (slow-diagnosis) make the diagnosis of a failure at that step and rank sleep first.
+// Spec syntax: KIND:rank=R:step=K[:seconds=S], KIND one of nan, kill, sleep, slow-diagnosis.
 // (A planted bad label with validation off is --plant-label with --no-validate-labels.)
 #pragma once
 
@@ -12,10 +13,10 @@
 namespace trainguard {
 
 struct FaultSpec {
-  enum class Kind { kNan, kKill, kSleep } kind = Kind::kNan;
+  enum class Kind { kNan, kKill, kSleep, kSlowDiagnosis } kind = Kind::kNan;
   int rank = 0;
   int64_t step = 1;     // global step, 1-based
-  double seconds = 60;  // for sleep
+  double seconds = 60;  // for sleep and slow-diagnosis
 };
 
 // Parses one spec; throws ConfigError naming --inject-fault on a bad one.
@@ -30,5 +31,8 @@ class FaultInjector final : public StepHooks {
   std::vector<FaultSpec> specs_;
   int rank_;
 };
+
+// In `trainguard diagnose`: sleeps as the slow-diagnosis specs for this bundle's rank and step say.
+void DelayDiagnosis(const std::vector<FaultSpec>& specs, int rank, int64_t step);
 
 }  // namespace trainguard

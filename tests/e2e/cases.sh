@@ -213,6 +213,24 @@ case ${1:?case} in
     expect_text skipped err "skipped unreadable image $WORK/food/training/2_broken.jpg: "
     expect_text skipped out "skipped 1 unreadable image reads in all"
     ;;
+  slow_diagnosis)
+    # A diagnosis that would take 100 s, under --fault-grace 12: it is stopped after 7 s, the
+    # failing rank still meets the other in time, and both exit with the cause's code.
+    start=$(date +%s)
+    run slow 2 train --dataset synthetic --synthetic-samples 120 --synthetic-classes 11 --width 0.25 --threads 1 \
+      --no-validate-labels --plant-label 37=11 --bundle-dir "$WORK/faults" --fault-grace 12 \
+      --inject-fault slow-diagnosis:rank=0:step=1:seconds=100 --inject-fault slow-diagnosis:rank=1:step=1:seconds=100
+    elapsed=$(( $(date +%s) - start ))
+    expect_rc slow 8
+    [ "$elapsed" -le 30 ] || fail "took ${elapsed}s"
+    [ "$(grep -c 'exiting with code 8' "$WORK/slow.err")" = 2 ] || fail "not every rank exited with code 8"
+    expect_text slow err "injected fault: the diagnosis sleeps"
+    expect_text slow err "the diagnosis overran its 7 s (--fault-grace minus 5 s) and was stopped"
+    grep -q "did not reach the end within --fault-grace" "$WORK/slow.err" && fail "the failing rank came too late"
+    bundle=$(ls -d "$WORK/faults"/step*-rank*)
+    timeout 60 "$BIN" diagnose "$bundle" >"$WORK/by_hand.out" 2>&1 || fail "diagnose by hand failed"
+    grep -q "sample 37, file synthetic#37, label '11'" "$WORK/by_hand.out" || fail "diagnose by hand: no sample"
+    ;;
   *) fail "unknown case $1" ;;
 esac
 echo "PASS: $1"

@@ -59,8 +59,9 @@ struct TrainConfig {
   std::vector<std::string> plant_labels;                // "INDEX=LABEL": replace labels, for tests and demos
 
   // --- faults ---
-  double step_timeout = 300;                     // seconds; a step or collective that overruns it is a stall
-  double fault_grace = 30;                       // seconds ranks wait for each other when stopping on a fault
+  double step_timeout = 300;  // seconds; a step or collective that overruns it is a stall
+  double fault_grace = 60;    // seconds ranks wait for each other when stopping on a fault (the failing
+                              // rank's diagnosis gets this minus 5 s)
   std::string bundle_dir = "trainguard-faults";  // repro bundles: <dir>/step<N>-rank<R>
   bool diagnose = true;                          // the failing rank runs `trainguard diagnose` on its bundle
   int64_t host_copy_every = 50;                  // GPU runs: steps between host copies of the weights
