@@ -92,10 +92,10 @@ int ExitCodeOf(const std::exception& e) {
 // The gradient plane: NCCL on CUDA (unless --data-plane mpi), MPI otherwise (CUDA tensors
 // staged through host memory), nothing to reduce in a world of one on MPI.
 std::unique_ptr<DataPlane> MakeDataPlane(const TrainConfig& config, torch::Device device, const MpiSession& mpi,
-                                         WaitGuard* guard) {
+                                         ControlPlane& control, WaitGuard* guard) {
   if (UsesNccl(config, device)) {
 #ifdef TRAINGUARD_WITH_NCCL
-    return MakeNcclDataPlane(MPI_COMM_WORLD, {device.index(), config.step_timeout, config.store_addr}, guard);
+    return MakeNcclDataPlane(control, {device.index(), config.step_timeout, config.store_addr}, guard);
 #else
     throw ConfigError(
         "--device cuda: this build has no NCCL data plane; rebuild against a CUDA Torch, or pass "
@@ -159,7 +159,16 @@ template <typename Body>
 int RunJob(const Command& command, MpiSession& mpi, Body body) {
   PrintResolved(command, mpi);
   Job job(mpi);
+  // Every wait for other ranks, in every subcommand, gives up on a peer's fault notice or at
+  // --step-timeout; a rank stuck in a step's computation is ended by the watchdog.
+  job.watch = std::make_unique<FaultWatch>(job.faults, command.train.step_timeout,
+                                           std::min(command.train.fault_grace, 5.0), [](const std::string&) {
+                                             std::fflush(nullptr);
+                                             std::_Exit(kExitStall);
+                                           });
+  job.control.set_wait_guard(job.watch.get());
   try {
+    job.watch->SetPhase("the set-up of the job");
     PrepareJob(command.train, job);
     return body(job);
   } catch (const std::exception& e) {
@@ -182,14 +191,8 @@ void ReportSkipped(const Dataset& dataset, ControlPlane& control) {
 int Train(const Command& command, Job& job) {
   const TrainConfig& config = command.train;
   MpiSession& mpi = job.mpi;
-  // Waits in collectives give up on a peer's fault notice or at --step-timeout.
-  job.watch = std::make_unique<FaultWatch>(job.faults, config.step_timeout, std::min(config.fault_grace, 5.0),
-                                           [](const std::string&) {
-                                             std::fflush(nullptr);
-                                             std::_Exit(kExitStall);
-                                           });
-  job.control.set_wait_guard(job.watch.get());
-  job.data = MakeDataPlane(config, job.device, mpi, job.watch.get());
+  job.watch->SetPhase("the set-up of the data plane");
+  job.data = MakeDataPlane(config, job.device, mpi, job.control, job.watch.get());
   DataPlane& plane = *job.data;
   const LabelCheckOptions label_options = LabelOptionsFor(config, *job.train);
   std::vector<FaultSpec> injected;
@@ -230,6 +233,7 @@ int Train(const Command& command, Job& job) {
 int Validate(const Command& command, Job& job) {
   const TrainConfig& config = command.train;
   LabelGuard guard(job.control, *job.train, LabelOptionsFor(config, *job.train), config.label_report);
+  job.watch->SetPhase("the label validation");
   EpochPlan plan;
   plan.shard = TrainShard({job.train->size(), job.mpi.rank(), job.mpi.world(), config.seed, 0, true});
   guard.OnEpochBegin(0, plan);
@@ -245,6 +249,7 @@ int Predict(const Command& command, Job& job) {
   Hw3Net model = MakeModel(config, *job.train);
   LoadModelWeights(config.checkpoint, *model);
   model->to(job.device);
+  job.watch->SetPhase("the prediction");
   const auto predictions =
       PredictAll(model, *job.train, job.control, job.device, config.batch_size, LoaderFor(config, job.device));
   if (job.mpi.rank() == 0) {
@@ -290,9 +295,10 @@ int RunMakeFolder(const Command& command) {
   }
 }
 
-// mpirun stops the surviving ranks with SIGTERM when one dies: say so, and exit with the
-// peer-failure code.
-char g_term_message[160];
+// SIGTERM ends every subcommand with the peer-failure code and a line that says why: mpirun
+// stops the surviving ranks with it when one dies, and schedulers (Slurm, Kubernetes) end jobs
+// with it.
+char g_term_message[200];
 extern "C" void OnTerminate(int) {
   ssize_t ignored = ::write(STDERR_FILENO, g_term_message, std::strlen(g_term_message));
   (void)ignored;
@@ -301,8 +307,8 @@ extern "C" void OnTerminate(int) {
 
 void ExitOnTerminate(int rank) {
   std::snprintf(g_term_message, sizeof g_term_message,
-                "[rank %d] stopped by SIGTERM: the launcher ends the job, usually because another rank died; "
-                "exiting with code %d\n",
+                "[rank %d] stopped by SIGTERM: the launcher ends the job, usually because another rank died "
+                "(or the scheduler ends it); exiting with code %d\n",
                 rank, static_cast<int>(kExitPeer));
   std::signal(SIGTERM, OnTerminate);
 }
@@ -322,11 +328,13 @@ int main(int argc, char** argv) {
       if (mpi.rank() == 0) std::fputs(command.message.c_str(), command.exit_code == 0 ? stdout : stderr);
       return command.exit_code;
     case Command::Kind::kTrain:
-      if (mpi.world() > 1) ExitOnTerminate(mpi.rank());
+      ExitOnTerminate(mpi.rank());
       return RunJob(command, mpi, [&](Job& job) { return Train(command, job); });
     case Command::Kind::kValidate:
+      ExitOnTerminate(mpi.rank());
       return RunJob(command, mpi, [&](Job& job) { return Validate(command, job); });
     case Command::Kind::kPredict:
+      ExitOnTerminate(mpi.rank());
       return RunJob(command, mpi, [&](Job& job) { return Predict(command, job); });
     case Command::Kind::kDiagnose:
     case Command::Kind::kMakeFolder:

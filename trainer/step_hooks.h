@@ -28,6 +28,9 @@ class StepHooks {
   // The model is built (and loaded from the checkpoint when resuming); `global_step` steps are
   // done. Comes once, before the first step of this run.
   virtual void OnModelReady(int64_t global_step, torch::nn::Module& model) {}
+  // The rank enters a phase between steps whose collectives wait for the others (label
+  // validation, evaluation, a checkpoint, the initial broadcast); `what` names it for verdicts.
+  virtual void OnPhase(const std::string& what) {}
   // Before the forward pass; may change the batch (fault injection).
   virtual void BeforeStep(const StepReport& where, Batch& batch) {}
   // After the optimizer step.

@@ -41,10 +41,16 @@ Trainer::Trainer(const TrainConfig& config, const Dataset& train, const Dataset*
   reducer_ = std::make_unique<GradReducer>(model_->parameters(), ctx_.data,
                                            static_cast<int64_t>(config.bucket_mb * 1024 * 1024));
   shape_ = {ctx_.control.world(), config.batch_size, train.size(), static_cast<int64_t>(config.seed)};
+  EnterPhase("the initial broadcast of the weights");
   BroadcastInitialWeights();
   if (config.resume) {
+    EnterPhase("loading the checkpoint " + config.checkpoint);
     RunAgreed(ctx_.control, [&] { start_ = LoadCheckpoint(config.checkpoint, *model_, *optimizer_, shape_); });
   }
+}
+
+void Trainer::EnterPhase(const std::string& what) {
+  for (StepHooks* h : ctx_.hooks) h->OnPhase(what);
 }
 
 void Trainer::BroadcastInitialWeights() {
@@ -64,6 +70,7 @@ void Trainer::AverageBuffers() {
 
 void Trainer::SaveAgreed(const TrainPosition& position) {
   if (config_.checkpoint.empty()) return;
+  EnterPhase("the checkpoint after step " + std::to_string(position.global_step));
   AverageBuffers();
   RunAgreed(ctx_.control, [&] {
     if (ctx_.control.rank() == 0) SaveCheckpoint(config_.checkpoint, *model_, *optimizer_, position, shape_);
@@ -113,6 +120,7 @@ double Trainer::Step(const Batch& batch) {
 
 std::optional<double> Trainer::EvaluateEpoch(EpochReport& report) {
   if (!config_.evaluate || test_ == nullptr) return std::nullopt;
+  EnterPhase("the evaluation after epoch " + std::to_string(report.epoch + 1));
   AverageBuffers();
   const Accuracy acc = Evaluate(model_, *test_, ctx_.control, ctx_.device, config_.batch_size, config_.ignore_index,
                                 LoaderFor(config_, ctx_.device));
@@ -126,6 +134,7 @@ std::optional<double> Trainer::EvaluateEpoch(EpochReport& report) {
 EpochPlan Trainer::PlanEpoch(int64_t epoch) {
   EpochPlan plan;
   plan.shard = TrainShard({train_.size(), ctx_.control.rank(), ctx_.control.world(), config_.seed, epoch, true});
+  EnterPhase("the label validation before epoch " + std::to_string(epoch + 1));
   for (TrainObserver* o : ctx_.observers) o->OnEpochBegin(epoch, plan);
   // Observers must keep shard sizes equal, or ranks would run different step counts and hang.
   std::vector<int64_t> size{static_cast<int64_t>(plan.shard.size()), -static_cast<int64_t>(plan.shard.size())};

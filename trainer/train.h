@@ -71,6 +71,7 @@ class Trainer {
   Hw3Net& model() { return model_; }
 
  private:
+  void EnterPhase(const std::string& what);  // tells the hooks, for stall verdicts between steps
   void BroadcastInitialWeights();
   void AverageBuffers();  // BatchNorm running statistics, kept per rank between epochs
   void SaveAgreed(const TrainPosition& position);

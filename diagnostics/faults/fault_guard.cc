@@ -44,6 +44,8 @@ void FaultGuard::OnModelReady(int64_t global_step, torch::nn::Module& model) {
   host_weights_step_ = global_step;
 }
 
+void FaultGuard::OnPhase(const std::string& what) { watch_.SetPhase(what); }
+
 void FaultGuard::BeforeStep(const StepReport& where, Batch&) { watch_.Arm(where.global_step); }
 
 void FaultGuard::AfterStep(const StepReport& where, torch::nn::Module& model) {

@@ -32,6 +32,7 @@ class FaultGuard final : public StepHooks {
   FaultGuard(FaultOptions options, FaultChannel& channel, FaultWatch& watch, const SampleCatalog& catalog,
              torch::Device device);
   void OnModelReady(int64_t global_step, torch::nn::Module& model) override;
+  void OnPhase(const std::string& what) override;
   void BeforeStep(const StepReport& where, Batch& batch) override;
   void AfterStep(const StepReport& where, torch::nn::Module& model) override;
   void OnStepFailed(const StepFailure& failure) override;

@@ -13,8 +13,9 @@ namespace trainguard {
 
 FaultSpec ParseFaultSpec(const std::string& text) {
   const auto bad = [&](const std::string& why) {
-    return ConfigError("--inject-fault " + text + ": " + why +
-                       " (expected KIND:rank=R:step=K[:seconds=S] with KIND nan, kill, sleep or slow-diagnosis)");
+    return ConfigError(
+        "--inject-fault " + text + ": " + why +
+        " (expected KIND:rank=R:step=K[:seconds=S][:when=after] with KIND nan, kill, sleep or slow-diagnosis)");
   };
   std::istringstream in(text);
   std::string part;
@@ -45,6 +46,9 @@ FaultSpec ParseFaultSpec(const std::string& text) {
         have_step = true;
       } else if (key == "seconds") {
         spec.seconds = std::stod(value, &used);
+      } else if (key == "when" && (value == "after" || value == "before")) {
+        spec.after_step = value == "after";
+        used = value.size();
       } else {
         throw bad("unknown key '" + key + "'");
       }
@@ -61,7 +65,7 @@ FaultInjector::FaultInjector(std::vector<FaultSpec> specs, int rank) : specs_(st
 
 void FaultInjector::BeforeStep(const StepReport& where, Batch& batch) {
   for (const FaultSpec& s : specs_) {
-    if (s.rank != rank_ || s.step != where.global_step) continue;
+    if (s.rank != rank_ || s.step != where.global_step || s.after_step) continue;
     switch (s.kind) {
       case FaultSpec::Kind::kNan:
         LogLine("injected fault: NaN in row 0 of step " + std::to_string(where.global_step));
@@ -79,6 +83,15 @@ void FaultInjector::BeforeStep(const StepReport& where, Batch& batch) {
       case FaultSpec::Kind::kSlowDiagnosis:
         break;  // acts in the diagnosis (DelayDiagnosis), not in the step
     }
+  }
+}
+
+void FaultInjector::AfterStep(const StepReport& where, torch::nn::Module&) {
+  for (const FaultSpec& s : specs_) {
+    if (s.rank != rank_ || s.step != where.global_step || !s.after_step || s.kind != FaultSpec::Kind::kSleep) continue;
+    LogLine("injected fault: sleeping " + std::to_string(s.seconds) + " s after step " +
+            std::to_string(where.global_step));
+    std::this_thread::sleep_for(std::chrono::duration<double>(s.seconds));
   }
 }
 

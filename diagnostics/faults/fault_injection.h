@@ -1,7 +1,9 @@
 // Fault injection for tests and demonstrations (--inject-fault): at global step K on rank R,
 // poison the batch with a NaN pixel, kill this process with SIGKILL, sleep inside the step, or
 // (slow-diagnosis) make the diagnosis of a failure at that step and rank sleep first.
-// Spec syntax: KIND:rank=R:step=K[:seconds=S], KIND one of nan, kill, sleep, slow-diagnosis.
+// Spec syntax: KIND:rank=R:step=K[:seconds=S][:when=after], KIND one of nan, kill, sleep,
+// slow-diagnosis; `when=after` makes a sleep come after the step, between steps (where the
+// ranks meet in evaluation, checkpoints and label validation).
 // (A planted bad label with validation off is --plant-label with --no-validate-labels.)
 #pragma once
 
@@ -15,8 +17,9 @@ namespace trainguard {
 struct FaultSpec {
   enum class Kind { kNan, kKill, kSleep, kSlowDiagnosis } kind = Kind::kNan;
   int rank = 0;
-  int64_t step = 1;     // global step, 1-based
-  double seconds = 60;  // for sleep and slow-diagnosis
+  int64_t step = 1;         // global step, 1-based
+  double seconds = 60;      // for sleep and slow-diagnosis
+  bool after_step = false;  // sleep after the step instead of inside it
 };
 
 // Parses one spec; throws ConfigError naming --inject-fault on a bad one.
@@ -26,6 +29,7 @@ class FaultInjector final : public StepHooks {
  public:
   FaultInjector(std::vector<FaultSpec> specs, int rank);
   void BeforeStep(const StepReport& where, Batch& batch) override;
+  void AfterStep(const StepReport& where, torch::nn::Module& model) override;
 
  private:
   std::vector<FaultSpec> specs_;

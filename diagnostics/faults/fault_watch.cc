@@ -31,9 +31,31 @@ void FaultWatch::Arm(int64_t step) {
       Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
   deadline_ = deadline.time_since_epoch().count();
   step_ = step;
+  wait_key_ = 0;
 }
 
-void FaultWatch::Disarm() { step_ = 0; }
+void FaultWatch::SetPhase(const std::string& what) {
+  std::lock_guard<std::mutex> lock(phase_mutex_);
+  phase_ = what;
+}
+
+void FaultWatch::BeginWait() {
+  if (step_ != 0) return;  // inside a step: the step's deadline holds
+  wait_key_ = -(++waits_);
+  wait_deadline_ =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
+}
+
+std::string FaultWatch::Describe(int64_t key) {
+  if (key > 0) return "step " + std::to_string(key);
+  std::lock_guard<std::mutex> lock(phase_mutex_);
+  return phase_;
+}
+
+void FaultWatch::Disarm() {
+  step_ = 0;
+  wait_key_ = 0;
+}
 
 void FaultWatch::Drain() {
   while (auto notice = channel_.Poll()) {
@@ -56,9 +78,10 @@ void FaultWatch::Check() {
   }
   const int64_t step = step_;
   if (step > 0 && Clock::now().time_since_epoch().count() > deadline_) StallVerdict(step);
+  if (step == 0 && wait_key_ != 0 && Clock::now() > wait_deadline_) StallVerdict(wait_key_);
 }
 
-void FaultWatch::StallVerdict(int64_t step) {
+void FaultWatch::StallVerdict(int64_t step) {  // a step, or the key (< 0) of a wait between steps
   channel_.Tell(FaultChannel::kWaiting, step, "waiting");
   waiting_[step].insert(channel_.rank());
   const auto until =
@@ -78,7 +101,7 @@ void FaultWatch::StallVerdict(int64_t step) {
   }
   Disarm();  // the verdict is the cause: the watchdog must not report this rank as stuck too
   throw FaultError(ErrorKind::kStall,
-                   "stall in step " + std::to_string(step) + ": rank(s) " + RankList(missing) +
+                   "stall in " + Describe(step) + ": rank(s) " + RankList(missing) +
                        " did not arrive within --step-timeout " + std::to_string(static_cast<int>(timeout_s_)) +
                        " s (waiting: rank(s) " + RankList(waiting_[step]) +
                        "); look at what those ranks were doing (their last log lines, py-spy/gdb on their hosts)");

@@ -5,9 +5,10 @@
 //    verdict first, e.g. a non-finite loss, may tell before this rank's own part of the same
 //    collective completes; the second lets this rank reach the verdict itself and do its share,
 //    such as writing the bundle. If the collective completes, the notice stays for the next wait.)
-//  - the step overruns --step-timeout: the rank announces that it waits, collects the same
-//    announcement from the others for `grace` seconds, and throws FaultError(kStall) naming the
-//    ranks that did not arrive.
+//  - the step overruns --step-timeout, or, between steps (label validation, evaluation, a
+//    checkpoint, the initial broadcast, validate, predict), the wait itself does: the rank
+//    announces that it waits, collects the same announcement from the others for `grace`
+//    seconds, and throws FaultError(kStall) naming the ranks that did not arrive.
 // A rank stuck outside any collective (in computation) is caught by the watchdog thread, which
 // tells the others and calls `on_stuck` (the launcher exits the process). Every verdict
 // disarms the watch, so that a failure is reported with one cause.
@@ -17,6 +18,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
@@ -39,12 +41,16 @@ class FaultWatch final : public WaitGuard {
   void Arm(int64_t step);
   // No step is running (between steps, evaluation, checkpoints).
   void Disarm();
+  // Names what the rank does between steps, for the verdicts (e.g. "evaluation after epoch 2").
+  void SetPhase(const std::string& what);
+  void BeginWait() override;
   void Check() override;
 
  private:
   using Clock = std::chrono::steady_clock;
   void Drain();  // reads notices: waiting announcements are recorded, faults throw
-  [[noreturn]] void StallVerdict(int64_t step);
+  [[noreturn]] void StallVerdict(int64_t key);
+  std::string Describe(int64_t key);  // "step 4", or the phase of a wait between steps
   void Watchdog();
 
   FaultChannel& channel_;
@@ -55,6 +61,13 @@ class FaultWatch final : public WaitGuard {
   Clock::time_point peer_failure_at_;
   std::atomic<int64_t> step_{0};  // 0: disarmed
   std::atomic<Clock::rep> deadline_{0};
+  // Waits between steps: each has its own deadline and a key (-1, -2, ...) that every rank
+  // counts alike, since every rank calls the same collectives in the same order.
+  int64_t waits_ = 0;
+  int64_t wait_key_ = 0;  // 0: no wait between steps has begun since the last Arm
+  Clock::time_point wait_deadline_;
+  std::mutex phase_mutex_;  // the watchdog reads the phase too
+  std::string phase_ = "a collective between steps";
   std::atomic<Clock::rep> last_check_{0};  // when the training thread last polled
   std::atomic<bool> stop_{false};
   std::thread watchdog_;

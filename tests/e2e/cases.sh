@@ -213,6 +213,18 @@ case ${1:?case} in
     expect_text skipped err "skipped unreadable image $WORK/food/training/2_broken.jpg: "
     expect_text skipped out "skipped 1 unreadable image reads in all"
     ;;
+  stall_between_steps)
+    # Rank 1 sleeps after the last step of epoch 1; rank 0 waits for it in the evaluation: the
+    # wait is bounded by --step-timeout and named.
+    start=$(date +%s)
+    run evalstall 2 train --train-samples 240 --test-samples 200 --batch-size 60 --width 0.25 --epochs 2 \
+      --threads 1 --step-timeout 3 --fault-grace 5 --inject-fault sleep:rank=1:step=2:seconds=60:when=after
+    elapsed=$(( $(date +%s) - start ))
+    [ "$elapsed" -le 40 ] || fail "took ${elapsed}s"
+    expect_rc evalstall 11
+    expect_text evalstall err "injected fault: sleeping 60.000000 s after step 2"
+    expect_text evalstall err "stall in the evaluation after epoch 1: rank(s) 1 did not arrive within --step-timeout 3 s"
+    ;;
   slow_diagnosis)
     # A diagnosis that would take 100 s, under --fault-grace 12: it is stopped after 7 s, the
     # failing rank still meets the other in time, and both exit with the cause's code.

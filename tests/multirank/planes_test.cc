@@ -62,7 +62,7 @@ TEST(Gpu, NcclOneRankTrainsAsTheCpuDoes) {
   o.seed = 3;
   auto data = MakeSyntheticDataset(o);
 
-  auto nccl = MakeNcclDataPlane(MPI_COMM_WORLD, {0, 60, ""}, nullptr);
+  auto nccl = MakeNcclDataPlane(control, {0, 60, ""}, nullptr);
   Trainer gpu(c, *data, nullptr, {control, *nccl, torch::Device(torch::kCUDA, 0), {}});
   SoloControlPlane solo;
   SoloDataPlane solo_plane;

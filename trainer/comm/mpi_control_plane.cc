@@ -30,6 +30,7 @@ void WaitFor(MPI_Request& request, WaitGuard* guard) {
     TG_MPI_CHECK(MPI_Wait(&request, MPI_STATUS_IGNORE));
     return;
   }
+  guard->BeginWait();
   for (int polls = 0;; ++polls) {
     int done = 0;
     TG_MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
@@ -75,22 +76,29 @@ void MpiControlPlane::AllReduceMax(std::vector<int64_t>& v) {
 
 void MpiControlPlane::Broadcast(std::string& bytes, int root) {
   int64_t size = static_cast<int64_t>(bytes.size());
-  TG_MPI_CHECK(MPI_Bcast(&size, 1, MPI_INT64_T, root, comm_));
+  MPI_Request request;
+  TG_MPI_CHECK(MPI_Ibcast(&size, 1, MPI_INT64_T, root, comm_, &request));
+  WaitFor(request, guard_);
   bytes.resize(static_cast<size_t>(size));
-  TG_MPI_CHECK(MPI_Bcast(bytes.data(), static_cast<int>(size), MPI_CHAR, root, comm_));
+  TG_MPI_CHECK(MPI_Ibcast(bytes.data(), static_cast<int>(size), MPI_CHAR, root, comm_, &request));
+  WaitFor(request, guard_);
 }
 
 std::vector<std::string> MpiControlPlane::AllGather(const std::string& bytes) {
   int mine = static_cast<int>(bytes.size());
   std::vector<int> sizes(static_cast<size_t>(world_)), offsets(static_cast<size_t>(world_));
-  TG_MPI_CHECK(MPI_Allgather(&mine, 1, MPI_INT, sizes.data(), 1, MPI_INT, comm_));
+  MPI_Request request;
+  TG_MPI_CHECK(MPI_Iallgather(&mine, 1, MPI_INT, sizes.data(), 1, MPI_INT, comm_, &request));
+  WaitFor(request, guard_);
   int total = 0;
   for (int r = 0; r < world_; ++r) {
     offsets[static_cast<size_t>(r)] = total;
     total += sizes[static_cast<size_t>(r)];
   }
   std::string all(static_cast<size_t>(total), '\0');
-  TG_MPI_CHECK(MPI_Allgatherv(bytes.data(), mine, MPI_CHAR, all.data(), sizes.data(), offsets.data(), MPI_CHAR, comm_));
+  TG_MPI_CHECK(MPI_Iallgatherv(bytes.data(), mine, MPI_CHAR, all.data(), sizes.data(), offsets.data(), MPI_CHAR, comm_,
+                               &request));
+  WaitFor(request, guard_);
   std::vector<std::string> out;
   for (int r = 0; r < world_; ++r) {
     out.push_back(all.substr(static_cast<size_t>(offsets[static_cast<size_t>(r)]),

@@ -76,7 +76,10 @@ std::unique_ptr<PendingReduce> MpiDataPlane::StartSum(torch::Tensor tensor) {
 
 void MpiDataPlane::Broadcast(torch::Tensor tensor, int root) {
   torch::Tensor buffer = Staged(tensor) ? HostCopy(tensor) : tensor;
-  TG_MPI_CHECK(MPI_Bcast(buffer.data_ptr(), static_cast<int>(buffer.numel()), MpiTypeOf(buffer), root, comm_));
+  MPI_Request request;
+  TG_MPI_CHECK(
+      MPI_Ibcast(buffer.data_ptr(), static_cast<int>(buffer.numel()), MpiTypeOf(buffer), root, comm_, &request));
+  WaitFor(request, guard_);
   if (!buffer.is_same(tensor)) tensor.copy_(buffer);
 }
 

@@ -15,7 +15,6 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
-#include "trainer/comm/mpi_check.h"
 #include "trainer/core/errors.h"
 
 namespace trainguard {
@@ -24,6 +23,7 @@ namespace {
 // Waits for `work`; with a guard, polls it so that a fault notice or a deadline ends the wait.
 void WaitForWork(c10d::Work& work, WaitGuard* guard) {
   if (guard != nullptr) {
+    guard->BeginWait();
     while (!work.isCompleted()) {
       guard->Check();
       std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -129,10 +129,8 @@ std::string DefaultStoreAddress() {
   return chosen;
 }
 
-std::unique_ptr<DataPlane> MakeNcclDataPlane(MPI_Comm comm, const NcclPlaneOptions& options, WaitGuard* guard) {
-  int rank = 0, world = 1;
-  TG_MPI_CHECK(MPI_Comm_rank(comm, &rank));
-  TG_MPI_CHECK(MPI_Comm_size(comm, &world));
+std::unique_ptr<DataPlane> MakeNcclDataPlane(ControlPlane& control, const NcclPlaneOptions& options, WaitGuard* guard) {
+  const int rank = control.rank(), world = control.world();
   SetNcclProcessPolicy();
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000));
 
@@ -143,16 +141,15 @@ std::unique_ptr<DataPlane> MakeNcclDataPlane(MPI_Comm comm, const NcclPlaneOptio
   opts.waitWorkers = false;
   opts.timeout = timeout;
   c10::intrusive_ptr<c10d::TCPStore> server;
-  char host[256] = {0};
-  int port = 0;
+  std::string host, port_text;
   if (rank == 0) {
-    const std::string addr = options.store_addr.empty() ? DefaultStoreAddress() : options.store_addr;
-    addr.copy(host, sizeof host - 1);
+    host = options.store_addr.empty() ? DefaultStoreAddress() : options.store_addr;
     server = c10::make_intrusive<c10d::TCPStore>(host, opts);
-    port = server->getPort();
+    port_text = std::to_string(server->getPort());
   }
-  TG_MPI_CHECK(MPI_Bcast(host, sizeof host, MPI_CHAR, 0, comm));
-  TG_MPI_CHECK(MPI_Bcast(&port, 1, MPI_INT, 0, comm));
+  control.Broadcast(host, 0);  // guarded like every control-plane wait
+  control.Broadcast(port_text, 0);
+  const int port = std::stoi(port_text);
 
   c10::intrusive_ptr<c10d::Store> store = server;
   if (rank != 0) {

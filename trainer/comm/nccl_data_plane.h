@@ -1,14 +1,13 @@
-// DataPlane over c10d::ProcessGroupNCCL for CUDA tensors. Bootstrapped through MPI: rank 0
-// opens a c10d TCPStore on a free port and broadcasts its address and port; every rank
-// connects. NCCL allows one rank per GPU.
+// DataPlane over c10d::ProcessGroupNCCL for CUDA tensors. Bootstrapped through the control
+// plane: rank 0 opens a c10d TCPStore on a free port and broadcasts its address and port; every
+// rank connects. NCCL allows one rank per GPU.
 #pragma once
-
-#include <mpi.h>
 
 #include <memory>
 #include <string>
 
 #include "trainer/comm/data_plane.h"
+#include "trainer/core/control_plane.h"
 #include "trainer/core/wait_guard.h"
 
 namespace trainguard {
@@ -25,9 +24,10 @@ struct NcclPlaneOptions {
 // the exit code), and its heartbeat monitor must not abort a rank that is diagnosing.
 void SetNcclProcessPolicy();
 
-// Creates the NCCL data plane for this rank's CUDA device. Collective over `comm`. With a
-// guard, waits poll the work so that a fault notice or a deadline ends them.
-std::unique_ptr<DataPlane> MakeNcclDataPlane(MPI_Comm comm, const NcclPlaneOptions& options, WaitGuard* guard);
+// Creates the NCCL data plane for this rank's CUDA device. Collective over `control`, which
+// carries the store's address. With a guard, waits poll the work so that a fault notice or a
+// deadline ends them.
+std::unique_ptr<DataPlane> MakeNcclDataPlane(ControlPlane& control, const NcclPlaneOptions& options, WaitGuard* guard);
 
 // The address rank 0 offers for the TCPStore when --store-addr is empty: an IPv4 address of
 // this host that other hosts can reach (what the host name resolves to, unless that is a

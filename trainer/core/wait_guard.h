@@ -8,6 +8,9 @@ namespace trainguard {
 class WaitGuard {
  public:
   virtual ~WaitGuard() = default;
+  // A wait for other ranks begins (every rank calls its collectives, and so this, in the same
+  // order). Outside a step it starts the wait's own deadline.
+  virtual void BeginWait() {}
   // Returns when waiting may go on; throws (PeerError, FaultError) when it must end.
   virtual void Check() = 0;
 };
