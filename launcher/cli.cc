@@ -114,6 +114,21 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--negative-labels", c.negative_labels, "action for negative labels (default: --bad-labels)");
   cmd.add_option("--too-large-labels", c.too_large_labels, "action for labels >= num_classes (default: --bad-labels)");
   cmd.add_option("--unparsable-labels", c.unparsable_labels, "action for non-integer labels (default: --bad-labels)");
+  cmd.add_option("--metrics-port", c.metrics_port, "serve /metrics on port BASE + local rank (0: a free port; -1: off)")
+      ->check(CLI::Range(int64_t{-1}, int64_t{65535}))
+      ->capture_default_str();
+  cmd.add_option("--metrics-bind", c.metrics_bind, "numeric IPv4 address the metrics endpoint listens on")
+      ->capture_default_str();
+  cmd.add_flag("--metrics-required", c.metrics_required, "stop (exit 2) when the metrics endpoint cannot start")
+      ->default_str(BoolText(c.metrics_required));
+  cmd.add_option("--metrics-targets", c.metrics_targets, "Prometheus file_sd JSON of every rank's endpoint (rank 0)");
+  cmd.add_option("--metrics-job", c.metrics_job, "job label of the metrics and Pushgateway job")->capture_default_str();
+  cmd.add_option("--pushgateway", c.pushgateway,
+                 "http://HOST:PORT of a Pushgateway: push at epoch ends and every exit");
+  cmd.add_option("--push-timeout", c.push_timeout, "seconds a push may delay the job at most")
+      ->check(kPositive)
+      ->capture_default_str();
+  cmd.add_option("--metrics-textfile", c.metrics_textfile, "folder for node_exporter's textfile collector");
   cmd.add_option("--run-config", c.run_config, "file rank 0 writes the whole resolved configuration to (empty: none)")
       ->capture_default_str();
   cmd.add_option("--label-report", c.label_report, "JSON label report written by rank 0 (empty: none)")

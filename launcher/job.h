@@ -9,6 +9,7 @@
 
 #include "diagnostics/faults/fault_watch.h"
 #include "diagnostics/labels/label_validation.h"
+#include "diagnostics/metrics/metrics.h"
 #include "launcher/mpi_session.h"
 #include "trainer/comm/data_plane.h"
 #include "trainer/comm/fault_channel.h"
@@ -25,6 +26,7 @@ struct Job {
   FaultChannel faults;                // out-of-band stop notices
   std::unique_ptr<FaultWatch> watch;  // set by train: the wait guard of the MPI planes
   std::unique_ptr<DataPlane> data;    // set by train: the gradient plane
+  std::unique_ptr<Metrics> metrics;   // set by train when a metrics output is asked for
   torch::Device device = torch::kCPU;
   std::unique_ptr<Dataset> train;
   std::unique_ptr<Dataset> test;  // null for the synthetic set or with --no-eval

@@ -16,6 +16,7 @@
 #include "launcher/cli.h"
 #include "launcher/exit_codes.h"
 #include "launcher/job.h"
+#include "launcher/metrics_report.h"
 #include "launcher/progress.h"
 #include "trainer/comm/mpi_data_plane.h"
 #include "trainer/core/atomic_file.h"
@@ -70,18 +71,47 @@ int ExitCodeOf(const std::exception& e) {
   return kExitInternal;
 }
 
+// The failure kind of trainguard_failures_total: the cause's kind on the rank that failed,
+// "peer" on the ranks that stop because of it.
+std::string FailureKindOf(const std::exception& e) {
+  if (dynamic_cast<const PeerError*>(&e)) return "peer";
+  switch (KindOfAny(e)) {
+    case ErrorKind::kLabels:
+    case ErrorKind::kBatchData:
+      return "bad_label";
+    case ErrorKind::kDeviceAssert:
+      return "device_assert";
+    case ErrorKind::kNonFinite:
+      return "non_finite";
+    case ErrorKind::kStall:
+      return "stall";
+    case ErrorKind::kData:
+      return "data";
+    case ErrorKind::kCheckpoint:
+      return "checkpoint";
+    case ErrorKind::kComm:
+      return "comm";
+    default:
+      return "internal";
+  }
+}
+
 // Ends this rank after a failure. Unless the failure came from a peer, the others are told over
 // the fault channel (a notice to a rank that already knows, because the failure was agreed, is
-// drained unread); then the ranks wait for each other (bounded by --fault-grace) so that no rank
-// is killed by the launcher while it still writes its bundle; then the data plane is aborted
+// drained unread); the failure is counted in the metrics and pushed; then the ranks wait for each
+// other (bounded by --fault-grace) so that no rank is killed by the launcher while it still
+// writes its bundle or pushes; then the data plane is aborted
 // (bounded) and the process ends without MPI_Finalize, since collectives may be left pending.
 [[noreturn]] void StopRank(const std::exception& e, Job& job, double grace_s) {
   const int code = ExitCodeOf(e);
   const bool verdict_everywhere = dynamic_cast<const LabelError*>(&e) != nullptr;
   if (!verdict_everywhere || job.mpi.rank() == 0) LogLine(std::string("error: ") + e.what());
-  if (job.mpi.world() > 1) {
-    if (!dynamic_cast<const PeerError*>(&e)) job.faults.Tell(static_cast<int>(KindOfAny(e)), 0, e.what());
-    if (!job.faults.Rendezvous(grace_s)) LogLine("some ranks did not reach the end within --fault-grace");
+  const bool tell = job.mpi.world() > 1 && !dynamic_cast<const PeerError*>(&e);
+  if (tell) job.faults.Tell(static_cast<int>(KindOfAny(e)), 0, e.what());
+  // Before the rendezvous: once one rank exits, the launcher may end the others.
+  ReportFailure(job.metrics.get(), FailureKindOf(e), code);
+  if (job.mpi.world() > 1 && !job.faults.Rendezvous(grace_s)) {
+    LogLine("some ranks did not reach the end within --fault-grace");
   }
   if (job.data) job.data->Abort(5.0);
   LogLine("exiting with code " + std::to_string(code));
@@ -162,7 +192,8 @@ int RunJob(const Command& command, MpiSession& mpi, Body body) {
   // Every wait for other ranks, in every subcommand, gives up on a peer's fault notice or at
   // --step-timeout; a rank stuck in a step's computation is ended by the watchdog.
   job.watch = std::make_unique<FaultWatch>(job.faults, command.train.step_timeout,
-                                           std::min(command.train.fault_grace, 5.0), [](const std::string&) {
+                                           std::min(command.train.fault_grace, 5.0), [&job](const std::string&) {
+                                             ReportFailure(job.metrics.get(), "stall", kExitStall);
                                              std::fflush(nullptr);
                                              std::_Exit(kExitStall);
                                            });
@@ -178,10 +209,11 @@ int RunJob(const Command& command, MpiSession& mpi, Body body) {
 
 // Under --unreadable skip: how many files were skipped over all ranks (rank 0), and which ones
 // (each rank lists its own, at most 20).
-void ReportSkipped(const Dataset& dataset, ControlPlane& control) {
+void ReportSkipped(const Dataset& dataset, ControlPlane& control, Metrics* metrics) {
   const auto* folder = dynamic_cast<const ImageFolderDataset*>(&dataset);
   if (folder == nullptr) return;
   const std::vector<std::string> skipped = folder->skipped();
+  if (metrics != nullptr) metrics->AddUnreadableImages(static_cast<int64_t>(skipped.size()));
   const int64_t total = SumAcrossRanks(control, static_cast<int64_t>(skipped.size()));
   for (size_t i = 0; i < skipped.size() && i < 20; ++i) LogLine("skipped unreadable image " + skipped[i]);
   if (control.rank() == 0 && total > 0)
@@ -193,6 +225,13 @@ int Train(const Command& command, Job& job) {
   MpiSession& mpi = job.mpi;
   job.watch->SetPhase("the set-up of the data plane");
   job.data = MakeDataPlane(config, job.device, mpi, job.control, job.watch.get());
+  job.watch->SetPhase("the start of the metrics");
+  job.metrics = MakeMetrics(config, mpi.rank(), mpi.local_rank(), mpi.world());
+  StartMetrics(job.metrics.get(), job.control);
+  if (job.metrics) {
+    job.metrics->SetRunInfo({TRAINGUARD_VERSION, UsesNccl(config, job.device) ? "nccl" : "mpi",
+                             job.device.is_cuda() ? "cuda" : "cpu", "fp32"});
+  }
   DataPlane& plane = *job.data;
   const LabelCheckOptions label_options = LabelOptionsFor(config, *job.train);
   std::vector<FaultSpec> injected;
@@ -206,13 +245,19 @@ int Train(const Command& command, Job& job) {
   TrainContext context{job.control, plane, job.device, {}, {&faults, &injector}};
   if (config.validate_labels) context.observers.push_back(&labels);
   context.observers.push_back(&progress);
+  std::optional<MetricsObserver> metrics_observer;
+  if (job.metrics) {
+    labels.set_on_report([&job](const LabelReport& report) { RecordLabels(*job.metrics, report); });
+    context.observers.push_back(&metrics_observer.emplace(*job.metrics));
+  }
 
   Trainer trainer(config, *job.train, job.test.get(), context);
   if (mpi.rank() == 0)
     LogLine("training on " + job.device.str() + ", " + std::to_string(job.train->size()) + " samples");
   const TrainSummary s = trainer.Run();
-  ReportSkipped(*job.train, job.control);
+  ReportSkipped(*job.train, job.control, job.metrics.get());
   plane.Shutdown();
+  FlushMetrics(job.metrics.get());
   if (mpi.rank() == 0) {
     if (s.test_accuracy) std::printf("test accuracy: %.4f\n", *s.test_accuracy);
     char throughput[160];

@@ -13,7 +13,7 @@ HOME_DIR=${TRAINGUARD_HOME:-$HOME/.cache/trainguard}
 VENV=$HOME_DIR/venv
 DEBIAN_PACKAGES=(build-essential cmake ninja-build ccache python3-venv openmpi-bin libopenmpi-dev
   libgtest-dev libgmock-dev libcli11-dev zlib1g-dev nlohmann-json3-dev libturbojpeg0-dev
-  clang-format dataset-fashion-mnist)
+  clang-format dataset-fashion-mnist prometheus-cpp-dev prometheus prometheus-pushgateway)
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -25,7 +25,22 @@ if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
+  # prometheus and prometheus-pushgateway start system services on all interfaces when
+  # installed; a policy-rc.d that answers 101 keeps them (and any other service) stopped. Ours
+  # is written only where none exists, and removed afterwards, even on failure.
+  POLICY=/usr/sbin/policy-rc.d own_policy=0
+  if [ ! -e "$POLICY" ]; then
+    printf '#!/bin/sh\n# written by trainguard scripts/setup.sh: no service starts during its install\nexit 101\n' |
+      $SUDO tee "$POLICY" >/dev/null
+    $SUDO chmod 755 "$POLICY"
+    own_policy=1
+    trap '$SUDO rm -f "$POLICY"' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  if ((own_policy)); then
+    $SUDO rm -f "$POLICY"
+    trap - EXIT
+  fi
 fi
 
 if ! "$VENV/bin/python" -c "import torch,sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then

@@ -19,9 +19,13 @@ struct StepReport {
   int64_t epoch = 0;
   int64_t step_in_epoch = 0;  // 1-based: steps of this epoch done, this one included
   int64_t steps_per_epoch = 0;
-  int64_t global_step = 0;    // steps done since the run began, resumed steps included
-  double loss = 0;            // mean loss over the global batch
-  int64_t global_images = 0;  // images of this step over all ranks
+  int64_t global_step = 0;      // steps done since the run began, resumed steps included
+  double loss = 0;              // mean loss over the global batch
+  int64_t global_images = 0;    // images of this step over all ranks
+  int64_t images = 0;           // this rank: images of its batch
+  double loader_wait_s = 0;     // this rank: how long the step waited for its batch
+  double allreduce_wait_s = 0;  // this rank: how long the step waited for the gradient all-reduce after backward
+  int64_t ignored_targets = 0;  // this rank: targets of the batch the loss skipped
 };
 
 struct EpochReport {

@@ -94,7 +94,9 @@ double Trainer::Step(const Batch& batch) {
   const auto local_sum = SummedCrossEntropy(model_->forward(images), targets, config_.ignore_index);
   optimizer_->zero_grad();
   GlobalMean(local_sum, global_valid).backward();
+  const auto reduce_start = std::chrono::steady_clock::now();
   reducer_->Finish();
+  allreduce_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - reduce_start).count();
   std::vector<torch::Tensor> squares{torch::zeros({}, local_sum.options())};
   for (const auto& p : model_->parameters()) {
     if (p.grad().defined()) squares.push_back(p.grad().pow(2).sum());
@@ -227,7 +229,8 @@ TrainSummary Trainer::Run() {
     while (pos.step_in_epoch < steps_per_epoch && budget_left()) {
       const Clock::time_point wait_start = Clock::now();
       Batch batch = batches.Next();
-      summary.loader_wait_seconds += std::chrono::duration<double>(Clock::now() - wait_start).count();
+      const double loader_wait = std::chrono::duration<double>(Clock::now() - wait_start).count();
+      summary.loader_wait_seconds += loader_wait;
       const auto& indices = batch.indices;
       if (summary.steps_this_run == config_.warmup_steps) timer_start = Clock::now();
       const int64_t global_images = static_cast<int64_t>(indices.size()) * world;
@@ -239,7 +242,16 @@ TrainSummary Trainer::Run() {
       loss_sum += loss;
       ++loss_count;
       if (summary.steps_this_run > config_.warmup_steps) timed_images += global_images;
-      const StepReport report{pos.epoch, pos.step_in_epoch, steps_per_epoch, pos.global_step, loss, global_images};
+      const StepReport report{pos.epoch,
+                              pos.step_in_epoch,
+                              steps_per_epoch,
+                              pos.global_step,
+                              loss,
+                              global_images,
+                              static_cast<int64_t>(indices.size()),
+                              loader_wait,
+                              allreduce_wait_s_,
+                              static_cast<int64_t>(indices.size()) - batch.valid_targets};
       for (TrainObserver* o : ctx_.observers) o->OnStepEnd(report);
       if (config_.checkpoint_every > 0 && pos.global_step % config_.checkpoint_every == 0) SaveAgreed(pos);
     }

@@ -81,6 +81,7 @@ class Trainer {
   // FaultError. Errors of other ranks (PeerError) and of the library (CommError) pass through.
   double GuardedStep(Batch& batch, const StepReport& where);
 
+  double allreduce_wait_s_ = 0;       // of the last Step: the wait for the gradient all-reduce after backward
   bool local_loss_finite_ = true;     // of the last Step: whether this rank's loss sum was finite
   bool gradient_not_finite_ = false;  // of the last Step: the reduced gradient norm was not finite
 

@@ -20,6 +20,7 @@ void LabelGuard::OnEpochBegin(int64_t epoch, EpochPlan& plan) {
   const int64_t unique = UniqueShardEntries(catalog_.size(), control_.rank(), control_.world());
   ValidatedShard checked = ValidateLabels(control_, catalog_, plan.shard, unique, options_);
   report_ = checked.report;
+  if (on_report_) on_report_(report_);
   if (control_.rank() == 0) {
     std::printf("# label check before epoch %lld\n%s", static_cast<long long>(epoch + 1),
                 FormatReport(report_).c_str());

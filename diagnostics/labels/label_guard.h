@@ -4,6 +4,7 @@
 // epoch's first step, so no bad label reaches the loss. Pure: no Torch, no MPI.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "diagnostics/labels/label_validation.h"
@@ -21,6 +22,8 @@ class LabelGuard final : public TrainObserver {
 
   // The report of the last validation.
   const LabelReport& report() const { return report_; }
+  // Called with every report, before its verdict applies (for metrics).
+  void set_on_report(std::function<void(const LabelReport&)> on_report) { on_report_ = std::move(on_report); }
 
  private:
   ControlPlane& control_;
@@ -28,6 +31,7 @@ class LabelGuard final : public TrainObserver {
   LabelCheckOptions options_;
   std::string report_path_;
   LabelReport report_;
+  std::function<void(const LabelReport&)> on_report_;
 };
 
 }  // namespace trainguard

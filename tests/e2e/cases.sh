@@ -225,6 +225,40 @@ case ${1:?case} in
     expect_text evalstall err "injected fault: sleeping 60.000000 s after step 2"
     expect_text evalstall err "stall in the evaluation after epoch 1: rank(s) 1 did not arrive within --step-timeout 3 s"
     ;;
+  metrics_outputs)
+    # A real Pushgateway on loopback; the textfiles, the file_sd targets and the pushes of a
+    # successful run and of a failing one (bad label, validation off: exit 8).
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # (Debian's build persists pushes in /var/lib/prometheus by default: keep them in $WORK.)
+    prometheus-pushgateway --web.listen-address=127.0.0.1:$port --persistence.file="$WORK/pgw.data" \
+      >"$WORK/pgw.log" 2>&1 &
+    pgw=$!
+    trap 'kill $pgw 2>/dev/null; rm -rf "$WORK"' EXIT
+    scrape() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())' "$1"; }
+    for _ in $(seq 50); do scrape "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+    common=(train --dataset synthetic --synthetic-samples 240 --synthetic-classes 11 --width 0.25 --threads 1
+            --epochs 1 --metrics-port 0 --metrics-bind 127.0.0.1 --metrics-targets "$WORK/targets.json"
+            --pushgateway "http://127.0.0.1:$port" --metrics-textfile "$WORK" --metrics-job e2e)
+    run good 2 "${common[@]}"
+    expect_rc good 0
+    for r in 0 1; do
+      grep -q "^trainguard_steps_total{.*rank=\"$r\".*} 2" "$WORK/trainguard_e2e_rank$r.prom" ||
+        { cat "$WORK/trainguard_e2e_rank$r.prom" >&2; fail "rank $r textfile: no 2 steps"; }
+    done
+    promtool check metrics <"$WORK/trainguard_e2e_rank0.prom" || fail "promtool rejects the textfile"
+    [ "$(grep -o '"127.0.0.1:[0-9]*"' "$WORK/targets.json" | sort -u | wc -l)" = 2 ] || fail "targets file: not 2 endpoints"
+    scrape "http://127.0.0.1:$port/metrics" >"$WORK/pushed.txt"
+    grep -q 'trainguard_steps_total{.*job="e2e".*rank="1".*} 2' "$WORK/pushed.txt" || fail "rank 1 did not push its steps"
+    run bad 2 "${common[@]}" --no-validate-labels --plant-label 37=11 --bundle-dir "$WORK/faults" --fault-grace 20
+    expect_rc bad 8
+    culprit=$(ls -d "$WORK/faults"/step*-rank* | sed 's/.*-rank//')
+    grep -q "trainguard_failures_total{.*exit_code=\"8\".*kind=\"bad_label\".*} 1" "$WORK/trainguard_e2e_rank$culprit.prom" ||
+      { cat "$WORK/trainguard_e2e_rank$culprit.prom" >&2; fail "the failing rank's textfile lacks its failure"; }
+    scrape "http://127.0.0.1:$port/metrics" >"$WORK/pushed.txt"
+    grep -q "trainguard_failures_total{.*kind=\"peer\".*} 1" "$WORK/pushed.txt" || fail "the other rank did not push 'peer'"
+    grep -q "trainguard_failures_total{.*kind=\"bad_label\".*rank=\"$culprit\".*} 1" "$WORK/pushed.txt" ||
+      fail "the failing rank did not push its failure"
+    ;;
   slow_diagnosis)
     # A diagnosis that would take 100 s, under --fault-grace 12: it is stopped after 7 s, the
     # failing rank still meets the other in time, and both exit with the cause's code.

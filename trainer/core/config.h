@@ -67,6 +67,16 @@ struct TrainConfig {
   int64_t host_copy_every = 50;                  // GPU runs: steps between host copies of the weights
   std::vector<std::string> inject_faults;        // KIND:rank=R:step=K[:seconds=S], tests and demos
 
+  // --- metrics (diagnostics/metrics) ---
+  int64_t metrics_port = -1;               // /metrics on port BASE + local rank (0: a free port; -1: none)
+  std::string metrics_bind = "0.0.0.0";    // numeric IPv4 address the endpoint listens on
+  bool metrics_required = false;           // a failed endpoint start stops the job (exit 2) instead of a warning
+  std::string metrics_targets;             // file_sd JSON of every rank's endpoint, by rank 0 (empty: none)
+  std::string metrics_job = "trainguard";  // the job label and Pushgateway job
+  std::string pushgateway;                 // http://HOST:PORT: push at epoch ends and on every exit (empty: none)
+  double push_timeout = 3;                 // seconds a push may delay the job at most
+  std::string metrics_textfile;            // folder for node_exporter's textfile collector (empty: none)
+
   // --- prediction ---
   std::string predictions = "predictions.csv";  // predict: the submission CSV rank 0 writes
 

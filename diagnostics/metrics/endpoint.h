@@ -1,0 +1,33 @@
+// The per-rank /metrics endpoint: a prometheus::Exposer (civetweb) on "BIND:PORT", started so
+// that a failure says why. Every Exposer start failure throws the same "null context when
+// constructing CivetServer" text, so civetweb's own log messages are captured while it starts.
+// After starting, the endpoint GETs its own /metrics (civetweb can return a port and still not
+// serve) and expects 200. Internal to tg_metrics.
+#pragma once
+
+#include <prometheus/exposer.h>
+#include <prometheus/registry.h>
+
+#include <memory>
+#include <string>
+
+namespace trainguard {
+
+struct Endpoint {
+  std::unique_ptr<prometheus::Exposer> exposer;  // null when the start failed
+  int port = 0;                                  // the bound port; 0 when the start failed
+  std::string error;  // why the start failed (address and civetweb's reason); empty on success
+};
+
+// Serves `registry` at http://bind:port/metrics with 2 server threads. `bind` is a numeric IPv4
+// address, port 0 asks for a free port. Never throws: a failure is reported in Endpoint::error.
+// Blocks at most about probe_timeout_s (the self-probe).
+Endpoint StartEndpoint(const std::string& bind, int port, const std::shared_ptr<prometheus::Registry>& registry,
+                       double probe_timeout_s = 2);
+
+// Stops the endpoint (if any) in well under a second: civetweb's listener polls in 2 s quanta
+// and checks for a stop between polls, so while the Exposer is being destroyed this connects to
+// the port every 20 ms to wake it. Blocks until civetweb's threads have ended.
+void StopEndpoint(Endpoint& endpoint, const std::string& bind);
+
+}  // namespace trainguard

@@ -1,0 +1,292 @@
+// Metrics: the trainguard_* families on one prometheus::Registry, the observer methods that set
+// them, and the outputs (endpoint, push, textfile, targets file). See metrics.h.
+#include "diagnostics/metrics/metrics.h"
+
+#include <arpa/inet.h>
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <mutex>
+
+#include "diagnostics/metrics/endpoint.h"
+#include "diagnostics/metrics/push.h"
+#include "trainer/core/atomic_file.h"
+
+namespace trainguard {
+
+const char* const kFailureKinds[9] = {"bad_label", "device_assert", "non_finite", "stall",   "peer",
+                                      "data",      "checkpoint",    "comm",       "internal"};
+
+namespace {
+
+using prometheus::Counter;
+using prometheus::Family;
+using prometheus::Gauge;
+using prometheus::Histogram;
+using prometheus::Labels;
+
+// Step durations from 1 ms to 60 s.
+const Histogram::BucketBoundaries kStepBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                  0.5,   1,      2.5,   5,    10,    30,   60};
+
+std::string ThisHost() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "unknown";
+  return name;
+}
+
+// Throws MetricsError naming the field when an option is bad.
+void Validate(const MetricsOptions& o) {
+  auto fail = [](const std::string& field, const std::string& why) {
+    throw MetricsError("metrics option " + field + ": " + why);
+  };
+  if (o.job.empty() || o.job.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+                           std::string::npos) {
+    fail("job", "'" + o.job + "' must be non-empty letters, digits, '_', '.' or '-' (it goes into URLs)");
+  }
+  if (o.rank < 0 || o.local_rank < 0 || o.world_size < 1) fail("rank", "negative rank or world size below 1");
+  if (o.port_base < -1 || o.port_base > 65535) {
+    fail("port_base", std::to_string(o.port_base) + " is not -1 (off), 0 (a free port) or a port");
+  }
+  in_addr addr{};
+  if (::inet_pton(AF_INET, o.bind.c_str(), &addr) != 1) {
+    fail("bind", "'" + o.bind + "' is not a numeric IPv4 address (0.0.0.0 for every interface)");
+  }
+  if (!o.pushgateway_url.empty()) {
+    GatewayAddress gateway;
+    const std::string why = ParsePushgatewayUrl(o.pushgateway_url, &gateway);
+    if (!why.empty()) fail("pushgateway_url", "'" + o.pushgateway_url + "': " + why);
+  }
+  if (!(o.push_timeout_s > 0)) fail("push_timeout_s", "must be above 0");
+  if (o.max_class_series < 0) fail("max_class_series", "must not be negative");
+}
+
+double UnixNow() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+
+}  // namespace
+
+class Metrics::Impl {
+ public:
+  explicit Impl(const MetricsOptions& options) : options(options), registry(std::make_shared<prometheus::Registry>()) {
+    if (this->options.host.empty()) this->options.host = ThisHost();
+    constant = {{"job", this->options.job},
+                {"rank", std::to_string(this->options.rank)},
+                {"local_rank", std::to_string(this->options.local_rank)},
+                {"host", this->options.host}};
+  }
+  ~Impl() { StopEndpoint(endpoint, options.bind); }
+
+  Family<Counter>& CounterFamily(const std::string& name, const std::string& help) {
+    return prometheus::BuildCounter().Name(name).Help(help).Labels(constant).Register(*registry);
+  }
+  Family<Gauge>& GaugeFamily(const std::string& name, const std::string& help) {
+    return prometheus::BuildGauge().Name(name).Help(help).Labels(constant).Register(*registry);
+  }
+
+  MetricsOptions options;
+  std::shared_ptr<prometheus::Registry> registry;
+  Labels constant;
+
+  // Counters exist from the start (at 0); gauges of "the last value" appear with their first value.
+  Family<Gauge>* run_info = nullptr;
+  Counter* steps = nullptr;
+  Counter* samples = nullptr;
+  Family<Gauge>* epoch = nullptr;
+  Family<Gauge>* loss = nullptr;
+  Family<Gauge>* train_accuracy = nullptr;
+  Family<Gauge>* eval_accuracy = nullptr;
+  Histogram* step_duration = nullptr;
+  Counter* loader_wait = nullptr;
+  Counter* allreduce_wait = nullptr;
+  Family<Gauge>* samples_per_second = nullptr;
+  Counter* checkpoints = nullptr;
+  Family<Gauge>* checkpoint_duration = nullptr;
+  Family<Gauge>* checkpoint_bytes = nullptr;
+  Family<Gauge>* labels = nullptr;
+  Family<Gauge>* labels_per_class = nullptr;
+  Counter* ignored_targets = nullptr;
+  Counter* unreadable_images = nullptr;
+  Family<Counter>* failures = nullptr;
+  Family<Gauge>* last_success = nullptr;
+  Family<Gauge>* gpu_allocated = nullptr;
+  Family<Gauge>* gpu_reserved = nullptr;
+
+  std::mutex mutex;  // guards run_info_series, endpoint
+  Gauge* run_info_series = nullptr;
+  Endpoint endpoint;
+  bool started = false;
+  std::atomic<int> port{0};
+};
+
+Metrics::Metrics(const MetricsOptions& options) {
+  Validate(options);
+  impl_ = std::make_unique<Impl>(options);
+  Impl& m = *impl_;
+  m.run_info = &m.GaugeFamily("trainguard_run_info", "What the run is; always 1.");
+  m.steps = &m.CounterFamily("trainguard_steps_total", "Successful training steps.").Add({});
+  m.samples = &m.CounterFamily("trainguard_samples_total", "Samples trained on.").Add({});
+  m.epoch = &m.GaugeFamily("trainguard_epoch", "The last epoch that ended.");
+  m.loss = &m.GaugeFamily("trainguard_loss", "Training loss: the last step's, or the mean of the epoch that ended.");
+  m.train_accuracy = &m.GaugeFamily("trainguard_train_accuracy", "Training accuracy of the last epoch (0 to 1).");
+  m.eval_accuracy = &m.GaugeFamily("trainguard_eval_accuracy", "Evaluation accuracy after the last epoch (0 to 1).");
+  m.step_duration = &prometheus::BuildHistogram()
+                         .Name("trainguard_step_duration_seconds")
+                         .Help("Duration of successful training steps.")
+                         .Labels(m.constant)
+                         .Register(*m.registry)
+                         .Add({}, kStepBuckets);
+  m.loader_wait = &m.CounterFamily("trainguard_loader_wait_seconds_total", "Time steps waited for batches.").Add({});
+  m.allreduce_wait =
+      &m.CounterFamily("trainguard_allreduce_wait_seconds_total", "Time steps waited for gradient all-reduce.").Add({});
+  m.samples_per_second = &m.GaugeFamily("trainguard_samples_per_second", "Training throughput of the last epoch.");
+  m.checkpoints = &m.CounterFamily("trainguard_checkpoints_total", "Checkpoints written.").Add({});
+  m.checkpoint_duration =
+      &m.GaugeFamily("trainguard_checkpoint_duration_seconds", "Time the last checkpoint took to write.");
+  m.checkpoint_bytes = &m.GaugeFamily("trainguard_checkpoint_bytes", "Size of the last checkpoint.");
+  m.labels = &m.GaugeFamily("trainguard_labels", "Labels of this rank's shard by label validation's verdict.");
+  m.labels_per_class = &m.GaugeFamily("trainguard_labels_per_class", "Valid labels of this rank's shard per class.");
+  m.ignored_targets =
+      &m.CounterFamily("trainguard_ignored_targets_total", "Targets equal to the ignore index, skipped by the loss.")
+           .Add({});
+  m.unreadable_images =
+      &m.CounterFamily("trainguard_unreadable_images_total", "Images that could not be decoded.").Add({});
+  m.failures = &m.CounterFamily("trainguard_failures_total", "Failures that stopped the run, by kind and exit code.");
+  m.last_success =
+      &m.GaugeFamily("trainguard_last_success_timestamp_seconds", "Unix time of the last successful step.");
+  m.gpu_allocated = &m.GaugeFamily("trainguard_gpu_memory_allocated_bytes", "GPU memory held by tensors.");
+  m.gpu_reserved = &m.GaugeFamily("trainguard_gpu_memory_reserved_bytes", "GPU memory held by the caching allocator.");
+}
+
+Metrics::~Metrics() = default;
+
+void Metrics::SetRunInfo(const RunInfo& info) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mutex);
+  if (m.run_info_series != nullptr) m.run_info->Remove(m.run_info_series);
+  m.run_info_series = &m.run_info->Add({{"version", info.version},
+                                        {"world_size", std::to_string(m.options.world_size)},
+                                        {"data_plane", info.data_plane},
+                                        {"device", info.device},
+                                        {"precision", info.precision}});
+  m.run_info_series->Set(1);
+}
+
+void Metrics::OnStep(double seconds, int64_t samples, double loss, double loader_wait_s, double allreduce_wait_s,
+                     int64_t ignored_targets) {
+  Impl& m = *impl_;
+  m.steps->Increment();
+  m.samples->Increment(static_cast<double>(samples));
+  m.loss->Add({}).Set(loss);
+  m.step_duration->Observe(seconds);
+  m.loader_wait->Increment(loader_wait_s);
+  m.allreduce_wait->Increment(allreduce_wait_s);
+  m.ignored_targets->Increment(static_cast<double>(ignored_targets));
+  m.last_success->Add({}).Set(UnixNow());
+}
+
+void Metrics::OnEpochEnd(int64_t epoch, double mean_loss, std::optional<double> train_accuracy,
+                         std::optional<double> eval_accuracy, double samples_per_second) {
+  Impl& m = *impl_;
+  m.epoch->Add({}).Set(static_cast<double>(epoch));
+  m.loss->Add({}).Set(mean_loss);
+  if (train_accuracy) m.train_accuracy->Add({}).Set(*train_accuracy);
+  if (eval_accuracy) m.eval_accuracy->Add({}).Set(*eval_accuracy);
+  m.samples_per_second->Add({}).Set(samples_per_second);
+}
+
+void Metrics::OnCheckpoint(double seconds, int64_t bytes) {
+  Impl& m = *impl_;
+  m.checkpoints->Increment();
+  m.checkpoint_duration->Add({}).Set(seconds);
+  m.checkpoint_bytes->Add({}).Set(static_cast<double>(bytes));
+}
+
+void Metrics::SetLabelCounts(const LabelCounts& counts, const std::vector<int64_t>& per_class) {
+  Impl& m = *impl_;
+  const std::pair<const char*, int64_t> kinds[] = {{"valid", counts.valid},
+                                                   {"ignored", counts.ignored},
+                                                   {"negative", counts.negative},
+                                                   {"too_large", counts.too_large},
+                                                   {"unparsable", counts.unparsable}};
+  for (const auto& [kind, count] : kinds) m.labels->Add({{"kind", kind}}).Set(static_cast<double>(count));
+  const size_t shown = std::min(per_class.size(), static_cast<size_t>(m.options.max_class_series));
+  for (size_t c = 0; c < shown; ++c) {
+    m.labels_per_class->Add({{"class", std::to_string(c)}}).Set(static_cast<double>(per_class[c]));
+  }
+}
+
+void Metrics::AddUnreadableImages(int64_t count) { impl_->unreadable_images->Increment(static_cast<double>(count)); }
+
+void Metrics::OnFailure(const std::string& kind, int exit_code) {
+  const bool known = std::find(std::begin(kFailureKinds), std::end(kFailureKinds), kind) != std::end(kFailureKinds);
+  impl_->failures->Add({{"kind", known ? kind : "internal"}, {"exit_code", std::to_string(exit_code)}}).Increment();
+}
+
+void Metrics::SetGpuMemory(int64_t allocated_bytes, int64_t reserved_bytes) {
+  impl_->gpu_allocated->Add({}).Set(static_cast<double>(allocated_bytes));
+  impl_->gpu_reserved->Add({}).Set(static_cast<double>(reserved_bytes));
+}
+
+std::string Metrics::Start() {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mutex);
+  if (m.started || m.options.port_base < 0) return "";
+  m.started = true;
+  const int port = m.options.port_base == 0 ? 0 : m.options.port_base + m.options.local_rank;
+  if (port > 65535) {
+    const std::string why = "metrics port " + std::to_string(m.options.port_base) + " + local rank " +
+                            std::to_string(m.options.local_rank) + " is above 65535; lower the port base";
+    if (m.options.required) throw MetricsError(why);
+    return why;
+  }
+  m.endpoint = StartEndpoint(m.options.bind, port, m.registry);
+  if (!m.endpoint.error.empty()) {
+    if (m.options.required) throw MetricsError(m.endpoint.error + " (metrics endpoint required)");
+    return m.endpoint.error +
+           "; training goes on without a metrics endpoint (choose a free port base, or 0 for any free port)";
+  }
+  m.port = m.endpoint.port;
+  return "";
+}
+
+int Metrics::port() const { return impl_->port; }
+
+Target Metrics::SelfTarget() const { return Target{impl_->options.host, port(), impl_->options.rank}; }
+
+std::string Metrics::WriteTargetsFile(const std::vector<Target>& targets) const {
+  if (impl_->options.targets_file.empty()) return "";
+  return WriteFileSd(impl_->options.targets_file, impl_->options.job, targets);
+}
+
+std::string Metrics::Push() const {
+  const MetricsOptions& o = impl_->options;
+  if (o.pushgateway_url.empty()) return "";
+  return PushToGateway(impl_->registry, o.pushgateway_url, o.job, o.rank, o.push_timeout_s);
+}
+
+std::string Metrics::WriteTextfile() const {
+  const MetricsOptions& o = impl_->options;
+  if (o.textfile_dir.empty()) return "";
+  const std::string path = o.textfile_dir + "/trainguard_" + o.job + "_rank" + std::to_string(o.rank) + ".prom";
+  try {
+    WriteFileAtomically(path, Text());
+  } catch (const std::exception& e) {
+    return std::string("metrics textfile not written: ") + e.what();
+  }
+  return "";
+}
+
+std::string Metrics::Text() const { return prometheus::TextSerializer().Serialize(impl_->registry->Collect()); }
+
+const MetricsOptions& Metrics::options() const { return impl_->options; }
+
+}  // namespace trainguard

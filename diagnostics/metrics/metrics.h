@@ -1,0 +1,127 @@
+// Prometheus metrics of one rank (prometheus-cpp): what the trainer's observer reports goes in
+// as plain values, and comes out as a /metrics endpoint (port base + local rank), a push to the
+// Pushgateway (replacing this rank's group), a textfile for node_exporter's textfile collector
+// and, on rank 0, a file_sd targets file. Pure: no Torch, no MPI. Every series is named
+// trainguard_*, in base units, and carries the labels job, rank, local_rank and host.
+//
+// Metrics never stops training: the observer methods are cheap and do no I/O; the outputs
+// return a warning for the caller to print instead of throwing (except Start() when required).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "diagnostics/metrics/file_sd.h"
+
+namespace trainguard {
+
+// A bad MetricsOptions value, or a required endpoint that did not start.
+class MetricsError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct MetricsOptions {
+  std::string job = "trainguard";  // label job; the Pushgateway job. Letters, digits, '_', '.', '-' only
+  int rank = 0;                    // label rank; the Pushgateway group
+  int local_rank = 0;              // label local_rank; offsets the port
+  int world_size = 1;              // label world_size of trainguard_run_info
+  std::string host;                // label host; empty: this machine's host name
+  int port_base = -1;              // -1: no endpoint; 0: a free port; else port = port_base + local_rank
+  std::string bind = "0.0.0.0";    // numeric IPv4 address the endpoint listens on
+  bool required = false;           // a failed endpoint start throws MetricsError instead of warning
+  std::string pushgateway_url;     // "http://HOST:PORT" of the Pushgateway; empty: no push
+  double push_timeout_s = 3;       // the longest Push() keeps its caller waiting
+  std::string textfile_dir;        // folder of node_exporter's textfile collector; empty: no textfile
+  std::string targets_file;        // file_sd JSON path rank 0 writes; empty: none
+  int max_class_series = 100;      // trainguard_labels_per_class has series for classes below this only
+};
+
+// Bad-label counts by kind, as label validation reports them (label kind of trainguard_labels).
+struct LabelCounts {
+  int64_t valid = 0;
+  int64_t ignored = 0;
+  int64_t negative = 0;
+  int64_t too_large = 0;
+  int64_t unparsable = 0;
+};
+
+// What the run is (labels of trainguard_run_info; world_size comes from the options).
+struct RunInfo {
+  std::string version;     // trainguard's version
+  std::string data_plane;  // "mpi" or "nccl"
+  std::string device;      // "cpu" or "cuda"
+  std::string precision;   // "fp32", ...
+};
+
+// The failure kinds of trainguard_failures_total; any other kind is counted as "internal".
+extern const char* const kFailureKinds[9];
+
+class Metrics {
+ public:
+  // Registers every metric family. Throws MetricsError naming the field when an option is bad
+  // (job not URL-safe, bind not numeric IPv4, port_base < -1 or above 65535, a malformed
+  // pushgateway_url, push_timeout_s <= 0, max_class_series < 0). Starts nothing.
+  explicit Metrics(const MetricsOptions& options);
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // Observer methods: cheap, non-blocking, no I/O, safe from any thread.
+
+  // Sets trainguard_run_info{version,world_size,data_plane,device,precision} = 1 (replacing an
+  // earlier call's series).
+  void SetRunInfo(const RunInfo& info);
+  // One successful step of `seconds`: steps_total += 1, samples_total += samples, loss = loss,
+  // the step duration histogram, the loader and all-reduce wait totals, ignored_targets_total
+  // += ignored_targets, and last_success_timestamp_seconds = now (unix time).
+  void OnStep(double seconds, int64_t samples, double loss, double loader_wait_s, double allreduce_wait_s,
+              int64_t ignored_targets);
+  // The end of an epoch: epoch, loss = mean_loss (the loss gauge holds the last step's loss
+  // during an epoch and the epoch's mean after it), the accuracies that are known, and
+  // samples_per_second.
+  void OnEpochEnd(int64_t epoch, double mean_loss, std::optional<double> train_accuracy,
+                  std::optional<double> eval_accuracy, double samples_per_second);
+  // A checkpoint written: checkpoints_total += 1, and its duration and size.
+  void OnCheckpoint(double seconds, int64_t bytes);
+  // Label validation's counts: trainguard_labels{kind} and trainguard_labels_per_class{class}
+  // for classes below max_class_series (classes above are counted in "valid" only).
+  void SetLabelCounts(const LabelCounts& counts, const std::vector<int64_t>& per_class);
+  void AddUnreadableImages(int64_t count);
+  // trainguard_failures_total{kind, exit_code} += 1; `kind` is one of kFailureKinds.
+  void OnFailure(const std::string& kind, int exit_code);
+  void SetGpuMemory(int64_t allocated_bytes, int64_t reserved_bytes);
+
+  // Outputs: I/O, each bounded in time. Each returns "" on success or when the option that
+  // enables it is empty, else a warning that names the address or path and the reason.
+
+  // Starts the endpoint when port_base >= 0 and checks that it answers GET /metrics with 200
+  // (within 2 s). On failure returns the warning (address and civetweb's own reason) and the
+  // metrics stay usable without an endpoint; with `required` throws MetricsError instead.
+  // A second call does nothing.
+  std::string Start();
+  // The bound port of the endpoint; 0 when there is none.
+  int port() const;
+  // This rank's endpoint as a file_sd target (host and port()), for rank 0 to gather.
+  Target SelfTarget() const;
+  // Rank 0: writes targets_file (FileSdJson of the gathered targets) atomically.
+  std::string WriteTargetsFile(const std::vector<Target>& targets) const;
+  // Pushes this rank's metrics to pushgateway_url, replacing the group job/rank. Returns within
+  // about push_timeout_s even when the Pushgateway accepts and never answers.
+  std::string Push() const;
+  // Writes textfile_dir/trainguard_<job>_rank<R>.prom in the text exposition format, atomically.
+  std::string WriteTextfile() const;
+  // The text exposition of every series now (what /metrics serves).
+  std::string Text() const;
+  const MetricsOptions& options() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace trainguard

@@ -1,0 +1,110 @@
+// The launcher's side of the metrics (see metrics_report.h).
+#include "launcher/metrics_report.h"
+
+#include <cstdio>
+
+#include "trainer/core/errors.h"
+#include "trainer/core/log.h"
+
+namespace trainguard {
+namespace {
+
+void Warn(const std::string& warning) {
+  if (!warning.empty()) LogLine("warning: " + warning);
+}
+
+}  // namespace
+
+std::unique_ptr<Metrics> MakeMetrics(const TrainConfig& c, int rank, int local_rank, int world) {
+  if (c.metrics_port < 0 && c.pushgateway.empty() && c.metrics_textfile.empty()) return nullptr;
+  MetricsOptions o;
+  o.job = c.metrics_job;
+  o.rank = rank;
+  o.local_rank = local_rank;
+  o.world_size = world;
+  o.port_base = static_cast<int>(c.metrics_port);
+  o.bind = c.metrics_bind;
+  o.required = c.metrics_required;
+  o.pushgateway_url = c.pushgateway;
+  o.push_timeout_s = c.push_timeout;
+  o.textfile_dir = c.metrics_textfile;
+  o.targets_file = c.metrics_targets;
+  try {
+    return std::make_unique<Metrics>(o);
+  } catch (const MetricsError& e) {
+    throw ConfigError(std::string("metrics: ") + e.what() +
+                      " (see --metrics-job, --metrics-bind, --metrics-port, --pushgateway, --push-timeout)");
+  }
+}
+
+void StartMetrics(Metrics* metrics, ControlPlane& control) {
+  std::string endpoint;
+  if (metrics != nullptr) {
+    try {
+      Warn(metrics->Start());
+    } catch (const MetricsError& e) {
+      throw ConfigError(std::string(e.what()) + " (--metrics-required)");
+    }
+    if (metrics->port() > 0) {
+      // Scrapers reach the endpoint at the address it listens on; on all interfaces, by host name.
+      const Target self = metrics->SelfTarget();
+      const std::string& bind = metrics->options().bind;
+      endpoint = (bind == "0.0.0.0" ? self.host : bind) + ":" + std::to_string(self.port);
+    }
+  }
+  // Every rank takes part, with or without an endpoint, so the gather always matches.
+  const auto endpoints = control.AllGather(endpoint);
+  if (metrics == nullptr || control.rank() != 0 || metrics->options().targets_file.empty()) return;
+  std::vector<Target> targets;
+  for (int r = 0; r < static_cast<int>(endpoints.size()); ++r) {
+    const std::string& e = endpoints[static_cast<size_t>(r)];
+    const auto colon = e.rfind(':');
+    if (colon == std::string::npos) continue;  // that rank serves no endpoint
+    targets.push_back({e.substr(0, colon), std::stoi(e.substr(colon + 1)), r});
+  }
+  Warn(metrics->WriteTargetsFile(targets));
+}
+
+void RecordLabels(Metrics& metrics, const LabelReport& report) {
+  const auto& n = report.counts;
+  metrics.SetLabelCounts({n[static_cast<int>(LabelKind::kValid)], n[static_cast<int>(LabelKind::kIgnored)],
+                          n[static_cast<int>(LabelKind::kNegative)], n[static_cast<int>(LabelKind::kTooLarge)],
+                          n[static_cast<int>(LabelKind::kUnparsable)]},
+                         report.histogram);
+}
+
+void FlushMetrics(const Metrics* metrics) {
+  if (metrics == nullptr) return;
+  Warn(metrics->Push());
+  Warn(metrics->WriteTextfile());
+}
+
+void ReportFailure(Metrics* metrics, const std::string& kind, int exit_code) {
+  if (metrics == nullptr) return;
+  metrics->OnFailure(kind, exit_code);
+  FlushMetrics(metrics);
+}
+
+void MetricsObserver::OnEpochBegin(int64_t, EpochPlan&) {
+  last_ = epoch_start_ = Clock::now();
+  epoch_images_ = 0;
+}
+
+void MetricsObserver::OnStepEnd(const StepReport& report) {
+  const auto now = Clock::now();
+  metrics_.OnStep(std::chrono::duration<double>(now - last_).count(), report.images, report.loss, report.loader_wait_s,
+                  report.allreduce_wait_s, report.ignored_targets);
+  last_ = now;
+  epoch_images_ += report.images;
+}
+
+void MetricsObserver::OnEpochEnd(const EpochReport& report) {
+  const double seconds = std::chrono::duration<double>(Clock::now() - epoch_start_).count();
+  std::optional<double> eval;
+  if (report.test_accuracy >= 0) eval = report.test_accuracy;
+  metrics_.OnEpochEnd(report.epoch + 1, report.mean_loss, std::nullopt, eval,
+                      seconds > 0 ? epoch_images_ / seconds : 0);
+  FlushMetrics(&metrics_);
+}
+
+}  // namespace trainguard

@@ -1,0 +1,53 @@
+// The launcher's side of the metrics (diagnostics/metrics): the options from the flags, the
+// observer that feeds the trainer's reports into them, and the last report every exit path
+// makes (a push to the Pushgateway and the textfile), because the /metrics endpoint dies with
+// the process.
+#pragma once
+
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <string>
+
+#include "diagnostics/labels/label_verdict.h"
+#include "diagnostics/metrics/metrics.h"
+#include "trainer/core/config.h"
+#include "trainer/core/control_plane.h"
+#include "trainer/observer.h"
+
+namespace trainguard {
+
+// Metrics for this rank, or null when no metrics output is asked for. Throws ConfigError for
+// a bad value (it names the flag).
+std::unique_ptr<Metrics> MakeMetrics(const TrainConfig& config, int rank, int local_rank, int world);
+
+// Collective: starts the endpoint (a warning on failure, or ConfigError under
+// --metrics-required), and rank 0 writes the --metrics-targets file of every rank's endpoint.
+void StartMetrics(Metrics* metrics, ControlPlane& control);
+
+// Label validation's counts, as trainguard_labels and trainguard_labels_per_class.
+void RecordLabels(Metrics& metrics, const LabelReport& report);
+
+// Pushes and writes the textfile, printing the warnings; bounded by --push-timeout.
+void FlushMetrics(const Metrics* metrics);
+
+// Counts a failure (kind and exit code) and flushes: every failing exit path calls it.
+void ReportFailure(Metrics* metrics, const std::string& kind, int exit_code);
+
+// Feeds the trainer's step and epoch reports into the metrics; flushes at each epoch end.
+class MetricsObserver final : public TrainObserver {
+ public:
+  explicit MetricsObserver(Metrics& metrics) : metrics_(metrics) {}
+  void OnEpochBegin(int64_t epoch, EpochPlan& plan) override;
+  void OnStepEnd(const StepReport& report) override;
+  void OnEpochEnd(const EpochReport& report) override;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  Metrics& metrics_;
+  Clock::time_point last_;  // the end of the last step, or the epoch's start
+  Clock::time_point epoch_start_;
+  int64_t epoch_images_ = 0;  // this rank's
+};
+
+}  // namespace trainguard
