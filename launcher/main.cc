@@ -75,25 +75,8 @@ int ExitCodeOf(const std::exception& e) {
 // "peer" on the ranks that stop because of it.
 std::string FailureKindOf(const std::exception& e) {
   if (dynamic_cast<const PeerError*>(&e)) return "peer";
-  switch (KindOfAny(e)) {
-    case ErrorKind::kLabels:
-    case ErrorKind::kBatchData:
-      return "bad_label";
-    case ErrorKind::kDeviceAssert:
-      return "device_assert";
-    case ErrorKind::kNonFinite:
-      return "non_finite";
-    case ErrorKind::kStall:
-      return "stall";
-    case ErrorKind::kData:
-      return "data";
-    case ErrorKind::kCheckpoint:
-      return "checkpoint";
-    case ErrorKind::kComm:
-      return "comm";
-    default:
-      return "internal";
-  }
+  const ErrorKind kind = KindOfAny(e);
+  return ErrorKindName(kind == ErrorKind::kBatchData ? ErrorKind::kLabels : kind);  // a target out of range
 }
 
 // Ends this rank after a failure. Unless the failure came from a peer, the others are told over

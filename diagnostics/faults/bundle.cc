@@ -18,21 +18,6 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(BundleMeta, kind, error, rank, world, epoch, 
                                    sources, raw_labels, num_classes, ignore_index, in_channels, image_size, width,
                                    device, weights_from, config)
 
-const char* ErrorKindName(ErrorKind kind) {
-  switch (kind) {
-    case ErrorKind::kBatchData:
-      return "batch_data";
-    case ErrorKind::kDeviceAssert:
-      return "device_assert";
-    case ErrorKind::kNonFinite:
-      return "non_finite";
-    case ErrorKind::kStall:
-      return "stall";
-    default:
-      return "internal";
-  }
-}
-
 std::map<std::string, torch::Tensor> HostWeights(const torch::nn::Module& model) {
   std::map<std::string, torch::Tensor> out;
   for (const auto& p : model.named_parameters())

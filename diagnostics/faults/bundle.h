@@ -43,6 +43,4 @@ void WriteBundle(const std::string& dir, const Bundle& bundle);
 // Reads a bundle; throws DataError naming the folder and file when it is incomplete or damaged.
 Bundle ReadBundle(const std::string& dir);
 
-const char* ErrorKindName(ErrorKind kind);
-
 }  // namespace trainguard

@@ -7,6 +7,34 @@ namespace trainguard {
 
 std::string ErrnoMessage(const std::string& what, int err) { return what + ": " + std::strerror(err); }
 
+const char* ErrorKindName(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kInternal:
+      return "internal";
+    case ErrorKind::kConfig:
+      return "config";
+    case ErrorKind::kData:
+      return "data";
+    case ErrorKind::kCheckpoint:
+      return "checkpoint";
+    case ErrorKind::kComm:
+      return "comm";
+    case ErrorKind::kPeer:
+      return "peer";
+    case ErrorKind::kLabels:
+      return "bad_label";
+    case ErrorKind::kBatchData:
+      return "batch_data";
+    case ErrorKind::kDeviceAssert:
+      return "device_assert";
+    case ErrorKind::kNonFinite:
+      return "non_finite";
+    case ErrorKind::kStall:
+      return "stall";
+  }
+  return "internal";
+}
+
 ErrorKind KindOf(const std::exception& e) {
   if (dynamic_cast<const ConfigError*>(&e)) return ErrorKind::kConfig;
   if (dynamic_cast<const DataError*>(&e)) return ErrorKind::kData;

@@ -79,6 +79,10 @@ class PeerError : public Error {
   ErrorKind origin_;
 };
 
+// "internal", "config", "data", "checkpoint", "comm", "peer", "bad_label", "batch_data",
+// "device_assert", "non_finite", "stall": in bundles, logs and metrics.
+const char* ErrorKindName(ErrorKind kind);
+
 // The kind of any exception: one of ours by type, anything else is internal.
 ErrorKind KindOf(const std::exception& e);
 
