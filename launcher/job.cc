@@ -6,6 +6,7 @@
 
 #include <thread>
 
+#include "trainer/comm/data_plane_factory.h"
 #include "trainer/core/errors.h"
 #include "trainer/core/log.h"
 #include "trainer/data/fashion_mnist.h"
@@ -128,10 +129,6 @@ void PrepareJob(const TrainConfig& c, Job& job) {
     job.train = WithPlantedLabels(std::move(job.train), ParsePlantedLabels(c.plant_labels, job.train->size()));
   });
   AgreeOnDeviceType(job.control, job.device);
-}
-
-bool UsesNccl(const TrainConfig& config, torch::Device device) {
-  return device.is_cuda() && config.data_plane != "mpi";
 }
 
 LabelCheckOptions LabelOptionsFor(const TrainConfig& c, const Dataset& dataset) {

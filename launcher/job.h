@@ -35,9 +35,6 @@ struct Job {
 // Collective. Throws (on every rank) when any rank cannot set up.
 void PrepareJob(const TrainConfig& config, Job& job);
 
-// Whether gradients go through NCCL: on CUDA, unless --data-plane mpi.
-bool UsesNccl(const TrainConfig& config, torch::Device device);
-
 // Label policy, class count and ignore index for `dataset` under `config`.
 LabelCheckOptions LabelOptionsFor(const TrainConfig& config, const Dataset& dataset);
 

@@ -1,0 +1,20 @@
+// The subcommands, one file each: train (train_command.cc), validate (validate_command.cc),
+// predict (predict_command.cc), which run as MPI jobs inside RunJob; diagnose and make-folder
+// (tool_commands.cc), which run without MPI.
+#pragma once
+
+#include "launcher/cli.h"
+#include "launcher/job.h"
+
+namespace trainguard {
+
+// Each returns the exit code; a failure throws (RunJob ends the rank through StopRank).
+int Train(const Command& command, Job& job);
+int Validate(const Command& command, Job& job);
+int Predict(const Command& command, Job& job);
+
+// No MPI: each catches its own errors and returns their exit code.
+int RunDiagnose(const Command& command);
+int RunMakeFolder(const Command& command);
+
+}  // namespace trainguard

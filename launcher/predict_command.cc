@@ -1,0 +1,33 @@
+// `trainguard predict`.
+#include <cstdio>
+
+#include "launcher/commands.h"
+#include "launcher/exit_codes.h"
+#include "trainer/checkpoint.h"
+#include "trainer/core/atomic_file.h"
+#include "trainer/core/errors.h"
+#include "trainer/predict.h"
+#include "trainer/train.h"
+
+namespace trainguard {
+
+// `trainguard predict`: the model of --checkpoint over the --data-dir images; rank 0 writes
+// HW3's submission CSV to --predictions.
+int Predict(const Command& command, Job& job) {
+  const TrainConfig& config = command.train;
+  if (config.checkpoint.empty()) throw ConfigError("predict needs --checkpoint FILE, a checkpoint written by train");
+  Hw3Net model = MakeModel(config, *job.train);
+  LoadModelWeights(config.checkpoint, *model);
+  model->to(job.device);
+  job.watch->SetPhase("the prediction");
+  const auto predictions =
+      PredictAll(model, *job.train, job.control, job.device, config.batch_size, LoaderFor(config, job.device));
+  if (job.mpi.rank() == 0) {
+    WriteFileAtomically(config.predictions, SubmissionCsv(*job.train, predictions));
+    std::printf("%s", PredictionSummary(*job.train, predictions).c_str());
+    std::printf("wrote %zu predictions to %s\n", predictions.size(), config.predictions.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace trainguard

@@ -1,0 +1,62 @@
+// The frame of the MPI subcommands (see run_job.h).
+#include "launcher/run_job.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "diagnostics/faults/fault_watch.h"
+#include "launcher/exit_codes.h"
+#include "launcher/metrics_report.h"
+#include "launcher/stop.h"
+#include "trainer/core/atomic_file.h"
+#include "trainer/core/log.h"
+
+namespace trainguard {
+namespace {
+
+// Rank 0 prints the settings that were given (flags, config file, environment) and writes the
+// whole resolved configuration to --run-config, a file a bug report can attach; a file that
+// cannot be written is a warning, not a reason to stop the job.
+void PrintResolved(const Command& command, const MpiSession& mpi) {
+  if (mpi.rank() != 0) return;
+  const std::string& file = command.train.run_config;
+  std::printf("# trainguard (world %d), settings given:\n%s", mpi.world(),
+              command.resolved_set.empty() ? "# none: every setting has its default\n" : command.resolved_set.c_str());
+  if (!file.empty()) {
+    try {
+      WriteFileAtomically(file, "# trainguard: the whole resolved configuration (world " + std::to_string(mpi.world()) +
+                                    ")\n" + command.resolved);
+      std::printf("# the whole configuration: %s\n", file.c_str());
+    } catch (const std::exception& e) {
+      LogLine(std::string("warning: the configuration could not be written to --run-config ") + file + ": " + e.what());
+    }
+  }
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int RunJob(const Command& command, MpiSession& mpi, const std::function<int(Job&)>& body) {
+  PrintResolved(command, mpi);
+  Job job(mpi);
+  // Every wait for other ranks, in every subcommand, gives up on a peer's fault notice or at
+  // --step-timeout; a rank stuck in a step's computation is ended by the watchdog.
+  job.watch = std::make_unique<FaultWatch>(job.faults, command.train.step_timeout,
+                                           std::min(command.train.fault_grace, 5.0), [&job](const std::string&) {
+                                             ReportFailure(job.metrics.get(), "stall", kExitStall);
+                                             std::fflush(nullptr);
+                                             std::_Exit(kExitStall);
+                                           });
+  job.control.set_wait_guard(job.watch.get());
+  try {
+    job.watch->SetPhase("the set-up of the job");
+    PrepareJob(command.train, job);
+    return body(job);
+  } catch (const std::exception& e) {
+    StopRank(e, job, command.train.fault_grace);
+  }
+}
+
+}  // namespace trainguard

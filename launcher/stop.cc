@@ -1,0 +1,102 @@
+// The stop protocol and the exit codes (see stop.h).
+#include "launcher/stop.h"
+
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "launcher/exit_codes.h"
+#include "launcher/metrics_report.h"
+#include "trainer/core/log.h"
+
+namespace trainguard {
+
+ErrorKind KindOfAny(const std::exception& e) {
+  if (dynamic_cast<const c10::DistError*>(&e)) return ErrorKind::kComm;
+  return KindOf(e);
+}
+
+int ExitCodeOf(const std::exception& e) {
+  switch (KindOfAny(e)) {
+    case ErrorKind::kConfig:
+      return kExitUsage;
+    case ErrorKind::kData:
+      return kExitData;
+    case ErrorKind::kCheckpoint:
+      return kExitCheckpoint;
+    case ErrorKind::kComm:
+      return kExitComm;
+    case ErrorKind::kPeer:
+      return kExitPeer;
+    case ErrorKind::kLabels:
+      return kExitLabels;
+    case ErrorKind::kBatchData:
+      return kExitBatchData;
+    case ErrorKind::kDeviceAssert:
+      return kExitDeviceAssert;
+    case ErrorKind::kNonFinite:
+      return kExitNonFinite;
+    case ErrorKind::kStall:
+      return kExitStall;
+    case ErrorKind::kInternal:
+      return kExitInternal;
+  }
+  return kExitInternal;
+}
+
+std::string FailureKindOf(const std::exception& e) {
+  if (dynamic_cast<const PeerError*>(&e)) return "peer";
+  const ErrorKind kind = KindOfAny(e);
+  return ErrorKindName(kind == ErrorKind::kBatchData ? ErrorKind::kLabels : kind);  // a target out of range
+}
+
+// Ends this rank after a failure. Unless the failure came from a peer, the others are told over
+// the fault channel (a notice to a rank that already knows, because the failure was agreed, is
+// drained unread); the failure is counted in the metrics and pushed; then the ranks wait for each
+// other (bounded by --fault-grace) so that no rank is killed by the launcher while it still
+// writes its bundle or pushes; then the data plane is aborted
+// (bounded) and the process ends without MPI_Finalize, since collectives may be left pending.
+[[noreturn]] void StopRank(const std::exception& e, Job& job, double grace_s) {
+  const int code = ExitCodeOf(e);
+  const bool verdict_everywhere = dynamic_cast<const LabelError*>(&e) != nullptr;
+  if (!verdict_everywhere || job.mpi.rank() == 0) LogLine(std::string("error: ") + e.what());
+  const bool tell = job.mpi.world() > 1 && !dynamic_cast<const PeerError*>(&e);
+  if (tell) job.faults.Tell(static_cast<int>(KindOfAny(e)), 0, e.what());
+  // Before the rendezvous: once one rank exits, the launcher may end the others.
+  ReportFailure(job.metrics.get(), FailureKindOf(e), code);
+  if (job.mpi.world() > 1 && !job.faults.Rendezvous(grace_s)) {
+    LogLine("some ranks did not reach the end within --fault-grace");
+  }
+  if (job.data) job.data->Abort(5.0);
+  LogLine("exiting with code " + std::to_string(code));
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
+
+// SIGTERM ends every subcommand with the peer-failure code and a line that says why: mpirun
+// stops the surviving ranks with it when one dies, and schedulers (Slurm, Kubernetes) end jobs
+// with it.
+namespace {
+
+char g_term_message[200];
+extern "C" void OnTerminate(int) {
+  ssize_t ignored = ::write(STDERR_FILENO, g_term_message, std::strlen(g_term_message));
+  (void)ignored;
+  std::_Exit(kExitPeer);
+}
+
+}  // namespace
+
+void ExitOnTerminate(int rank) {
+  std::snprintf(g_term_message, sizeof g_term_message,
+                "[rank %d] stopped by SIGTERM: the launcher ends the job, usually because another rank died "
+                "(or the scheduler ends it); exiting with code %d\n",
+                rank, static_cast<int>(kExitPeer));
+  std::signal(SIGTERM, OnTerminate);
+}
+
+}  // namespace trainguard

@@ -1,0 +1,53 @@
+// The subcommands that run without MPI: `trainguard diagnose` and `trainguard make-folder`.
+#include <cstdio>
+#include <cstdlib>
+
+#include "diagnostics/faults/bundle.h"
+#include "diagnostics/faults/diagnose.h"
+#include "diagnostics/faults/fault_injection.h"
+#include "launcher/commands.h"
+#include "launcher/exit_codes.h"
+#include "launcher/stop.h"
+#include "trainer/core/atomic_file.h"
+#include "trainer/core/log.h"
+#include "trainer/data/fashion_mnist.h"
+#include "trainer/data/image_folder.h"
+
+namespace trainguard {
+
+// `trainguard diagnose BUNDLE`: no MPI; prints the summary, writes BUNDLE/diagnosis.json.
+int RunDiagnose(const Command& command) {
+  setenv("CUDA_LAUNCH_BLOCKING", "1", 1);  // before anything touches CUDA
+  try {
+    const Bundle bundle = ReadBundle(command.bundle);
+    std::vector<FaultSpec> injected;
+    for (const auto& spec : command.train.inject_faults) injected.push_back(ParseFaultSpec(spec));
+    DelayDiagnosis(injected, bundle.meta.rank, bundle.meta.global_step);
+    const Diagnosis d = Diagnose(bundle);
+    std::printf("%s", FormatDiagnosis(d).c_str());
+    WriteFileAtomically(command.bundle + "/diagnosis.json", DiagnosisJson(d));
+    std::printf("  report: %s/diagnosis.json\n", command.bundle.c_str());
+    std::fflush(stdout);
+    return kExitOk;
+  } catch (const std::exception& e) {
+    LogLine(std::string("error: ") + e.what());
+    return ExitCodeOf(e);
+  }
+}
+
+// `trainguard make-folder OUT`: no MPI; a food-11-style JPEG folder from Fashion-MNIST.
+int RunMakeFolder(const Command& command) {
+  const TrainConfig& c = command.train;
+  try {
+    const int64_t files = WriteFood11Folder(ReadFashionMnist(c.data_dir, Split::kTrain, c.train_samples),
+                                            ReadFashionMnist(c.data_dir, Split::kTest, c.test_samples), command.bundle);
+    std::printf("wrote %lld JPEG files under %s (training/, validation/, test/)\n", static_cast<long long>(files),
+                command.bundle.c_str());
+    return kExitOk;
+  } catch (const std::exception& e) {
+    LogLine(std::string("error: ") + e.what());
+    return ExitCodeOf(e);
+  }
+}
+
+}  // namespace trainguard

@@ -1,0 +1,117 @@
+// `trainguard train`: the data plane, the metrics, the observers and hooks (label validation,
+// progress, fault capture and injection, metrics), the training run and its summary.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <optional>
+
+#include "diagnostics/faults/fault_guard.h"
+#include "diagnostics/faults/fault_injection.h"
+#include "diagnostics/labels/label_guard.h"
+#include "launcher/commands.h"
+#include "launcher/exit_codes.h"
+#include "launcher/metrics_report.h"
+#include "launcher/progress.h"
+#include "trainer/comm/data_plane_factory.h"
+#include "trainer/core/log.h"
+#include "trainer/data/image_folder.h"
+#include "trainer/train.h"
+
+namespace trainguard {
+namespace {
+
+FaultOptions FaultOptionsFor(const Command& command, const Dataset& train, const LabelCheckOptions& labels) {
+  const TrainConfig& c = command.train;
+  FaultOptions o;
+  o.bundle_dir = c.bundle_dir;
+  o.run_diagnosis = c.diagnose;
+  // One budget: the peers wait --fault-grace for the failing rank, so its diagnosis must end
+  // a margin earlier, or the launcher would end the job while the diagnosis still runs.
+  o.diagnosis_timeout_s = std::max(1.0, c.fault_grace - 5);
+  for (const auto& spec : c.inject_faults) {
+    if (ParseFaultSpec(spec).kind == FaultSpec::Kind::kSlowDiagnosis)
+      o.diagnosis_args.insert(o.diagnosis_args.end(), {"--inject-fault", spec});
+  }
+  o.host_copy_every = c.host_copy_every;
+  char self[4096] = {0};
+  if (::readlink("/proc/self/exe", self, sizeof self - 1) > 0) o.executable = self;
+  o.config_text = command.resolved;
+  o.model.num_classes = labels.num_classes;
+  o.model.ignore_index = c.ignore_index;
+  o.model.in_channels = train.shape().channels;
+  o.model.image_size = train.shape().height;
+  o.model.width = c.width;
+  return o;
+}
+
+// Under --unreadable skip: how many files were skipped over all ranks (rank 0), and which ones
+// (each rank lists its own, at most 20).
+void ReportSkipped(const Dataset& dataset, ControlPlane& control, Metrics* metrics) {
+  const auto* folder = dynamic_cast<const ImageFolderDataset*>(&dataset);
+  if (folder == nullptr) return;
+  const std::vector<std::string> skipped = folder->skipped();
+  if (metrics != nullptr) metrics->AddUnreadableImages(static_cast<int64_t>(skipped.size()));
+  const int64_t total = SumAcrossRanks(control, static_cast<int64_t>(skipped.size()));
+  for (size_t i = 0; i < skipped.size() && i < 20; ++i) LogLine("skipped unreadable image " + skipped[i]);
+  if (control.rank() == 0 && total > 0)
+    std::printf("skipped %lld unreadable image reads in all\n", static_cast<long long>(total));
+}
+
+}  // namespace
+
+int Train(const Command& command, Job& job) {
+  const TrainConfig& config = command.train;
+  MpiSession& mpi = job.mpi;
+  job.watch->SetPhase("the set-up of the data plane");
+  job.data = MakeDataPlane(config, job.device, job.control, job.watch.get());
+  job.watch->SetPhase("the start of the metrics");
+  job.metrics = MakeMetrics(config, mpi.rank(), mpi.local_rank(), mpi.world());
+  StartMetrics(job.metrics.get(), job.control);
+  if (job.metrics) {
+    job.metrics->SetRunInfo({TRAINGUARD_VERSION, UsesNccl(config, job.device) ? "nccl" : "mpi",
+                             job.device.is_cuda() ? "cuda" : "cpu", "fp32"});
+  }
+  DataPlane& plane = *job.data;
+  const LabelCheckOptions label_options = LabelOptionsFor(config, *job.train);
+  std::vector<FaultSpec> injected;
+  for (const auto& spec : config.inject_faults) injected.push_back(ParseFaultSpec(spec));
+
+  LabelGuard labels(job.control, *job.train, label_options, config.label_report);
+  ProgressPrinter progress(mpi.rank() == 0, config.epochs, config.log_every);
+  FaultGuard faults(FaultOptionsFor(command, *job.train, label_options), job.faults, *job.watch, *job.train,
+                    job.device);
+  FaultInjector injector(injected, mpi.rank());
+  TrainContext context{job.control, plane, job.device, {}, {&faults, &injector}};
+  if (config.validate_labels) context.observers.push_back(&labels);
+  context.observers.push_back(&progress);
+  std::optional<MetricsObserver> metrics_observer;
+  if (job.metrics) {
+    labels.set_on_report([&job](const LabelReport& report) { RecordLabels(*job.metrics, report); });
+    context.observers.push_back(&metrics_observer.emplace(*job.metrics));
+  }
+
+  Trainer trainer(config, *job.train, job.test.get(), context);
+  if (mpi.rank() == 0)
+    LogLine("training on " + job.device.str() + ", " + std::to_string(job.train->size()) + " samples");
+  const TrainSummary s = trainer.Run();
+  ReportSkipped(*job.train, job.control, job.metrics.get());
+  plane.Shutdown();
+  FlushMetrics(job.metrics.get());
+  if (mpi.rank() == 0) {
+    if (s.test_accuracy) std::printf("test accuracy: %.4f\n", *s.test_accuracy);
+    char throughput[160];
+    if (s.images_per_second) {
+      std::snprintf(throughput, sizeof throughput, "%.1f", *s.images_per_second);
+    } else {
+      std::snprintf(throughput, sizeof throughput, "none (no step after the %lld of --warmup-steps)",
+                    static_cast<long long>(config.warmup_steps));
+    }
+    std::printf("steps: %lld, epoch %lld, throughput_img_per_s=%s\n", static_cast<long long>(s.steps_this_run),
+                static_cast<long long>(s.end.epoch), throughput);
+    std::printf("%s (rank 0)\n", LoaderWaitLine(s).c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace trainguard

@@ -1,0 +1,33 @@
+// The data plane factory (see data_plane_factory.h).
+#include "trainer/comm/data_plane_factory.h"
+
+#include "trainer/comm/mpi_data_plane.h"
+#include "trainer/core/errors.h"
+#ifdef TRAINGUARD_WITH_NCCL
+#include "trainer/comm/nccl_data_plane.h"
+#endif
+
+namespace trainguard {
+
+bool UsesNccl(const TrainConfig& config, torch::Device device) {
+  return device.is_cuda() && config.data_plane != "mpi";
+}
+
+std::unique_ptr<DataPlane> MakeDataPlane(const TrainConfig& config, torch::Device device, ControlPlane& control,
+                                         WaitGuard* guard) {
+  if (UsesNccl(config, device)) {
+#ifdef TRAINGUARD_WITH_NCCL
+    return MakeNcclDataPlane(control, {device.index(), config.step_timeout, config.store_addr}, guard);
+#else
+    throw ConfigError(
+        "--device cuda: this build has no NCCL data plane; rebuild against a CUDA Torch, or pass "
+        "--data-plane mpi");
+#endif
+  }
+  if (control.world() == 1) return std::make_unique<SoloDataPlane>();
+  auto plane = std::make_unique<MpiDataPlane>(MPI_COMM_WORLD);
+  plane->set_wait_guard(guard);
+  return plane;
+}
+
+}  // namespace trainguard
