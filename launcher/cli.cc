@@ -91,6 +91,12 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--threads", c.threads, "intra-op threads per rank (0: cores / ranks on the node)")
       ->check(kNonNegative)
       ->capture_default_str();
+  cmd.add_flag("--check-images,--images", c.check_images,
+               "folder dataset: decode every image on every rank before training and list every unreadable one")
+      ->default_str(BoolText(c.check_images));
+  cmd.add_option("--min-image-side", c.min_image_side, "images with a shorter side are reported as suspicious")
+      ->check(kPositive)
+      ->capture_default_str();
   cmd.add_option("--loader-threads", c.loader_threads,
                  "threads building batches ahead, also for evaluation and predict (0: on the training thread)")
       ->check(kNonNegative)

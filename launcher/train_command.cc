@@ -11,6 +11,7 @@
 #include "diagnostics/labels/label_guard.h"
 #include "launcher/commands.h"
 #include "launcher/exit_codes.h"
+#include "launcher/image_doctor.h"
 #include "launcher/metrics_report.h"
 #include "launcher/progress.h"
 #include "trainer/comm/data_plane_factory.h"
@@ -91,6 +92,7 @@ int Train(const Command& command, Job& job) {
     context.observers.push_back(&metrics_observer.emplace(*job.metrics));
   }
 
+  CheckImagesFirst(config, job, labels);
   Trainer trainer(config, *job.train, job.test.get(), context);
   if (mpi.rank() == 0)
     LogLine("training on " + job.device.str() + ", " + std::to_string(job.train->size()) + " samples");

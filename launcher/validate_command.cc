@@ -4,6 +4,7 @@
 #include "diagnostics/labels/label_guard.h"
 #include "launcher/commands.h"
 #include "launcher/exit_codes.h"
+#include "launcher/image_doctor.h"
 #include "trainer/core/sharding.h"
 
 namespace trainguard {
@@ -12,6 +13,7 @@ namespace trainguard {
 int Validate(const Command& command, Job& job) {
   const TrainConfig& config = command.train;
   LabelGuard guard(job.control, *job.train, LabelOptionsFor(config, *job.train), config.label_report);
+  CheckImagesFirst(config, job, guard);
   job.watch->SetPhase("the label validation");
   EpochPlan plan;
   plan.shard = TrainShard({job.train->size(), job.mpi.rank(), job.mpi.world(), config.seed, 0, true});

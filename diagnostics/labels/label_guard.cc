@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iterator>
+#include <nlohmann/json.hpp>
 
 #include "trainer/core/atomic_file.h"
 #include "trainer/core/errors.h"
@@ -27,7 +28,13 @@ void LabelGuard::OnEpochBegin(int64_t epoch, EpochPlan& plan) {
     std::fflush(stdout);
     if (!report_path_.empty()) {
       try {
-        WriteFileAtomically(report_path_, ReportJson(report_, options_.policy));
+        std::string text = ReportJson(report_, options_.policy);
+        if (!images_json_.empty()) {
+          auto document = nlohmann::json::parse(text);
+          document["images"] = nlohmann::json::parse(images_json_);
+          text = document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+        }
+        WriteFileAtomically(report_path_, text);
       } catch (const IoError& e) {
         LogLine(std::string("warning: label report not written: ") + e.what());  // the verdict stands
       }

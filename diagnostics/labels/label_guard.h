@@ -22,6 +22,8 @@ class LabelGuard final : public TrainObserver {
 
   // The report of the last validation.
   const LabelReport& report() const { return report_; }
+  // A JSON object written under "images" in the report file (the dataset doctor's findings).
+  void set_images_json(std::string json) { images_json_ = std::move(json); }
   // Called with every report, before its verdict applies (for metrics).
   void set_on_report(std::function<void(const LabelReport&)> on_report) { on_report_ = std::move(on_report); }
 
@@ -32,6 +34,7 @@ class LabelGuard final : public TrainObserver {
   std::string report_path_;
   LabelReport report_;
   std::function<void(const LabelReport&)> on_report_;
+  std::string images_json_;
 };
 
 }  // namespace trainguard

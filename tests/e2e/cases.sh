@@ -259,6 +259,36 @@ case ${1:?case} in
     grep -q "trainguard_failures_total{.*kind=\"bad_label\".*rank=\"$culprit\".*} 1" "$WORK/pushed.txt" ||
       fail "the failing rank did not push its failure"
     ;;
+  dataset_doctor)
+    # Three unreadable files and a 1x1 placeholder on different ranks: one run lists them all.
+    "$BIN" make-folder "$WORK/food" --train-samples 300 --test-samples 10 >"$WORK/make.out" 2>&1 || fail "make-folder"
+    some=$(ls "$WORK/food/training"/*.jpg | head -1)
+    head -c 300 "$some" >"$WORK/food/training/1_truncated.jpg"
+    : >"$WORK/food/training/2_empty.jpg"
+    echo "not a jpeg" >"$WORK/food/training/3_text.jpg"
+    # A valid 1x1 grayscale JPEG (written by PIL), as hex.
+    tiny=
+    tiny+=ffd8ffe000104a46494600010100000100010000ffdb004300080606070605080707070909080a0c140d0c0b0b0c1912130f
+    tiny+=141d1a1f1e1d1a1c1c20242e2720222c231c1c2837292c30313434341f27393d38323c2e333432ffc0000b08000100010101
+    tiny+=1100ffc4001f0000010501010101010100000000000000000102030405060708090a0bffc400b51000020103030204030505
+    tiny+=04040000017d01020300041105122131410613516107227114328191a1082342b1c11552d1f02433627282090a161718191a
+    tiny+=25262728292a3435363738393a434445464748494a535455565758595a636465666768696a737475767778797a8384858687
+    tiny+=88898a92939495969798999aa2a3a4a5a6a7a8a9aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae1e2
+    tiny+=e3e4e5e6e7e8e9eaf1f2f3f4f5f6f7f8f9faffda0008010100003f002bffd9
+    python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.argv[1]))' "$tiny" \
+      >"$WORK/food/training/4_tiny.jpg"
+    run doctor 2 validate --dataset folder --data-dir "$WORK/food/training" --num-classes 10 --images \
+      --label-report "$WORK/labels.json"
+    expect_rc doctor 3
+    for f in 1_truncated 2_empty 3_text; do expect_text doctor out "unreadable image $WORK/food/training/$f.jpg"; done
+    expect_text doctor out "suspicious image $WORK/food/training/4_tiny.jpg: 1x1"
+    expect_text doctor err "3 of 304 images are unreadable"
+    run doctor_skip 2 validate --dataset folder --data-dir "$WORK/food/training" --num-classes 10 --images \
+      --unreadable skip --label-report "$WORK/labels.json"
+    expect_rc doctor_skip 0
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["images"]; assert (d["unreadable"], d["suspicious"]) == (3, 1), d' \
+      "$WORK/labels.json" || fail "the label report lacks the image findings"
+    ;;
   slow_diagnosis)
     # A diagnosis that would take 100 s, under --fault-grace 12: it is stopped after 7 s, the
     # failing rank still meets the other in time, and both exit with the cause's code.

@@ -1,5 +1,5 @@
 // JPEG folders: label parsing from names and manifests, decoding (DCT scaling, grayscale, CMYK),
-// every kind of unreadable file under both policies, and reproducible augmentation.
+// every kind of unreadable file under both policies, tiny images resized up, and reproducible augmentation.
 #include "trainer/data/image_folder.h"
 
 #include <gtest/gtest.h>
@@ -106,16 +106,13 @@ TEST(Jpeg, DctScalingDecodesNoLargerThanNeeded) {
   EXPECT_EQ(quarter.height, 48);
   const RgbImage full = DecodeJpeg(big, 1000);
   EXPECT_EQ(full.width, 256) << "never upscaled by the decoder";
-}
-
-TEST(Jpeg, GrayscaleAndCmykBecomeRgb) {
-  const RgbImage gray = DecodeJpeg(GrayJpeg(16, 16), 16);
-  ASSERT_EQ(gray.pixels.size(), 16u * 16 * 3);
-  EXPECT_EQ(gray.pixels[30], gray.pixels[31]);
-  EXPECT_EQ(gray.pixels[31], gray.pixels[32]);
-  const RgbImage cmyk = DecodeJpeg(CmykJpeg(16, 16), 16);
-  ASSERT_EQ(cmyk.pixels.size(), 16u * 16 * 3);
-  EXPECT_NEAR(cmyk.pixels[0], 200 * 200 / 255, 3);
+  EXPECT_EQ(full.height, 192);
+  for (const int side : {1, 4, 7}) {
+    const RgbImage tiny = DecodeJpeg(GrayJpeg(side, side), 128);
+    EXPECT_EQ(tiny.width, side) << "smaller than min_side: the full size";
+    EXPECT_EQ(tiny.height, side);
+    EXPECT_EQ(tiny.pixels.size(), static_cast<size_t>(side * side * 3));
+  }
 }
 
 struct Folder {
@@ -142,13 +139,14 @@ TEST(ImageFolder, EachUnreadableFileFailsWithItsPathAndReason) {
   f.Add("2_truncated.jpg", good.substr(0, good.size() / 2));
   f.Add("3_text.jpg", "this is not a jpeg");
   f.Add("4_empty.jpg", "");
-  f.Add("5_tiny.jpg", GrayJpeg(1, 1));
+  f.Add("5_tiny.jpg", GrayJpeg(1, 1));  // valid, however small: not unreadable
   f.Add("6_deleted.jpg", good);
   ::unlink(f.dir.File("6_deleted.jpg").c_str());  // after the scan
   const ImageFolderDataset ds(f.entries, Options(false));
   EXPECT_NO_THROW(ds.Images({0}, {}));
+  EXPECT_NO_THROW(ds.Images({4}, {}));
   const std::vector<std::pair<int64_t, std::string>> cases{
-      {1, "truncated"}, {2, "not a JPEG"}, {3, "empty"}, {4, "1x1"}, {5, "No such file"}};
+      {1, "truncated"}, {2, "not a JPEG"}, {3, "empty"}, {5, "No such file"}};
   for (const auto& [index, reason] : cases) {
     try {
       ds.Images({index}, {});
@@ -159,6 +157,30 @@ TEST(ImageFolder, EachUnreadableFileFailsWithItsPathAndReason) {
       EXPECT_NE(std::string(e.what()).find("--unreadable skip"), std::string::npos) << e.what();
     }
   }
+}
+
+TEST(ImageFolder, TinyJpegsAreResizedUpLikeAnyOtherImage) {
+  Folder f;
+  f.Add("1_one.jpg", GrayJpeg(1, 1));
+  f.Add("2_four.jpg", GrayJpeg(4, 4));
+  const ImageFolderDataset ds(f.entries, Options(false));
+  for (const int64_t epoch : {int64_t{-1}, int64_t{2}}) {
+    const torch::Tensor x = ds.Images({0, 1}, {epoch}).images;
+    EXPECT_EQ(x.sizes(), (std::vector<int64_t>{2, 3, 32, 32}));
+    EXPECT_TRUE(torch::isfinite(x).all().item<bool>());
+    EXPECT_GT(x[1].max().item<double>() - x[1].min().item<double>(), 0.1) << "the 4x4 gradient survives";
+  }
+  EXPECT_TRUE(ds.skipped().empty());
+}
+
+TEST(Jpeg, GrayscaleAndCmykBecomeRgb) {
+  const RgbImage gray = DecodeJpeg(GrayJpeg(16, 16), 16);
+  ASSERT_EQ(gray.pixels.size(), 16u * 16 * 3);
+  EXPECT_EQ(gray.pixels[30], gray.pixels[31]);
+  EXPECT_EQ(gray.pixels[31], gray.pixels[32]);
+  const RgbImage cmyk = DecodeJpeg(CmykJpeg(16, 16), 16);
+  ASSERT_EQ(cmyk.pixels.size(), 16u * 16 * 3);
+  EXPECT_NEAR(cmyk.pixels[0], 200 * 200 / 255, 3);
 }
 
 TEST(ImageFolder, NoReadPermissionFollowsThePolicy) {

@@ -43,6 +43,8 @@ struct TrainConfig {
   std::string run_config = "trainguard-run.toml";  // the whole resolved configuration, by rank 0 (empty: none)
   int64_t threads = 0;                             // intra-op threads per rank (0: cores / ranks on the node)
   double bucket_mb = 25.0;                         // gradient all-reduce bucket size, MiB
+  bool check_images = false;   // decode every image of the folder before training (the dataset doctor)
+  int64_t min_image_side = 8;  // the doctor calls readable images with a shorter side suspicious (warns)
   int64_t loader_threads = 1;  // threads building batches ahead of the steps (0: on the training thread)
   int64_t prefetch = 4;        // batches built ahead at most (at least loader_threads)
   int64_t log_every = 50;      // a log line every N steps when not on a terminal

@@ -4,15 +4,12 @@
 #include <cerrno>
 #include <cmath>
 
-#include "trainer/core/atomic_file.h"
 #include "trainer/core/errors.h"
 #include "trainer/core/seeded_random.h"
 #include "trainer/data/jpeg.h"
 
 namespace trainguard {
 namespace {
-
-constexpr int kMinSide = 8;  // smaller images carry no usable content (e.g. 1x1 placeholders)
 
 // The crop of RandomResizedCrop(scale (0.08, 1), ratio (3/4, 4/3)), as torchvision draws it.
 struct Box {
@@ -41,18 +38,10 @@ ImageFolderDataset::ImageFolderDataset(std::vector<ImageEntry> entries, ImageFol
     : entries_(std::move(entries)), options_(options) {}
 
 void ImageFolderDataset::LoadInto(int64_t index, const ImageRequest& request, torch::Tensor slot) const {
-  const std::string& path = entries_[static_cast<size_t>(index)].path;
-  std::string bytes;
-  try {
-    bytes = ReadWholeFile(path);
-  } catch (const IoError& e) {
-    throw JpegError(e.what());
-  }
-  const RgbImage img = DecodeJpeg(bytes, static_cast<int>(options_.image_size));
-  if (img.width < kMinSide || img.height < kMinSide) {
-    throw JpegError("the image is " + std::to_string(img.width) + "x" + std::to_string(img.height) + ", smaller than " +
-                    std::to_string(kMinSide) + "x" + std::to_string(kMinSide));
-  }
+  // Any valid JPEG loads, however small: a 1x1 or 4x4 file decodes at its full size and is
+  // resized up to S x S below, as PIL + torchvision would (CheckImages reports such files as
+  // suspicious; they are not unreadable).
+  const RgbImage img = DecodeJpegFile(entries_[static_cast<size_t>(index)].path, static_cast<int>(options_.image_size));
   // Crop, resize and flip stay in uint8, as PIL and torchvision's tensor transforms do: the
   // [1, 3, h, w] view of the HWC pixels is channels-last, which torch's antialiased uint8
   // bilinear kernel handles without a copy. Only the final S x S image becomes float.

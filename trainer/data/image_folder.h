@@ -2,8 +2,10 @@
 // decoded with libjpeg-turbo, resized to image_size x image_size, augmented when training
 // (random resized crop and horizontal flip, seeded by (seed, epoch, sample) so a run is
 // reproducible), and normalised with the ImageNet mean and std, as in HW3.
-// Unreadable files (empty, truncated, not a JPEG, smaller than 8x8, deleted after the scan, no
-// permission) follow the policy: "fail" throws DataError naming the file and the reason;
+// Any valid JPEG loads, however small (a 1x1 placeholder is resized up like any other image;
+// trainer/data/image_check.h reports such files as suspicious before training).
+// Unreadable files (empty, truncated, not a JPEG, deleted after the scan, no permission)
+// follow the policy: "fail" throws DataError naming the file and the reason;
 // "skip" yields a zero image whose target the batch ignores, counts it and remembers it.
 #pragma once
 
@@ -35,6 +37,8 @@ class ImageFolderDataset final : public Dataset {
   RawLabel label(int64_t i) const override { return entries_[static_cast<size_t>(i)].label; }
   std::string source(int64_t i) const override { return entries_[static_cast<size_t>(i)].path; }
   ImageBatch Images(const std::vector<int64_t>& indices, const ImageRequest& request) const override;
+
+  const std::vector<ImageEntry>& entries() const { return entries_; }
 
   // Files skipped so far as "path: reason", in the order met.
   std::vector<std::string> skipped() const;

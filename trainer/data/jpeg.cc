@@ -5,6 +5,8 @@
 
 #include <memory>
 
+#include "trainer/core/atomic_file.h"
+
 namespace trainguard {
 namespace {
 
@@ -26,13 +28,19 @@ RgbImage DecodeJpeg(const std::string& bytes, int min_side) {
   if (tjDecompressHeader3(h.get(), data, bytes.size(), &width, &height, &subsampling, &colorspace) != 0) {
     throw JpegError("not a JPEG (" + Reason(h.get()) + ")");
   }
-  // The smallest scaling factor whose output still covers min_side on both sides.
+  // The smallest downscaling factor whose output still covers min_side on both sides; 1/1 (the
+  // full size) when none does, e.g. a 4x4 image and min_side 128. Upscaling factors (2/1 ...)
+  // are never taken: resizing up is the resampler's job, as in PIL + torchvision.
   int count = 0;
   const tjscalingfactor* factors = tjGetScalingFactors(&count);
   tjscalingfactor best{1, 1};
   for (int i = 0; i < count; ++i) {
+    if (factors[i].num > factors[i].denom) continue;
     const int w = TJSCALED(width, factors[i]), hgt = TJSCALED(height, factors[i]);
-    if (w >= min_side && hgt >= min_side && w * hgt < TJSCALED(width, best) * TJSCALED(height, best)) best = factors[i];
+    if (w >= min_side && hgt >= min_side &&
+        static_cast<int64_t>(w) * hgt < static_cast<int64_t>(TJSCALED(width, best)) * TJSCALED(height, best)) {
+      best = factors[i];
+    }
   }
   RgbImage img;
   img.width = TJSCALED(width, best);
@@ -59,6 +67,16 @@ RgbImage DecodeJpeg(const std::string& bytes, int min_side) {
     for (int c = 0; c < 3; ++c) img.pixels[3 * p + c] = static_cast<uint8_t>(raw[4 * p + c] * k / 255);
   }
   return img;
+}
+
+RgbImage DecodeJpegFile(const std::string& path, int min_side) {
+  std::string bytes;
+  try {
+    bytes = ReadWholeFile(path);
+  } catch (const IoError& e) {
+    throw JpegError(e.what());
+  }
+  return DecodeJpeg(bytes, min_side);
 }
 
 std::string EncodeGrayJpeg(const uint8_t* pixels, int width, int height, int quality) {

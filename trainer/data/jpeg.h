@@ -21,9 +21,16 @@ struct RgbImage {
   std::vector<uint8_t> pixels;  // height * width * 3, row-major, RGB
 };
 
-// Decodes at the smallest DCT scale that keeps both sides >= min_side (the full size when the
-// image is smaller). Throws JpegError.
+// Decodes at the smallest DCT scale (1/8 ... 1) that keeps both sides >= min_side; at the full
+// size when no scale does, i.e. when a side of the image is already smaller than min_side (a 1x1
+// file decodes as 1x1 whatever min_side is). Never upscales. Any valid JPEG decodes, however
+// small. Throws JpegError: empty, not a JPEG, truncated, cannot decode.
 RgbImage DecodeJpeg(const std::string& bytes, int min_side);
+
+// Reads `path` and decodes it with DecodeJpeg: what training does with each image file. Throws
+// JpegError whose what() is the reason (for a file that cannot be opened or read, the errno
+// message naming the path, e.g. "cannot open P: No such file or directory").
+RgbImage DecodeJpegFile(const std::string& path, int min_side);
 
 // Encodes an 8-bit grayscale image (height * width bytes) as a JPEG of the given quality.
 std::string EncodeGrayJpeg(const uint8_t* pixels, int width, int height, int quality);
