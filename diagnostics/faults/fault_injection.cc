@@ -88,10 +88,15 @@ void FaultInjector::BeforeStep(const StepReport& where, Batch& batch) {
 
 void FaultInjector::AfterStep(const StepReport& where, torch::nn::Module&) {
   for (const FaultSpec& s : specs_) {
-    if (s.rank != rank_ || s.step != where.global_step || !s.after_step || s.kind != FaultSpec::Kind::kSleep) continue;
-    LogLine("injected fault: sleeping " + std::to_string(s.seconds) + " s after step " +
-            std::to_string(where.global_step));
-    std::this_thread::sleep_for(std::chrono::duration<double>(s.seconds));
+    if (s.rank != rank_ || s.step != where.global_step || !s.after_step) continue;
+    if (s.kind == FaultSpec::Kind::kKill) {
+      LogLine("injected fault: SIGKILL after step " + std::to_string(where.global_step));
+      std::raise(SIGKILL);
+    } else if (s.kind == FaultSpec::Kind::kSleep) {
+      LogLine("injected fault: sleeping " + std::to_string(s.seconds) + " s after step " +
+              std::to_string(where.global_step));
+      std::this_thread::sleep_for(std::chrono::duration<double>(s.seconds));
+    }
   }
 }
 

@@ -2,8 +2,8 @@
 // poison the batch with a NaN pixel, kill this process with SIGKILL, sleep inside the step, or
 // (slow-diagnosis) make the diagnosis of a failure at that step and rank sleep first.
 // Spec syntax: KIND:rank=R:step=K[:seconds=S][:when=after], KIND one of nan, kill, sleep,
-// slow-diagnosis; `when=after` makes a sleep come after the step, between steps (where the
-// ranks meet in evaluation, checkpoints and label validation).
+// slow-diagnosis; `when=after` makes a sleep or a kill come after the step, between steps (where
+// the ranks meet in evaluation, checkpoints and label validation).
 // (A planted bad label with validation off is --plant-label with --no-validate-labels.)
 #pragma once
 

@@ -224,6 +224,15 @@ case ${1:?case} in
     expect_rc evalstall 11
     expect_text evalstall err "injected fault: sleeping 60.000000 s after step 2"
     expect_text evalstall err "stall in the evaluation after epoch 1: rank(s) 1 did not arrive within --step-timeout 3 s"
+    # A rank that dies between steps, while rank 0 writes the epoch's checkpoint: all gone fast.
+    start=$(date +%s)
+    run ckptkill 2 train --dataset synthetic --synthetic-samples 240 --batch-size 60 --width 0.25 --epochs 2 \
+      --threads 1 --checkpoint "$WORK/ckpt" --inject-fault kill:rank=1:step=2:when=after
+    elapsed=$(( $(date +%s) - start ))
+    [ "$elapsed" -le 30 ] || fail "a rank killed at the checkpoint: took ${elapsed}s"
+    expect_text ckptkill err "injected fault: SIGKILL after step 2"
+    expect_text ckptkill err "[rank 0] stopped by SIGTERM"
+    expect_text ckptkill err "exiting with code 6"
     ;;
   metrics_outputs)
     # A real Pushgateway on loopback; the textfiles, the file_sd targets and the pushes of a
