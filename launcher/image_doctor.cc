@@ -1,6 +1,7 @@
 // The dataset doctor in the subcommands (see image_doctor.h).
 #include "launcher/image_doctor.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "trainer/core/errors.h"

@@ -46,10 +46,8 @@ void StartMetrics(Metrics* metrics, ControlPlane& control) {
       throw ConfigError(std::string(e.what()) + " (--metrics-required)");
     }
     if (metrics->port() > 0) {
-      // Scrapers reach the endpoint at the address it listens on; on all interfaces, by host name.
       const Target self = metrics->SelfTarget();
-      const std::string& bind = metrics->options().bind;
-      endpoint = (bind == "0.0.0.0" ? self.host : bind) + ":" + std::to_string(self.port);
+      endpoint = self.host + ":" + std::to_string(self.port);
     }
   }
   // Every rank takes part, with or without an endpoint, so the gather always matches.

@@ -58,8 +58,8 @@ std::string FailureKindOf(const std::exception& e) {
 // the fault channel (a notice to a rank that already knows, because the failure was agreed, is
 // drained unread); the failure is counted in the metrics and pushed; then the ranks wait for each
 // other (bounded by --fault-grace) so that no rank is killed by the launcher while it still
-// writes its bundle or pushes; then the data plane is aborted
-// (bounded) and the process ends without MPI_Finalize, since collectives may be left pending.
+// writes its bundle or pushes; then the data plane is aborted (bounded) and the process ends
+// without MPI_Finalize, since collectives may be left pending.
 [[noreturn]] void StopRank(const std::exception& e, Job& job, double grace_s) {
   const int code = ExitCodeOf(e);
   const bool verdict_everywhere = dynamic_cast<const LabelError*>(&e) != nullptr;

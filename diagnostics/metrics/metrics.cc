@@ -260,7 +260,10 @@ std::string Metrics::Start() {
 
 int Metrics::port() const { return impl_->port; }
 
-Target Metrics::SelfTarget() const { return Target{impl_->options.host, port(), impl_->options.rank}; }
+Target Metrics::SelfTarget() const {
+  const MetricsOptions& o = impl_->options;
+  return Target{o.bind == "0.0.0.0" ? o.host : o.bind, port(), o.rank};
+}
 
 std::string Metrics::WriteTargetsFile(const std::vector<Target>& targets) const {
   if (impl_->options.targets_file.empty()) return "";

@@ -106,7 +106,8 @@ class Metrics {
   std::string Start();
   // The bound port of the endpoint; 0 when there is none.
   int port() const;
-  // This rank's endpoint as a file_sd target (host and port()), for rank 0 to gather.
+  // This rank's endpoint as a file_sd target, for rank 0 to gather: the address scrapers reach it
+  // at (the bind address; on all interfaces, the host name) and port().
   Target SelfTarget() const;
   // Rank 0: writes targets_file (FileSdJson of the gathered targets) atomically.
   std::string WriteTargetsFile(const std::vector<Target>& targets) const;

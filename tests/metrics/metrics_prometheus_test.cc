@@ -15,7 +15,7 @@ TEST(Prometheus, ScrapesStepsOfAFileSdTargetWithItsRank) {
   o.rank = 1;
   o.local_rank = 1;
   o.world_size = 2;
-  o.host = "127.0.0.1";  // the target address Prometheus reaches
+  o.host = "127.0.0.1";
   o.port_base = 0;
   o.bind = "127.0.0.1";
   o.targets_file = tmp.File("targets.json");

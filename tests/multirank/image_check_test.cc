@@ -9,6 +9,7 @@
 #include <fstream>
 #include <memory>
 
+#include "tests/support/jpeg_files.h"
 #include "tests/support/temp_dir.h"
 #include "trainer/comm/mpi_control_plane.h"
 #include "trainer/core/sharding.h"
@@ -17,15 +18,8 @@
 namespace trainguard {
 namespace {
 
-void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string GrayJpeg(int width, int height) {
-  std::vector<uint8_t> px(static_cast<size_t>(width * height));
-  for (int i = 0; i < width * height; ++i) px[static_cast<size_t>(i)] = static_cast<uint8_t>((i * 5) % 256);
-  return EncodeGrayJpeg(px.data(), width, height, 90);
-}
+using testing::GrayJpeg;
+using testing::WriteFile;
 
 // What the report says, rank-independent, as one string: for comparing ranks.
 std::string Fingerprint(const ImageCheckReport& r) {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <tuple>
 
+#include "tests/support/jpeg_files.h"
 #include "tests/support/temp_dir.h"
 #include "trainer/core/errors.h"
 #include "trainer/data/image_folder.h"
@@ -17,18 +18,9 @@
 namespace trainguard {
 namespace {
 
+using testing::GrayJpeg;
 using testing::TempDir;
-
-void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-// A gray gradient of the given size as JPEG bytes.
-std::string GrayJpeg(int width, int height) {
-  std::vector<uint8_t> px(static_cast<size_t>(width * height));
-  for (int i = 0; i < width * height; ++i) px[static_cast<size_t>(i)] = static_cast<uint8_t>((i * 7) % 256);
-  return EncodeGrayJpeg(px.data(), width, height, 90);
-}
+using testing::WriteFile;
 
 // Good photos around three unreadable files and two tiny placeholders, at known indices.
 struct DoctorFolder {
