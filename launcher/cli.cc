@@ -166,7 +166,18 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--checkpoint-every", c.checkpoint_every, "also checkpoint every N steps (0: epoch ends only)")
       ->check(kNonNegative)
       ->capture_default_str();
-  cmd.add_flag("--resume", c.resume, "continue from --checkpoint")->default_str(BoolText(c.resume));
+  // A bare --resume means "yes"; CLI11 2.1 fills a missing value with default_str, hence "" here
+  // and the fix-up in FinishResumeOption after parsing.
+  cmd.add_option("--resume", c.resume,
+                 "continue from --checkpoint: a bare --resume or 'yes' (it must exist), 'auto' (when it exists: the "
+                 "command line of a job that is requeued) or 'no' (default)")
+      ->expected(0, 1)
+      ->default_str("");
+  cmd.add_option("--preempt-grace", c.preempt_grace,
+                 "seconds after SIGTERM (under srun or a direct start) for the ranks to agree on a checkpoint "
+                 "before exiting 6")
+      ->check(kPositive)
+      ->capture_default_str();
   // Every long option can also come from TRAINGUARD_<NAME>.
   for (CLI::Option* opt : cmd.get_options()) {
     if (!opt->get_lnames().empty() && opt->get_lnames().front() != "help" && opt->get_lnames().front() != "config") {
@@ -190,6 +201,20 @@ std::vector<std::string> UnknownEnvironment(const CLI::App& app) {
     if (known.count(name) == 0) unknown.push_back(name);
   }
   return unknown;
+}
+
+// --resume after parsing: a bare --resume is "yes", and the config-file spellings of a flag
+// (true/false, 1/0) are accepted; the resolved configuration shows the outcome.
+void FinishResumeOption(CLI::App& app, std::string& resume) {
+  CLI::Option* opt = app.get_option("--resume");
+  if (opt->count() > 0 && resume.empty()) resume = "yes";
+  if (resume == "true" || resume == "1") resume = "yes";
+  if (resume == "false" || resume == "0") resume = "no";
+  if (opt->count() > 0) {
+    opt->clear();
+    opt->add_result(resume);
+  }
+  opt->default_str("no");
 }
 
 // The lines of CLI11's configuration text that belong to the top-level options (it adds
@@ -258,6 +283,7 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   for (const auto& name : UnknownEnvironment(app)) {
     return usage_error(name + " is set but is not a trainguard setting; unset it or fix its name (see --help)");
   }
+  FinishResumeOption(app, command.train.resume);
   try {
     ValidateTrainConfig(command.train);
   } catch (const ConfigError& e) {

@@ -16,6 +16,7 @@ enum ExitCode : int {
   kExitDeviceAssert = 9,  // a CUDA device-side assert
   kExitNonFinite = 10,    // a non-finite loss, gradient norm or input
   kExitStall = 11,        // a step or collective overran --step-timeout
+  kExitPreempted = 12,    // a stop was requested (SIGUSR1, SIGTERM): checkpoint written; requeue with --resume auto
 };
 
 }  // namespace trainguard

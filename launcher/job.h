@@ -26,7 +26,7 @@ struct Job {
   FaultChannel faults;                // out-of-band stop notices
   std::unique_ptr<FaultWatch> watch;  // set by train: the wait guard of the MPI planes
   std::unique_ptr<DataPlane> data;    // set by train: the gradient plane
-  std::unique_ptr<Metrics> metrics;   // set by train when a metrics output is asked for
+  std::unique_ptr<Metrics> metrics;   // set by each subcommand when a metrics output is asked for
   torch::Device device = torch::kCPU;
   std::unique_ptr<Dataset> train;
   std::unique_ptr<Dataset> test;  // null for the synthetic set or with --no-eval

@@ -8,7 +8,7 @@
 #include "launcher/job.h"
 #include "launcher/mpi_session.h"
 #include "launcher/run_job.h"
-#include "launcher/stop.h"
+#include "launcher/signals.h"
 #include "trainer/core/log.h"
 
 int main(int argc, char** argv) {
@@ -23,13 +23,13 @@ int main(int argc, char** argv) {
       if (mpi.rank() == 0) std::fputs(command.message.c_str(), command.exit_code == 0 ? stdout : stderr);
       return command.exit_code;
     case Command::Kind::kTrain:
-      ExitOnTerminate(mpi.rank());
+      HandleJobSignals({mpi.rank(), !command.train.checkpoint.empty(), command.train.preempt_grace});
       return RunJob(command, mpi, [&](Job& job) { return Train(command, job); });
     case Command::Kind::kValidate:
-      ExitOnTerminate(mpi.rank());
+      HandleJobSignals({mpi.rank(), false, command.train.preempt_grace});
       return RunJob(command, mpi, [&](Job& job) { return Validate(command, job); });
     case Command::Kind::kPredict:
-      ExitOnTerminate(mpi.rank());
+      HandleJobSignals({mpi.rank(), false, command.train.preempt_grace});
       return RunJob(command, mpi, [&](Job& job) { return Predict(command, job); });
     case Command::Kind::kDiagnose:
     case Command::Kind::kMakeFolder:

@@ -1,6 +1,8 @@
 // The launcher's side of the metrics (see metrics_report.h).
 #include "launcher/metrics_report.h"
 
+#include <c10/cuda/CUDACachingAllocator.h>
+
 #include <cstdio>
 
 #include "trainer/core/errors.h"
@@ -63,6 +65,11 @@ void StartMetrics(Metrics* metrics, ControlPlane& control) {
   Warn(metrics->WriteTargetsFile(targets));
 }
 
+void StartJobMetrics(const TrainConfig& config, Job& job) {
+  job.metrics = MakeMetrics(config, job.mpi.rank(), job.mpi.local_rank(), job.mpi.world());
+  StartMetrics(job.metrics.get(), job.control);
+}
+
 void RecordLabels(Metrics& metrics, const LabelReport& report) {
   const auto& n = report.counts;
   metrics.SetLabelCounts({n[static_cast<int>(LabelKind::kValid)], n[static_cast<int>(LabelKind::kIgnored)],
@@ -73,8 +80,8 @@ void RecordLabels(Metrics& metrics, const LabelReport& report) {
 
 void FlushMetrics(const Metrics* metrics) {
   if (metrics == nullptr) return;
+  Warn(metrics->WriteTextfile());  // first: it is quick, and a rank may be killed soon after a failure
   Warn(metrics->Push());
-  Warn(metrics->WriteTextfile());
 }
 
 void ReportFailure(Metrics* metrics, const std::string& kind, int exit_code) {
@@ -100,9 +107,17 @@ void MetricsObserver::OnEpochEnd(const EpochReport& report) {
   const double seconds = std::chrono::duration<double>(Clock::now() - epoch_start_).count();
   std::optional<double> eval;
   if (report.test_accuracy >= 0) eval = report.test_accuracy;
-  metrics_.OnEpochEnd(report.epoch + 1, report.mean_loss, std::nullopt, eval,
-                      seconds > 0 ? epoch_images_ / seconds : 0);
+  std::optional<double> train;
+  if (report.train_accuracy >= 0) train = report.train_accuracy;
+  metrics_.OnEpochEnd(report.epoch + 1, report.mean_loss, train, eval, seconds > 0 ? epoch_images_ / seconds : 0);
+  if (device_.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device_.index());
+    const auto aggregate = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+    metrics_.SetGpuMemory(stats.allocated_bytes[aggregate].current, stats.reserved_bytes[aggregate].current);
+  }
   FlushMetrics(&metrics_);
 }
+
+void MetricsObserver::OnCheckpoint(int64_t, double seconds, int64_t bytes) { metrics_.OnCheckpoint(seconds, bytes); }
 
 }  // namespace trainguard

@@ -4,6 +4,8 @@
 // the process.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <chrono>
 #include <exception>
 #include <memory>
@@ -11,6 +13,7 @@
 
 #include "diagnostics/labels/label_verdict.h"
 #include "diagnostics/metrics/metrics.h"
+#include "launcher/job.h"
 #include "trainer/core/config.h"
 #include "trainer/core/control_plane.h"
 #include "trainer/observer.h"
@@ -25,10 +28,13 @@ std::unique_ptr<Metrics> MakeMetrics(const TrainConfig& config, int rank, int lo
 // --metrics-required), and rank 0 writes the --metrics-targets file of every rank's endpoint.
 void StartMetrics(Metrics* metrics, ControlPlane& control);
 
+// Collective: job.metrics from the flags (null when no output is asked for), started.
+void StartJobMetrics(const TrainConfig& config, Job& job);
+
 // Label validation's counts, as trainguard_labels and trainguard_labels_per_class.
 void RecordLabels(Metrics& metrics, const LabelReport& report);
 
-// Pushes and writes the textfile, printing the warnings; bounded by --push-timeout.
+// Writes the textfile and pushes, printing the warnings; bounded by --push-timeout.
 void FlushMetrics(const Metrics* metrics);
 
 // Counts a failure (kind and exit code) and flushes: every failing exit path calls it.
@@ -37,14 +43,16 @@ void ReportFailure(Metrics* metrics, const std::string& kind, int exit_code);
 // Feeds the trainer's step and epoch reports into the metrics; flushes at each epoch end.
 class MetricsObserver final : public TrainObserver {
  public:
-  explicit MetricsObserver(Metrics& metrics) : metrics_(metrics) {}
+  MetricsObserver(Metrics& metrics, torch::Device device) : metrics_(metrics), device_(device) {}
   void OnEpochBegin(int64_t epoch, EpochPlan& plan) override;
   void OnStepEnd(const StepReport& report) override;
-  void OnEpochEnd(const EpochReport& report) override;
+  void OnEpochEnd(const EpochReport& report) override;  // also reads the GPU memory on a GPU
+  void OnCheckpoint(int64_t global_step, double seconds, int64_t bytes) override;
 
  private:
   using Clock = std::chrono::steady_clock;
   Metrics& metrics_;
+  torch::Device device_;
   Clock::time_point last_;  // the end of the last step, or the epoch's start
   Clock::time_point epoch_start_;
   int64_t epoch_images_ = 0;  // this rank's

@@ -3,6 +3,8 @@
 
 #include "launcher/commands.h"
 #include "launcher/exit_codes.h"
+#include "launcher/metrics_report.h"
+#include "launcher/signals.h"
 #include "trainer/checkpoint.h"
 #include "trainer/core/atomic_file.h"
 #include "trainer/core/errors.h"
@@ -12,10 +14,13 @@
 namespace trainguard {
 
 // `trainguard predict`: the model of --checkpoint over the --data-dir images; rank 0 writes
-// HW3's submission CSV to --predictions.
+// HW3's submission CSV to --predictions. With a metrics output, a failure is pushed and written.
 int Predict(const Command& command, Job& job) {
   const TrainConfig& config = command.train;
   if (config.checkpoint.empty()) throw ConfigError("predict needs --checkpoint FILE, a checkpoint written by train");
+  job.watch->SetPhase("the start of the metrics");
+  StartJobMetrics(config, job);
+  SignalMetricsScope signal_metrics(job.metrics.get());
   Hw3Net model = MakeModel(config, *job.train);
   LoadModelWeights(config.checkpoint, *model);
   model->to(job.device);
@@ -27,6 +32,7 @@ int Predict(const Command& command, Job& job) {
     std::printf("%s", PredictionSummary(*job.train, predictions).c_str());
     std::printf("wrote %zu predictions to %s\n", predictions.size(), config.predictions.c_str());
   }
+  FlushMetrics(job.metrics.get());
   return kExitOk;
 }
 

@@ -2,12 +2,9 @@
 #include "launcher/stop.h"
 
 #include <torch/torch.h>
-#include <unistd.h>
 
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 
 #include "launcher/exit_codes.h"
 #include "launcher/metrics_report.h"
@@ -75,28 +72,6 @@ std::string FailureKindOf(const std::exception& e) {
   LogLine("exiting with code " + std::to_string(code));
   std::fflush(nullptr);
   std::_Exit(code);
-}
-
-// SIGTERM ends every subcommand with the peer-failure code and a line that says why: mpirun
-// stops the surviving ranks with it when one dies, and schedulers (Slurm, Kubernetes) end jobs
-// with it.
-namespace {
-
-char g_term_message[200];
-extern "C" void OnTerminate(int) {
-  ssize_t ignored = ::write(STDERR_FILENO, g_term_message, std::strlen(g_term_message));
-  (void)ignored;
-  std::_Exit(kExitPeer);
-}
-
-}  // namespace
-
-void ExitOnTerminate(int rank) {
-  std::snprintf(g_term_message, sizeof g_term_message,
-                "[rank %d] stopped by SIGTERM: the launcher ends the job, usually because another rank died "
-                "(or the scheduler ends it); exiting with code %d\n",
-                rank, static_cast<int>(kExitPeer));
-  std::signal(SIGTERM, OnTerminate);
 }
 
 }  // namespace trainguard

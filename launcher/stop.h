@@ -1,6 +1,6 @@
 // How a rank ends: the exit code and metrics kind of an error, and the stop protocol every
 // failing subcommand follows (tell the others, count and push the failure, wait for the others
-// bounded by --fault-grace, abort the data plane, exit). SIGTERM handling for the subcommands.
+// bounded by --fault-grace, abort the data plane, exit).
 #pragma once
 
 #include <exception>
@@ -24,8 +24,5 @@ std::string FailureKindOf(const std::exception& e);
 
 // Ends this rank after `e` (see stop.cc); never returns.
 [[noreturn]] void StopRank(const std::exception& e, Job& job, double grace_s);
-
-// From now on SIGTERM ends the process with the peer-failure code and a line that says why.
-void ExitOnTerminate(int rank);
 
 }  // namespace trainguard

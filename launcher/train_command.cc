@@ -14,6 +14,7 @@
 #include "launcher/image_doctor.h"
 #include "launcher/metrics_report.h"
 #include "launcher/progress.h"
+#include "launcher/signals.h"
 #include "trainer/comm/data_plane_factory.h"
 #include "trainer/core/log.h"
 #include "trainer/data/image_folder.h"
@@ -67,8 +68,7 @@ int Train(const Command& command, Job& job) {
   job.watch->SetPhase("the set-up of the data plane");
   job.data = MakeDataPlane(config, job.device, job.control, job.watch.get());
   job.watch->SetPhase("the start of the metrics");
-  job.metrics = MakeMetrics(config, mpi.rank(), mpi.local_rank(), mpi.world());
-  StartMetrics(job.metrics.get(), job.control);
+  StartJobMetrics(config, job);
   if (job.metrics) {
     job.metrics->SetRunInfo({TRAINGUARD_VERSION, UsesNccl(config, job.device) ? "nccl" : "mpi",
                              job.device.is_cuda() ? "cuda" : "cpu", "fp32"});
@@ -83,13 +83,14 @@ int Train(const Command& command, Job& job) {
   FaultGuard faults(FaultOptionsFor(command, *job.train, label_options), job.faults, *job.watch, *job.train,
                     job.device);
   FaultInjector injector(injected, mpi.rank());
-  TrainContext context{job.control, plane, job.device, {}, {&faults, &injector}};
+  TrainContext context{job.control, plane, job.device, {}, {&faults, &injector}, &StopRequested()};
+  SignalMetricsScope signal_metrics(job.metrics.get());
   if (config.validate_labels) context.observers.push_back(&labels);
   context.observers.push_back(&progress);
   std::optional<MetricsObserver> metrics_observer;
   if (job.metrics) {
     labels.set_on_report([&job](const LabelReport& report) { RecordLabels(*job.metrics, report); });
-    context.observers.push_back(&metrics_observer.emplace(*job.metrics));
+    context.observers.push_back(&metrics_observer.emplace(*job.metrics, job.device));
   }
 
   CheckImagesFirst(config, job, labels);
@@ -99,7 +100,16 @@ int Train(const Command& command, Job& job) {
   const TrainSummary s = trainer.Run();
   ReportSkipped(*job.train, job.control, job.metrics.get());
   plane.Shutdown();
+  if (s.preempted && job.metrics) job.metrics->OnPreemption();
   FlushMetrics(job.metrics.get());
+  if (s.preempted) {
+    if (mpi.rank() == 0) {
+      LogLine("stopped on request after step " + std::to_string(s.end.global_step) + ": checkpoint " +
+              config.checkpoint + " written; exiting with code " + std::to_string(kExitPreempted) +
+              " (requeue: run the same command with --resume auto)");
+    }
+    return kExitPreempted;
+  }
   if (mpi.rank() == 0) {
     if (s.test_accuracy) std::printf("test accuracy: %.4f\n", *s.test_accuracy);
     char throughput[160];

@@ -49,8 +49,8 @@ std::string ShapeText(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-void SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
-                    const TrainPosition& pos, const RunShape& shape) {
+int64_t SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                       const TrainPosition& pos, const RunShape& shape) {
   torch::serialize::OutputArchive archive, model_part, optim_part;
   model.save(model_part);
   optimizer.save(optim_part);
@@ -81,6 +81,7 @@ void SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch::op
                           "; the previous checkpoint is kept. Free space "
                           "or point --checkpoint at a writable folder");
   }
+  return static_cast<int64_t>(file.size());
 }
 
 namespace {

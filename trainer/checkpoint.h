@@ -26,8 +26,9 @@ struct RunShape {
   int64_t seed = 0;
 };
 
-void SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
-                    const TrainPosition& position, const RunShape& shape);
+// Writes the checkpoint atomically (temporary file, rename); returns its size in bytes.
+int64_t SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                       const TrainPosition& position, const RunShape& shape);
 
 // Loads into model and optimizer and restores the generator; returns the position to continue
 // from. Throws CheckpointError if the file is unusable or `shape` differs from the saved one.

@@ -30,8 +30,10 @@ struct StepReport {
 
 struct EpochReport {
   int64_t epoch = 0;
-  double mean_loss = 0;       // mean of the step losses of this run's steps in the epoch
-  double test_accuracy = -1;  // fraction in [0,1]; -1 when not evaluated
+  double mean_loss = 0;        // mean of the step losses of this run's steps in the epoch
+  double train_accuracy = -1;  // fraction of this run's valid training targets of the epoch the model
+                               // predicted (before each step's update), all ranks; -1 when none
+  double test_accuracy = -1;   // fraction in [0,1]; -1 when not evaluated
   int64_t test_correct = 0;
   int64_t test_total = 0;
 };
@@ -43,6 +45,8 @@ class TrainObserver {
   virtual void OnEpochBegin(int64_t epoch, EpochPlan& plan) {}
   virtual void OnStepEnd(const StepReport& report) {}
   virtual void OnEpochEnd(const EpochReport& report) {}
+  // A checkpoint after `global_step` written by this rank (rank 0 writes; the others are not called).
+  virtual void OnCheckpoint(int64_t global_step, double seconds, int64_t bytes) {}
 };
 
 }  // namespace trainguard

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 #include "trainer/core/errors.h"
 #include "trainer/core/log.h"
@@ -43,10 +44,23 @@ Trainer::Trainer(const TrainConfig& config, const Dataset& train, const Dataset*
   shape_ = {ctx_.control.world(), config.batch_size, train.size(), static_cast<int64_t>(config.seed)};
   EnterPhase("the initial broadcast of the weights");
   BroadcastInitialWeights();
-  if (config.resume) {
+  if (ResumeAgreed()) {
     EnterPhase("loading the checkpoint " + config.checkpoint);
     RunAgreed(ctx_.control, [&] { start_ = LoadCheckpoint(config.checkpoint, *model_, *optimizer_, shape_); });
   }
+}
+
+bool Trainer::ResumeAgreed() {
+  if (config_.resume == "yes") return true;
+  if (config_.resume != "auto") return false;
+  // Resumed when any rank sees the file: a rank that cannot see it fails in the agreed load,
+  // with the file named, rather than starting a different run from the others.
+  std::vector<int64_t> seen{std::filesystem::exists(config_.checkpoint) ? 1 : 0};
+  ctx_.control.AllReduceMax(seen);
+  if (seen[0] == 0 && ctx_.control.rank() == 0) {
+    LogLine("--resume auto: no checkpoint " + config_.checkpoint + " yet; starting afresh");
+  }
+  return seen[0] > 0;
 }
 
 void Trainer::EnterPhase(const std::string& what) {
@@ -70,28 +84,50 @@ void Trainer::AverageBuffers() {
 
 void Trainer::SaveAgreed(const TrainPosition& position) {
   if (config_.checkpoint.empty()) return;
+  const auto same = [&](const TrainPosition& p) {
+    return p.epoch == position.epoch && p.step_in_epoch == position.step_in_epoch &&
+           p.global_step == position.global_step;
+  };
+  if (last_saved_ && same(*last_saved_)) return;
   EnterPhase("the checkpoint after step " + std::to_string(position.global_step));
   AverageBuffers();
   RunAgreed(ctx_.control, [&] {
-    if (ctx_.control.rank() == 0) SaveCheckpoint(config_.checkpoint, *model_, *optimizer_, position, shape_);
+    if (ctx_.control.rank() != 0) return;
+    const auto start = std::chrono::steady_clock::now();
+    const int64_t bytes = SaveCheckpoint(config_.checkpoint, *model_, *optimizer_, position, shape_);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    for (TrainObserver* o : ctx_.observers) o->OnCheckpoint(position.global_step, seconds, bytes);
   });
+  last_saved_ = position;
+}
+
+void Trainer::ReportTrainAccuracy(EpochReport& report) {
+  std::vector<int64_t> counts{epoch_correct_.defined() ? epoch_correct_.item<int64_t>() : 0, epoch_valid_};
+  ctx_.control.AllReduceSum(counts);
+  if (counts[1] > 0) report.train_accuracy = static_cast<double>(counts[0]) / static_cast<double>(counts[1]);
+  epoch_correct_ = torch::Tensor();
+  epoch_valid_ = 0;
 }
 
 // One step. Host and device meet once: the copies in are asynchronous (from pinned memory on a
 // GPU), and the local loss sum and the squared gradient norm come back in one read after
 // backward. Two small control-plane agreements: the global count of valid targets (known on the
-// host, agreed while the device works) and the global loss sum (the log line and the
-// non-finite verdict, which every rank reaches together). A failed verdict throws before the
-// optimizer touches the weights.
+// host, agreed while the device works), which also carries whether any rank was asked to stop,
+// and the global loss sum (the log line and the non-finite verdict, which every rank reaches
+// together). A failed verdict throws before the optimizer touches the weights. The count of
+// correct predictions stays on the device until the epoch ends.
 double Trainer::Step(const Batch& batch) {
   model_->train();
   auto images = batch.images.to(ctx_.device, /*non_blocking=*/true);
   auto targets = batch.targets.to(ctx_.device, /*non_blocking=*/true);
-  std::vector<int64_t> valid{batch.valid_targets};
+  const bool stop_asked = ctx_.stop_requested != nullptr && ctx_.stop_requested->load();
+  std::vector<int64_t> valid{batch.valid_targets, stop_asked ? 1 : 0};
   ctx_.control.AllReduceSum(valid);
   const int64_t global_valid = valid[0];
+  stop_agreed_ = valid[1] > 0;
   // The loss is computed once: its value is read below, its graph goes into backward.
-  const auto local_sum = SummedCrossEntropy(model_->forward(images), targets, config_.ignore_index);
+  const auto logits = model_->forward(images);
+  const auto local_sum = SummedCrossEntropy(logits, targets, config_.ignore_index);
   optimizer_->zero_grad();
   GlobalMean(local_sum, global_valid).backward();
   const auto reduce_start = std::chrono::steady_clock::now();
@@ -117,6 +153,10 @@ double Trainer::Step(const Batch& batch) {
     throw FaultError(ErrorKind::kNonFinite, "the gradient norm is not finite while the loss is");
   }
   optimizer_->step();
+  // Ignored targets (negative, or never a class: ValidateTrainConfig) match no prediction.
+  const auto correct = (logits.detach().argmax(1) == targets).sum();
+  epoch_correct_ = epoch_correct_.defined() ? epoch_correct_ + correct : correct;
+  epoch_valid_ += batch.valid_targets;
   return global_loss;
 }
 
@@ -208,7 +248,7 @@ TrainSummary Trainer::Run() {
 
   auto budget_left = [&] { return config_.max_steps == 0 || summary.steps_this_run < config_.max_steps; };
 
-  for (; pos.epoch < config_.epochs && budget_left(); ++pos.epoch, pos.step_in_epoch = 0) {
+  for (; pos.epoch < config_.epochs && budget_left() && !stop_agreed_; ++pos.epoch, pos.step_in_epoch = 0) {
     const EpochPlan plan = PlanEpoch(pos.epoch);
     const int64_t steps_per_epoch = StepsPerEpoch(static_cast<int64_t>(plan.shard.size()), config_.batch_size);
     double loss_sum = 0;
@@ -254,17 +294,20 @@ TrainSummary Trainer::Run() {
                               static_cast<int64_t>(indices.size()) - batch.valid_targets};
       for (TrainObserver* o : ctx_.observers) o->OnStepEnd(report);
       if (config_.checkpoint_every > 0 && pos.global_step % config_.checkpoint_every == 0) SaveAgreed(pos);
+      if (stop_agreed_) break;
     }
     summary.loop_seconds += std::chrono::duration<double>(Clock::now() - loop_start).count();
-    if (pos.step_in_epoch < steps_per_epoch) break;  // stopped by max_steps mid-epoch
+    if (pos.step_in_epoch < steps_per_epoch) break;  // stopped mid-epoch by max_steps or a stop request
     EpochReport report;
     report.epoch = pos.epoch;
     report.mean_loss = loss_count > 0 ? loss_sum / loss_count : 0;
+    ReportTrainAccuracy(report);
     summary.test_accuracy = EvaluateEpoch(report);
     for (TrainObserver* o : ctx_.observers) o->OnEpochEnd(report);
     SaveAgreed({pos.epoch + 1, 0, pos.global_step});
   }
   if (pos.epoch < config_.epochs && pos.step_in_epoch > 0) SaveAgreed(pos);  // stopped mid-epoch
+  summary.preempted = stop_agreed_ && pos.epoch < config_.epochs && budget_left();
   if (timed_images > 0) {
     const double seconds = std::chrono::duration<double>(Clock::now() - timer_start).count();
     summary.images_per_second = timed_images / seconds;

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 
@@ -28,6 +29,9 @@ struct TrainContext {
   torch::Device device = torch::kCPU;
   std::vector<TrainObserver*> observers = {};  // called in this order
   std::vector<StepHooks*> hooks = {};          // called in this order
+  // Set (from any thread) to ask for a stop with a checkpoint: the ranks agree on the first step
+  // that one of them starts after the request, and training stops after it (TrainSummary::preempted).
+  const std::atomic<bool>* stop_requested = nullptr;
 };
 
 struct TrainSummary {
@@ -35,6 +39,9 @@ struct TrainSummary {
   int64_t steps_this_run = 0;
   std::optional<double> images_per_second;  // global, over the steps after --warmup-steps (none if no such step)
   std::optional<double> test_accuracy;      // of the last evaluation
+  // Training stopped early on a stop request agreed by every rank, after the checkpoint of `end`
+  // (when --checkpoint is set): the run is to be continued with --resume.
+  bool preempted = false;
   // This rank's time in the training loops (batches and steps), and the part of it spent waiting
   // for the loader to hand over the next batch: near 0 while decoding keeps up.
   double loop_seconds = 0;
@@ -57,7 +64,8 @@ std::unique_ptr<torch::optim::Adam> MakeOptimizer(const TrainConfig& config, Hw3
 class Trainer {
  public:
   // `test` may be null (no evaluation). Broadcasts rank 0's initial weights to every rank and,
-  // with config.resume, loads the checkpoint (agreed across ranks).
+  // with config.resume "yes" (or "auto" when a rank sees the file), loads the checkpoint (agreed
+  // across ranks).
   Trainer(const TrainConfig& config, const Dataset& train, const Dataset* test, TrainContext context);
 
   // Trains until the configured epochs or max_steps are done.
@@ -73,17 +81,25 @@ class Trainer {
  private:
   void EnterPhase(const std::string& what);  // tells the hooks, for stall verdicts between steps
   void BroadcastInitialWeights();
-  void AverageBuffers();  // BatchNorm running statistics, kept per rank between epochs
-  void SaveAgreed(const TrainPosition& position);
+  void AverageBuffers();                           // BatchNorm running statistics, kept per rank between epochs
+  bool ResumeAgreed();                             // whether to load --checkpoint, under config.resume
+  void SaveAgreed(const TrainPosition& position);  // once per position: a repeat does nothing
+  // Adds this epoch's correct predictions and valid targets over all ranks to `report` (one
+  // device read per epoch) and resets the counts.
+  void ReportTrainAccuracy(EpochReport& report);
   std::optional<double> EvaluateEpoch(EpochReport& report);
   EpochPlan PlanEpoch(int64_t epoch);
   // Runs Step; on failure tells the hooks (with this rank's share of the blame) and throws
   // FaultError. Errors of other ranks (PeerError) and of the library (CommError) pass through.
   double GuardedStep(Batch& batch, const StepReport& where);
 
-  double allreduce_wait_s_ = 0;       // of the last Step: the wait for the gradient all-reduce after backward
-  bool local_loss_finite_ = true;     // of the last Step: whether this rank's loss sum was finite
-  bool gradient_not_finite_ = false;  // of the last Step: the reduced gradient norm was not finite
+  double allreduce_wait_s_ = 0;              // of the last Step: the wait for the gradient all-reduce after backward
+  bool local_loss_finite_ = true;            // of the last Step: whether this rank's loss sum was finite
+  bool gradient_not_finite_ = false;         // of the last Step: the reduced gradient norm was not finite
+  bool stop_agreed_ = false;                 // a rank asked for a stop before the last Step (agreed in it)
+  torch::Tensor epoch_correct_;              // this rank's correct predictions this epoch, on the device
+  int64_t epoch_valid_ = 0;                  // this rank's valid targets this epoch
+  std::optional<TrainPosition> last_saved_;  // of the last checkpoint written
 
   const TrainConfig& config_;
   const Dataset& train_;

@@ -116,6 +116,7 @@ class Metrics::Impl {
   Counter* ignored_targets = nullptr;
   Counter* unreadable_images = nullptr;
   Family<Counter>* failures = nullptr;
+  Counter* preemptions = nullptr;
   Family<Gauge>* last_success = nullptr;
   Family<Gauge>* gpu_allocated = nullptr;
   Family<Gauge>* gpu_reserved = nullptr;
@@ -160,6 +161,9 @@ Metrics::Metrics(const MetricsOptions& options) {
   m.unreadable_images =
       &m.CounterFamily("trainguard_unreadable_images_total", "Images that could not be decoded.").Add({});
   m.failures = &m.CounterFamily("trainguard_failures_total", "Failures that stopped the run, by kind and exit code.");
+  m.preemptions = &m.CounterFamily("trainguard_preemptions_total",
+                                   "Stops on request (SIGUSR1, SIGTERM) after an agreed checkpoint: exit 12.")
+                       .Add({});
   m.last_success =
       &m.GaugeFamily("trainguard_last_success_timestamp_seconds", "Unix time of the last successful step.");
   m.gpu_allocated = &m.GaugeFamily("trainguard_gpu_memory_allocated_bytes", "GPU memory held by tensors.");
@@ -230,6 +234,8 @@ void Metrics::OnFailure(const std::string& kind, int exit_code) {
   const bool known = std::find(std::begin(kFailureKinds), std::end(kFailureKinds), kind) != std::end(kFailureKinds);
   impl_->failures->Add({{"kind", known ? kind : "internal"}, {"exit_code", std::to_string(exit_code)}}).Increment();
 }
+
+void Metrics::OnPreemption() { impl_->preemptions->Increment(); }
 
 void Metrics::SetGpuMemory(int64_t allocated_bytes, int64_t reserved_bytes) {
   impl_->gpu_allocated->Add({}).Set(static_cast<double>(allocated_bytes));

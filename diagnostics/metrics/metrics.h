@@ -94,6 +94,8 @@ class Metrics {
   void AddUnreadableImages(int64_t count);
   // trainguard_failures_total{kind, exit_code} += 1; `kind` is one of kFailureKinds.
   void OnFailure(const std::string& kind, int exit_code);
+  // A stop on request with its checkpoint (exit 12): trainguard_preemptions_total += 1. Not a failure.
+  void OnPreemption();
   void SetGpuMemory(int64_t allocated_bytes, int64_t reserved_bytes);
 
   // Outputs: I/O, each bounded in time. Each returns "" on success or when the option that

@@ -129,9 +129,13 @@ TEST(MetricsText, ObserverMethodsSetTheSeries) {
   EXPECT_TRUE(Contains(m.Text(), "trainguard_steps_total{" + labels + "} 0\n")) << m.Text();
   EXPECT_FALSE(Contains(m.Text(), "trainguard_loss{")) << "no loss series before a step";
 
+  EXPECT_TRUE(Contains(m.Text(), "trainguard_preemptions_total{" + labels + "} 0\n")) << m.Text();
+
   FillEveryFamily(m);
   m.OnFailure("no-such-kind", 1);
+  m.OnPreemption();
   const std::string text = m.Text();
+  EXPECT_TRUE(Contains(text, "trainguard_preemptions_total{" + labels + "} 1\n")) << text;
   EXPECT_TRUE(Contains(text, "trainguard_steps_total{" + labels + "} 2\n")) << text;
   EXPECT_TRUE(Contains(text, "trainguard_samples_total{" + labels + "} 128\n")) << text;
   EXPECT_TRUE(Contains(text, "trainguard_loss{" + labels + "} 2.2\n")) << "the epoch's mean after it ends";

@@ -1,6 +1,6 @@
 // Checkpoints across ranks under mpirun: stop + resume matches an uninterrupted run on every
-// rank, ranks hold identical weights, and a checkpoint that cannot be written or read stops
-// every rank with an error instead of leaving some waiting.
+// rank (a stop at --max-steps, or on request from one rank), ranks hold identical weights, and a checkpoint that cannot
+// be written or read stops every rank with an error instead of leaving some waiting.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -61,7 +61,7 @@ TEST(DistResume, StopAndResumeMatchesUninterruptedOnEveryRank) {
 
   TrainConfig second = Config();
   second.checkpoint = ckpt;
-  second.resume = true;
+  second.resume = "yes";
   Trainer part2(second, *data, nullptr, ranks.context());
   const TrainSummary resumed = part2.Run();
   EXPECT_EQ(resumed.end.global_step, full.end.global_step);
@@ -75,6 +75,66 @@ TEST(DistResume, StopAndResumeMatchesUninterruptedOnEveryRank) {
     ranks.plane.Broadcast(from_root, 0);
     EXPECT_TRUE(torch::equal(p, from_root));
   }
+}
+
+// Asks for a stop on one rank only, just before a given step: what a signal to one process does.
+class StopBeforeStep final : public StepHooks {
+ public:
+  StopBeforeStep(std::atomic<bool>& flag, int64_t step, bool here) : flag_(flag), step_(step), here_(here) {}
+  void BeforeStep(const StepReport& where, Batch&) override {
+    if (here_ && where.global_step == step_) flag_ = true;
+  }
+
+ private:
+  std::atomic<bool>& flag_;
+  int64_t step_;
+  bool here_;
+};
+
+class CheckpointCounter final : public TrainObserver {
+ public:
+  void OnCheckpoint(int64_t, double, int64_t bytes) override {
+    ++count;
+    EXPECT_GT(bytes, 0);
+  }
+  int count = 0;
+};
+
+TEST(DistResume, StopRequestOnOneRankStopsEveryRankAtOneCheckpointAndResumesExactly) {
+  Ranks ranks;
+  auto data = MakeSyntheticDataset({90, 4, {1, 32, 32}, 2, 0.5, {}});
+  std::unique_ptr<testing::TempDir> dir;
+  if (ranks.control.rank() == 0) dir = std::make_unique<testing::TempDir>("dist_preempt");
+  const std::string ckpt = SharedPath(ranks.control, dir.get());
+
+  Trainer uninterrupted(Config(), *data, nullptr, ranks.context());
+  const TrainSummary full = uninterrupted.Run();
+
+  // The last rank is asked to stop before step 4 (mid-epoch); --resume auto finds no file yet.
+  TrainConfig first = Config();
+  first.checkpoint = ckpt;
+  first.resume = "auto";
+  std::atomic<bool> stop{false};
+  StopBeforeStep asker(stop, 4, ranks.control.rank() == ranks.control.world() - 1);
+  CheckpointCounter checkpoints;
+  TrainContext context = ranks.context();
+  context.hooks.push_back(&asker);
+  context.observers.push_back(&checkpoints);
+  context.stop_requested = &stop;
+  Trainer part1(first, *data, nullptr, context);
+  const TrainSummary stopped = part1.Run();
+  EXPECT_TRUE(stopped.preempted);
+  EXPECT_EQ(stopped.end.global_step, 4) << "every rank stops after the step in which the request was agreed";
+  EXPECT_EQ(stopped.steps_this_run, 4);
+  EXPECT_EQ(checkpoints.count, ranks.control.rank() == 0 ? 1 : 0) << "rank 0 writes one checkpoint";
+
+  // The requeued job runs the same command line: --resume auto now finds the checkpoint.
+  Trainer part2(first, *data, nullptr, ranks.context());
+  const TrainSummary resumed = part2.Run();
+  EXPECT_FALSE(resumed.preempted);
+  EXPECT_EQ(resumed.steps_this_run, full.steps_this_run - 4);
+  const auto a = Params(uninterrupted), b = Params(part2);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
 }
 
 TEST(DistResume, UnwritableCheckpointStopsEveryRank) {
@@ -111,7 +171,7 @@ TEST(DistResume, CorruptedCheckpointIsRefusedOnEveryRank) {
     WriteFileAtomically(c.checkpoint, bytes);
   }
   SumAcrossRanks(ranks.control, 0);  // everyone waits for the corruption
-  c.resume = true;
+  c.resume = "yes";
   try {
     Trainer resumed(c, *data, nullptr, ranks.context());
     FAIL() << "a corrupted checkpoint must be refused";

@@ -74,11 +74,30 @@ TEST_F(Cli, TrainguardHomeBelongsToTheScriptsAndIsAccepted) {
 TEST_F(Cli, ResolvedConfigurationShowsFlagDefaultsAndSeparatesWhatWasSet) {
   const Command c = Parse({"train", "--no-eval", "--width", "0.5"});
   // Flags that default to on read "true" unless turned off.
-  for (const char* line : {"augment=true", "validate-labels=true", "diagnose=true", "eval=false", "resume=false"}) {
+  for (const char* line : {"augment=true", "validate-labels=true", "diagnose=true", "eval=false", "resume=\"no\""}) {
     EXPECT_NE(c.resolved.find(line), std::string::npos) << line << " missing from:\n" << c.resolved;
   }
   // Only the settings given, in the same syntax.
   EXPECT_EQ(c.resolved_set, "width=0.5\neval=false\n");
+}
+
+TEST_F(Cli, ResumeTakesYesAutoOrNoAndABareFlagMeansYes) {
+  const std::string ckpt[] = {"--checkpoint", "/tmp/ckpt"};
+  EXPECT_EQ(Parse({"train", ckpt[0], ckpt[1]}).train.resume, "no");
+  Command c = Parse({"train", ckpt[0], ckpt[1], "--resume", "--epochs", "3"});
+  EXPECT_EQ(c.train.resume, "yes") << c.message;
+  EXPECT_EQ(c.train.epochs, 3);
+  EXPECT_NE(c.resolved_set.find("resume=\"yes\""), std::string::npos) << c.resolved_set;
+  c = Parse({"train", ckpt[0], ckpt[1], "--resume", "auto"});
+  EXPECT_EQ(c.train.resume, "auto") << c.message;
+  setenv("TRAINGUARD_RESUME", "auto", 1);
+  EXPECT_EQ(Parse({"train", ckpt[0], ckpt[1]}).train.resume, "auto");
+  unsetenv("TRAINGUARD_RESUME");
+  // A config file written before --resume took values still reads.
+  EXPECT_EQ(Parse({"train", "--config", WriteConfig("resume = true\ncheckpoint = /tmp/c\n")}).train.resume, "yes");
+  c = Parse({"train", ckpt[0], ckpt[1], "--resume", "later"});
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_NE(c.message.find("--resume: unknown value 'later'"), std::string::npos) << c.message;
 }
 
 TEST_F(Cli, FlagBeatsConfigFileWhichBeatsEnvironment) {

@@ -72,7 +72,7 @@ TEST(Trainer, StopAndResumeMatchesAnUninterruptedRun) {
 
   TrainConfig second = SmallConfig();
   second.checkpoint = ckpt;
-  second.resume = true;
+  second.resume = "yes";
   Trainer part2(second, *data, nullptr, {control, plane, torch::kCPU, {}});
   const TrainSummary resumed = part2.Run();
   EXPECT_EQ(resumed.steps_this_run, full.steps_this_run - 17);

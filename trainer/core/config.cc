@@ -40,7 +40,11 @@ void ValidateTrainConfig(const TrainConfig& c) {
                         "' is not INDEX=LABEL (e.g. 17=11, 3=-1, 5=abc, 8= for unlabelled)");
     }
   }
-  if (c.resume && c.checkpoint.empty()) {
+  if (c.resume != "no" && c.resume != "yes" && c.resume != "auto") {
+    throw ConfigError("--resume: unknown value '" + c.resume +
+                      "'; use yes (the default of a bare --resume), auto or no");
+  }
+  if (c.resume != "no" && c.checkpoint.empty()) {
     throw ConfigError("--resume needs --checkpoint FILE to resume from");
   }
   if (c.checkpoint_every > 0 && c.checkpoint.empty()) {

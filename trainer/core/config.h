@@ -85,7 +85,10 @@ struct TrainConfig {
   // --- checkpoints ---
   std::string checkpoint;        // file to write (empty: none)
   int64_t checkpoint_every = 0;  // also write every N steps (0: at epoch ends only)
-  bool resume = false;           // start from --checkpoint
+  // "no"; "yes": start from --checkpoint, which must exist; "auto": start from it when it
+  // exists, afresh otherwise (the same command line serves the first run and every requeue).
+  std::string resume = "no";
+  double preempt_grace = 20;  // seconds after SIGTERM to agree on a checkpoint before exit 6
 };
 
 // Checks relations between fields that single-flag checks cannot see.
