@@ -85,6 +85,9 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_flag("--eval,!--no-eval", c.evaluate, "measure test accuracy after each epoch")
       ->default_str(BoolText(c.evaluate));
   cmd.add_option("--device", c.device, "auto, cpu or cuda")->capture_default_str();
+  cmd.add_option("--precision", c.precision,
+                 "training forward pass: fp32, or bf16 (autocast; weights, gradients and Adam stay fp32)")
+      ->capture_default_str();
   cmd.add_option("--data-plane", c.data_plane, "gradient all-reduce: auto (NCCL on CUDA, MPI on CPU), nccl or mpi")
       ->capture_default_str();
   cmd.add_option("--store-addr", c.store_addr, "NCCL bootstrap: address other ranks reach rank 0 at (default: its IP)");

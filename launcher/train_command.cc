@@ -71,7 +71,7 @@ int Train(const Command& command, Job& job) {
   StartJobMetrics(config, job);
   if (job.metrics) {
     job.metrics->SetRunInfo({TRAINGUARD_VERSION, UsesNccl(config, job.device) ? "nccl" : "mpi",
-                             job.device.is_cuda() ? "cuda" : "cpu", "fp32"});
+                             job.device.is_cuda() ? "cuda" : "cpu", config.precision});
   }
   DataPlane& plane = *job.data;
   const LabelCheckOptions label_options = LabelOptionsFor(config, *job.train);

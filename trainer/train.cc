@@ -12,6 +12,7 @@
 #include "trainer/data/prefetcher.h"
 #include "trainer/evaluate.h"
 #include "trainer/loss.h"
+#include "trainer/precision.h"
 
 namespace trainguard {
 
@@ -126,8 +127,12 @@ double Trainer::Step(const Batch& batch) {
   const int64_t global_valid = valid[0];
   stop_agreed_ = valid[1] > 0;
   // The loss is computed once: its value is read below, its graph goes into backward.
-  const auto logits = model_->forward(images);
-  const auto local_sum = SummedCrossEntropy(logits, targets, config_.ignore_index);
+  torch::Tensor logits, local_sum;
+  {
+    AutocastScope autocast(ctx_.device, config_.precision);
+    logits = model_->forward(images);
+    local_sum = SummedCrossEntropy(logits, targets, config_.ignore_index);
+  }
   optimizer_->zero_grad();
   GlobalMean(local_sum, global_valid).backward();
   const auto reduce_start = std::chrono::steady_clock::now();

@@ -10,6 +10,7 @@
 #include "tests/support/synthetic_config.h"
 #include "trainer/data/synthetic.h"
 #include "trainer/evaluate.h"
+#include "trainer/precision.h"
 #include "trainer/train.h"
 
 namespace trainguard {
@@ -49,6 +50,61 @@ TEST(Trainer, LossFallsOnSyntheticData) {
   EXPECT_EQ(s.steps_this_run, 48);
   ASSERT_EQ(recorder.losses.size(), 48u);
   EXPECT_LT(recorder.losses.back(), 0.5 * recorder.losses.front());
+}
+
+class AccuracyRecorder final : public TrainObserver {
+ public:
+  void OnEpochEnd(const EpochReport& r) override { accuracies.push_back(r.train_accuracy); }
+  std::vector<double> accuracies;
+};
+
+TEST(Trainer, TrainAccuracyOfEachEpochIsReportedAndRises) {
+  auto data = MakeSyntheticDataset({256, 4, {1, 32, 32}, 3, 0.5, {}});
+  SoloControlPlane control;
+  SoloDataPlane plane;
+  AccuracyRecorder recorder;
+  TrainConfig c = SmallConfig();
+  c.epochs = 3;
+  Trainer(c, *data, nullptr, {control, plane, torch::kCPU, {&recorder}}).Run();
+  ASSERT_EQ(recorder.accuracies.size(), 3u);
+  for (double a : recorder.accuracies) EXPECT_TRUE(a >= 0 && a <= 1) << a;
+  EXPECT_GT(recorder.accuracies.back(), recorder.accuracies.front());
+  EXPECT_GT(recorder.accuracies.back(), 0.8) << "4 separable classes after 3 epochs";
+}
+
+// bf16 autocast (what --precision bf16 runs on a GPU) works on the CPU too: the model learns as
+// in fp32, its parameters stay fp32, and the first step's update is close to fp32's.
+TEST(Trainer, Bf16AutocastLearnsWithFp32WeightsCloseToFp32) {
+  auto data = MakeSyntheticDataset({256, 4, {1, 32, 32}, 3, 0.5, {}});
+  SoloControlPlane control;
+  SoloDataPlane plane;
+  LossRecorder bf16_losses;
+  TrainConfig c = SmallConfig();
+  c.precision = "bf16";
+  Trainer bf16(c, *data, nullptr, {control, plane, torch::kCPU, {&bf16_losses}});
+  bf16.Run();
+  ASSERT_EQ(bf16_losses.losses.size(), 32u);
+  EXPECT_LT(bf16_losses.losses.back(), 0.5 * bf16_losses.losses.front());
+  for (const auto& p : bf16.model()->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat);
+  EXPECT_FALSE(at::autocast::is_autocast_enabled(torch::kCPU)) << "autocast is left off after the step";
+
+  // One step from the same weights: the updates agree to bf16's precision.
+  TrainConfig one = SmallConfig();
+  one.max_steps = 1;
+  Trainer fp32_step(one, *data, nullptr, {control, plane, torch::kCPU, {}});
+  one.precision = "bf16";
+  Trainer bf16_step(one, *data, nullptr, {control, plane, torch::kCPU, {}});
+  const auto before = Params(fp32_step);
+  fp32_step.Run();
+  bf16_step.Run();
+  const auto a = Params(fp32_step), b = Params(bf16_step);
+  double diff = 0, size = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff += (a[i] - b[i]).pow(2).sum().item<double>();
+    size += (a[i] - before[i]).pow(2).sum().item<double>();
+  }
+  EXPECT_GT(size, 0);
+  EXPECT_LT(std::sqrt(diff / size), 0.25) << "relative difference of the first update";
 }
 
 TEST(Trainer, StopAndResumeMatchesAnUninterruptedRun) {

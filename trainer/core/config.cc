@@ -40,6 +40,9 @@ void ValidateTrainConfig(const TrainConfig& c) {
                         "' is not INDEX=LABEL (e.g. 17=11, 3=-1, 5=abc, 8= for unlabelled)");
     }
   }
+  if (c.precision != "fp32" && c.precision != "bf16") {
+    throw ConfigError("--precision: unknown value '" + c.precision + "'; use fp32 or bf16");
+  }
   if (c.resume != "no" && c.resume != "yes" && c.resume != "auto") {
     throw ConfigError("--resume: unknown value '" + c.resume +
                       "'; use yes (the default of a bare --resume), auto or no");

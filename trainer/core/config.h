@@ -38,6 +38,7 @@ struct TrainConfig {
 
   // --- runtime ---
   std::string device = "auto";      // "auto", "cpu" or "cuda"
+  std::string precision = "fp32";   // the training forward pass: "fp32" or "bf16" (autocast)
   std::string data_plane = "auto";  // gradients: "auto" (NCCL on CUDA, MPI on CPU), "nccl" or "mpi"
   std::string store_addr;           // NCCL bootstrap: address peers reach rank 0's TCPStore at (empty: its IP)
   std::string run_config = "trainguard-run.toml";  // the whole resolved configuration, by rank 0 (empty: none)
