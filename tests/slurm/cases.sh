@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# Slurm cases of slurm/*.sbatch on a throwaway single-node Slurm (harness.sh) that each case starts
+# and always stops; ctest runs one case per test:
+#   cases.sh CASE     (TG_TEST_BIN: path of trainguard; set by ctest)
+# Exit 77 (skipped) where Slurm or root is missing. Every wait is bounded; a failure prints the
+# job's record, the tail of its output and of the daemons' logs.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=harness.sh
+source "$HERE/harness.sh"
+
+CASE=${1:?usage: cases.sh CASE}
+export TG_BIN=${TG_TEST_BIN:-$REPO/build/launcher/trainguard}
+[ -x "$TG_BIN" ] || fail "no trainguard executable at $TG_BIN (set TG_TEST_BIN)"
+# A small run: 600 synthetic samples, 2 ranks, a quarter-width model (5 steps an epoch).
+SMALL=(--dataset synthetic --synthetic-samples 600 --width 0.25 --epochs 1)
+# The jobs' mpirun runs as root here.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+unset TRAINGUARD_THREADS
+# What trainguard's rank 0 logs when it stops on request: the global step it checkpointed after.
+STOP_STEP_SED='s/.*stopped on request after step ([0-9]+): checkpoint .*/\1/p'
+
+# submit SCRIPT [SBATCH OPTIONS...] -- [TRAINGUARD ARGS...]: submits slurm/SCRIPT from $WORK
+# (so runs go to $WORK/trainguard-runs) with its output in $WORK/job-<id>.out; sets JOB.
+submit() {
+  local script=$1 opts=()
+  shift
+  while (($#)) && [ "$1" != -- ]; do opts+=("$1"); shift; done
+  (($#)) && shift
+  JOB=$(cd "$WORK" && sbatch --parsable --output="$WORK/job-%j.out" "${opts[@]}" "$REPO/slurm/$script" "$@") ||
+    fail "sbatch $script was refused"
+  JOB=${JOB%%;*}
+  say "submitted $script as job $JOB"
+}
+
+# release_requeued: $JOB was requeued; Slurm would hold it 120 s. Once it is pending and the node
+# is idle (its first run cleaned up), it is started now. Started in the same second as slurmd
+# revoked the first run's credential (1 s resolution), it would be refused ("Job credential
+# revoked") and end FAILED: hence the 2 s pause.
+release_requeued() {
+  wait_job_state "$JOB" 30 PENDING
+  local deadline=$((SECONDS + 30))
+  until [ "$(sinfo -h -N -o '%T' | head -n 1)" = idle ]; do
+    ((SECONDS < deadline)) || job_failure "$JOB" "the node did not become idle within 30 s of the requeue"
+    sleep 0.2
+  done
+  sleep 2
+  scontrol update JobId="$JOB" StartTime=now || fail "scontrol update JobId=$JOB StartTime=now failed"
+  say "job $JOB requeued and released"
+}
+
+# out: the output file of $JOB.
+out() { printf '%s/job-%s.out' "$WORK" "$JOB"; }
+
+# expect_line PATTERN WHAT: the output of $JOB has a line matching the extended regex PATTERN.
+expect_line() {
+  grep -qE -- "$1" "$(out)" || job_failure "$JOB" "job $JOB: no $2 in its output (/$1/)"
+}
+
+# expect_job STATE EXIT_CODE RESTARTS: `scontrol show job` reports them for $JOB.
+expect_job() {
+  local state code restarts
+  state=$(job_field "$JOB" JobState)
+  code=$(job_field "$JOB" ExitCode)
+  restarts=$(job_field "$JOB" Restarts)
+  [ "$state $code $restarts" = "$1 $2 $3" ] ||
+    job_failure "$JOB" "job $JOB: state $state, exit code $code, restarts $restarts; expected $1, $2, $3"
+}
+
+# expect_two_gpus_one_each LAUNCHER: both tasks saw both fake GPUs and took different ones: rank R
+# (local rank R) the GPU of entry R, as trainguard's own local rank (the local_rank label of its
+# metrics textfile) says it does.
+expect_two_gpus_one_each() {
+  local rank prom
+  for rank in 0 1; do
+    expect_line "^\[task\] rank $rank local rank $rank on .*: GPU $rank \(entry $rank of CUDA_VISIBLE_DEVICES=0,1\)$" \
+      "task line of rank $rank with GPU $rank"
+    prom=$WORK/metrics/trainguard_trainguard_rank$rank.prom
+    [ -f "$prom" ] || job_failure "$JOB" "no metrics textfile $prom"
+    grep -q "local_rank=\"$rank\"" "$prom" || job_failure "$JOB" "$prom: rank $rank's local rank is not $rank under $1"
+  done
+}
+
+# expect_trained RUN_DIR: the run wrote its checkpoint and its resolved configuration, with the
+# threads Slurm gave each task (--cpus-per-task 1, through TRAINGUARD_THREADS).
+expect_trained() {
+  [ -s "$1/trainguard.ckpt" ] || job_failure "$JOB" "no checkpoint $1/trainguard.ckpt"
+  grep -qE '^threads *= *1$' "$1/run.toml" || job_failure "$JOB" "$1/run.toml: threads is not 1"
+  expect_line '^steps: 5, epoch 1' "training summary"
+}
+
+# (a) The CPU job, 2 tasks under srun --mpi=pmix, with the node's 2 fake GPUs: trains, exits 0.
+case_cpu_job_trains() {
+  TG_METRICS_TEXTFILE=$WORK/metrics submit trainguard-cpu.sbatch --gres=gpu:2 -- "${SMALL[@]}"
+  wait_job_state "$JOB" 90 COMPLETED FAILED
+  expect_job COMPLETED 0:0 0
+  expect_line '^\[slurm job [0-9]+ .*\] srun exited 0 \(success\): ok$' "srun exit line"
+  expect_two_gpus_one_each srun
+  expect_trained "$WORK/trainguard-runs/trainguard-cpu-$JOB"
+}
+
+# (d) The GPU script itself (its #SBATCH lines scaled down to this node) with the mpirun fallback
+# and --device cpu: the same training, the same GPU choice from Open MPI's local rank.
+case_gpu_script_mpirun() {
+  TG_METRICS_TEXTFILE=$WORK/metrics TG_LAUNCHER=mpirun TG_DEVICE=cpu \
+    submit trainguard.sbatch --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --gres=gpu:2 --time=10 -- "${SMALL[@]}"
+  wait_job_state "$JOB" 90 COMPLETED FAILED
+  expect_job COMPLETED 0:0 0
+  expect_line '^\[slurm job [0-9]+ .*\] mpirun -np 2 ' "mpirun command line"
+  expect_line '^\[slurm job [0-9]+ .*\] mpirun exited 0 \(success\): ok$' "mpirun exit line"
+  expect_two_gpus_one_each mpirun
+  expect_trained "$WORK/trainguard-runs/trainguard-$JOB"
+}
+
+# (b) SIGUSR1 to the batch shell once steps run: the ranks checkpoint and exit 12, the script
+# requeues the job, and the second run resumes from the checkpoint's step and completes.
+case_preempt_requeue_resume() {
+  local run_dir stop_step second first epoch step per_epoch resumed
+  submit trainguard-cpu.sbatch -- --dataset synthetic --synthetic-samples 600 --width 0.25 --epochs 3 \
+    --batch-size 16 --log-every 1
+  run_dir=$WORK/trainguard-runs/trainguard-cpu-$JOB
+  wait_output "$JOB" "$(out)" 90 'epoch 1/3 step [0-9]+/'
+  say "steps are running: scancel -b -s USR1 $JOB"
+  scancel -b -s USR1 "$JOB" || fail "scancel -b -s USR1 $JOB failed"
+  wait_output "$JOB" "$(out)" 60 'srun exited 12 '
+  wait_output "$JOB" "$(out)" 20 '\] requeued: '
+  release_requeued
+  wait_job_state "$JOB" 120 COMPLETED FAILED
+  expect_job COMPLETED 0:0 1
+  expect_line '^\[slurm job [0-9]+ .*\] batch shell got SIGUSR1: asking the ranks to checkpoint' "forwarded USR1"
+  expect_line '^\[slurm job [0-9]+ .*\] srun exited 12 \(preempted' "srun exit 12"
+  expect_line '^\[slurm job [0-9]+ .*\] run 2 \(restart 1 of at most 3\)' "second run"
+  expect_line '^\[slurm job [0-9]+ .*\] srun exited 0 \(success\): ok$' "successful end"
+  [ -s "$run_dir/trainguard.ckpt" ] || job_failure "$JOB" "no checkpoint $run_dir/trainguard.ckpt"
+  # The second run loaded the checkpoint: it did not start afresh, its first step is the one
+  # after the checkpoint's, and it ran the rest of the 3 epochs.
+  stop_step=$(sed -nE "$STOP_STEP_SED" "$(out)" | head -n 1)
+  [ -n "$stop_step" ] || job_failure "$JOB" "the first run did not say after which step it checkpointed"
+  second=$(sed -n '/\] run 2 (restart 1 /,$p' "$(out)")
+  if grep -q 'starting afresh' <<<"$second"; then job_failure "$JOB" "the second run started afresh"; fi
+  first=$(grep -m 1 -oE 'epoch [0-9]+/3 step [0-9]+/[0-9]+ loss' <<<"$second" || true)
+  [[ $first =~ ^epoch\ ([0-9]+)/3\ step\ ([0-9]+)/([0-9]+) ]] ||
+    job_failure "$JOB" "no progress line in the second run"
+  epoch=${BASH_REMATCH[1]} step=${BASH_REMATCH[2]} per_epoch=${BASH_REMATCH[3]}
+  resumed=$(((epoch - 1) * per_epoch + step))
+  ((resumed == stop_step + 1)) ||
+    job_failure "$JOB" "the second run began at global step $resumed ($first); the checkpoint was after step $stop_step"
+  grep -q "^steps: $((3 * per_epoch - stop_step)), epoch 3" <<<"$second" ||
+    job_failure "$JOB" "the second run did not run the remaining $((3 * per_epoch - stop_step)) steps"
+  say "checkpointed after step $stop_step; the second run began at step $resumed and completed"
+}
+
+# (c) A planted bad label: label validation fails (exit 7) on both ranks, and the job is not
+# requeued: FAILED with 7:0, no restart.
+case_bad_label_not_requeued() {
+  submit trainguard-cpu.sbatch -- "${SMALL[@]}" --plant-label 3=11 --synthetic-classes 11
+  wait_job_state "$JOB" 90 COMPLETED FAILED
+  expect_job FAILED 7:0 0
+  expect_line "too_large label '11' at sample 3" "offender line"
+  expect_line '^\[slurm job [0-9]+ .*\] srun exited 7 \(label validation failed\): fail$' "exit line"
+  if grep -qE 'requeued|run 2 ' "$(out)"; then job_failure "$JOB" "job $JOB was requeued after a label error"; fi
+}
+
+# (e) A rank killed at step 3 (a lost peer): srun aborts the step (137), the job is requeued, the
+# rerun loses its peer the same way, and with TG_MAX_RESTARTS=1 the job then ends FAILED with 137.
+case_lost_peer_requeue_bounded() {
+  TG_MAX_RESTARTS=1 submit trainguard-cpu.sbatch -- "${SMALL[@]}" --inject-fault kill:rank=1:step=3
+  wait_output "$JOB" "$(out)" 90 '\] requeued: '
+  release_requeued
+  wait_job_state "$JOB" 90 COMPLETED FAILED
+  expect_job FAILED 137:0 1
+  expect_line '^\[slurm job [0-9]+ .*\] srun exited 137 \(a task was killed by signal 9\): requeue$' "requeue of run 1"
+  expect_line '^\[slurm job [0-9]+ .*\] srun exited 137 \(a task was killed by signal 9\): exhausted$' "end of run 2"
+  expect_line '^\[slurm job [0-9]+ .*\] not requeued: 1 restart\(s\) already, TG_MAX_RESTARTS=1$' "restart bound"
+}
+
+# (f) A job cancelled while it trains (scancel): the batch shell and the tasks get SIGTERM, the
+# ranks checkpoint and exit 12, and the script does not requeue it: it stays CANCELLED.
+case_cancel_not_requeued() {
+  submit trainguard-cpu.sbatch -- --dataset synthetic --synthetic-samples 600 --width 0.25 --epochs 3 \
+    --batch-size 16 --log-every 1
+  wait_output "$JOB" "$(out)" 90 'epoch 1/3 step [0-9]+/'
+  scancel "$JOB" || fail "scancel $JOB failed"
+  wait_output "$JOB" "$(out)" 30 '\] not requeued: '
+  wait_job_state "$JOB" 30 CANCELLED
+  expect_line '^\[slurm job [0-9]+ .*\] srun exited 12 \(preempted.*\): ending$' "exit 12 after SIGTERM"
+  expect_line 'stopped on request after step [0-9]+: checkpoint ' "checkpoint on SIGTERM"
+  [ "$(job_field "$JOB" Restarts)" = 0 ] || job_failure "$JOB" "job $JOB was requeued after scancel"
+  [ -s "$WORK/trainguard-runs/trainguard-cpu-$JOB/trainguard.ckpt" ] || job_failure "$JOB" "no checkpoint"
+}
+
+# The exit-code mapping alone (tg_exit_action), without Slurm.
+case_exit_code_mapping() {
+  # shellcheck source-path=SCRIPTDIR source=../../slurm/job.sh
+  source "$REPO/slurm/job.sh"
+  local code want got
+  for code in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 134 137 143; do
+    case "$code" in
+      0) want=ok ;;
+      5 | 6 | 11 | 12 | 134 | 137 | 143) want=requeue ;;
+      *) want=fail ;;
+    esac
+    got=$(tg_exit_action "$code" 0 3 0)
+    [ "$got" = "$want" ] || fail "exit $code, no restart yet: '$got', expected '$want'"
+    got=$(tg_exit_action "$code" 3 3 0)
+    [ "$got" = "${want/requeue/exhausted}" ] || fail "exit $code after 3 of 3 restarts: '$got'"
+    got=$(tg_exit_action "$code" 0 3 1)
+    [ "$got" = "${want/requeue/ending}" ] || fail "exit $code after a SIGTERM to the batch shell: '$got'"
+  done
+  say "exit-code mapping as documented"
+}
+
+if [ "$CASE" = exit_code_mapping ]; then
+  case_exit_code_mapping
+  exit 0
+fi
+declare -F "case_$CASE" >/dev/null || fail "unknown case $CASE"
+if ! why=$(slurm_prerequisites); then
+  echo "SKIP: $why"
+  exit 77
+fi
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tg_slurm_XXXXXX")
+trap 'slurm_stop; [ -n "${TG_KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
+trap 'exit 1' INT TERM
+slurm_start "$WORK/slurm"
+"case_$CASE"
+say "PASS: $CASE"
