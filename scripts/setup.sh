@@ -14,7 +14,7 @@ VENV=$HOME_DIR/venv
 DEBIAN_PACKAGES=(build-essential cmake ninja-build ccache python3-venv openmpi-bin libopenmpi-dev
   libgtest-dev libgmock-dev libcli11-dev zlib1g-dev nlohmann-json3-dev libturbojpeg0-dev
   clang-format dataset-fashion-mnist prometheus-cpp-dev prometheus prometheus-pushgateway
-  slurmctld slurmd slurm-client)
+  slurmctld slurmd slurm-client shellcheck)
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
