@@ -89,6 +89,22 @@ case_jpeg() {  # JPEG-fed throughput: 128x128, batch 512, full width, several lo
   row jpeg "rc=$RC in ${SECS}s; $(grep -E 'throughput|loader wait' "$LOGS/jpeg.log" | tr '\n' ' ')" "trainguard fp32, JPEG-fed"
 }
 
+case_jpeg_bf16() {  # the same, bf16 autocast
+  folder "$WORK/folder" 12000
+  run jpeg_bf16 240 "${MPIRUN[@]}" -np 1 "$TG" train --dataset folder --data-dir "$WORK/folder/training" \
+    --num-classes 11 --device cuda --precision bf16 --epochs 2 --batch-size 512 --image-size 128 --no-eval \
+    --loader-threads 14 --prefetch 28 --log-every 10
+  row jpeg_bf16 "rc=$RC in ${SECS}s; $(grep -E 'throughput|loader wait' "$LOGS/jpeg_bf16.log" | tr '\n' ' ')" \
+    "trainguard bf16, JPEG-fed"
+}
+
+case_step() {  # trainguard's step on resident inputs (bench/step_bench.cc), beside the Python peers
+  for precision in fp32 bf16; do
+    run "step_$precision" 120 "$BUILD/bench/step_bench" --device cuda --precision "$precision"
+    row "step $precision" "rc=$RC in ${SECS}s; $(grep mode= "$LOGS/step_$precision.log")" "trainguard, resident inputs"
+  done
+}
+
 case_pybench() {
   run pybench 300 python3 bench/gpu_step_bench.py
   row pybench "rc=$RC in ${SECS}s; $(grep mode= "$LOGS/pybench.log" | tr '\n' ' ')" "Python peers, resident inputs"
@@ -98,7 +114,7 @@ install_deps
 build
 say "built"
 cases=("$@")
-((${#cases[@]})) || cases=(info ctest jpeg pybench)
+((${#cases[@]})) || cases=(info ctest step pybench jpeg jpeg_bf16)
 for c in "${cases[@]}"; do "case_$c"; done
 say "done in $(($(date +%s) - T0)) s"
 # The device tool brings back few files: logs and bundles travel as one archive.

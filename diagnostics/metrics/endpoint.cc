@@ -41,6 +41,14 @@ void Knock(const std::string& ipv4, int port) {
   ::close(fd);
 }
 
+// How long a worker waits for a request (and to send its response) before dropping the
+// connection. civetweb's default is 30 s, and each of the 2 workers holds one connection: two
+// clients that connect and never finish a request (a port scanner's probe, a broken client) kept
+// every scrape waiting for 30 s (tests/metrics/metrics_abuse_test.cc). A scrape request is one
+// small packet, so 1 s is ample; it also bounds the stop (civetweb's workers see a stop only
+// between polls, which last up to this long).
+constexpr const char* kRequestTimeoutMs = "1000";
+
 // The address a client on this host reaches `bind` by (0.0.0.0 serves every interface).
 std::string LocalAddress(const std::string& bind) { return bind == "0.0.0.0" ? "127.0.0.1" : bind; }
 
@@ -61,8 +69,10 @@ Endpoint StartEndpoint(const std::string& bind, int port, const std::shared_ptr<
   std::vector<std::string> messages;
   civetweb_messages = &messages;
   try {
-    endpoint.exposer = std::make_unique<prometheus::Exposer>(
-        std::vector<std::string>{"listening_ports", address, "num_threads", "2"}, &callbacks);
+    endpoint.exposer =
+        std::make_unique<prometheus::Exposer>(std::vector<std::string>{"listening_ports", address, "num_threads", "2",
+                                                                       "request_timeout_ms", kRequestTimeoutMs},
+                                              &callbacks);
   } catch (const std::exception& e) {
     civetweb_messages = nullptr;
     endpoint.error = "cannot serve metrics on " + address + ": " + (messages.empty() ? e.what() : Join(messages));

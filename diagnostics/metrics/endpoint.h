@@ -19,15 +19,19 @@ struct Endpoint {
   std::string error;  // why the start failed (address and civetweb's reason); empty on success
 };
 
-// Serves `registry` at http://bind:port/metrics with 2 server threads. `bind` is a numeric IPv4
-// address, port 0 asks for a free port. Never throws: a failure is reported in Endpoint::error.
-// Blocks at most about probe_timeout_s (the self-probe).
+// Serves `registry` at http://bind:port/metrics with 2 server threads; a connection that does not
+// deliver its request within 1 s is dropped, so clients that never finish a request delay scrapes
+// by about a second, not civetweb's default 30 s. `bind` is a numeric IPv4 address, port 0 asks
+// for a free port. Never throws: a failure is reported in Endpoint::error. Blocks at most about
+// probe_timeout_s (the self-probe).
 Endpoint StartEndpoint(const std::string& bind, int port, const std::shared_ptr<prometheus::Registry>& registry,
                        double probe_timeout_s = 2);
 
 // Stops the endpoint (if any) in well under a second: civetweb's listener polls in 2 s quanta
 // and checks for a stop between polls, so while the Exposer is being destroyed this connects to
-// the port every 20 ms to wake it. Blocks until civetweb's threads have ended.
+// the port every 20 ms to wake it. Blocks until civetweb's threads have ended; a worker waiting
+// on a client's unfinished request sees the stop when its 1 s request timeout ends the wait, so
+// with such a client connected the stop takes up to about a second.
 void StopEndpoint(Endpoint& endpoint, const std::string& bind);
 
 }  // namespace trainguard
