@@ -13,11 +13,43 @@ std::string RankList(const std::set<int>& ranks) {
   return out;
 }
 
+class ChannelLink final : public FaultLink {
+ public:
+  explicit ChannelLink(FaultChannel& channel) : channel_(channel) {}
+  int rank() const override { return channel_.rank(); }
+  int world() const override { return channel_.world(); }
+  void Tell(int kind, int64_t step, const std::string& message) override { channel_.Tell(kind, step, message); }
+  std::optional<FaultNotice> Poll() override { return channel_.Poll(); }
+
+ private:
+  FaultChannel& channel_;
+};
+
+FaultWatchOptions WatchOptions(double step_timeout_s, double grace_s,
+                               std::function<void(const std::string&)> on_stuck) {
+  FaultWatchOptions o;
+  o.step_timeout_s = step_timeout_s;
+  o.grace_s = grace_s;
+  o.on_stuck = std::move(on_stuck);
+  return o;
+}
+
 }  // namespace
 
 FaultWatch::FaultWatch(FaultChannel& channel, double step_timeout_s, double grace_s,
                        std::function<void(const std::string&)> on_stuck)
-    : channel_(channel), timeout_s_(step_timeout_s), grace_s_(grace_s), on_stuck_(std::move(on_stuck)) {
+    : FaultWatch(std::make_unique<ChannelLink>(channel), nullptr,
+                 WatchOptions(step_timeout_s, grace_s, std::move(on_stuck))) {}
+
+FaultWatch::FaultWatch(FaultLink& link, FaultWatchOptions options) : FaultWatch(nullptr, &link, std::move(options)) {}
+
+FaultWatch::FaultWatch(std::unique_ptr<FaultLink> owned, FaultLink* link, FaultWatchOptions options)
+    : owned_link_(std::move(owned)),
+      channel_(link != nullptr ? *link : *owned_link_),
+      timeout_s_(options.step_timeout_s),
+      grace_s_(options.grace_s),
+      on_stuck_(std::move(options.on_stuck)),
+      now_(std::move(options.now)) {
   watchdog_ = std::thread([this] { Watchdog(); });
 }
 
@@ -27,8 +59,7 @@ FaultWatch::~FaultWatch() {
 }
 
 void FaultWatch::Arm(int64_t step) {
-  const auto deadline =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
+  const auto deadline = Now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
   deadline_ = deadline.time_since_epoch().count();
   step_ = step;
   wait_key_ = 0;
@@ -42,8 +73,7 @@ void FaultWatch::SetPhase(const std::string& what) {
 void FaultWatch::BeginWait() {
   if (step_ != 0) return;  // inside a step: the step's deadline holds
   wait_key_ = -(++waits_);
-  wait_deadline_ =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
+  wait_deadline_ = Now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
 }
 
 std::string FaultWatch::Describe(int64_t key) {
@@ -64,30 +94,29 @@ void FaultWatch::Drain() {
     } else if (!peer_failure_) {
       peer_failure_.emplace("rank " + std::to_string(notice->from) + " failed: " + notice->message,
                             static_cast<ErrorKind>(notice->kind));
-      peer_failure_at_ = Clock::now();
+      peer_failure_at_ = Now();
     }
   }
 }
 
 void FaultWatch::Check() {
-  last_check_ = Clock::now().time_since_epoch().count();
+  last_check_ = Now().time_since_epoch().count();
   Drain();
-  if (peer_failure_ && Clock::now() - peer_failure_at_ > std::chrono::seconds(1)) {
+  if (peer_failure_ && Now() - peer_failure_at_ > std::chrono::seconds(1)) {
     Disarm();  // a verdict: the watchdog must not add a second cause while the rank stops
     throw *peer_failure_;
   }
   const int64_t step = step_;
-  if (step > 0 && Clock::now().time_since_epoch().count() > deadline_) StallVerdict(step);
-  if (step == 0 && wait_key_ != 0 && Clock::now() > wait_deadline_) StallVerdict(wait_key_);
+  if (step > 0 && Now().time_since_epoch().count() > deadline_) StallVerdict(step);
+  if (step == 0 && wait_key_ != 0 && Now() > wait_deadline_) StallVerdict(wait_key_);
 }
 
 void FaultWatch::StallVerdict(int64_t step) {  // a step, or the key (< 0) of a wait between steps
   channel_.Tell(FaultChannel::kWaiting, step, "waiting");
   waiting_[step].insert(channel_.rank());
-  const auto until =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(grace_s_));
-  while (Clock::now() < until && static_cast<int>(waiting_[step].size()) < channel_.world()) {
-    last_check_ = Clock::now().time_since_epoch().count();
+  const auto until = Now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(grace_s_));
+  while (Now() < until && static_cast<int>(waiting_[step].size()) < channel_.world()) {
+    last_check_ = Now().time_since_epoch().count();
     Drain();
     if (peer_failure_) {  // a peer's failure explains the wait
       Disarm();
@@ -113,7 +142,7 @@ void FaultWatch::Watchdog() {
     std::this_thread::sleep_for(milliseconds(100));
     const int64_t step = step_;
     if (step == 0) continue;
-    const auto now = Clock::now().time_since_epoch().count();
+    const auto now = Now().time_since_epoch().count();
     const auto slack = duration_cast<Clock::duration>(duration<double>(2 * grace_s_ + 1)).count();
     const bool polling = now - last_check_ < duration_cast<Clock::duration>(seconds(1)).count();
     if (polling || now <= deadline_ + slack) continue;

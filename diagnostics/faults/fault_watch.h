@@ -12,15 +12,19 @@
 // A rank stuck outside any collective (in computation) is caught by the watchdog thread, which
 // tells the others and calls `on_stuck` (the launcher exits the process). Every verdict
 // disarms the watch, so that a failure is reported with one cause.
+// The watch reaches the other ranks through a FaultLink (the FaultChannel in production) and
+// reads the time from FaultWatchOptions::now: tests give it an in-process link and a fake clock.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <string>
 #include <thread>
 
 #include "trainer/comm/fault_channel.h"
@@ -29,11 +33,29 @@
 
 namespace trainguard {
 
+// What the watch uses of the fault channel (see FaultChannel for the contract of each call).
+class FaultLink {
+ public:
+  virtual ~FaultLink() = default;
+  virtual int rank() const = 0;
+  virtual int world() const = 0;
+  virtual void Tell(int kind, int64_t step, const std::string& message) = 0;  // thread-safe
+  virtual std::optional<FaultNotice> Poll() = 0;
+};
+
+struct FaultWatchOptions {
+  double step_timeout_s = 300;                       // --step-timeout: a step's deadline, and each wait's between steps
+  double grace_s = 5;                                // how long a stalled rank collects the others' announcements
+  std::function<void(const std::string&)> on_stuck;  // the watchdog's verdict on this rank
+  std::function<std::chrono::steady_clock::time_point()> now;  // the clock; empty: steady_clock
+};
+
 class FaultWatch final : public WaitGuard {
  public:
   FaultWatch(FaultChannel& channel, double step_timeout_s, double grace_s,
              std::function<void(const std::string&)> on_stuck);
-  ~FaultWatch() override;  // stops the watchdog
+  FaultWatch(FaultLink& link, FaultWatchOptions options);  // the link must outlive the watch
+  ~FaultWatch() override;                                  // stops the watchdog
   FaultWatch(const FaultWatch&) = delete;
   FaultWatch& operator=(const FaultWatch&) = delete;
 
@@ -48,14 +70,18 @@ class FaultWatch final : public WaitGuard {
 
  private:
   using Clock = std::chrono::steady_clock;
+  FaultWatch(std::unique_ptr<FaultLink> owned, FaultLink* link, FaultWatchOptions options);  // link or *owned
+  Clock::time_point Now() const { return now_ ? now_() : Clock::now(); }
   void Drain();  // reads notices: waiting announcements are recorded, faults throw
   [[noreturn]] void StallVerdict(int64_t key);
   std::string Describe(int64_t key);  // "step 4", or the phase of a wait between steps
   void Watchdog();
 
-  FaultChannel& channel_;
+  std::unique_ptr<FaultLink> owned_link_;  // the adapter of a FaultChannel, if the watch made one
+  FaultLink& channel_;
   const double timeout_s_, grace_s_;
   std::function<void(const std::string&)> on_stuck_;
+  std::function<Clock::time_point()> now_;
   std::map<int64_t, std::set<int>> waiting_;  // step -> ranks that announced waiting
   std::optional<PeerError> peer_failure_;     // the first fault notice, kept until thrown
   Clock::time_point peer_failure_at_;

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <future>
 #include <thread>
+#include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -42,9 +43,9 @@ class NcclPending final : public PendingReduce {
   WaitGuard* guard_;
 };
 
-class NcclDataPlane final : public DataPlane {
+class BackendDataPlane final : public DataPlane {
  public:
-  NcclDataPlane(c10::intrusive_ptr<c10d::ProcessGroupNCCL> pg, WaitGuard* guard) : pg_(std::move(pg)), guard_(guard) {}
+  BackendDataPlane(c10::intrusive_ptr<c10d::Backend> pg, WaitGuard* guard) : pg_(std::move(pg)), guard_(guard) {}
 
   std::unique_ptr<PendingReduce> StartSum(torch::Tensor tensor) override {
     std::vector<torch::Tensor> tensors{std::move(tensor)};
@@ -76,7 +77,7 @@ class NcclDataPlane final : public DataPlane {
   }
 
  private:
-  c10::intrusive_ptr<c10d::ProcessGroupNCCL> pg_;
+  c10::intrusive_ptr<c10d::Backend> pg_;
   WaitGuard* guard_;
 };
 
@@ -169,7 +170,11 @@ std::unique_ptr<DataPlane> MakeNcclDataPlane(ControlPlane& control, const NcclPl
   pg_options->timeout = timeout;
   auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank, world, pg_options);
   pg->setBoundDeviceId(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(options.device_index)));
-  return std::make_unique<NcclDataPlane>(std::move(pg), guard);
+  return MakeBackendDataPlane(std::move(pg), guard);
+}
+
+std::unique_ptr<DataPlane> MakeBackendDataPlane(c10::intrusive_ptr<c10d::Backend> backend, WaitGuard* guard) {
+  return std::make_unique<BackendDataPlane>(std::move(backend), guard);
 }
 
 }  // namespace trainguard

@@ -1,7 +1,10 @@
 // DataPlane over c10d::ProcessGroupNCCL for CUDA tensors. Bootstrapped through the control
 // plane: rank 0 opens a c10d TCPStore on a free port and broadcasts its address and port; every
-// rank connects. NCCL allows one rank per GPU.
+// rank connects. NCCL allows one rank per GPU. The plane's waits, shutdown and abort are written
+// against c10d::Backend (MakeBackendDataPlane), so that tests drive them with a fake backend.
 #pragma once
+
+#include <c10/util/intrusive_ptr.h>
 
 #include <memory>
 #include <string>
@@ -9,6 +12,10 @@
 #include "trainer/comm/data_plane.h"
 #include "trainer/core/control_plane.h"
 #include "trainer/core/wait_guard.h"
+
+namespace c10d {
+class Backend;
+}  // namespace c10d
 
 namespace trainguard {
 
@@ -28,6 +35,14 @@ void SetNcclProcessPolicy();
 // carries the store's address. With a guard, waits poll the work so that a fault notice or a
 // deadline ends them.
 std::unique_ptr<DataPlane> MakeNcclDataPlane(ControlPlane& control, const NcclPlaneOptions& options, WaitGuard* guard);
+
+// The plane over a c10d backend that exists (MakeNcclDataPlane passes its ProcessGroupNCCL):
+// StartSum and Broadcast issue the backend's allreduce and broadcast; with a guard, a wait polls
+// the work's isCompleted() and calls guard->Check() between polls (BeginWait first), so a fault
+// notice or a deadline ends it; then work.wait() rethrows the work's own failure. Shutdown()
+// calls backend->shutdown(); Abort(d) calls backend->abort() on a detached thread and returns
+// after at most d seconds.
+std::unique_ptr<DataPlane> MakeBackendDataPlane(c10::intrusive_ptr<c10d::Backend> backend, WaitGuard* guard);
 
 // The address rank 0 offers for the TCPStore when --store-addr is empty: an IPv4 address of
 // this host that other hosts can reach (what the host name resolves to, unless that is a

@@ -1,0 +1,240 @@
+// FaultWatch's verdicts, ranks simulated in one process: an in-process fault link (every rank's
+// notices in a switchboard) and a fake clock that only the test moves, so deadlines are exact
+// and no test waits for them. The real threads are the watch's watchdog and, where a verdict
+// waits for the other ranks' announcements, one thread per waiting rank.
+#include "diagnostics/faults/fault_watch.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "tests/unit/fault_link_fakes.h"
+#include "trainer/core/errors.h"
+
+namespace trainguard {
+namespace {
+
+using testing::FakeClock;
+using testing::FakeLink;
+using testing::Switchboard;
+using testing::WaitUntil;
+
+constexpr double kTimeout = 5;  // --step-timeout
+constexpr double kGrace = 2;    // how long a stalled rank collects announcements
+
+struct Stuck {
+  std::atomic<int> calls{0};
+  std::mutex mutex;
+  std::string message;
+};
+
+FaultWatchOptions Options(FakeClock& clock, Stuck& stuck) {
+  FaultWatchOptions o;
+  o.step_timeout_s = kTimeout;
+  o.grace_s = kGrace;
+  o.on_stuck = [&stuck](const std::string& message) {
+    std::lock_guard<std::mutex> lock(stuck.mutex);
+    stuck.message = message;
+    ++stuck.calls;
+  };
+  o.now = clock.Function();
+  return o;
+}
+
+// Check() in a thread of its own: "" when it returned, else the stall verdict's text.
+std::future<std::string> CheckAsync(FaultWatch& watch) {
+  return std::async(std::launch::async, [&watch]() -> std::string {
+    try {
+      watch.Check();
+      return "";
+    } catch (const FaultError& e) {
+      return std::string(e.kind() == ErrorKind::kStall ? "" : "(not a stall) ") + e.what();
+    }
+  });
+}
+
+// After a verdict: a Check() must return at once. A second verdict would wait for announcements
+// while the fake clock stands still; it is ended by moving the clock, and reported.
+std::string CheckAgain(FaultWatch& watch, FakeClock& clock) {
+  auto again = CheckAsync(watch);
+  if (again.wait_for(std::chrono::seconds(5)) == std::future_status::ready) return again.get();
+  clock.Advance(1000);
+  return "a second verdict began: " + again.get();
+}
+
+// Lets the watchdog thread (which looks every 100 ms) look a few times.
+void LetTheWatchdogLook() { std::this_thread::sleep_for(std::chrono::milliseconds(350)); }
+
+TEST(FaultWatch, WaitThatEndsBeforeItsDeadlineGetsNoVerdict) {
+  Switchboard board(2);
+  FakeLink link(board, 0);
+  FakeClock clock;
+  Stuck stuck;
+  FaultWatch watch(link, Options(clock, stuck));
+  watch.SetPhase("the evaluation after epoch 1");
+  watch.BeginWait();
+  clock.Advance(kTimeout - 0.1);
+  EXPECT_NO_THROW(watch.Check());
+  // The next wait has a deadline of its own: 9.8 s after the first began is not a stall.
+  watch.BeginWait();
+  clock.Advance(kTimeout - 0.1);
+  EXPECT_NO_THROW(watch.Check());
+  // A step that ends in time, then a wait between steps.
+  watch.Arm(1);
+  clock.Advance(kTimeout - 0.1);
+  EXPECT_NO_THROW(watch.Check());
+  watch.Disarm();
+  LetTheWatchdogLook();
+  EXPECT_TRUE(board.SentBy(0).empty()) << "a rank that is in time tells nobody";
+  EXPECT_EQ(stuck.calls, 0);
+}
+
+TEST(FaultWatch, WaitBetweenStepsThatOverrunsItsDeadlineNamesThePhaseAndTheLateRank) {
+  Switchboard board(3);  // rank 2 never comes
+  FakeLink link0(board, 0), link1(board, 1);
+  FakeClock clock;
+  Stuck stuck;
+  FaultWatch watch0(link0, Options(clock, stuck)), watch1(link1, Options(clock, stuck));
+  for (FaultWatch* w : {&watch0, &watch1}) {
+    w->SetPhase("the evaluation after epoch 1");
+    w->BeginWait();
+    w->Check();
+  }
+  clock.Advance(kTimeout + 0.5);
+  auto verdict0 = CheckAsync(watch0), verdict1 = CheckAsync(watch1);
+  // Both announce that they wait and read each other's announcement; rank 2 gets both.
+  ASSERT_TRUE(WaitUntil([&] { return board.Pending(2) == 2 && board.Pending(0) == 0 && board.Pending(1) == 0; }));
+  EXPECT_EQ(verdict0.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout)
+      << "the verdict waits --fault-grace for the ranks that are late";
+  clock.Advance(kGrace + 0.1);
+  const std::string expected =
+      "stall in the evaluation after epoch 1: rank(s) 2 did not arrive within --step-timeout 5 s "
+      "(waiting: rank(s) 0, 1); look at what those ranks were doing";
+  for (auto* verdict : {&verdict0, &verdict1}) {
+    const std::string text = verdict->get();
+    EXPECT_EQ(text.rfind(expected, 0), 0u) << text;
+  }
+  // One verdict: the wait is over; the clock may run on, nothing more is said or thrown.
+  clock.Advance(1000);
+  EXPECT_EQ(CheckAgain(watch0, clock), "");
+  LetTheWatchdogLook();
+  EXPECT_EQ(board.SentBy(0).size(), 1u);
+  EXPECT_EQ(board.SentBy(0)[0].kind, FaultChannel::kWaiting);
+  EXPECT_EQ(board.SentBy(0)[0].step, -1) << "the first wait between steps has the key -1 on every rank";
+  EXPECT_EQ(stuck.calls, 0);
+}
+
+TEST(FaultWatch, StepThatOverrunsItsDeadlineNamesTheStepAndIsTheOnlyCause) {
+  Switchboard board(2);  // rank 1 never comes
+  FakeLink link(board, 0);
+  FakeClock clock;
+  Stuck stuck;
+  FaultWatch watch(link, Options(clock, stuck));
+  watch.Arm(4);
+  clock.Advance(kTimeout - 0.1);
+  EXPECT_NO_THROW(watch.Check());
+  clock.Advance(0.6);
+  auto verdict = CheckAsync(watch);
+  ASSERT_TRUE(WaitUntil([&] { return board.Pending(1) == 1; }));
+  clock.Advance(kGrace + 0.1);
+  const std::string text = verdict.get();
+  EXPECT_EQ(text.rfind("stall in step 4: rank(s) 1 did not arrive within --step-timeout 5 s (waiting: rank(s) 0)", 0),
+            0u)
+      << text;
+  // Far past the watchdog's slack (2 x grace + 1 s after the deadline): the verdict disarmed the
+  // watch, so this rank is not also reported as stuck in its computation.
+  clock.Advance(1000);
+  EXPECT_EQ(CheckAgain(watch, clock), "");
+  LetTheWatchdogLook();
+  EXPECT_EQ(stuck.calls, 0);
+  EXPECT_EQ(board.SentBy(0).size(), 1u);
+}
+
+TEST(FaultWatch, RankStuckInComputationIsReportedOnceByTheWatchdog) {
+  Switchboard board(2);
+  FakeLink link(board, 0);
+  FakeClock clock;
+  Stuck stuck;
+  FaultWatch watch(link, Options(clock, stuck));
+  watch.Arm(3);  // and no Check(): the rank computes, in no collective
+  clock.Advance(kTimeout + 2 * kGrace + 1 - 0.5);
+  LetTheWatchdogLook();
+  EXPECT_EQ(stuck.calls, 0) << "within the slack a waiting peer's stall verdict comes first";
+  clock.Advance(1);
+  ASSERT_TRUE(WaitUntil([&] { return stuck.calls > 0; }));
+  const std::string expected = "rank 0 is stuck in the computation of step 3, past --step-timeout 5 s";
+  {
+    std::lock_guard<std::mutex> lock(stuck.mutex);
+    EXPECT_EQ(stuck.message, expected);
+  }
+  const auto sent = board.SentBy(0);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].kind, static_cast<int>(ErrorKind::kStall));
+  EXPECT_EQ(sent[0].step, 3);
+  EXPECT_EQ(sent[0].message, expected);
+  clock.Advance(1000);
+  LetTheWatchdogLook();
+  EXPECT_EQ(stuck.calls, 1) << "one verdict";
+  EXPECT_EQ(board.SentBy(0).size(), 1u);
+}
+
+TEST(FaultWatch, PeerFailureEndsTheWaitWithThePeersKindASecondAfterItArrives) {
+  Switchboard board(2);
+  FakeLink link0(board, 0), link1(board, 1);
+  FakeClock clock;
+  Stuck stuck;
+  FaultWatch watch(link0, Options(clock, stuck));
+  watch.SetPhase("the label validation");
+  watch.BeginWait();
+  link1.Tell(static_cast<int>(ErrorKind::kNonFinite), 3, "non-finite loss at step 3");
+  // Within the second, this rank may reach the same agreed verdict itself.
+  EXPECT_NO_THROW(watch.Check());
+  clock.Advance(0.9);
+  EXPECT_NO_THROW(watch.Check());
+  clock.Advance(0.2);
+  try {
+    watch.Check();
+    FAIL() << "no verdict";
+  } catch (const PeerError& e) {
+    EXPECT_EQ(e.origin(), ErrorKind::kNonFinite);
+    EXPECT_STREQ(e.what(), "rank 1 failed: non-finite loss at step 3");
+  }
+  EXPECT_TRUE(board.SentBy(0).empty()) << "the peer already knows";
+}
+
+TEST(FaultWatch, PeerFailureDuringAStallVerdictIsTheCause) {
+  Switchboard board(2);
+  FakeLink link0(board, 0), link1(board, 1);
+  FakeClock clock;
+  Stuck stuck;
+  FaultWatch watch(link0, Options(clock, stuck));
+  watch.Arm(2);
+  clock.Advance(kTimeout + 0.1);
+  auto verdict = std::async(std::launch::async, [&watch]() -> std::optional<PeerError> {
+    try {
+      watch.Check();
+    } catch (const PeerError& e) {
+      return e;
+    } catch (...) {
+    }
+    return std::nullopt;
+  });
+  ASSERT_TRUE(WaitUntil([&] { return board.Pending(1) == 1; }));  // rank 0 announced its wait
+  link1.Tell(static_cast<int>(ErrorKind::kDeviceAssert), 2, "CUDA error: device-side assert triggered");
+  const auto peer = verdict.get();  // no clock move: the notice alone ends the verdict
+  ASSERT_TRUE(peer.has_value()) << "the stall was reported instead of the peer's failure";
+  EXPECT_EQ(peer->origin(), ErrorKind::kDeviceAssert);
+  EXPECT_STREQ(peer->what(), "rank 1 failed: CUDA error: device-side assert triggered");
+  clock.Advance(1000);
+  LetTheWatchdogLook();
+  EXPECT_EQ(stuck.calls, 0);
+}
+
+}  // namespace
+}  // namespace trainguard
