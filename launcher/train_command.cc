@@ -15,6 +15,7 @@
 #include "launcher/metrics_report.h"
 #include "launcher/progress.h"
 #include "launcher/signals.h"
+#include "launcher/stop.h"
 #include "trainer/comm/data_plane_factory.h"
 #include "trainer/core/log.h"
 #include "trainer/data/image_folder.h"
@@ -85,6 +86,7 @@ int Train(const Command& command, Job& job) {
   FaultInjector injector(injected, mpi.rank());
   TrainContext context{job.control, plane, job.device, {}, {&faults, &injector}, &StopRequested()};
   SignalMetricsScope signal_metrics(job.metrics.get());
+  context.on_device_lost = [&job, &config](const std::exception& e) { StopRank(e, job, config.fault_grace); };
   if (config.validate_labels) context.observers.push_back(&labels);
   context.observers.push_back(&progress);
   std::optional<MetricsObserver> metrics_observer;
@@ -92,6 +94,7 @@ int Train(const Command& command, Job& job) {
     labels.set_on_report([&job](const LabelReport& report) { RecordLabels(*job.metrics, report); });
     context.observers.push_back(&metrics_observer.emplace(*job.metrics, job.device));
   }
+  context.observers.push_back(&injector);  // last: a fault after a step comes after its report
 
   CheckImagesFirst(config, job, labels);
   Trainer trainer(config, *job.train, job.test.get(), context);

@@ -103,6 +103,7 @@ void Trainer::SaveAgreed(const TrainPosition& position) {
 }
 
 void Trainer::ReportTrainAccuracy(EpochReport& report) {
+  EnterPhase("the end of epoch " + std::to_string(report.epoch + 1));
   std::vector<int64_t> counts{epoch_correct_.defined() ? epoch_correct_.item<int64_t>() : 0, epoch_valid_};
   ctx_.control.AllReduceSum(counts);
   if (counts[1] > 0) report.train_accuracy = static_cast<double>(counts[0]) / static_cast<double>(counts[1]);
@@ -279,8 +280,16 @@ TrainSummary Trainer::Run() {
       const auto& indices = batch.indices;
       if (summary.steps_this_run == config_.warmup_steps) timer_start = Clock::now();
       const int64_t global_images = static_cast<int64_t>(indices.size()) * world;
-      const double loss = GuardedStep(
-          batch, {pos.epoch, pos.step_in_epoch + 1, steps_per_epoch, pos.global_step + 1, 0, global_images});
+      double loss = 0;
+      try {
+        loss = GuardedStep(batch,
+                           {pos.epoch, pos.step_in_epoch + 1, steps_per_epoch, pos.global_step + 1, 0, global_images});
+      } catch (const FaultError& e) {
+        const bool device_lost =
+            e.kind() == ErrorKind::kDeviceAssert || (e.kind() == ErrorKind::kInternal && ctx_.device.is_cuda());
+        if (device_lost && ctx_.on_device_lost) ctx_.on_device_lost(e);
+        throw;
+      }
       ++pos.step_in_epoch;
       ++pos.global_step;
       ++summary.steps_this_run;
@@ -306,8 +315,8 @@ TrainSummary Trainer::Run() {
     EpochReport report;
     report.epoch = pos.epoch;
     report.mean_loss = loss_count > 0 ? loss_sum / loss_count : 0;
-    ReportTrainAccuracy(report);
     summary.test_accuracy = EvaluateEpoch(report);
+    ReportTrainAccuracy(report);
     for (TrainObserver* o : ctx_.observers) o->OnEpochEnd(report);
     SaveAgreed({pos.epoch + 1, 0, pos.global_step});
   }

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -32,6 +33,12 @@ struct TrainContext {
   // Set (from any thread) to ask for a stop with a checkpoint: the ranks agree on the first step
   // that one of them starts after the request, and training stops after it (TrainSummary::preempted).
   const std::atomic<bool>* stop_requested = nullptr;
+  // Called instead of unwinding when a step failed with a CUDA device-side assert (or another
+  // CUDA error on a GPU), while the batch, the loader's queue and the model are still alive:
+  // after such an error every CUDA call fails, so freeing their memory (pinned host memory
+  // records CUDA events) would throw from a destructor and abort the process (seen on an H200).
+  // It must end the process (the stop protocol); if it throws, that exception propagates.
+  std::function<void(const std::exception&)> on_device_lost = nullptr;
 };
 
 struct TrainSummary {

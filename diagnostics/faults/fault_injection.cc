@@ -86,7 +86,7 @@ void FaultInjector::BeforeStep(const StepReport& where, Batch& batch) {
   }
 }
 
-void FaultInjector::AfterStep(const StepReport& where, torch::nn::Module&) {
+void FaultInjector::OnStepEnd(const StepReport& where) {
   for (const FaultSpec& s : specs_) {
     if (s.rank != rank_ || s.step != where.global_step || !s.after_step) continue;
     if (s.kind == FaultSpec::Kind::kKill) {

@@ -2,8 +2,10 @@
 // poison the batch with a NaN pixel, kill this process with SIGKILL, sleep inside the step, or
 // (slow-diagnosis) make the diagnosis of a failure at that step and rank sleep first.
 // Spec syntax: KIND:rank=R:step=K[:seconds=S][:when=after], KIND one of nan, kill, sleep,
-// slow-diagnosis; `when=after` makes a sleep or a kill come after the step, between steps (where
-// the ranks meet in evaluation, checkpoints and label validation).
+// slow-diagnosis; `when=after` makes a sleep or a kill come after the step and its report (the
+// observers' OnStepEnd: progress, metrics), between steps (where the ranks meet in evaluation,
+// checkpoints and label validation). Register the injector as a hook and, after the other
+// observers, as an observer.
 // (A planted bad label with validation off is --plant-label with --no-validate-labels.)
 #pragma once
 
@@ -25,11 +27,11 @@ struct FaultSpec {
 // Parses one spec; throws ConfigError naming --inject-fault on a bad one.
 FaultSpec ParseFaultSpec(const std::string& text);
 
-class FaultInjector final : public StepHooks {
+class FaultInjector final : public StepHooks, public TrainObserver {
  public:
   FaultInjector(std::vector<FaultSpec> specs, int rank);
   void BeforeStep(const StepReport& where, Batch& batch) override;
-  void AfterStep(const StepReport& where, torch::nn::Module& model) override;
+  void OnStepEnd(const StepReport& where) override;
 
  private:
   std::vector<FaultSpec> specs_;

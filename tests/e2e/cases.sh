@@ -20,6 +20,47 @@ rc_of() { cat "$WORK/$1.rc"; }
 expect_rc() { [ "$(rc_of "$1")" = "$2" ] || { cat "$WORK/$1.out" "$WORK/$1.err" >&2; fail "$1: exit $(rc_of "$1"), expected $2"; }; }
 expect_text() { grep -qF -- "$3" "$WORK/$1.$2" || { cat "$WORK/$1.out" "$WORK/$1.err" >&2; fail "$1: '$3' not in std$2"; }; }
 
+# A rank that dies outside a step (validate, predict, evaluation), where no --inject-fault can
+# reach: a FIFO named like a JPEG holds the rank that reads it (its open and read block) until
+# the test SIGKILLs that rank.
+# fifo_images DIR JPEG: adds a copy of JPEG as DIR/0_-.jpg and a FIFO as DIR/0_.jpg, the first two
+# names in sorted order: with 2 ranks the FIFO is the first image of rank 1's share.
+fifo_images() { cp "$2" "$1/0_-.jpg" && mkfifo "$1/0_.jpg" || fail "cannot make a FIFO in $1"; }
+# kill_fifo_reader NAME FIFO: waits (90 s at most) for a rank to open FIFO, SIGKILLs it, and
+# writes its rank to $WORK/NAME.victim and the time of the kill to $WORK/NAME.killed.
+kill_fifo_reader() {
+  local fifo=$2 writer pid= fd p
+  sleep 200 >"$fifo" &   # the write end, opened once a reader comes and held: the reader blocks in read
+  writer=$!
+  for _ in $(seq 900); do
+    for fd in /proc/[0-9]*/fd/*; do
+      [ "$(readlink "$fd" 2>/dev/null)" = "$fifo" ] || continue
+      p=${fd#/proc/}; p=${p%%/*}
+      grep -qz '^OMPI_COMM_WORLD_RANK=' "/proc/$p/environ" 2>/dev/null && { pid=$p; break 2; }
+    done
+    sleep 0.1
+  done
+  [ -n "$pid" ] && tr '\0' '\n' <"/proc/$pid/environ" | sed -n 's/^OMPI_COMM_WORLD_RANK=//p' >"$WORK/$1.victim"
+  [ -n "$pid" ] && kill -KILL "$pid"
+  date +%s >"$WORK/$1.killed"
+  kill "$writer" 2>/dev/null
+  [ -n "$pid" ]
+}
+# expect_peer_killed NAME: the job of NAME ended within 30 s of the kill of its victim rank; mpirun
+# said which rank died and exited 137 (128 + SIGKILL: the status of the rank that died first);
+# the survivor said why it stopped and exited 6.
+expect_peer_killed() {
+  local victim elapsed
+  victim=$(cat "$WORK/$1.victim")
+  elapsed=$(( $(date +%s) - $(cat "$WORK/$1.killed") ))
+  [ "$elapsed" -le 30 ] || fail "$1: the job ended ${elapsed}s after rank $victim was killed"
+  expect_rc "$1" 137
+  expect_text "$1" err "mpirun noticed that process rank $victim with PID"
+  expect_text "$1" err "exited on signal 9 (Killed)"
+  expect_text "$1" err "[rank $((1 - victim))] stopped by SIGTERM: the launcher ends the job, usually because another rank died"
+  expect_text "$1" err "exiting with code 6"
+}
+
 case ${1:?case} in
   fashion_mnist_2ranks)
     run fm 2 train --train-samples 4000 --test-samples 1000 --width 0.25 --epochs 1 --threads 1 \
@@ -54,6 +95,51 @@ case ${1:?case} in
     run second 2 "${common[@]}" --resume
     expect_rc second 0
     expect_text second out "steps: 11, epoch 2"   # 8 steps per epoch: 16 in all, 5 done before
+    ;;
+  preempted_by_signal)
+    # SIGUSR1 to mpirun, which forwards it to every rank at once (Slurm's --signal and the
+    # Kubernetes launcher's wrapper send it): the ranks agree on a step, rank 0 writes one
+    # checkpoint, every rank exits 12; the same command line then resumes (--resume auto) and
+    # finishes the epoch. 3000 samples, 2 ranks of 16: 94 steps.
+    common=(train --dataset synthetic --synthetic-samples 3000 --width 0.25 --batch-size 16 --epochs 1 --threads 1
+            --log-every 1 --checkpoint "$WORK/ckpt" --resume auto --metrics-textfile "$WORK" --metrics-job e2e)
+    timeout 120 "${MPIRUN[@]}" -np 2 "$BIN" "${common[@]}" >"$WORK/first.out" 2>"$WORK/first.err" &
+    job=$!
+    for _ in $(seq 600); do grep -q "step 3/94" "$WORK/first.err" && break; sleep 0.1; done
+    grep -q "step 3/94" "$WORK/first.err" || fail "the first run did not reach step 3 in 60 s"
+    pkill -USR1 -P "$job" mpirun   # $job is timeout's pid; mpirun is its child
+    wait "$job"
+    echo $? >"$WORK/first.rc"
+    expect_rc first 12
+    expect_text first err "--resume auto: no checkpoint $WORK/ckpt yet; starting afresh"
+    expect_text first err "SIGUSR1: stopping after the next step with a checkpoint"
+    [ "$(grep -c 'exiting with code 12' "$WORK/first.err")" = 1 ] || fail "rank 0 says once why the job stopped"
+    stopped=$(sed -n 's/.*stopped on request after step \([0-9]*\):.*/\1/p' "$WORK/first.err")
+    [ -n "$stopped" ] && [ "$stopped" -lt 94 ] || fail "no stop before the end of the epoch (step '$stopped')"
+    grep -q '^trainguard_checkpoints_total{.*rank="0".*} 1$' "$WORK/trainguard_e2e_rank0.prom" || fail "not one checkpoint"
+    for r in 0 1; do
+      grep -q '^trainguard_preemptions_total{.*} 1$' "$WORK/trainguard_e2e_rank$r.prom" || fail "rank $r: no preemption counted"
+      grep -q '^trainguard_failures_total' "$WORK/trainguard_e2e_rank$r.prom" && fail "rank $r: a preemption is no failure"
+    done
+    run second 2 "${common[@]}"
+    expect_rc second 0
+    expect_text second out "steps: $((94 - stopped)), epoch 1"
+    ;;
+  preempted_by_sigterm)
+    # SIGTERM to a rank started without mpirun (as srun starts them: Slurm's time limit,
+    # preemption, scancel) is the same stop request; a second SIGTERM ends it at once.
+    common=(train --dataset synthetic --synthetic-samples 3000 --width 0.25 --batch-size 16 --epochs 1 --threads 1
+            --log-every 1 --checkpoint "$WORK/ckpt" --no-eval)
+    timeout 120 "$BIN" "${common[@]}" >"$WORK/term.out" 2>"$WORK/term.err" &
+    job=$!
+    for _ in $(seq 600); do grep -q "step 3/188" "$WORK/term.err" && break; sleep 0.1; done
+    grep -q "step 3/188" "$WORK/term.err" || fail "the run did not reach step 3 in 60 s"
+    kill -TERM "$job"
+    wait "$job"
+    echo $? >"$WORK/term.rc"
+    expect_rc term 12
+    expect_text term err "SIGTERM: stopping after the next step with a checkpoint"
+    [ -f "$WORK/ckpt" ] || fail "no checkpoint"
     ;;
   corrupted_checkpoint)
     common=(train --dataset synthetic --synthetic-samples 64 --width 0.25 --batch-size 8 --threads 1
@@ -144,7 +230,9 @@ case ${1:?case} in
       run kill$np "$np" train --dataset synthetic --synthetic-samples 3000 --width 0.25 --threads 1 \
         --inject-fault kill:rank=1:step=5
       elapsed=$(( $(date +%s) - start ))
-      [ "$(rc_of kill$np)" != 0 ] || fail "the job succeeded"
+      # mpirun exits with the status of the rank that failed first: rank 1, killed by SIGKILL,
+      # so 128 + 9 = 137; the survivors, stopped by mpirun's SIGTERM, exit 6 (checked below).
+      expect_rc kill$np 137
       [ "$elapsed" -le 30 ] || fail "took ${elapsed}s"
       expect_text kill$np err "[rank 0] stopped by SIGTERM"
       expect_text kill$np err "exiting with code 6"
@@ -246,13 +334,16 @@ case ${1:?case} in
     scrape() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())' "$1"; }
     for _ in $(seq 50); do scrape "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1 && break; sleep 0.1; done
     common=(train --dataset synthetic --synthetic-samples 240 --synthetic-classes 11 --width 0.25 --threads 1
-            --epochs 1 --metrics-port 0 --metrics-bind 127.0.0.1 --metrics-targets "$WORK/targets.json"
+            --epochs 1 --checkpoint "$WORK/ckpt" --metrics-port 0 --metrics-bind 127.0.0.1 --metrics-targets "$WORK/targets.json"
             --pushgateway "http://127.0.0.1:$port" --metrics-textfile "$WORK" --metrics-job e2e)
     run good 2 "${common[@]}"
     expect_rc good 0
     for r in 0 1; do
       grep -q "^trainguard_steps_total{.*rank=\"$r\".*} 2" "$WORK/trainguard_e2e_rank$r.prom" ||
         { cat "$WORK/trainguard_e2e_rank$r.prom" >&2; fail "rank $r textfile: no 2 steps"; }
+    done
+    for series in 'trainguard_train_accuracy{' 'trainguard_checkpoints_total{.*} 1$' 'trainguard_checkpoint_bytes{'; do
+      grep -q "^$series" "$WORK/trainguard_e2e_rank0.prom" || fail "rank 0 textfile: no $series"
     done
     promtool check metrics <"$WORK/trainguard_e2e_rank0.prom" || fail "promtool rejects the textfile"
     [ "$(grep -o '"127.0.0.1:[0-9]*"' "$WORK/targets.json" | sort -u | wc -l)" = 2 ] || fail "targets file: not 2 endpoints"
@@ -267,6 +358,82 @@ case ${1:?case} in
     grep -q "trainguard_failures_total{.*kind=\"peer\".*} 1" "$WORK/pushed.txt" || fail "the other rank did not push 'peer'"
     grep -q "trainguard_failures_total{.*kind=\"bad_label\".*rank=\"$culprit\".*} 1" "$WORK/pushed.txt" ||
       fail "the failing rank did not push its failure"
+    # validate writes its label counts and its failure too.
+    run val 2 validate --dataset synthetic --synthetic-samples 240 --synthetic-classes 11 --plant-label 37=11 \
+      --metrics-textfile "$WORK" --metrics-job val
+    expect_rc val 7
+    cat "$WORK"/trainguard_val_rank*.prom >"$WORK/val.prom"
+    grep -q 'trainguard_labels{.*kind="too_large".*} 1$' "$WORK/val.prom" || fail "validate: no too_large label counted"
+    [ "$(grep -c '^trainguard_failures_total{.*kind="bad_label".*} 1$' "$WORK/val.prom")" = 2 ] ||
+      { cat "$WORK/val.prom" >&2; fail "validate: not every rank wrote its failure"; }
+    ;;
+  scraped_and_pushed)
+    # A real Prometheus finds a 2-rank job through its --metrics-targets file (file_sd) and scrapes
+    # it every second; both ranks wait 8 s after their last step so that the final values are
+    # scraped. Then a real Pushgateway after a bad label (exit 7), a NaN (exit 10) and a killed
+    # peer (exit 6) holds each rank's last values with the failure's kind and exit code.
+    free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+    fetch() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"; }
+    # query PROMQL: the value of each series of an instant query, one "rank value" line each.
+    query() {
+      python3 -c 'import json, sys, urllib.parse, urllib.request
+url = sys.argv[1] + "/api/v1/query?" + urllib.parse.urlencode({"query": sys.argv[2]})
+for r in json.load(urllib.request.urlopen(url, timeout=5))["data"]["result"]:
+    print(r["metric"].get("rank", "-"), r["value"][1])' "http://127.0.0.1:$prom_port" "$1"
+    }
+    prom_port=$(free_port) pgw_port=$(free_port)
+    cat >"$WORK/prometheus.yml" <<YAML
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: trainguard
+    honor_labels: true
+    file_sd_configs: [{files: ["$WORK/targets.json"], refresh_interval: 1s}]
+YAML
+    prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
+      --web.listen-address=127.0.0.1:$prom_port >"$WORK/prometheus.log" 2>&1 &
+    prom=$!
+    prometheus-pushgateway --web.listen-address=127.0.0.1:$pgw_port --persistence.file="$WORK/pgw.data" \
+      >"$WORK/pgw.log" 2>&1 &
+    pgw=$!
+    trap 'kill $prom $pgw 2>/dev/null; wait $prom $pgw 2>/dev/null; rm -rf "$WORK"' EXIT
+    for _ in $(seq 100); do
+      fetch "http://127.0.0.1:$prom_port/-/ready" >/dev/null 2>&1 && fetch "http://127.0.0.1:$pgw_port/-/ready" >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    # 600 samples, 2 ranks of 16: 19 steps; sample 37 carries label 11 of 11 classes, ignored.
+    run scraped 2 train --dataset synthetic --synthetic-samples 600 --synthetic-classes 11 --width 0.25 --threads 1 \
+      --batch-size 16 --epochs 1 --no-eval --plant-label 37=11 --bad-labels ignore --label-report "$WORK/labels.json" \
+      --metrics-port 0 --metrics-bind 127.0.0.1 --metrics-targets "$WORK/targets.json" --metrics-job e2e \
+      --inject-fault sleep:rank=0:step=19:seconds=8:when=after,sleep:rank=1:step=19:seconds=8:when=after
+    expect_rc scraped 0
+    sleep 1   # the last scrape before the ranks left
+    steps=$(query 'last_over_time(trainguard_steps_total{job="e2e"}[5m])' | sort)
+    [ "$steps" = "$(printf '0 19\n1 19')" ] || { cat "$WORK/prometheus.log" >&2; fail "steps scraped per rank: '$steps'"; }
+    for kind in valid too_large; do
+      want=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["counts"][sys.argv[2]])' "$WORK/labels.json" "$kind")
+      # The counts are the whole training set's, the same on every rank.
+      got=$(query "last_over_time(trainguard_labels{job=\"e2e\",kind=\"$kind\"}[5m])" | sort)
+      [ "$got" = "$(printf '0 %s\n1 %s' "$want" "$want")" ] || fail "labels kind $kind: Prometheus has '$got', the report $want"
+    done
+    finite=$(query 'count(last_over_time(trainguard_loss{job="e2e"}[5m]) < +Inf)' | awk '{print $2}')
+    [ "$finite" = 2 ] || fail "a finite loss of both ranks: '$finite'"
+
+    pushed() { fetch "http://127.0.0.1:$pgw_port/metrics" | grep "^trainguard_failures_total{.*job=\"$1\""; }
+    common=(train --dataset synthetic --synthetic-samples 600 --synthetic-classes 11 --width 0.25 --threads 1
+            --batch-size 16 --epochs 1 --no-eval --fault-grace 15 --pushgateway "http://127.0.0.1:$pgw_port")
+    run labels 2 "${common[@]}" --plant-label 37=11 --metrics-job e2e_labels
+    expect_rc labels 7
+    run nan 2 "${common[@]}" --inject-fault nan:rank=1:step=3 --metrics-job e2e_nan --bundle-dir "$WORK/faults"
+    expect_rc nan 10
+    run killed 2 "${common[@]}" --inject-fault kill:rank=1:step=3 --metrics-job e2e_killed
+    for r in 0 1; do
+      pushed e2e_labels | grep -q "exit_code=\"7\",.*kind=\"bad_label\".*rank=\"$r\".*} 1" ||
+        { pushed e2e_labels >&2; fail "rank $r did not push its bad-label failure (exit 7)"; }
+      pushed e2e_nan | grep -q "exit_code=\"10\",.*kind=\"non_finite\".*rank=\"$r\".*} 1" ||
+        { pushed e2e_nan >&2; fail "rank $r did not push its non-finite failure (exit 10)"; }
+    done
+    pushed e2e_killed | grep -q 'exit_code="6",.*kind="peer".*rank="0".*} 1' ||
+      { pushed e2e_killed >&2; cat "$WORK/killed.err" >&2; fail "the surviving rank did not push 'peer' (exit 6)"; }
     ;;
   dataset_doctor)
     # Three unreadable files and a 1x1 placeholder on different ranks: one run lists them all.
@@ -315,6 +482,48 @@ case ${1:?case} in
     bundle=$(ls -d "$WORK/faults"/step*-rank*)
     timeout 60 "$BIN" diagnose "$bundle" >"$WORK/by_hand.out" 2>&1 || fail "diagnose by hand failed"
     grep -q "sample 37, file synthetic#37, label '11'" "$WORK/by_hand.out" || fail "diagnose by hand: no sample"
+    ;;
+  peer_dies_in_validate)
+    # validate --images (the dataset doctor): rank 1 is held reading its first image, rank 0
+    # checks its share and waits for rank 1 in the image check; rank 1 is killed there.
+    "$BIN" make-folder "$WORK/food" --train-samples 200 --test-samples 4 >"$WORK/make.out" 2>&1 || fail "make-folder"
+    fifo_images "$WORK/food/training" "$WORK/food/test/00000.jpg"
+    run validate 2 validate --dataset folder --data-dir "$WORK/food/training" --num-classes 10 --images \
+      --label-report "" &
+    job=$!
+    kill_fifo_reader validate "$WORK/food/training/0_.jpg" || { wait $job; fail "no rank opened the FIFO"; }
+    wait $job
+    expect_peer_killed validate
+    grep -q "label validation passed" "$WORK/validate.out" && fail "validate passed without rank 1"
+    ;;
+  peer_dies_in_predict)
+    # predict on 2 ranks: rank 1's loader is held on its first image, rank 0 predicts its share
+    # and waits for rank 1's predictions; rank 1 is killed there. No CSV is written.
+    "$BIN" make-folder "$WORK/food" --train-samples 100 --test-samples 8 >"$WORK/make.out" 2>&1 || fail "make-folder"
+    shape=(--dataset folder --num-classes 10 --image-size 32 --width 0.25 --threads 1 --label-report "")
+    run ckpt 1 train "${shape[@]}" --data-dir "$WORK/food/training" --max-steps 1 --no-eval --checkpoint "$WORK/ckpt"
+    expect_rc ckpt 0
+    fifo_images "$WORK/food/test" "$WORK/food/test/00000.jpg"
+    run predict 2 predict "${shape[@]}" --data-dir "$WORK/food/test" --checkpoint "$WORK/ckpt" \
+      --predictions "$WORK/pred.csv" &
+    job=$!
+    kill_fifo_reader predict "$WORK/food/test/0_.jpg" || { wait $job; fail "no rank opened the FIFO"; }
+    wait $job
+    expect_peer_killed predict
+    [ -e "$WORK/pred.csv" ] && fail "predictions written without rank 1's share"
+    ;;
+  peer_dies_in_evaluation)
+    # train 2 epochs with --eval-dir: after epoch 1, rank 1 is held on its first evaluation
+    # image, rank 0 scores its share and waits for rank 1's counts; rank 1 is killed there.
+    "$BIN" make-folder "$WORK/food" --train-samples 200 --test-samples 4 >"$WORK/make.out" 2>&1 || fail "make-folder"
+    fifo_images "$WORK/food/validation" "$WORK/food/test/00000.jpg"
+    run evaluation 2 train --dataset folder --data-dir "$WORK/food/training" --eval-dir "$WORK/food/validation" \
+      --num-classes 10 --image-size 32 --width 0.25 --threads 1 --epochs 2 --label-report "" &
+    job=$!
+    kill_fifo_reader evaluation "$WORK/food/validation/0_.jpg" || { wait $job; fail "no rank opened the FIFO"; }
+    wait $job
+    expect_peer_killed evaluation
+    grep -q "test accuracy" "$WORK/evaluation.out" && fail "the evaluation finished without rank 1"
     ;;
   *) fail "unknown case $1" ;;
 esac

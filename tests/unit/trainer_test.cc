@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "tests/support/synthetic_config.h"
+#include "trainer/core/errors.h"
 #include "trainer/data/synthetic.h"
 #include "trainer/evaluate.h"
 #include "trainer/precision.h"
@@ -105,6 +106,35 @@ TEST(Trainer, Bf16AutocastLearnsWithFp32WeightsCloseToFp32) {
   }
   EXPECT_GT(size, 0);
   EXPECT_LT(std::sqrt(diff / size), 0.25) << "relative difference of the first update";
+}
+
+// What CUDA raises inside a step after a kernel's assert (cudaErrorAssert), here from a hook.
+class DeviceAssertAtStep final : public StepHooks {
+ public:
+  void AfterStep(const StepReport& where, torch::nn::Module&) override {
+    if (where.global_step == 2) throw c10::AcceleratorError({__func__, __FILE__, __LINE__}, 710, "device-side assert");
+  }
+};
+
+// After a device-side assert every CUDA call fails, so the batch and the model must not be freed
+// by unwinding: the trainer hands the error to on_device_lost while they are alive.
+TEST(Trainer, DeviceAssertGoesToOnDeviceLostBeforeUnwinding) {
+  auto data = MakeSyntheticDataset({64, 4, {1, 32, 32}, 3, 0.5, {}});
+  SoloControlPlane control;
+  SoloDataPlane plane;
+  DeviceAssertAtStep fault;
+  TrainContext context{control, plane, torch::kCPU, {}, {&fault}};
+  std::string seen;
+  context.on_device_lost = [&](const std::exception& e) {
+    const auto* fault_error = dynamic_cast<const FaultError*>(&e);
+    ASSERT_NE(fault_error, nullptr);
+    EXPECT_EQ(fault_error->kind(), ErrorKind::kDeviceAssert);
+    seen = e.what();
+    throw std::logic_error("ended by on_device_lost");  // production ends the process here
+  };
+  Trainer trainer(SmallConfig(), *data, nullptr, context);
+  EXPECT_THROW(trainer.Run(), std::logic_error);
+  EXPECT_NE(seen.find("step 2"), std::string::npos) << seen;
 }
 
 TEST(Trainer, StopAndResumeMatchesAnUninterruptedRun) {
