@@ -2,9 +2,14 @@
 #include "launcher/job.h"
 
 #include <c10/cuda/CUDAFunctions.h>
+#include <cuda_runtime_api.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <map>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "trainer/comm/data_plane_factory.h"
 #include "trainer/core/errors.h"
@@ -24,8 +29,9 @@ std::string HostName() {
 }
 
 // This rank's device: the GPU of index local rank modulo the visible GPUs, made the current
-// CUDA device of the process. Refuses NCCL with more ranks on the node than visible GPUs
-// (NCCL allows one rank per GPU).
+// CUDA device of the process. Whether two ranks then share a GPU is checked across ranks
+// (RefuseSharedGpus): ranks that each see a GPU of their own (Slurm's --gpus-per-task=1) all
+// pick index 0, and that is fine.
 torch::Device PickDevice(const TrainConfig& config, const MpiSession& mpi) {
   const bool have_cuda = torch::cuda::is_available();
   if (config.device == "cuda" && !have_cuda) {
@@ -34,12 +40,6 @@ torch::Device PickDevice(const TrainConfig& config, const MpiSession& mpi) {
   }
   if (config.device == "cpu" || !have_cuda) return torch::kCPU;
   const auto count = static_cast<int>(torch::cuda::device_count());
-  if (UsesNccl(config, torch::kCUDA) && mpi.local_world() > count) {
-    throw ConfigError(HostName() + ": " + std::to_string(mpi.local_world()) + " ranks (local ranks 0-" +
-                      std::to_string(mpi.local_world() - 1) + ") share " + std::to_string(count) +
-                      " visible GPU(s), and NCCL allows one rank per GPU: start at most " + std::to_string(count) +
-                      " rank(s) per node, or pass --data-plane mpi to let ranks share a GPU");
-  }
   const torch::Device device(torch::kCUDA, static_cast<c10::DeviceIndex>(mpi.local_rank() % count));
   c10::cuda::set_device(device.index());
   return device;
@@ -55,6 +55,22 @@ void AgreeOnDeviceType(ControlPlane& control, torch::Device device) {
         "ranks disagree on the device: some see a GPU and would train on CUDA, others see none (this "
         "rank: " +
         device.str() + " on " + HostName() + "); give every rank a GPU, or pass --device cpu");
+  }
+}
+
+// NCCL allows one rank per GPU: the ranks gather where their GPU is (host and PCI bus id) and
+// all refuse, naming the ranks that share one, before NCCL would fail on "Duplicate GPU".
+void RefuseSharedGpus(const TrainConfig& config, Job& job) {
+  if (!job.device.is_cuda() || !UsesNccl(config, job.device)) return;
+  char bus_id[32] = {0};
+  if (cudaDeviceGetPCIBusId(bus_id, sizeof bus_id, job.device.index()) != cudaSuccess) {
+    std::snprintf(bus_id, sizeof bus_id, "cuda:%d", job.device.index());  // still unique per process view
+  }
+  const std::string error = SharedGpuError(job.control.AllGather(HostName() + " " + bus_id));
+  if (!error.empty()) {
+    throw ConfigError(error +
+                      ", and NCCL allows one rank per GPU: start at most one rank per GPU of a node, or pass "
+                      "--data-plane mpi to let ranks share a GPU");
   }
 }
 
@@ -129,6 +145,22 @@ void PrepareJob(const TrainConfig& c, Job& job) {
     job.train = WithPlantedLabels(std::move(job.train), ParsePlantedLabels(c.plant_labels, job.train->size()));
   });
   AgreeOnDeviceType(job.control, job.device);
+  RefuseSharedGpus(c, job);
+}
+
+std::string SharedGpuError(const std::vector<std::string>& placements) {
+  std::map<std::string, std::vector<int>> ranks_of;  // "host bus-id" -> ranks
+  for (size_t r = 0; r < placements.size(); ++r) ranks_of[placements[r]].push_back(static_cast<int>(r));
+  std::string error;
+  for (const auto& [place, ranks] : ranks_of) {
+    if (ranks.size() < 2) continue;
+    std::string names;
+    for (int r : ranks) names += (names.empty() ? "" : ", ") + std::to_string(r);
+    const auto space = place.find(' ');
+    error += std::string(error.empty() ? "" : "; ") + "ranks " + names + " share the GPU " + place.substr(space + 1) +
+             " on " + place.substr(0, space);
+  }
+  return error;
 }
 
 LabelCheckOptions LabelOptionsFor(const TrainConfig& c, const Dataset& dataset) {

@@ -6,6 +6,8 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "diagnostics/faults/fault_watch.h"
 #include "diagnostics/labels/label_validation.h"
@@ -34,6 +36,10 @@ struct Job {
 
 // Collective. Throws (on every rank) when any rank cannot set up.
 void PrepareJob(const TrainConfig& config, Job& job);
+
+// Given each rank's "HOST GPU-ID" (rank order), names the ranks that share a GPU, e.g. "ranks 0,
+// 1 share the GPU 0000:3b:00.0 on node-a"; "" when every rank has a GPU of its own. Pure.
+std::string SharedGpuError(const std::vector<std::string>& placements);
 
 // Label policy, class count and ignore index for `dataset` under `config`.
 LabelCheckOptions LabelOptionsFor(const TrainConfig& config, const Dataset& dataset);

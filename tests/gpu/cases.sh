@@ -95,6 +95,13 @@ case ${1:?case} in
     [ "$others" = 1 ] || { show seed_mpi; fail "the other rank logged $others errors, expected 1"; }
     ;;
   negative_label) seed negative_label 1 -1 --ignore-index -100 ;;
+  nccl_shared_gpu_refused)
+    # 2 ranks, one GPU, NCCL: every rank refuses at start (exit 2), naming the ranks and the GPU.
+    run shared 2 --dataset synthetic --synthetic-samples 256 --width 0.25 --device cuda --data-plane nccl
+    [ "$(cat "$WORK/shared.rc")" = 2 ] || { show shared; fail "shared: exit $(cat "$WORK/shared.rc"), expected 2"; }
+    expect_text shared "ranks 0, 1 share the GPU"
+    expect_text shared "NCCL allows one rank per GPU"
+    ;;
   nan)
     run nan 1 --dataset synthetic --device cuda --epochs 1 --no-eval --width 0.5 \
       --inject-fault nan:rank=0:step=3 --bundle-dir "$WORK/bundles"

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "launcher/job.h"
+
 namespace trainguard {
 namespace {
 
@@ -98,6 +100,15 @@ TEST_F(Cli, ResumeTakesYesAutoOrNoAndABareFlagMeansYes) {
   c = Parse({"train", ckpt[0], ckpt[1], "--resume", "later"});
   EXPECT_EQ(c.exit_code, 2);
   EXPECT_NE(c.message.find("--resume: unknown value 'later'"), std::string::npos) << c.message;
+}
+
+TEST(SharedGpus, RanksOnOneGpuOfAHostAreNamedAndOwnGpusPass) {
+  // Slurm's --gpus-per-task=1: every rank sees index 0, but each its own GPU.
+  EXPECT_EQ(SharedGpuError({"a 0000:1b:00.0", "a 0000:3b:00.0", "b 0000:1b:00.0", "b 0000:3b:00.0"}), "");
+  EXPECT_EQ(SharedGpuError({"a 0000:1b:00.0", "a 0000:1b:00.0", "b 0000:1b:00.0", "a 0000:1b:00.0"}),
+            "ranks 0, 1, 3 share the GPU 0000:1b:00.0 on a");
+  EXPECT_EQ(SharedGpuError({"a x", "a x", "b y", "b y"}),
+            "ranks 0, 1 share the GPU x on a; ranks 2, 3 share the GPU y on b");
 }
 
 TEST_F(Cli, FlagBeatsConfigFileWhichBeatsEnvironment) {
