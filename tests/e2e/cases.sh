@@ -134,11 +134,14 @@ case ${1:?case} in
     job=$!
     for _ in $(seq 600); do grep -q "step 3/188" "$WORK/term.err" && break; sleep 0.1; done
     grep -q "step 3/188" "$WORK/term.err" || fail "the run did not reach step 3 in 60 s"
-    kill -TERM "$job"
+    # To trainguard itself: timeout would pass a SIGTERM on twice (to its child and to its process
+    # group), and a second SIGTERM ends a rank at once.
+    pkill -TERM -P "$job"
     wait "$job"
     echo $? >"$WORK/term.rc"
     expect_rc term 12
     expect_text term err "SIGTERM: stopping after the next step with a checkpoint"
+    expect_text term err "exiting with code 12"
     [ -f "$WORK/ckpt" ] || fail "no checkpoint"
     ;;
   corrupted_checkpoint)
