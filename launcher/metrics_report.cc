@@ -15,8 +15,7 @@ void Warn(const std::string& warning) {
   if (!warning.empty()) LogLine("warning: " + warning);
 }
 
-}  // namespace
-
+// Metrics for this rank, or null when no metrics output is asked for.
 std::unique_ptr<Metrics> MakeMetrics(const TrainConfig& c, int rank, int local_rank, int world) {
   if (c.metrics_port < 0 && c.pushgateway.empty() && c.metrics_textfile.empty()) return nullptr;
   MetricsOptions o;
@@ -39,6 +38,7 @@ std::unique_ptr<Metrics> MakeMetrics(const TrainConfig& c, int rank, int local_r
   }
 }
 
+// Collective: starts the endpoint and, on rank 0, writes the targets file (see StartJobMetrics).
 void StartMetrics(Metrics* metrics, ControlPlane& control) {
   std::string endpoint;
   if (metrics != nullptr) {
@@ -64,6 +64,8 @@ void StartMetrics(Metrics* metrics, ControlPlane& control) {
   }
   Warn(metrics->WriteTargetsFile(targets));
 }
+
+}  // namespace
 
 void StartJobMetrics(const TrainConfig& config, Job& job) {
   job.metrics = MakeMetrics(config, job.mpi.rank(), job.mpi.local_rank(), job.mpi.world());

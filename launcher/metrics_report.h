@@ -20,15 +20,10 @@
 
 namespace trainguard {
 
-// Metrics for this rank, or null when no metrics output is asked for. Throws ConfigError for
-// a bad value (it names the flag).
-std::unique_ptr<Metrics> MakeMetrics(const TrainConfig& config, int rank, int local_rank, int world);
-
-// Collective: starts the endpoint (a warning on failure, or ConfigError under
-// --metrics-required), and rank 0 writes the --metrics-targets file of every rank's endpoint.
-void StartMetrics(Metrics* metrics, ControlPlane& control);
-
-// Collective: job.metrics from the flags (null when no output is asked for), started.
+// Collective: job.metrics from the flags (null when no metrics output is asked for; ConfigError,
+// naming the flag, for a bad value). The endpoint is started (a warning on failure, or
+// ConfigError under --metrics-required), and rank 0 writes the --metrics-targets file of every
+// rank's endpoint.
 void StartJobMetrics(const TrainConfig& config, Job& job);
 
 // Label validation's counts, as trainguard_labels and trainguard_labels_per_class.

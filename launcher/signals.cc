@@ -28,6 +28,11 @@ std::atomic<bool> g_stop{false};
 std::mutex g_metrics_mutex;  // guards g_metrics
 Metrics* g_metrics = nullptr;
 
+// Whether SIGTERM reaches this rank from mpirun: OpenMPI's launcher sets OMPI_COMM_WORLD_SIZE,
+// srun's PMIx start does not. Read before main(): MPI_Init of a process started without mpirun
+// (a singleton) may set OpenMPI's variables in its own environment.
+const bool g_started_by_mpirun = std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr;
+
 extern "C" void OnSignal(int signal) {
   const int saved = errno;
   const char byte = static_cast<char>(signal);
@@ -97,7 +102,7 @@ void ActOnSignals(SignalPolicy policy) {
       }
     } else if (signal == SIGTERM) {
       // A second SIGTERM, or one that cannot lead to a checkpoint, ends the rank now.
-      if (deadline || !policy.can_checkpoint || StartedByMpirun()) EndOnTeardown(policy);
+      if (deadline || !policy.can_checkpoint || g_started_by_mpirun) EndOnTeardown(policy);
       g_stop = true;
       deadline = Clock::now() +
                  std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(policy.preempt_grace_s));
@@ -108,12 +113,6 @@ void ActOnSignals(SignalPolicy policy) {
 }
 
 }  // namespace
-
-// Read before main(): MPI_Init of a process started without mpirun (a singleton) may set
-// OpenMPI's variables in its own environment.
-const bool g_started_by_mpirun = std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr;
-
-bool StartedByMpirun() { return g_started_by_mpirun; }
 
 const std::atomic<bool>& StopRequested() { return g_stop; }
 

@@ -33,10 +33,6 @@ void HandleJobSignals(const SignalPolicy& policy);
 // Set once a stop request was accepted (read by the trainer at every step).
 const std::atomic<bool>& StopRequested();
 
-// Whether SIGTERM reaches this rank from mpirun (OpenMPI's launcher sets OMPI_COMM_WORLD_SIZE;
-// srun's PMIx start does not).
-bool StartedByMpirun();
-
 // While alive, a signal that ends the rank counts the failure in `metrics` and flushes them.
 class SignalMetricsScope {
  public:

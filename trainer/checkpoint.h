@@ -16,6 +16,9 @@ struct TrainPosition {
   int64_t epoch = 0;
   int64_t step_in_epoch = 0;
   int64_t global_step = 0;
+  bool operator==(const TrainPosition& o) const {
+    return epoch == o.epoch && step_in_epoch == o.step_in_epoch && global_step == o.global_step;
+  }
 };
 
 // What must match for a resume to continue the same run.

@@ -85,11 +85,7 @@ void Trainer::AverageBuffers() {
 
 void Trainer::SaveAgreed(const TrainPosition& position) {
   if (config_.checkpoint.empty()) return;
-  const auto same = [&](const TrainPosition& p) {
-    return p.epoch == position.epoch && p.step_in_epoch == position.step_in_epoch &&
-           p.global_step == position.global_step;
-  };
-  if (last_saved_ && same(*last_saved_)) return;
+  if (last_saved_ == position) return;
   EnterPhase("the checkpoint after step " + std::to_string(position.global_step));
   AverageBuffers();
   RunAgreed(ctx_.control, [&] {
@@ -161,7 +157,11 @@ double Trainer::Step(const Batch& batch) {
   optimizer_->step();
   // Ignored targets (negative, or never a class: ValidateTrainConfig) match no prediction.
   const auto correct = (logits.detach().argmax(1) == targets).sum();
-  epoch_correct_ = epoch_correct_.defined() ? epoch_correct_ + correct : correct;
+  if (epoch_correct_.defined()) {
+    epoch_correct_.add_(correct);
+  } else {
+    epoch_correct_ = correct;
+  }
   epoch_valid_ += batch.valid_targets;
   return global_loss;
 }
