@@ -11,6 +11,7 @@
 #include "trainer/core/sharding.h"
 #include "trainer/data/prefetcher.h"
 #include "trainer/evaluate.h"
+#include "trainer/fused_adam.h"
 #include "trainer/loss.h"
 #include "trainer/precision.h"
 
@@ -31,9 +32,9 @@ LoaderOptions LoaderFor(const TrainConfig& config, torch::Device device) {
   return {static_cast<int>(config.loader_threads), config.prefetch, device.is_cuda()};
 }
 
-std::unique_ptr<torch::optim::Adam> MakeOptimizer(const TrainConfig& config, Hw3Net& model) {
-  return std::make_unique<torch::optim::Adam>(model->parameters(),
-                                              torch::optim::AdamOptions(config.lr).weight_decay(config.weight_decay));
+std::unique_ptr<FusedAdam> MakeOptimizer(const TrainConfig& config, Hw3Net& model) {
+  return std::make_unique<FusedAdam>(model->parameters(),
+                                     torch::optim::AdamOptions(config.lr).weight_decay(config.weight_decay));
 }
 
 Trainer::Trainer(const TrainConfig& config, const Dataset& train, const Dataset* test, TrainContext context)
@@ -108,7 +109,7 @@ void Trainer::ReportTrainAccuracy(EpochReport& report) {
 }
 
 // One step. Host and device meet once: the copies in are asynchronous (from pinned memory on a
-// GPU), and the local loss sum and the squared gradient norm come back in one read after
+// GPU), and the local loss sum and the sum of the gradient norms come back in one read after
 // backward. Two small control-plane agreements: the global count of valid targets (known on the
 // host, agreed while the device works), which also carries whether any rank was asked to stop,
 // and the global loss sum (the log line and the non-finite verdict, which every rank reaches
@@ -135,12 +136,14 @@ double Trainer::Step(const Batch& batch) {
   const auto reduce_start = std::chrono::steady_clock::now();
   reducer_->Finish();
   allreduce_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - reduce_start).count();
-  std::vector<torch::Tensor> squares{torch::zeros({}, local_sum.options())};
+  std::vector<torch::Tensor> grads;
   for (const auto& p : model_->parameters()) {
-    if (p.grad().defined()) squares.push_back(p.grad().pow(2).sum());
+    if (p.grad().defined()) grads.push_back(p.grad());
   }
-  const auto read = torch::stack({local_sum.detach(), torch::stack(squares).sum()}).to(torch::kFloat64).cpu();
-  const double local = read[0].item<double>(), norm_sq = read[1].item<double>();
+  // One multi-tensor kernel for every gradient's norm; only whether their sum is finite matters.
+  const auto norms = grads.empty() ? torch::zeros({}, local_sum.options()) : torch::stack(at::_foreach_norm(grads)).sum();
+  const auto read = torch::stack({local_sum.detach().to(torch::kFloat32), norms}).to(torch::kFloat64).cpu();
+  const double local = read[0].item<double>(), norm_sum = read[1].item<double>();
   local_loss_finite_ = std::isfinite(local);
   gradient_not_finite_ = false;
   std::vector<double> total{local};
@@ -150,7 +153,7 @@ double Trainer::Step(const Batch& batch) {
     throw FaultError(ErrorKind::kNonFinite, "the loss is not finite (" + std::to_string(global_loss) + ")");
   }
   // Gradients are the same on every rank after the reduction: so is this verdict.
-  gradient_not_finite_ = !std::isfinite(norm_sq);
+  gradient_not_finite_ = !std::isfinite(norm_sum);
   if (gradient_not_finite_) {
     throw FaultError(ErrorKind::kNonFinite, "the gradient norm is not finite while the loss is");
   }

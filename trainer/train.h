@@ -17,6 +17,7 @@
 #include "trainer/core/control_plane.h"
 #include "trainer/data/batch.h"
 #include "trainer/data/prefetcher.h"
+#include "trainer/fused_adam.h"
 #include "trainer/model/hw3_net.h"
 #include "trainer/observer.h"
 #include "trainer/step_hooks.h"
@@ -65,8 +66,8 @@ Hw3Net MakeModel(const TrainConfig& config, const Dataset& dataset);
 // How batches are built ahead: --loader-threads, --prefetch, pinned on a GPU.
 LoaderOptions LoaderFor(const TrainConfig& config, torch::Device device);
 
-// Adam with the configured learning rate and weight decay.
-std::unique_ptr<torch::optim::Adam> MakeOptimizer(const TrainConfig& config, Hw3Net& model);
+// Adam (fused: one kernel call per step) with the configured learning rate and weight decay.
+std::unique_ptr<FusedAdam> MakeOptimizer(const TrainConfig& config, Hw3Net& model);
 
 class Trainer {
  public:
@@ -113,7 +114,7 @@ class Trainer {
   const Dataset* test_;
   TrainContext ctx_;
   Hw3Net model_;
-  std::unique_ptr<torch::optim::Adam> optimizer_;
+  std::unique_ptr<FusedAdam> optimizer_;
   std::unique_ptr<GradReducer> reducer_;
   TrainPosition start_;
   RunShape shape_;
