@@ -7,8 +7,7 @@
 
 namespace trainguard {
 
-std::vector<torch::Tensor> FusedAdam::StepCounts(size_t group, const std::vector<int64_t>& host,
-                                                 torch::Device device) {
+std::vector<torch::Tensor> FusedAdam::StepCounts(size_t group, const std::vector<int64_t>& host, torch::Device device) {
   if (steps_.size() <= group) steps_.resize(group + 1);
   DeviceSteps& cached = steps_[group];
   bool one_more = cached.counts.defined() && cached.counts.device() == device && cached.host.size() == host.size();

@@ -141,7 +141,8 @@ double Trainer::Step(const Batch& batch) {
     if (p.grad().defined()) grads.push_back(p.grad());
   }
   // One multi-tensor kernel for every gradient's norm; only whether their sum is finite matters.
-  const auto norms = grads.empty() ? torch::zeros({}, local_sum.options()) : torch::stack(at::_foreach_norm(grads)).sum();
+  const auto norms =
+      grads.empty() ? torch::zeros({}, local_sum.options()) : torch::stack(at::_foreach_norm(grads)).sum();
   const auto read = torch::stack({local_sum.detach().to(torch::kFloat32), norms}).to(torch::kFloat64).cpu();
   const double local = read[0].item<double>(), norm_sum = read[1].item<double>();
   local_loss_finite_ = std::isfinite(local);

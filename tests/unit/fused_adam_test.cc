@@ -6,7 +6,6 @@
 
 #include <sstream>
 
-
 namespace trainguard {
 namespace {
 
@@ -48,8 +47,8 @@ struct Pair {
   void ExpectClose(double rtol) {
     auto a = reference->parameters(), b = fused->parameters();
     for (size_t i = 0; i < a.size(); ++i) {
-      EXPECT_TRUE(torch::allclose(a[i], b[i], rtol, 1e-6)) << "parameter " << i << " max difference "
-                                                           << (a[i] - b[i]).abs().max().item<double>();
+      EXPECT_TRUE(torch::allclose(a[i], b[i], rtol, 1e-6))
+          << "parameter " << i << " max difference " << (a[i] - b[i]).abs().max().item<double>();
     }
   }
 };
