@@ -1,10 +1,10 @@
 // trainguard's training step on inputs already resident on the device: the peer of
 // bench/gpu_step_bench.py (Python eager and torch.compile of the same HW3 step), without the
 // loader, so the two measure the same thing. One process, one rank (solo planes).
-//   step_bench [--device cuda|cpu] [--precision fp32|bf16] [--batch 512] [--image-size 128]
-//              [--width 1.0] [--classes 11] [--steps 40] [--warmup 5]
-// Prints one line, in gpu_step_bench.py's form:
-//   mode=trainguard-<precision> batch=B steps=S img_per_s=X ms_per_step=Y
+//   step_bench [--device cuda|cpu] [--precision fp32|bf16] [--fused-blocks auto|on|off] [--batch 512]
+//              [--image-size 128] [--width 1.0] [--classes 11] [--steps 40] [--warmup 5]
+// Prints one line, in gpu_step_bench.py's form (with "-fused" when the blocks are fused):
+//   mode=trainguard-<precision>[-fused] batch=B steps=S img_per_s=X ms_per_step=Y
 #include <torch/torch.h>
 
 #include <CLI/CLI.hpp>
@@ -16,12 +16,13 @@
 
 int main(int argc, char** argv) {
   using namespace trainguard;
-  std::string device_name = "cuda", precision = "fp32";
+  std::string device_name = "cuda", precision = "fp32", fused_blocks = "auto";
   int64_t batch = 512, image_size = 128, classes = 11, steps = 40, warmup = 5;
   double width = 1.0;
   CLI::App app{"trainguard's training step on device-resident inputs"};
   app.add_option("--device", device_name)->capture_default_str();
   app.add_option("--precision", precision)->capture_default_str();
+  app.add_option("--fused-blocks", fused_blocks)->capture_default_str();
   app.add_option("--batch", batch)->capture_default_str();
   app.add_option("--image-size", image_size)->capture_default_str();
   app.add_option("--width", width)->capture_default_str();
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   config.width = width;
   config.batch_size = batch;
   config.precision = precision;
+  config.fused_blocks = fused_blocks;
   config.num_classes = classes;
   config.evaluate = false;
   SoloControlPlane control;
@@ -53,7 +55,8 @@ int main(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < steps; ++i) trainer.Step(resident);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("mode=trainguard-%s batch=%lld steps=%lld img_per_s=%.0f ms_per_step=%.2f\n", precision.c_str(),
+  const char* fused = UseFusedBlocks(config, device) ? "-fused" : "";
+  std::printf("mode=trainguard-%s%s batch=%lld steps=%lld img_per_s=%.0f ms_per_step=%.2f\n", precision.c_str(), fused,
               static_cast<long long>(batch), static_cast<long long>(steps), batch * steps / seconds,
               1000 * seconds / steps);
   return 0;

@@ -88,6 +88,10 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--precision", c.precision,
                  "training forward pass: fp32, or bf16 (autocast; weights, gradients and Adam stay fp32)")
       ->capture_default_str();
+  cmd.add_option("--fused-blocks", c.fused_blocks,
+                 "training runs each BatchNorm-ReLU-max-pool as one fused operation: on, off, or auto (where "
+                 "measured faster: not yet on any device)")
+      ->capture_default_str();
   cmd.add_option("--data-plane", c.data_plane, "gradient all-reduce: auto (NCCL on CUDA, MPI on CPU), nccl or mpi")
       ->capture_default_str();
   cmd.add_option("--store-addr", c.store_addr, "NCCL bootstrap: address other ranks reach rank 0 at (default: its IP)");

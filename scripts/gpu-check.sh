@@ -100,9 +100,16 @@ case_jpeg_bf16() {  # the same, bf16 autocast
 
 case_step() {  # trainguard's step on resident inputs (bench/step_bench.cc), beside the Python peers
   for precision in fp32 bf16; do
-    run "step_$precision" 120 "$BUILD/bench/step_bench" --device cuda --precision "$precision"
-    row "step $precision" "rc=$RC in ${SECS}s; $(grep mode= "$LOGS/step_$precision.log")" "trainguard, resident inputs"
+    for fused in off on; do  # the modules, then the fused BatchNorm-ReLU-pool kernels
+      run "step_${precision}_$fused" 120 "$BUILD/bench/step_bench" --device cuda --precision "$precision" \
+        --fused-blocks "$fused"
+      row "step $precision fused-blocks=$fused" "rc=$RC in ${SECS}s; $(grep mode= "$LOGS/step_${precision}_$fused.log")" \
+        "trainguard, resident inputs"
+    done
   done
+  run adam 60 "$BUILD/bench/adam_bench" --device cuda
+  row adam "rc=$RC in ${SECS}s; $(grep -E 'adam=|speedup' "$LOGS/adam.log" | tr '\n' ' ')" \
+    "torch::optim::Adam vs FusedAdam, optimizer step alone"
 }
 
 case_pybench() {

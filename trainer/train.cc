@@ -13,11 +13,22 @@
 #include "trainer/evaluate.h"
 #include "trainer/fused_adam.h"
 #include "trainer/loss.h"
+#include "trainer/model/bn_relu_pool.h"
 #include "trainer/precision.h"
 
 namespace trainguard {
 
-Hw3Net MakeModel(const TrainConfig& config, const Dataset& dataset) {
+bool UseFusedBlocks(const TrainConfig& config, torch::Device device) {
+  if (config.fused_blocks == "off") return false;
+  if (config.fused_blocks == "auto") return false;  // see train.h
+  if (!BnReluPoolSupported(device)) {
+    throw ConfigError("--fused-blocks on: this build has no fused kernels for " + device.str() +
+                      " (built without nvcc); use --fused-blocks off");
+  }
+  return true;
+}
+
+Hw3Net MakeModel(const TrainConfig& config, const Dataset& dataset, torch::Device train_device) {
   const ImageShape shape = dataset.shape();
   torch::manual_seed(config.seed);
   Hw3Options o;
@@ -25,6 +36,7 @@ Hw3Net MakeModel(const TrainConfig& config, const Dataset& dataset) {
   o.image_size = shape.height;
   o.width = config.width;
   o.num_classes = config.num_classes > 0 ? config.num_classes : dataset.num_classes();
+  o.fused_blocks = UseFusedBlocks(config, train_device);
   return Hw3Net(o);
 }
 
@@ -38,7 +50,7 @@ std::unique_ptr<FusedAdam> MakeOptimizer(const TrainConfig& config, Hw3Net& mode
 }
 
 Trainer::Trainer(const TrainConfig& config, const Dataset& train, const Dataset* test, TrainContext context)
-    : config_(config), train_(train), test_(test), ctx_(context), model_(MakeModel(config, train)) {
+    : config_(config), train_(train), test_(test), ctx_(context), model_(MakeModel(config, train, context.device)) {
   model_->to(ctx_.device);
   optimizer_ = MakeOptimizer(config, model_);
   reducer_ = std::make_unique<GradReducer>(model_->parameters(), ctx_.data,

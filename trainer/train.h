@@ -60,8 +60,15 @@ struct TrainSummary {
 // "loader wait: 0.4 s of 120.0 s in the training loop (0.3%)".
 std::string LoaderWaitLine(const TrainSummary& summary);
 
-// The model the configuration asks for, sized for `dataset`, seeded from config.seed.
-Hw3Net MakeModel(const TrainConfig& config, const Dataset& dataset);
+// Whether training on `device` runs the fused BatchNorm-ReLU-pool blocks (--fused-blocks). "auto"
+// fuses where the fused kernels were verified and measured faster than the modules: nowhere yet
+// (slower on the CPU; not yet run on a GPU). Throws ConfigError for "on" where this build has no
+// fused kernels.
+bool UseFusedBlocks(const TrainConfig& config, torch::Device device);
+
+// The model the configuration asks for, sized for `dataset`, seeded from config.seed, with fused
+// blocks where UseFusedBlocks says so for `train_device` (evaluation never fuses).
+Hw3Net MakeModel(const TrainConfig& config, const Dataset& dataset, torch::Device train_device = torch::kCPU);
 
 // How batches are built ahead: --loader-threads, --prefetch, pinned on a GPU.
 LoaderOptions LoaderFor(const TrainConfig& config, torch::Device device);

@@ -138,5 +138,13 @@ TEST_F(Cli, CrossFieldMistakesAreExplained) {
   EXPECT_NE(c.message.find("--dataset"), std::string::npos) << c.message;
 }
 
+TEST_F(Cli, FusedBlocksTakesAutoOnOrOff) {
+  EXPECT_EQ(Parse({"train"}).train.fused_blocks, "auto");
+  EXPECT_EQ(Parse({"train", "--fused-blocks", "on"}).train.fused_blocks, "on");
+  const Command c = Parse({"train", "--fused-blocks", "yes"});
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_NE(c.message.find("--fused-blocks: unknown value 'yes'; use auto, on or off"), std::string::npos) << c.message;
+}
+
 }  // namespace
 }  // namespace trainguard

@@ -108,6 +108,33 @@ TEST(Trainer, Bf16AutocastLearnsWithFp32WeightsCloseToFp32) {
   EXPECT_LT(std::sqrt(diff / size), 0.25) << "relative difference of the first update";
 }
 
+// --fused-blocks on trains the same model as the modules do: the same losses step by step, and
+// parameters that agree after an epoch (conv biases aside: BatchNorm cancels them, and Adam turns
+// their rounding-noise gradients into full-size steps).
+TEST(Trainer, FusedBlocksTrainLikeTheModules) {
+  auto data = MakeSyntheticDataset({256, 4, {1, 32, 32}, 3, 0.5, {}});
+  SoloControlPlane control;
+  SoloDataPlane plane;
+  TrainConfig c = SmallConfig();
+  c.epochs = 1;
+  EXPECT_FALSE(UseFusedBlocks(c, torch::kCPU)) << "auto: slower on the CPU, so not used";
+  LossRecorder plain_losses, fused_losses;
+  Trainer plain(c, *data, nullptr, {control, plane, torch::kCPU, {&plain_losses}});
+  c.fused_blocks = "on";
+  Trainer fused(c, *data, nullptr, {control, plane, torch::kCPU, {&fused_losses}});
+  plain.Run();
+  fused.Run();
+  ASSERT_EQ(fused_losses.losses.size(), 16u);
+  for (size_t i = 0; i < 16; ++i) EXPECT_NEAR(fused_losses.losses[i], plain_losses.losses[i], 1e-3) << "step " << i;
+  const auto a = plain.model()->named_parameters(), b = fused.model()->named_parameters();
+  for (const auto& item : a) {
+    const bool conv_bias =
+        item.key().rfind("features.", 0) == 0 && item.value().dim() == 1 && std::stoi(item.key().substr(9)) % 4 == 0;
+    if (conv_bias) continue;
+    EXPECT_TRUE(torch::allclose(item.value(), b[item.key()], 1e-2, 1e-3)) << item.key();
+  }
+}
+
 // What CUDA raises inside a step after a kernel's assert (cudaErrorAssert), here from a hook.
 class DeviceAssertAtStep final : public StepHooks {
  public:

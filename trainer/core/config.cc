@@ -43,6 +43,9 @@ void ValidateTrainConfig(const TrainConfig& c) {
   if (c.precision != "fp32" && c.precision != "bf16") {
     throw ConfigError("--precision: unknown value '" + c.precision + "'; use fp32 or bf16");
   }
+  if (c.fused_blocks != "auto" && c.fused_blocks != "on" && c.fused_blocks != "off") {
+    throw ConfigError("--fused-blocks: unknown value '" + c.fused_blocks + "'; use auto, on or off");
+  }
   if (c.resume != "no" && c.resume != "yes" && c.resume != "auto") {
     throw ConfigError("--resume: unknown value '" + c.resume +
                       "'; use yes (the default of a bare --resume), auto or no");

@@ -37,10 +37,11 @@ struct TrainConfig {
   bool evaluate = true;        // measure test accuracy after each epoch
 
   // --- runtime ---
-  std::string device = "auto";      // "auto", "cpu" or "cuda"
-  std::string precision = "fp32";   // the training forward pass: "fp32" or "bf16" (autocast)
-  std::string data_plane = "auto";  // gradients: "auto" (NCCL on CUDA, MPI on CPU), "nccl" or "mpi"
-  std::string store_addr;           // NCCL bootstrap: address peers reach rank 0's TCPStore at (empty: its IP)
+  std::string device = "auto";        // "auto", "cpu" or "cuda"
+  std::string precision = "fp32";     // the training forward pass: "fp32" or "bf16" (autocast)
+  std::string fused_blocks = "auto";  // BatchNorm-ReLU-pool fused in training: "auto", "on", "off"
+  std::string data_plane = "auto";    // gradients: "auto" (NCCL on CUDA, MPI on CPU), "nccl" or "mpi"
+  std::string store_addr;             // NCCL bootstrap: address peers reach rank 0's TCPStore at (empty: its IP)
   std::string run_config = "trainguard-run.toml";  // the whole resolved configuration, by rank 0 (empty: none)
   int64_t threads = 0;                             // intra-op threads per rank (0: cores / ranks on the node)
   double bucket_mb = 25.0;                         // gradient all-reduce bucket size, MiB

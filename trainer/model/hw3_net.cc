@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "trainer/core/errors.h"
+#include "trainer/model/bn_relu_pool.h"
 
 namespace trainguard {
 namespace {
@@ -14,7 +15,7 @@ int64_t Scaled(int64_t base, double width) {
 
 }  // namespace
 
-Hw3NetImpl::Hw3NetImpl(const Hw3Options& o) {
+Hw3NetImpl::Hw3NetImpl(const Hw3Options& o) : fused_blocks_(o.fused_blocks) {
   if (o.image_size <= 0 || o.image_size % 32 != 0) {
     throw ConfigError("model input size " + std::to_string(o.image_size) +
                       " is not a positive multiple of 32 (five 2x poolings)");
@@ -49,7 +50,13 @@ Hw3NetImpl::Hw3NetImpl(const Hw3Options& o) {
 }
 
 torch::Tensor Hw3NetImpl::forward(torch::Tensor x) {
-  return classifier->forward(features->forward(x.contiguous(torch::MemoryFormat::ChannelsLast)));
+  x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  if (!fused_blocks_ || !is_training()) return classifier->forward(features->forward(x));
+  for (size_t block = 0; block < features->size(); block += 4) {
+    x = features[block]->as<torch::nn::Conv2d>()->forward(x);
+    x = BnReluPool(x, *features[block + 1]->as<torch::nn::BatchNorm2d>());
+  }
+  return classifier->forward(x);
 }
 
 }  // namespace trainguard

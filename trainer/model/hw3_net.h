@@ -13,6 +13,9 @@ struct Hw3Options {
   int64_t image_size = 128;  // square input; must be a positive multiple of 32
   double width = 1.0;        // channel multiplier, > 0
   int64_t num_classes = 11;
+  // In training, run each block's BatchNorm, ReLU and max-pool as one fused operation
+  // (bn_relu_pool.h). Same parameters, buffers and checkpoint keys either way.
+  bool fused_blocks = false;
 };
 
 class Hw3NetImpl : public torch::nn::Module {
@@ -23,8 +26,11 @@ class Hw3NetImpl : public torch::nn::Module {
   // The convolution weights are kept channels-last; see the constructor.
   torch::Tensor forward(torch::Tensor x);
 
-  torch::nn::Sequential features{nullptr};
+  torch::nn::Sequential features{nullptr};  // per block: Conv2d, BatchNorm2d, ReLU, MaxPool2d
   torch::nn::Sequential classifier{nullptr};
+
+ private:
+  bool fused_blocks_;
 };
 TORCH_MODULE(Hw3Net);
 

@@ -1,0 +1,45 @@
+// The four memory passes of the fused BatchNorm(train) + ReLU + 2x2 max-pool block
+// (bn_relu_pool.h), one implementation per device. Each pass reads the convolution output `y`
+// once; everything per channel (scale, shift, the gradient's coefficients) is computed between
+// passes on [C]-sized tensors with ordinary ATen operations.
+//
+// Shared contract of every pass:
+// - y: [N, C, H, W] channels-last contiguous (memory order N, H, W, C), H and W even; fp32, bf16
+//   or fp16. Pooled tensors (out, g, code) are [N, C, H/2, W/2] channels-last contiguous.
+// - Per-channel inputs are fp32 [C] on y's device; per-channel sums are returned as fp64 [C].
+// - The window of a pooled element is scanned (0,0), (0,1), (1,0), (1,1); the first strictly
+//   largest value wins, as in ATen's max-pool. `code` holds its position (0-3).
+// - Sums are formed in fixed-size chunks of rows whose partials are added in chunk order: the
+//   result does not depend on the thread count or scheduling (a resumed run stays bit-identical).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <utility>
+
+namespace trainguard::bn_relu_pool {
+
+// (sum of y, sum of y*y) per channel over N, H, W.
+std::pair<at::Tensor, at::Tensor> ChannelSumsCpu(const at::Tensor& y);
+// out = relu(max over the window of scale*y + shift) in y's dtype; code = the window position.
+void PoolForwardCpu(const at::Tensor& y, const at::Tensor& scale, const at::Tensor& shift, at::Tensor& out,
+                    at::Tensor& code);
+// With dz = g at the window's winning position where out > 0 (0 elsewhere):
+// (sum of dz, sum of dz*y) per channel.
+std::pair<at::Tensor, at::Tensor> GradSumsCpu(const at::Tensor& y, const at::Tensor& g, const at::Tensor& out,
+                                              const at::Tensor& code);
+// dy = a*dz + b*y + d for every element of y (dz as above), in y's dtype.
+at::Tensor InputGradCpu(const at::Tensor& y, const at::Tensor& g, const at::Tensor& out, const at::Tensor& code,
+                        const at::Tensor& a, const at::Tensor& b, const at::Tensor& d);
+
+#ifdef TRAINGUARD_WITH_CUDA_KERNELS
+std::pair<at::Tensor, at::Tensor> ChannelSumsCuda(const at::Tensor& y);
+void PoolForwardCuda(const at::Tensor& y, const at::Tensor& scale, const at::Tensor& shift, at::Tensor& out,
+                     at::Tensor& code);
+std::pair<at::Tensor, at::Tensor> GradSumsCuda(const at::Tensor& y, const at::Tensor& g, const at::Tensor& out,
+                                               const at::Tensor& code);
+at::Tensor InputGradCuda(const at::Tensor& y, const at::Tensor& g, const at::Tensor& out, const at::Tensor& code,
+                         const at::Tensor& a, const at::Tensor& b, const at::Tensor& d);
+#endif
+
+}  // namespace trainguard::bn_relu_pool
