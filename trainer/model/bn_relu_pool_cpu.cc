@@ -18,18 +18,6 @@ namespace {
 
 constexpr int64_t kChunkRows = 512;  // rows per partial sum: fixed, so sums are reproducible
 
-struct Geometry {
-  int64_t n, c, h, w;
-  int64_t pooled_rows() const { return n * (h / 2) * (w / 2); }
-  // The row of y (a row is one position's C channels) at window position `k` of pooled row `p`.
-  int64_t Row(int64_t p, int k) const {
-    const int64_t wo = p % (w / 2), rest = p / (w / 2), ho = rest % (h / 2), image = rest / (h / 2);
-    return (image * h + 2 * ho + k / 2) * w + 2 * wo + k % 2;
-  }
-};
-
-Geometry Of(const torch::Tensor& y) { return {y.size(0), y.size(1), y.size(2), y.size(3)}; }
-
 // Per-chunk partial sums of two quantities per channel, added in chunk order at the end.
 // `fill(chunk_begin, chunk_end, first, second)` adds the rows [begin, end) into the two arrays.
 template <typename Fill>
@@ -58,7 +46,7 @@ std::pair<torch::Tensor, torch::Tensor> ChunkedSums(int64_t rows, int64_t channe
 }  // namespace
 
 std::pair<torch::Tensor, torch::Tensor> ChannelSumsCpu(const torch::Tensor& y) {
-  const Geometry g = Of(y);
+  const Geometry g(y);
   std::pair<torch::Tensor, torch::Tensor> sums;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, y.scalar_type(), "ChannelSumsCpu", [&] {
     const scalar_t* data = y.const_data_ptr<scalar_t>();
@@ -84,7 +72,7 @@ std::pair<torch::Tensor, torch::Tensor> ChannelSumsCpu(const torch::Tensor& y) {
 
 void PoolForwardCpu(const torch::Tensor& y, const torch::Tensor& scale, const torch::Tensor& shift, torch::Tensor& out,
                     torch::Tensor& code) {
-  const Geometry g = Of(y);
+  const Geometry g(y);
   const float* __restrict__ sc = scale.const_data_ptr<float>();
   const float* __restrict__ sh = shift.const_data_ptr<float>();
   uint8_t* codes = code.mutable_data_ptr<uint8_t>();
@@ -122,7 +110,7 @@ void PoolForwardCpu(const torch::Tensor& y, const torch::Tensor& scale, const to
 
 std::pair<torch::Tensor, torch::Tensor> GradSumsCpu(const torch::Tensor& y, const torch::Tensor& grad,
                                                     const torch::Tensor& out, const torch::Tensor& code) {
-  const Geometry g = Of(y);
+  const Geometry g(y);
   const uint8_t* codes = code.const_data_ptr<uint8_t>();
   std::pair<torch::Tensor, torch::Tensor> sums;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, y.scalar_type(), "GradSumsCpu", [&] {
@@ -158,7 +146,7 @@ std::pair<torch::Tensor, torch::Tensor> GradSumsCpu(const torch::Tensor& y, cons
 torch::Tensor InputGradCpu(const torch::Tensor& y, const torch::Tensor& grad, const torch::Tensor& out,
                            const torch::Tensor& code, const torch::Tensor& a, const torch::Tensor& b,
                            const torch::Tensor& d) {
-  const Geometry g = Of(y);
+  const Geometry g(y);
   auto dy = torch::empty_like(y, torch::MemoryFormat::ChannelsLast);
   const uint8_t* codes = code.const_data_ptr<uint8_t>();
   const float* __restrict__ ca = a.const_data_ptr<float>();

@@ -17,7 +17,23 @@
 
 #include <utility>
 
+#ifdef __CUDACC__
+#define TG_HOST_DEVICE __host__ __device__
+#else
+#define TG_HOST_DEVICE
+#endif
+
 namespace trainguard::bn_relu_pool {
+
+// Where a pooled element's window lies in y. A row is one position's C channels; pooled row
+// p = (image * H/2 + ho) * W/2 + wo covers rows Row(p, 0..3) = (image * H + 2 ho + k / 2) * W +
+// 2 wo + k % 2, which simplifies to 2 p + (p / (W/2)) * W + (k / 2) * W + k % 2: one division.
+struct Geometry {
+  int64_t n, c, h, w;
+  explicit Geometry(const at::Tensor& y) : n(y.size(0)), c(y.size(1)), h(y.size(2)), w(y.size(3)) {}
+  TG_HOST_DEVICE int64_t pooled_rows() const { return n * (h / 2) * (w / 2); }
+  TG_HOST_DEVICE int64_t Row(int64_t p, int k) const { return 2 * p + (p / (w / 2)) * w + (k / 2) * w + k % 2; }
+};
 
 // (sum of y, sum of y*y) per channel over N, H, W.
 std::pair<at::Tensor, at::Tensor> ChannelSumsCpu(const at::Tensor& y);
