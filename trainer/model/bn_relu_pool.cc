@@ -43,10 +43,12 @@ torch::Tensor InputGrad(const torch::Tensor& y, const torch::Tensor& g, const to
   return passes::InputGradCpu(y, g, out, code, a, b, d);
 }
 
-// Inputs: y, gamma, beta (differentiable); the running statistics are updated in place.
+// Inputs: y, the convolution bias, gamma, beta (differentiable); the running statistics are updated
+// in place.
 struct BnReluPoolFunction : public torch::autograd::Function<BnReluPoolFunction> {
-  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor y, torch::Tensor gamma, torch::Tensor beta,
-                               torch::Tensor running_mean, torch::Tensor running_var, double momentum, double eps) {
+  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor y, torch::Tensor conv_bias, torch::Tensor gamma,
+                               torch::Tensor beta, torch::Tensor running_mean, torch::Tensor running_var,
+                               double momentum, double eps) {
     y = y.contiguous(torch::MemoryFormat::ChannelsLast);
     const int64_t count = y.size(0) * y.size(2) * y.size(3);
     const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(y.device());
@@ -56,7 +58,9 @@ struct BnReluPoolFunction : public torch::autograd::Function<BnReluPoolFunction>
     const auto invstd = (var + eps).rsqrt().to(f32);
     const auto mean32 = mean.to(f32);
     if (running_mean.defined()) {
-      running_mean.mul_(1 - momentum).add_(mean32.to(running_mean.dtype()), momentum);
+      // The statistics of y + conv_bias: the bias shifts the mean, not the variance.
+      const auto biased_mean = conv_bias.defined() ? mean32 + conv_bias.to(f32) : mean32;
+      running_mean.mul_(1 - momentum).add_(biased_mean.to(running_mean.dtype()), momentum);
       const double unbias = count > 1 ? static_cast<double>(count) / static_cast<double>(count - 1) : 1.0;
       running_var.mul_(1 - momentum).add_((var * unbias).to(running_var.dtype()), momentum);
     }
@@ -67,6 +71,7 @@ struct BnReluPoolFunction : public torch::autograd::Function<BnReluPoolFunction>
     auto code = torch::empty_like(out, out.options().dtype(torch::kUInt8));
     PoolForward(y, scale, shift, out, code);
     ctx->save_for_backward({y, out, code, gamma, mean32, invstd});
+    ctx->saved_data["has_conv_bias"] = conv_bias.defined();
     return out;
   }
 
@@ -86,7 +91,9 @@ struct BnReluPoolFunction : public torch::autograd::Function<BnReluPoolFunction>
     const auto b = -k * invstd * sum_dz_xhat / count;
     const auto d = -k * sum_dz32 / count - b * mean;
     const auto dy = InputGrad(y, g, out, code, k, b, d);
-    return {dy, sum_dz_xhat.to(gamma.dtype()), sum_dz32.to(gamma.dtype()), {}, {}, {}, {}};
+    // The bias's gradient, sum(dy), is zero: BatchNorm's gradient sums to zero over every channel.
+    const auto conv_bias_grad = ctx->saved_data["has_conv_bias"].toBool() ? torch::zeros_like(gamma) : torch::Tensor();
+    return {dy, conv_bias_grad, sum_dz_xhat.to(gamma.dtype()), sum_dz32.to(gamma.dtype()), {}, {}, {}, {}};
   }
 };
 
@@ -99,7 +106,7 @@ bool BnReluPoolSupported(torch::Device device) {
   return device.is_cpu();
 }
 
-torch::Tensor BnReluPool(const torch::Tensor& y, torch::nn::BatchNorm2dImpl& bn) {
+torch::Tensor BnReluPool(const torch::Tensor& y, const torch::Tensor& conv_bias, torch::nn::BatchNorm2dImpl& bn) {
   if (!BnReluPoolSupported(y.device())) {
     throw ConfigError("the fused BatchNorm-ReLU-pool block does not run on " + y.device().str() +
                       " in this build (built without its CUDA kernels)");
@@ -117,7 +124,8 @@ torch::Tensor BnReluPool(const torch::Tensor& y, torch::nn::BatchNorm2dImpl& bn)
   }
   const torch::Tensor running_mean = options.track_running_stats() ? bn.running_mean : torch::Tensor();
   const torch::Tensor running_var = options.track_running_stats() ? bn.running_var : torch::Tensor();
-  return BnReluPoolFunction::apply(y, bn.weight, bn.bias, running_mean, running_var, momentum, options.eps());
+  return BnReluPoolFunction::apply(y, conv_bias, bn.weight, bn.bias, running_mean, running_var, momentum,
+                                   options.eps());
 }
 
 }  // namespace trainguard

@@ -52,9 +52,13 @@ Hw3NetImpl::Hw3NetImpl(const Hw3Options& o) : fused_blocks_(o.fused_blocks) {
 torch::Tensor Hw3NetImpl::forward(torch::Tensor x) {
   x = x.contiguous(torch::MemoryFormat::ChannelsLast);
   if (!fused_blocks_ || !is_training()) return classifier->forward(features->forward(x));
+  namespace F = torch::nn::functional;
   for (size_t block = 0; block < features->size(); block += 4) {
-    x = features[block]->as<torch::nn::Conv2d>()->forward(x);
-    x = BnReluPool(x, *features[block + 1]->as<torch::nn::BatchNorm2d>());
+    const auto* conv = features[block]->as<torch::nn::Conv2d>();
+    // The convolution as built above (3x3, stride 1, padding 1) without its bias, which the fused
+    // block takes apart (bn_relu_pool.h).
+    x = F::conv2d(x, conv->weight, F::Conv2dFuncOptions().padding(1));
+    x = BnReluPool(x, conv->bias, *features[block + 1]->as<torch::nn::BatchNorm2d>());
   }
   return classifier->forward(x);
 }
