@@ -11,6 +11,7 @@
 #include "trainer/core/errors.h"
 #include "trainer/data/synthetic.h"
 #include "trainer/evaluate.h"
+#include "trainer/model/bn_relu_pool.h"
 #include "trainer/precision.h"
 #include "trainer/train.h"
 
@@ -133,6 +134,30 @@ TEST(Trainer, FusedBlocksTrainLikeTheModules) {
     if (conv_bias) continue;
     EXPECT_TRUE(torch::allclose(item.value(), b[item.key()], 1e-2, 1e-3)) << item.key();
   }
+}
+
+// The same on CUDA in bf16 autocast, the setting the fused kernels are for (label gpu, through
+// gpu.fused_blocks; skipped without a visible GPU). bf16 rounds differently on the two paths, so
+// the losses agree loosely and both must fall.
+TEST(TrainerGpu, FusedBlocksTrainLikeTheModulesInBf16) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device is visible";
+  if (!BnReluPoolSupported(torch::kCUDA)) GTEST_SKIP() << "built without the fused CUDA kernels";
+  auto data = MakeSyntheticDataset({256, 4, {1, 32, 32}, 3, 0.5, {}});
+  SoloControlPlane control;
+  SoloDataPlane plane;
+  TrainConfig c = SmallConfig();
+  c.epochs = 1;
+  c.precision = "bf16";
+  LossRecorder plain_losses, fused_losses;
+  Trainer plain(c, *data, nullptr, {control, plane, torch::kCUDA, {&plain_losses}});
+  c.fused_blocks = "on";
+  Trainer fused(c, *data, nullptr, {control, plane, torch::kCUDA, {&fused_losses}});
+  plain.Run();
+  fused.Run();
+  ASSERT_EQ(fused_losses.losses.size(), 16u);
+  EXPECT_NEAR(fused_losses.losses[0], plain_losses.losses[0], 2e-2);
+  for (size_t i = 0; i < 16; ++i) EXPECT_NEAR(fused_losses.losses[i], plain_losses.losses[i], 0.15) << "step " << i;
+  EXPECT_LT(fused_losses.losses.back(), 0.5 * fused_losses.losses.front());
 }
 
 // What CUDA raises inside a step after a kernel's assert (cudaErrorAssert), here from a hook.
