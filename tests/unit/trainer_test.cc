@@ -109,30 +109,43 @@ TEST(Trainer, Bf16AutocastLearnsWithFp32WeightsCloseToFp32) {
   EXPECT_LT(std::sqrt(diff / size), 0.25) << "relative difference of the first update";
 }
 
-// --fused-blocks on trains the same model as the modules do: the same losses step by step, and
-// parameters that agree after an epoch (conv biases aside: BatchNorm cancels them, and Adam turns
-// their rounding-noise gradients into full-size steps).
-TEST(Trainer, FusedBlocksTrainLikeTheModules) {
+// One epoch of the small model on `device`, through the modules and with the fused blocks, from
+// the same seed: each side's losses and final parameters.
+struct FusedAndPlain {
+  std::vector<double> plain_losses, fused_losses;
+  torch::OrderedDict<std::string, torch::Tensor> plain, fused;
+};
+
+FusedAndPlain TrainFusedAndPlain(TrainConfig c, torch::Device device) {
   auto data = MakeSyntheticDataset({256, 4, {1, 32, 32}, 3, 0.5, {}});
   SoloControlPlane control;
   SoloDataPlane plane;
-  TrainConfig c = SmallConfig();
   c.epochs = 1;
-  EXPECT_FALSE(UseFusedBlocks(c, torch::kCPU)) << "auto: slower on the CPU, so not used";
   LossRecorder plain_losses, fused_losses;
-  Trainer plain(c, *data, nullptr, {control, plane, torch::kCPU, {&plain_losses}});
+  c.fused_blocks = "off";
+  Trainer plain(c, *data, nullptr, {control, plane, device, {&plain_losses}});
   c.fused_blocks = "on";
-  Trainer fused(c, *data, nullptr, {control, plane, torch::kCPU, {&fused_losses}});
+  Trainer fused(c, *data, nullptr, {control, plane, device, {&fused_losses}});
   plain.Run();
   fused.Run();
-  ASSERT_EQ(fused_losses.losses.size(), 16u);
-  for (size_t i = 0; i < 16; ++i) EXPECT_NEAR(fused_losses.losses[i], plain_losses.losses[i], 1e-3) << "step " << i;
-  const auto a = plain.model()->named_parameters(), b = fused.model()->named_parameters();
-  for (const auto& item : a) {
+  return {plain_losses.losses, fused_losses.losses, plain.model()->named_parameters(),
+          fused.model()->named_parameters()};
+}
+
+// --fused-blocks on trains the same model as the modules do: the same losses step by step, and
+// parameters that agree after an epoch. Conv biases aside: BatchNorm cancels them, so their
+// gradient is rounding noise through the modules (which Adam scales up to full-size steps) and
+// exactly zero through the fused blocks.
+TEST(Trainer, FusedBlocksTrainLikeTheModules) {
+  EXPECT_FALSE(UseFusedBlocks(SmallConfig(), torch::kCPU)) << "auto: slower on the CPU, so not used";
+  const FusedAndPlain run = TrainFusedAndPlain(SmallConfig(), torch::kCPU);
+  ASSERT_EQ(run.fused_losses.size(), 16u);
+  for (size_t i = 0; i < 16; ++i) EXPECT_NEAR(run.fused_losses[i], run.plain_losses[i], 1e-3) << "step " << i;
+  for (const auto& item : run.plain) {
     const bool conv_bias =
         item.key().rfind("features.", 0) == 0 && item.value().dim() == 1 && std::stoi(item.key().substr(9)) % 4 == 0;
     if (conv_bias) continue;
-    EXPECT_TRUE(torch::allclose(item.value(), b[item.key()], 1e-2, 1e-3)) << item.key();
+    EXPECT_TRUE(torch::allclose(item.value(), run.fused[item.key()], 1e-2, 1e-3)) << item.key();
   }
 }
 
@@ -142,22 +155,13 @@ TEST(Trainer, FusedBlocksTrainLikeTheModules) {
 TEST(TrainerGpu, FusedBlocksTrainLikeTheModulesInBf16) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device is visible";
   if (!BnReluPoolSupported(torch::kCUDA)) GTEST_SKIP() << "built without the fused CUDA kernels";
-  auto data = MakeSyntheticDataset({256, 4, {1, 32, 32}, 3, 0.5, {}});
-  SoloControlPlane control;
-  SoloDataPlane plane;
   TrainConfig c = SmallConfig();
-  c.epochs = 1;
   c.precision = "bf16";
-  LossRecorder plain_losses, fused_losses;
-  Trainer plain(c, *data, nullptr, {control, plane, torch::kCUDA, {&plain_losses}});
-  c.fused_blocks = "on";
-  Trainer fused(c, *data, nullptr, {control, plane, torch::kCUDA, {&fused_losses}});
-  plain.Run();
-  fused.Run();
-  ASSERT_EQ(fused_losses.losses.size(), 16u);
-  EXPECT_NEAR(fused_losses.losses[0], plain_losses.losses[0], 2e-2);
-  for (size_t i = 0; i < 16; ++i) EXPECT_NEAR(fused_losses.losses[i], plain_losses.losses[i], 0.15) << "step " << i;
-  EXPECT_LT(fused_losses.losses.back(), 0.5 * fused_losses.losses.front());
+  const FusedAndPlain run = TrainFusedAndPlain(c, torch::kCUDA);
+  ASSERT_EQ(run.fused_losses.size(), 16u);
+  EXPECT_NEAR(run.fused_losses[0], run.plain_losses[0], 2e-2);
+  for (size_t i = 0; i < 16; ++i) EXPECT_NEAR(run.fused_losses[i], run.plain_losses[i], 0.15) << "step " << i;
+  EXPECT_LT(run.fused_losses.back(), 0.5 * run.fused_losses.front());
 }
 
 // What CUDA raises inside a step after a kernel's assert (cudaErrorAssert), here from a hook.
