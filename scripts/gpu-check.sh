@@ -41,6 +41,7 @@ build() {
   if [ ! -f "$BUILD/build.ninja" ]; then
     # Only the H100/H200 generation (9.0) for trainguard's own CUDA kernels: half the nvcc time.
     cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTORCH_CUDA_ARCH_LIST=9.0 \
+      -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc \
       -DCMAKE_PREFIX_PATH="$DEPS/usr;$torch_prefix" \
       -DCMAKE_BUILD_RPATH=$DEPS/usr/lib/x86_64-linux-gnu \
       -DCMAKE_EXE_LINKER_FLAGS=-Wl,--disable-new-dtags >"$LOGS/configure.log" 2>&1 ||
