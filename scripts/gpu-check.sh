@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check: run from the repository root on the GPU machine as one command. It installs
 # what that machine lacks from the .deb files carried in $GPU_DEBS (default .gpu-debs, made
-# here by `../shared/gpu/fetch-debs.sh .gpu-debs dataset-fashion-mnist`: the tests make JPEG
-# folders from Fashion-MNIST), builds against the machine's torch with every core, runs
+# here by `../shared/gpu/fetch-debs.sh .gpu-debs dataset-fashion-mnist libjpeg62-turbo-dev
+# libjpeg62-turbo`: the tests make JPEG folders from Fashion-MNIST, and the decoder uses the
+# libjpeg API beside TurboJPEG), builds against the machine's torch with every core, runs
 # `ctest -L gpu` and the benchmarks, and writes a results table and logs.tar.gz into $OUT
 # (default gpu-results/). The table is printed last. 224 s on an H200 (bench/RESULTS.md) before
 # the fused-block and Adam cases were added, which add a CUDA file to the build and three timed runs.
@@ -27,6 +28,8 @@ row() { printf '| %s | %s | %s |\n' "$1" "$2" "$3" >>"$TABLE"; say "$1: $2 ($3)"
 install_deps() {
   [ -f $DEPS/.unpacked ] && return
   ls "$DEBS"/*.deb >/dev/null 2>&1 || { say "no .deb files in $DEBS"; exit 1; }
+  ls "$DEBS"/libjpeg62-turbo-dev_*.deb >/dev/null 2>&1 ||
+    { say "no libjpeg62-turbo-dev in $DEBS: fetch it (see the top of this script)"; exit 1; }
   mkdir -p $DEPS
   for d in "$DEBS"/*.deb; do dpkg -x "$d" $DEPS; done
   # Debian's libcurl needs an OpenLDAP the machine lacks: link the machine's own libcurl.

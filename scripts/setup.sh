@@ -12,7 +12,7 @@ TORCH_VERSION=2.11.0
 HOME_DIR=${TRAINGUARD_HOME:-$HOME/.cache/trainguard}
 VENV=$HOME_DIR/venv
 DEBIAN_PACKAGES=(build-essential cmake ninja-build ccache python3-venv openmpi-bin libopenmpi-dev
-  libgtest-dev libgmock-dev libcli11-dev zlib1g-dev nlohmann-json3-dev libturbojpeg0-dev
+  libgtest-dev libgmock-dev libcli11-dev zlib1g-dev nlohmann-json3-dev libturbojpeg0-dev libjpeg62-turbo-dev
   clang-format dataset-fashion-mnist prometheus-cpp-dev prometheus prometheus-pushgateway
   slurmctld slurmd slurm-client shellcheck)
 

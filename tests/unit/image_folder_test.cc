@@ -7,6 +7,7 @@
 #include <turbojpeg.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "tests/support/jpeg_files.h"
@@ -22,12 +23,14 @@ using testing::GrayJpeg;
 using testing::TempDir;
 using testing::WriteFile;
 
-// Pixels in a TurboJPEG pixel format (TJPF_*) as JPEG bytes, without chroma subsampling.
-std::string EncodeJpeg(const std::vector<uint8_t>& px, int width, int height, int pixel_format) {
+// Pixels in a TurboJPEG pixel format (TJPF_*) as JPEG bytes: no chroma subsampling unless
+// asked for (TJSAMP_*), baseline unless `flags` has TJFLAG_PROGRESSIVE.
+std::string EncodeJpeg(const std::vector<uint8_t>& px, int width, int height, int pixel_format,
+                       int subsampling = TJSAMP_444, int flags = 0) {
   tjhandle h = tjInitCompress();
   unsigned char* out = nullptr;
   unsigned long size = 0;
-  EXPECT_EQ(tjCompress2(h, px.data(), width, 0, height, pixel_format, &out, &size, TJSAMP_444, 90, 0), 0);
+  EXPECT_EQ(tjCompress2(h, px.data(), width, 0, height, pixel_format, &out, &size, subsampling, 90, flags), 0);
   std::string bytes(reinterpret_cast<char*>(out), size);
   tjFree(out);
   tjDestroy(h);
@@ -47,6 +50,26 @@ std::string RedRampJpeg(int width, int height, uint8_t green, uint8_t blue) {
     }
   }
   return EncodeJpeg(px, width, height, TJPF_RGB);
+}
+
+// An RGB image of smooth colour waves (a photo-like signal that every block and every chroma
+// sample tells apart).
+std::string WavesJpeg(int width, int height, int subsampling, int flags = 0) {
+  std::vector<uint8_t> px;
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      px.insert(px.end(),
+                {static_cast<uint8_t>(128 + 100 * std::sin(x * 0.11 + y * 0.05)),
+                 static_cast<uint8_t>(128 + 100 * std::cos(y * 0.13)), static_cast<uint8_t>((x * 3 + y * 5) % 256)});
+    }
+  }
+  return EncodeJpeg(px, width, height, TJPF_RGB, subsampling, flags);
+}
+
+// Pixels (row, column) of `img`, as [height, width, 3] int16 for comparisons.
+torch::Tensor Pixels(const RgbImage& img) {
+  return torch::from_blob(const_cast<uint8_t*>(img.pixels.data()), {img.height, img.width, 3}, torch::kUInt8)
+      .to(torch::kInt16);
 }
 
 TEST(ImageList, LabelsComeFromTheNameBeforeTheFirstUnderscore) {
@@ -122,6 +145,72 @@ ImageFolderOptions Options(bool skip) {
   o.num_classes = 11;
   o.skip_unreadable = skip;
   return o;
+}
+
+TEST(Jpeg, ABoxDecodesAsTheSameRegionOfTheWholeImage) {
+  const std::vector<std::pair<std::string, std::string>> files{
+      {"4:2:0", WavesJpeg(300, 220, TJSAMP_420)},
+      {"4:4:4", WavesJpeg(300, 220, TJSAMP_444)},
+      {"4:2:2 progressive", WavesJpeg(300, 220, TJSAMP_422, TJFLAG_PROGRESSIVE)},
+      {"gray", GrayJpeg(300, 220)}};
+  // Boxes off the 8- and 16-pixel block grid, at the edges, and the whole image.
+  const std::vector<PixelBox> boxes{{37, 53, 101, 77}, {0, 0, 220, 300}, {150, 210, 70, 90}, {5, 0, 60, 300}};
+  for (const auto& [kind, bytes] : files) {
+    for (const PixelBox& box : boxes) {
+      for (const int min_side : {10, 30, 1000}) {  // scales 1/4 or 1/8, 1/2 or 1/4, 1
+        const RgbImage part = DecodeJpeg(bytes, min_side, [&](int, int) { return box; });
+        const int denom = box.width >= 8 * min_side && box.height >= 8 * min_side   ? 8
+                          : box.width >= 4 * min_side && box.height >= 4 * min_side ? 4
+                          : box.width >= 2 * min_side && box.height >= 2 * min_side ? 2
+                                                                                    : 1;
+        const int scaled_width = (300 + denom - 1) / denom, scaled_height = (220 + denom - 1) / denom;
+        const RgbImage whole = DecodeJpeg(bytes, 220 / denom);  // the whole image at 1/denom
+        ASSERT_EQ(whole.width, scaled_width) << kind;
+        const int top = box.top / denom, left = box.left / denom;
+        const int bottom = std::min(scaled_height, (box.top + box.height + denom - 1) / denom);
+        const int right = std::min(scaled_width, (box.left + box.width + denom - 1) / denom);
+        ASSERT_EQ(part.height, bottom - top) << kind << " min_side " << min_side;
+        ASSERT_EQ(part.width, right - left) << kind << " min_side " << min_side;
+        const auto expected = Pixels(whole).slice(0, top, bottom).slice(1, left, right);
+        const int64_t differ = (Pixels(part) - expected).abs().max().item<int64_t>();
+        EXPECT_EQ(differ, 0) << kind << ", box at (" << box.top << ", " << box.left << ") " << box.height << "x"
+                             << box.width << ", 1/" << denom;
+      }
+    }
+  }
+}
+
+TEST(Jpeg, ABoxIsDecodedAtTheSmallestScaleThatKeepsItAtLeastMinSide) {
+  const std::string bytes = WavesJpeg(512, 384, TJSAMP_420);
+  const auto box = [](int, int) { return PixelBox{50, 40, 300, 260}; };
+  EXPECT_EQ(DecodeJpeg(bytes, 128, box).width, 130) << "1/2: 130x150";
+  EXPECT_EQ(DecodeJpeg(bytes, 128, box).height, 150);
+  EXPECT_EQ(DecodeJpeg(bytes, 64, box).width, 65) << "1/4";
+  EXPECT_EQ(DecodeJpeg(bytes, 131, box).width, 260) << "1/2 would be 130 wide: full size";
+  EXPECT_EQ(DecodeJpeg(bytes, 32, box).width, 33) << "1/8 (32.5 wide, rounded out)";
+}
+
+TEST(Jpeg, TruncationIsFoundWhereTheDecoderReaches) {
+  const std::string good = WavesJpeg(256, 256, TJSAMP_420);
+  const std::string half = good.substr(0, good.size() / 2);
+  try {
+    DecodeJpeg(half, 256);
+    ADD_FAILURE() << "the whole image reaches the missing half";
+  } catch (const JpegError& e) {
+    EXPECT_NE(std::string(e.what()).find("truncated (Premature end"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(DecodeJpeg(half, 16, [](int, int) { return PixelBox{200, 0, 56, 256}; }), JpegError);
+  // A box in the first rows never reaches the missing half (jpeg.h: the image check finds it).
+  const RgbImage top = DecodeJpeg(half, 16, [](int, int) { return PixelBox{0, 0, 32, 256}; });
+  const RgbImage top_of_good = DecodeJpeg(good, 16, [](int, int) { return PixelBox{0, 0, 32, 256}; });
+  EXPECT_EQ(top.pixels, top_of_good.pixels);
+}
+
+TEST(Jpeg, ABoxOutsideTheImageIsAProgrammingError) {
+  const std::string bytes = GrayJpeg(40, 30);
+  EXPECT_THROW(DecodeJpeg(bytes, 8, [](int, int) { return PixelBox{0, 0, 31, 40}; }), std::logic_error);
+  EXPECT_THROW(DecodeJpeg(bytes, 8, [](int, int) { return PixelBox{0, -1, 30, 40}; }), std::logic_error);
+  EXPECT_THROW(DecodeJpeg(bytes, 8, [](int, int) { return PixelBox{0, 0, 0, 40}; }), std::logic_error);
 }
 
 TEST(ImageFolder, EachUnreadableFileFailsWithItsPathAndReason) {

@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <optional>
 
 #include "trainer/core/errors.h"
 #include "trainer/core/seeded_random.h"
@@ -11,22 +12,20 @@
 namespace trainguard {
 namespace {
 
-// The crop of RandomResizedCrop(scale (0.08, 1), ratio (3/4, 4/3)), as torchvision draws it.
-struct Box {
-  int64_t top, left, height, width;
-};
-
-Box RandomResizedCrop(int64_t height, int64_t width, SeededRandom& rng) {
-  const double area = static_cast<double>(height * width);
+// The crop of RandomResizedCrop(scale (0.08, 1), ratio (3/4, 4/3)), as torchvision draws it, on
+// the image at its full size.
+PixelBox RandomResizedCrop(int height, int width, SeededRandom& rng) {
+  const double area = static_cast<double>(height) * width;
   for (int attempt = 0; attempt < 10; ++attempt) {
     const double target = area * (0.08 + rng.Uniform() * (1.0 - 0.08));
     const double log_ratio = std::log(3.0 / 4.0) + rng.Uniform() * (std::log(4.0 / 3.0) - std::log(3.0 / 4.0));
     const double ratio = std::exp(log_ratio);
-    const auto w = static_cast<int64_t>(std::round(std::sqrt(target * ratio)));
-    const auto h = static_cast<int64_t>(std::round(std::sqrt(target / ratio)));
+    const auto w = static_cast<int>(std::round(std::sqrt(target * ratio)));
+    const auto h = static_cast<int>(std::round(std::sqrt(target / ratio)));
     if (w > 0 && h > 0 && w <= width && h <= height) {
-      return {static_cast<int64_t>(rng.Below(static_cast<uint64_t>(height - h + 1))),
-              static_cast<int64_t>(rng.Below(static_cast<uint64_t>(width - w + 1))), h, w};
+      const auto top = static_cast<int>(rng.Below(static_cast<uint64_t>(height - h + 1)));
+      const auto left = static_cast<int>(rng.Below(static_cast<uint64_t>(width - w + 1)));
+      return {top, left, h, w};
     }
   }
   return {0, 0, height, width};  // fallback: the whole image
@@ -41,21 +40,24 @@ void ImageFolderDataset::LoadInto(int64_t index, const ImageRequest& request, to
   // Any valid JPEG loads, however small: a 1x1 or 4x4 file decodes at its full size and is
   // resized up to S x S below, as PIL + torchvision would (CheckImages reports such files as
   // suspicious; they are not unreadable).
-  const RgbImage img = DecodeJpegFile(entries_[static_cast<size_t>(index)].path, static_cast<int>(options_.image_size));
-  // Crop, resize and flip stay in uint8, as PIL and torchvision's tensor transforms do: the
+  const bool augment = options_.augment && request.epoch >= 0;
+  std::optional<SeededRandom> rng;
+  BoxChooser crop;  // empty: the whole image
+  if (augment) {
+    rng.emplace(MixSeed(options_.seed, static_cast<uint64_t>(request.epoch), static_cast<uint64_t>(index)));
+    crop = [&](int width, int height) { return RandomResizedCrop(height, width, *rng); };
+  }
+  // The crop is drawn on the full-size image, as torchvision draws it, and only it is decoded,
+  // at the smallest DCT scale that keeps it at least S x S.
+  const RgbImage img =
+      DecodeJpegFile(entries_[static_cast<size_t>(index)].path, static_cast<int>(options_.image_size), crop);
+  const bool flip = augment && rng->Uniform() < 0.5;
+  // Resize and flip stay in uint8, as PIL and torchvision's tensor transforms do: the
   // [1, 3, h, w] view of the HWC pixels is channels-last, which torch's antialiased uint8
   // bilinear kernel handles without a copy. Only the final S x S image becomes float.
   auto x = torch::from_blob(const_cast<uint8_t*>(img.pixels.data()), {img.height, img.width, 3}, torch::kUInt8)
                .permute({2, 0, 1})
                .unsqueeze(0);
-  const bool augment = options_.augment && request.epoch >= 0;
-  bool flip = false;
-  if (augment) {
-    SeededRandom rng(MixSeed(options_.seed, static_cast<uint64_t>(request.epoch), static_cast<uint64_t>(index)));
-    const Box box = RandomResizedCrop(img.height, img.width, rng);
-    x = x.narrow(2, box.top, box.height).narrow(3, box.left, box.width);
-    flip = rng.Uniform() < 0.5;
-  }
   namespace F = torch::nn::functional;
   x = F::interpolate(x, F::InterpolateFuncOptions()
                             .size(std::vector<int64_t>{options_.image_size, options_.image_size})
@@ -73,7 +75,7 @@ void ImageFolderDataset::LoadInto(int64_t index, const ImageRequest& request, to
 
 ImageBatch ImageFolderDataset::Images(const std::vector<int64_t>& indices, const ImageRequest& request) const {
   ImageBatch out;
-  out.images = torch::zeros({static_cast<int64_t>(indices.size()), 3, options_.image_size, options_.image_size});
+  out.images = torch::empty({static_cast<int64_t>(indices.size()), 3, options_.image_size, options_.image_size});
   for (size_t row = 0; row < indices.size(); ++row) {
     try {
       LoadInto(indices[row], request, out.images[static_cast<int64_t>(row)]);
@@ -82,6 +84,7 @@ ImageBatch ImageFolderDataset::Images(const std::vector<int64_t>& indices, const
       if (!options_.skip_unreadable) {
         throw DataError("unreadable image " + what + "; fix or remove the file, or pass --unreadable skip");
       }
+      out.images[static_cast<int64_t>(row)].zero_();  // a skipped image is all zeros
       out.unreadable.push_back(row);
       std::lock_guard<std::mutex> lock(mutex_);
       skipped_.push_back(what);
