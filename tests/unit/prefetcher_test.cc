@@ -3,6 +3,7 @@
 // sample list in order.
 #include "trainer/data/prefetcher.h"
 
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -94,6 +95,29 @@ TEST(Prefetcher, AWorkersErrorSurfacesAtItsBatch) {
   EXPECT_EQ(p.Next().indices[0], 1);
   EXPECT_EQ(p.Next().indices[0], 2);
   EXPECT_THROW(p.Next(), std::runtime_error);
+}
+
+TEST(Prefetcher, WorkersRunTorchOpsAloneAndLeaveTheProcessSettingAsItWas) {
+  const int before = at::get_num_threads();
+  at::set_num_threads(3);
+  std::mutex mutex;
+  std::vector<int> seen;
+  {
+    BatchPrefetcher p(
+        [&](int64_t b) {
+          std::lock_guard<std::mutex> lock(mutex);
+          seen.push_back(at::get_num_threads());
+          return Numbered(b);
+        },
+        0, 6, 2, 2);
+    for (int b = 0; b < 6; ++b) p.Next();
+    EXPECT_EQ(at::get_num_threads(), 3) << "the constructing thread keeps its count";
+    int later = 0;
+    std::thread([&] { later = at::get_num_threads(); }).join();
+    EXPECT_EQ(later, 3) << "threads started later begin with the process-wide count";
+  }
+  EXPECT_EQ(seen, std::vector<int>(6, 1));
+  at::set_num_threads(before);
 }
 
 }  // namespace
