@@ -3,16 +3,19 @@
 # what that machine lacks from the .deb files carried in $GPU_DEBS (default .gpu-debs, made
 # here by `../shared/gpu/fetch-debs.sh .gpu-debs dataset-fashion-mnist libjpeg62-turbo-dev
 # libjpeg62-turbo`: the tests make JPEG folders from Fashion-MNIST, and the decoder uses the
-# libjpeg API beside TurboJPEG), builds against the machine's torch with every core, runs
+# libjpeg API beside TurboJPEG) and food-11-like photos from $GPU_PHOTOS (default .gpu-photos,
+# made here by `bench/make_photo_folder.py .gpu-photos --count 240`, about 13 MB once its
+# validation/ and test/ are deleted; without them the photo cases are skipped), builds against the machine's torch with every core, runs
 # `ctest -L gpu` and the benchmarks, and writes a results table and logs.tar.gz into $OUT
 # (default gpu-results/). The table is printed last. 224 s on an H200 (bench/RESULTS.md) before
 # the fused-block and Adam cases were added, which add a CUDA file to the build and three timed runs.
 #   scripts/gpu-check.sh [CASE...]      (default: every case; see the list at the bottom)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 OUT=${OUT:-$ROOT/gpu-results}
 DEBS=${GPU_DEBS:-$ROOT/.gpu-debs}
+PHOTOS=${GPU_PHOTOS:-$ROOT/.gpu-photos}/training
 DEPS=/opt/deps
 BUILD=$ROOT/build-gpu
 LOGS=$OUT/logs
@@ -51,7 +54,7 @@ build() {
       { tail -30 "$LOGS/configure.log"; say "configure failed"; exit 1; }
   fi
   grep -iE "cuda|nccl|trainguard" "$LOGS/configure.log" | head -20 >&2
-  ninja -C "$BUILD" "$@" >"$LOGS/build.log" 2>&1 || { grep -B2 -A10 "error" "$LOGS/build.log" | head -80; say "build failed"; exit 1; }
+  ninja -C "$BUILD" >"$LOGS/build.log" 2>&1 || { grep -B2 -A10 "error" "$LOGS/build.log" | head -80; say "build failed"; exit 1; }
 }
 
 TG=$BUILD/launcher/trainguard
@@ -70,6 +73,21 @@ run() {
 folder() {  # folder DIR TRAIN: a make-folder JPEG folder of TRAIN training images
   [ -d "$1" ] || "$TG" make-folder "$1" --train-samples "$2" --test-samples 256 \
     --data-dir $DEPS/usr/share/datasets/fashion-mnist >"$LOGS/make-folder.log" 2>&1
+}
+
+# photo_folder DIR: 12,000 training files, each carried photo 50 times under new names (the
+# label stays the part before the first '_'); every copy costs a full decode, as a new photo would.
+photo_folder() {
+  [ -d "$PHOTOS" ] || return 1
+  [ -d "$1" ] && return 0
+  python3 - "$PHOTOS" "$1" <<'PY'
+import os, shutil, sys
+src, dst = sys.argv[1], sys.argv[2]
+os.makedirs(dst)
+for copy in range(50):
+    for name in sorted(os.listdir(src)):
+        shutil.copyfile(os.path.join(src, name), os.path.join(dst, f"{name[:-4]}_{copy}.jpg"))
+PY
 }
 
 case_info() {
@@ -104,6 +122,21 @@ case_jpeg_bf16() {  # the same, bf16 autocast
     "trainguard bf16, JPEG-fed"
 }
 
+case_loader() {  # the JPEG loader alone on the photos: one core, 14 threads of a 16-thread process, the decode floor
+  photo_folder "$WORK/photos" || { row loader "skipped: no photos in $PHOTOS" "-"; return; }
+  run loader 120 "$BUILD/bench/loader_bench" "$WORK/photos" 128 6000 14 16
+  row loader "rc=$RC in ${SECS}s; $(grep images= "$LOGS/loader.log")" "JPEG loader on 512x384 photos, 128x128 crops"
+}
+
+case_jpeg_photos() {  # JPEG-fed bf16 on the photos: what decoding costs a run on HW3's kind of files
+  photo_folder "$WORK/photos" || { row jpeg_photos "skipped: no photos in $PHOTOS" "-"; return; }
+  run jpeg_photos 240 "${MPIRUN[@]}" -np 1 "$TG" train --dataset folder --data-dir "$WORK/photos" \
+    --num-classes 11 --device cuda --precision bf16 --epochs 2 --batch-size 512 --image-size 128 --no-eval \
+    --loader-threads 14 --prefetch 28 --log-every 10
+  row jpeg_photos "rc=$RC in ${SECS}s; $(grep -E 'throughput|loader wait' "$LOGS/jpeg_photos.log" | tr '\n' ' ')" \
+    "trainguard bf16, fed from 512x384 photos"
+}
+
 case_step() {  # trainguard's step on resident inputs (bench/step_bench.cc), beside the Python peers
   for precision in fp32 bf16; do
     for fused in off on; do  # the modules, then the fused BatchNorm-ReLU-pool kernels
@@ -127,7 +160,7 @@ install_deps
 build
 say "built"
 cases=("$@")
-((${#cases[@]})) || cases=(info ctest step pybench jpeg jpeg_bf16)
+((${#cases[@]})) || cases=(info ctest step pybench jpeg jpeg_bf16 loader jpeg_photos)
 for c in "${cases[@]}"; do "case_$c"; done
 say "done in $(($(date +%s) - T0)) s"
 # The device tool brings back few files: logs and bundles travel as one archive.
