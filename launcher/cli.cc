@@ -265,7 +265,21 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   CLI::App* make_folder = app.add_subcommand(
       "make-folder", "write a food-11-style JPEG folder (training/, validation/, test/) from Fashion-MNIST");
   make_folder->add_option("out", command.bundle, "folder to create")->required();
-  for (CLI::App* sub : {train, validate, diagnose, predict, make_folder}) sub->fallthrough();
+  CLI::App* shrink_folder = app.add_subcommand(
+      "shrink-folder",
+      "copy a JPEG folder with every image's shorter side at --side, so that decoding keeps up with a fast GPU");
+  shrink_folder->add_option("source", command.source, "JPEG folder to read (with its subfolders)")->required();
+  shrink_folder->add_option("out", command.bundle, "folder to write (a rerun finishes an interrupted one)")->required();
+  command.shrink.short_side = 0;
+  shrink_folder
+      ->add_option("--side", command.shrink.short_side,
+                   "shorter side of a shrunk image (0: 5/4 x --image-size, 160 for 128)")
+      ->check(CLI::Range(0, 16384))
+      ->capture_default_str();
+  shrink_folder->add_option("--quality", command.shrink.quality, "JPEG quality of the shrunk images")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  for (CLI::App* sub : {train, validate, diagnose, predict, make_folder, shrink_folder}) sub->fallthrough();
 
   auto usage_error = [&](const std::string& message) {
     command.kind = Command::Kind::kExit;
@@ -296,11 +310,12 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   } catch (const ConfigError& e) {
     return usage_error(e.what());
   }
-  command.kind = app.got_subcommand(validate)      ? Command::Kind::kValidate
-                 : app.got_subcommand(diagnose)    ? Command::Kind::kDiagnose
-                 : app.got_subcommand(make_folder) ? Command::Kind::kMakeFolder
-                 : app.got_subcommand(predict)     ? Command::Kind::kPredict
-                                                   : Command::Kind::kTrain;
+  command.kind = app.got_subcommand(validate)        ? Command::Kind::kValidate
+                 : app.got_subcommand(diagnose)      ? Command::Kind::kDiagnose
+                 : app.got_subcommand(make_folder)   ? Command::Kind::kMakeFolder
+                 : app.got_subcommand(shrink_folder) ? Command::Kind::kShrinkFolder
+                 : app.got_subcommand(predict)       ? Command::Kind::kPredict
+                                                     : Command::Kind::kTrain;
   command.resolved = TopLevelLines(app.config_to_str(true, false));
   command.resolved_set = TopLevelLines(app.config_to_str(false, false));
   return command;

@@ -1,23 +1,27 @@
 // Command-line parsing: the only place that reads argv and TRAINGUARD_* variables. Precedence:
 // a flag on the command line, then the --config file, then the environment, then the default.
-// Subcommands: train, validate, predict, diagnose BUNDLE, make-folder OUT; every option is shared by all.
+// Subcommands: train, validate, predict, diagnose BUNDLE, make-folder OUT, shrink-folder SOURCE OUT;
+// every option is shared by all but shrink-folder's own --side and --quality.
 #pragma once
 
 #include <string>
 
 #include "trainer/core/config.h"
+#include "trainer/data/shrink_folder.h"
 
 namespace trainguard {
 
 struct Command {
-  enum class Kind { kExit, kTrain, kValidate, kDiagnose, kMakeFolder, kPredict };
+  enum class Kind { kExit, kTrain, kValidate, kDiagnose, kMakeFolder, kShrinkFolder, kPredict };
   Kind kind = Kind::kExit;
   int exit_code = 0;    // for kExit: help (0) or usage error (2)
   std::string message;  // for kExit: the help text or the error, for rank 0 to print
   TrainConfig train;
   std::string resolved;      // the resolved configuration, in config-file syntax, every option
   std::string resolved_set;  // the same, only the options set (flag, config file or environment)
-  std::string bundle;        // for kDiagnose: the bundle folder; for kMakeFolder: the output folder
+  std::string bundle;        // for kDiagnose: the bundle folder; for kMakeFolder, kShrinkFolder: the output folder
+  std::string source;        // for kShrinkFolder: the folder to read
+  ShrinkOptions shrink;      // for kShrinkFolder; short_side 0: 5/4 x --image-size, set when it runs
 };
 
 // Parses argv and the TRAINGUARD_* environment; prints nothing. A bad value yields kExit(2)

@@ -1,6 +1,6 @@
 // The subcommands, one file each: train (train_command.cc), validate (validate_command.cc),
-// predict (predict_command.cc), which run as MPI jobs inside RunJob; diagnose and make-folder
-// (tool_commands.cc), which run without MPI.
+// predict (predict_command.cc), which run as MPI jobs inside RunJob; diagnose, make-folder and
+// shrink-folder (tool_commands.cc), which run without MPI.
 #pragma once
 
 #include "launcher/cli.h"
@@ -16,5 +16,6 @@ int Predict(const Command& command, Job& job);
 // No MPI: each catches its own errors and returns their exit code.
 int RunDiagnose(const Command& command);
 int RunMakeFolder(const Command& command);
+int RunShrinkFolder(const Command& command);
 
 }  // namespace trainguard

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   const Command command = ParseCommandLine(argc, argv);
   if (command.kind == Command::Kind::kDiagnose) return RunDiagnose(command);
   if (command.kind == Command::Kind::kMakeFolder) return RunMakeFolder(command);
+  if (command.kind == Command::Kind::kShrinkFolder) return RunShrinkFolder(command);
   MpiSession mpi(&argc, &argv);
   if (mpi.world() > 1) SetLogRank(mpi.rank());
   switch (command.kind) {
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
       return RunJob(command, mpi, [&](Job& job) { return Predict(command, job); });
     case Command::Kind::kDiagnose:
     case Command::Kind::kMakeFolder:
+    case Command::Kind::kShrinkFolder:
       break;  // handled before MPI
   }
   return kExitInternal;

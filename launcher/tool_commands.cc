@@ -1,6 +1,7 @@
-// The subcommands that run without MPI: `trainguard diagnose` and `trainguard make-folder`.
+// The subcommands that run without MPI: `trainguard diagnose`, `make-folder` and `shrink-folder`.
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include "diagnostics/faults/bundle.h"
 #include "diagnostics/faults/diagnose.h"
@@ -12,6 +13,7 @@
 #include "trainer/core/log.h"
 #include "trainer/data/fashion_mnist.h"
 #include "trainer/data/image_folder.h"
+#include "trainer/data/shrink_folder.h"
 
 namespace trainguard {
 
@@ -43,6 +45,27 @@ int RunMakeFolder(const Command& command) {
                                             ReadFashionMnist(c.data_dir, Split::kTest, c.test_samples), command.bundle);
     std::printf("wrote %lld JPEG files under %s (training/, validation/, test/)\n", static_cast<long long>(files),
                 command.bundle.c_str());
+    return kExitOk;
+  } catch (const std::exception& e) {
+    LogLine(std::string("error: ") + e.what());
+    return ExitCodeOf(e);
+  }
+}
+
+// `trainguard shrink-folder SOURCE OUT`: no MPI; every core shrinks files.
+int RunShrinkFolder(const Command& command) {
+  ShrinkOptions o = command.shrink;
+  if (o.short_side == 0) o.short_side = static_cast<int>(command.train.image_size * 5 / 4);  // 160 for 128
+  o.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  try {
+    const ShrinkReport r = ShrinkFolder(command.source, command.bundle, o);
+    for (const auto& line : r.unreadable) std::printf("unreadable, copied unchanged: %s\n", line.c_str());
+    std::printf(
+        "%s -> %s (shorter side %d): %lld shrunk, %lld copied unchanged (%zu of them unreadable), %lld already "
+        "there; %.1f MB read, %.1f MB written\n",
+        command.source.c_str(), command.bundle.c_str(), o.short_side, static_cast<long long>(r.shrunk),
+        static_cast<long long>(r.copied), r.unreadable.size(), static_cast<long long>(r.kept), r.bytes_in / 1e6,
+        r.bytes_out / 1e6);
     return kExitOk;
   } catch (const std::exception& e) {
     LogLine(std::string("error: ") + e.what());

@@ -73,6 +73,26 @@ TEST_F(Cli, TrainguardHomeBelongsToTheScriptsAndIsAccepted) {
   EXPECT_EQ(c.kind, Command::Kind::kMakeFolder) << c.message;
 }
 
+TEST_F(Cli, ShrinkFolderTakesASourceAnOutputAndItsOwnSideAndQuality) {
+  Command c = Parse({"shrink-folder", "/data/food-11", "/data/food-11-small"});
+  EXPECT_EQ(c.kind, Command::Kind::kShrinkFolder) << c.message;
+  EXPECT_EQ(c.source, "/data/food-11");
+  EXPECT_EQ(c.bundle, "/data/food-11-small");
+  EXPECT_EQ(c.shrink.short_side, 0) << "0: from --image-size when it runs";
+  EXPECT_EQ(c.shrink.quality, 90);
+  c = Parse({"shrink-folder", "a", "b", "--side", "192", "--quality", "85"});
+  EXPECT_EQ(c.shrink.short_side, 192);
+  EXPECT_EQ(c.shrink.quality, 85);
+  for (const auto& bad : std::vector<std::vector<std::string>>{{"shrink-folder", "a"},
+                                                               {"shrink-folder", "a", "b", "--quality", "0"},
+                                                               {"shrink-folder", "a", "b", "--side", "-1"}}) {
+    c = Parse(bad);
+    EXPECT_EQ(c.exit_code, 2) << bad.back();
+    EXPECT_EQ(c.kind, Command::Kind::kExit) << bad.back();
+  }
+  EXPECT_EQ(Parse({"train", "--side", "192"}).exit_code, 2) << "--side belongs to shrink-folder alone";
+}
+
 TEST_F(Cli, ResolvedConfigurationShowsFlagDefaultsAndSeparatesWhatWasSet) {
   const Command c = Parse({"train", "--no-eval", "--width", "0.5"});
   // Flags that default to on read "true" unless turned off.

@@ -19,23 +19,11 @@
 namespace trainguard {
 namespace {
 
+using testing::EncodeJpeg;
 using testing::GrayJpeg;
 using testing::TempDir;
+using testing::WavesJpeg;
 using testing::WriteFile;
-
-// Pixels in a TurboJPEG pixel format (TJPF_*) as JPEG bytes: no chroma subsampling unless
-// asked for (TJSAMP_*), baseline unless `flags` has TJFLAG_PROGRESSIVE.
-std::string EncodeJpeg(const std::vector<uint8_t>& px, int width, int height, int pixel_format,
-                       int subsampling = TJSAMP_444, int flags = 0) {
-  tjhandle h = tjInitCompress();
-  unsigned char* out = nullptr;
-  unsigned long size = 0;
-  EXPECT_EQ(tjCompress2(h, px.data(), width, 0, height, pixel_format, &out, &size, subsampling, 90, flags), 0);
-  std::string bytes(reinterpret_cast<char*>(out), size);
-  tjFree(out);
-  tjDestroy(h);
-  return bytes;
-}
 
 std::string CmykJpeg(int width, int height) {
   return EncodeJpeg(std::vector<uint8_t>(static_cast<size_t>(width * height * 4), 200), width, height, TJPF_CMYK);
@@ -50,20 +38,6 @@ std::string RedRampJpeg(int width, int height, uint8_t green, uint8_t blue) {
     }
   }
   return EncodeJpeg(px, width, height, TJPF_RGB);
-}
-
-// An RGB image of smooth colour waves (a photo-like signal that every block and every chroma
-// sample tells apart).
-std::string WavesJpeg(int width, int height, int subsampling, int flags = 0) {
-  std::vector<uint8_t> px;
-  for (int y = 0; y < height; ++y) {
-    for (int x = 0; x < width; ++x) {
-      px.insert(px.end(),
-                {static_cast<uint8_t>(128 + 100 * std::sin(x * 0.11 + y * 0.05)),
-                 static_cast<uint8_t>(128 + 100 * std::cos(y * 0.13)), static_cast<uint8_t>((x * 3 + y * 5) % 256)});
-    }
-  }
-  return EncodeJpeg(px, width, height, TJPF_RGB, subsampling, flags);
 }
 
 // Pixels (row, column) of `img`, as [height, width, 3] int16 for comparisons.

@@ -11,8 +11,6 @@
 #include "trainer/core/errors.h"
 
 namespace trainguard {
-namespace {
-
 bool IsJpegName(const std::string& name) {
   const auto dot = name.find_last_of('.');
   if (dot == std::string::npos) return false;
@@ -20,6 +18,8 @@ bool IsJpegName(const std::string& name) {
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
   return ext == "jpg" || ext == "jpeg";
 }
+
+namespace {
 
 std::string FolderOf(const std::string& path) {
   const auto slash = path.find_last_of('/');

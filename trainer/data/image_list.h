@@ -19,6 +19,9 @@ struct ImageEntry {
   RawLabel label;
 };
 
+// Whether a file name ends in .jpg or .jpeg, in any case.
+bool IsJpegName(const std::string& name);
+
 // The label a food-11 file name carries.
 RawLabel LabelFromFileName(const std::string& file_name);
 

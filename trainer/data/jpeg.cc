@@ -190,12 +190,14 @@ RgbImage DecodeJpegFile(const std::string& path, int min_side, const BoxChooser&
   return DecodeJpeg(bytes, min_side, choose);
 }
 
-std::string EncodeGrayJpeg(const uint8_t* pixels, int width, int height, int quality) {
+namespace {
+
+std::string Encode(const uint8_t* pixels, int width, int height, int pixel_format, int subsampling, int quality) {
   Handle h(tjInitCompress());
   if (!h) throw JpegError("cannot start the JPEG encoder");
   unsigned char* out = nullptr;
   unsigned long size = 0;
-  if (tjCompress2(h.get(), pixels, width, 0, height, TJPF_GRAY, &out, &size, TJSAMP_GRAY, quality, 0) != 0) {
+  if (tjCompress2(h.get(), pixels, width, 0, height, pixel_format, &out, &size, subsampling, quality, 0) != 0) {
     const std::string why = tjGetErrorStr2(h.get());
     tjFree(out);
     throw JpegError("cannot encode (" + why + ")");
@@ -203,6 +205,16 @@ std::string EncodeGrayJpeg(const uint8_t* pixels, int width, int height, int qua
   std::string bytes(reinterpret_cast<const char*>(out), size);
   tjFree(out);
   return bytes;
+}
+
+}  // namespace
+
+std::string EncodeGrayJpeg(const uint8_t* pixels, int width, int height, int quality) {
+  return Encode(pixels, width, height, TJPF_GRAY, TJSAMP_GRAY, quality);
+}
+
+std::string EncodeRgbJpeg(const RgbImage& image, int quality) {
+  return Encode(image.pixels.data(), image.width, image.height, TJPF_RGB, TJSAMP_420, quality);
 }
 
 }  // namespace trainguard

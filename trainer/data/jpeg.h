@@ -56,4 +56,8 @@ RgbImage DecodeJpegFile(const std::string& path, int min_side, const BoxChooser&
 // Encodes an 8-bit grayscale image (height * width bytes) as a JPEG of the given quality.
 std::string EncodeGrayJpeg(const uint8_t* pixels, int width, int height, int quality);
 
+// Encodes an RGB image as a baseline JPEG of the given quality with 4:2:0 chroma, as cameras
+// and most photo JPEGs are.
+std::string EncodeRgbJpeg(const RgbImage& image, int quality);
+
 }  // namespace trainguard

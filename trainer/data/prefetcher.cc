@@ -1,25 +1,9 @@
 // Ordered, bounded batch prefetching (see prefetcher.h).
 #include "trainer/data/prefetcher.h"
 
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 
 namespace trainguard {
-namespace {
-
-// A new thread's torch ops take the process-wide intra-op thread count, and each thread that
-// calls a parallel op gets an OpenMP team of its own: with W workers that is W teams of that
-// size on the same cores, spinning after every small per-image op (measured: the normalisation
-// ops of one 128x128 image 5.7x slower in a worker of a process with 8 intra-op threads). A
-// worker's ops run on the worker alone. Settling the thread's lazy initialisation first keeps
-// the 1 when the process-wide count is later set again.
-void RunTorchOpsOnThisThreadAlone() {
-  at::get_num_threads();
-  at::set_num_threads(1);
-}
-
-}  // namespace
 
 BatchPrefetcher::BatchPrefetcher(std::function<Batch(int64_t)> make, int64_t first, int64_t count, int threads,
                                  int64_t window)
@@ -27,27 +11,8 @@ BatchPrefetcher::BatchPrefetcher(std::function<Batch(int64_t)> make, int64_t fir
       count_(count),
       window_(std::max<int64_t>({window, threads, 1})),
       next_to_build_(first),
-      next_to_hand_(first) {
-  if (threads <= 0) return;
-  const int intra_op = at::get_num_threads();
-  int started = 0;
-  for (int t = 0; t < threads; ++t) {
-    workers_.emplace_back([this, &started] {
-      RunTorchOpsOnThisThreadAlone();
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        ++started;
-      }
-      changed_.notify_all();
-      Work();
-    });
-  }
-  // at::set_num_threads also set the process-wide count that threads started later begin with:
-  // once every worker has its own, put it back (this thread's own count never changed).
-  std::unique_lock<std::mutex> lock(mutex_);
-  changed_.wait(lock, [&] { return started == threads; });
-  at::set_num_threads(intra_op);
-}
+      next_to_hand_(first),
+      workers_(StartWorkerThreads(threads, [this] { Work(); })) {}
 
 BatchPrefetcher::~BatchPrefetcher() {
   {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "trainer/data/batch.h"
+#include "trainer/data/worker_threads.h"
 
 namespace trainguard {
 
@@ -40,7 +41,7 @@ class BatchPrefetcher {
   std::map<int64_t, Batch> ready_;
   std::map<int64_t, std::exception_ptr> failed_;
   bool stop_ = false;
-  std::vector<std::thread> workers_;
+  std::vector<std::thread> workers_;  // last: they start once every member they use exists
 };
 
 // How batches are built ahead of their use: the --loader-threads / --prefetch settings.
