@@ -438,6 +438,27 @@ YAML
     pushed e2e_killed | grep -q 'exit_code="6",.*kind="peer".*rank="0".*} 1' ||
       { pushed e2e_killed >&2; cat "$WORK/killed.err" >&2; fail "the surviving rank did not push 'peer' (exit 6)"; }
     ;;
+  shrink_folder)
+    # make-folder's 28x28 JPEGs shrunk to a shorter side of 16, one unreadable file among them,
+    # then trained on; a rerun finds everything there; a missing source is named.
+    "$BIN" make-folder "$WORK/food" --train-samples 200 --test-samples 4 >"$WORK/make.out" 2>&1 || fail "make-folder"
+    echo "not a jpeg" >"$WORK/food/training/3_bad.jpg"
+    total=$(find "$WORK/food" -name '*.jpg' | wc -l)
+    "$BIN" shrink-folder "$WORK/food" "$WORK/small" --side 16 >"$WORK/shrink.out" 2>&1 || { cat "$WORK/shrink.out"; fail "shrink-folder"; }
+    expect_text shrink out "unreadable, copied unchanged: $WORK/food/training/3_bad.jpg: not a JPEG"
+    expect_text shrink out "(shorter side 16): $((total - 1)) shrunk, 1 copied unchanged (1 of them unreadable), 0 already there"
+    [ "$(find "$WORK/small" -name '*.jpg' | wc -l)" = "$total" ] || fail "shrink-folder did not write every file"
+    cmp -s "$WORK/food/training/3_bad.jpg" "$WORK/small/training/3_bad.jpg" || fail "the unreadable file was not copied as it was"
+    "$BIN" shrink-folder "$WORK/food" "$WORK/small" --side 16 >"$WORK/again.out" 2>&1 || fail "shrink-folder rerun"
+    expect_text again out "0 shrunk, 0 copied unchanged (0 of them unreadable), $total already there"
+    run small 1 train --dataset folder --data-dir "$WORK/small/training" --num-classes 11 --image-size 32 \
+      --width 0.25 --threads 1 --epochs 1 --max-steps 2 --unreadable skip --label-report ""
+    expect_rc small 0
+    "$BIN" shrink-folder "$WORK/none" "$WORK/x" >"$WORK/none.out" 2>"$WORK/none.err"
+    echo $? >"$WORK/none.rc"
+    expect_rc none 3
+    expect_text none err "$WORK/none"
+    ;;
   dataset_doctor)
     # Three unreadable files and a 1x1 placeholder on different ranks: one run lists them all.
     "$BIN" make-folder "$WORK/food" --train-samples 300 --test-samples 10 >"$WORK/make.out" 2>&1 || fail "make-folder"
