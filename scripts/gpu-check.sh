@@ -122,19 +122,30 @@ case_jpeg_bf16() {  # the same, bf16 autocast
     "trainguard bf16, JPEG-fed"
 }
 
-case_loader() {  # the JPEG loader alone on the photos: one core, 14 threads of a 16-thread process, the decode floor
-  photo_folder "$WORK/photos" || { row loader "skipped: no photos in $PHOTOS" "-"; return; }
-  run loader 120 "$BUILD/bench/loader_bench" "$WORK/photos" 128 6000 14 16
-  row loader "rc=$RC in ${SECS}s; $(grep images= "$LOGS/loader.log")" "JPEG loader on 512x384 photos, 128x128 crops"
+# small_photo_folder DIR: the photo folder shrunk by `trainguard shrink-folder` (shorter side 160).
+small_photo_folder() {
+  photo_folder "$WORK/photos" || return 1
+  [ -d "$1" ] || "$TG" shrink-folder "$WORK/photos" "$1" >"$LOGS/shrink-folder.log" 2>&1
 }
 
-case_jpeg_photos() {  # JPEG-fed bf16 on the photos: what decoding costs a run on HW3's kind of files
-  photo_folder "$WORK/photos" || { row jpeg_photos "skipped: no photos in $PHOTOS" "-"; return; }
-  run jpeg_photos 240 "${MPIRUN[@]}" -np 1 "$TG" train --dataset folder --data-dir "$WORK/photos" \
-    --num-classes 11 --device cuda --precision bf16 --epochs 2 --batch-size 512 --image-size 128 --no-eval \
-    --loader-threads 14 --prefetch 28 --log-every 10
-  row jpeg_photos "rc=$RC in ${SECS}s; $(grep -E 'throughput|loader wait' "$LOGS/jpeg_photos.log" | tr '\n' ' ')" \
-    "trainguard bf16, fed from 512x384 photos"
+case_loader() {  # the JPEG loader alone on the photos, as they are and shrunk: one core, 14 threads of 16, the floor
+  small_photo_folder "$WORK/photos-160" || { row loader "skipped: no photos in $PHOTOS" "-"; return; }
+  row shrink-folder "$(tail -1 "$LOGS/shrink-folder.log")" "12,000 photos, shorter side 160"
+  for f in photos photos-160; do
+    run "loader_$f" 120 "$BUILD/bench/loader_bench" "$WORK/$f" 128 6000 14 16
+    row "loader $f" "rc=$RC in ${SECS}s; $(grep images= "$LOGS/loader_$f.log")" "JPEG loader, 128x128 crops"
+  done
+}
+
+case_jpeg_photos() {  # JPEG-fed bf16 on the photos, as they are and shrunk: what decoding costs a HW3-like run
+  small_photo_folder "$WORK/photos-160" || { row jpeg_photos "skipped: no photos in $PHOTOS" "-"; return; }
+  for f in photos photos-160; do
+    run "jpeg_$f" 240 "${MPIRUN[@]}" -np 1 "$TG" train --dataset folder --data-dir "$WORK/$f" \
+      --num-classes 11 --device cuda --precision bf16 --epochs 2 --batch-size 512 --image-size 128 --no-eval \
+      --loader-threads 14 --prefetch 28 --log-every 10
+    row "jpeg $f" "rc=$RC in ${SECS}s; $(grep -E 'throughput|loader wait' "$LOGS/jpeg_$f.log" | tr '\n' ' ')" \
+      "trainguard bf16, JPEG-fed"
+  done
 }
 
 case_step() {  # trainguard's step on resident inputs (bench/step_bench.cc), beside the Python peers
