@@ -46,7 +46,9 @@ void EmitMessage(j_common_ptr cinfo, int level) {
 // What DecodeInto reads and writes. It lives in DecodeJpeg's frame, not DecodeInto's: a
 // longjmp out of libjpeg may skip only frames without destructors to run.
 struct DecodeJob {
-  DecodeJob(const BoxChooser& chooser, int side) : choose(&chooser), min_side(side) {}
+  DecodeJob(const std::string& file, const BoxChooser& chooser, int side)
+      : bytes(&file), choose(&chooser), min_side(side) {}
+  const std::string* bytes;
   const BoxChooser* choose;
   int min_side;
   bool header_read = false;
@@ -83,6 +85,8 @@ PixelBox ScaleBox(const PixelBox& box, unsigned denom, int scaled_width, int sca
 // destructible locals here (see DecodeJob).
 bool DecodeInto(jpeg_decompress_struct& cinfo, ErrorManager& err, DecodeJob& job) {
   if (setjmp(err.jump) != 0) return false;
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(job.bytes->data()), job.bytes->size());
   jpeg_read_header(&cinfo, TRUE);
   job.header_read = true;
   const auto width = static_cast<int>(cinfo.image_width), height = static_cast<int>(cinfo.image_height);
@@ -122,6 +126,8 @@ bool DecodeInto(jpeg_decompress_struct& cinfo, ErrorManager& err, DecodeJob& job
   return true;  // the rows below the box stay undecoded: jpeg_destroy_decompress drops them
 }
 
+// The decoder's state; DecodeInto creates it, the destructor frees what was created (nothing
+// when creation failed: jpeg_destroy_decompress tolerates a zeroed struct).
 struct Decompressor {
   jpeg_decompress_struct cinfo{};
   ErrorManager err{};
@@ -129,7 +135,6 @@ struct Decompressor {
     cinfo.err = jpeg_std_error(&err.pub);
     err.pub.error_exit = ErrorExit;
     err.pub.emit_message = EmitMessage;
-    jpeg_create_decompress(&cinfo);  // fails only without memory, through ErrorExit: not here
   }
   ~Decompressor() { jpeg_destroy_decompress(&cinfo); }
   Decompressor(const Decompressor&) = delete;
@@ -168,8 +173,7 @@ using Handle = std::unique_ptr<void, HandleCloser>;
 RgbImage DecodeJpeg(const std::string& bytes, int min_side, const BoxChooser& choose) {
   if (bytes.empty()) throw JpegError("the file is empty");
   Decompressor d;
-  jpeg_mem_src(&d.cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
-  DecodeJob job(choose, min_side);
+  DecodeJob job(bytes, choose, min_side);
   if (!DecodeInto(d.cinfo, d.err, job)) {
     throw JpegError((job.header_read ? "cannot decode (" : "not a JPEG (") + std::string(d.err.message) + ")");
   }
