@@ -33,6 +33,22 @@ PixelBox RandomResizedCrop(int height, int width, SeededRandom& rng) {
 
 }  // namespace
 
+torch::Tensor ResizeRgb(const RgbImage& image, int64_t height, int64_t width) {
+  // The [1, 3, h, w] view of the HWC pixels is channels-last, which torch's antialiased uint8
+  // bilinear kernel handles without a copy.
+  const auto x =
+      torch::from_blob(const_cast<uint8_t*>(image.pixels.data()), {image.height, image.width, 3}, torch::kUInt8)
+          .permute({2, 0, 1})
+          .unsqueeze(0);
+  namespace F = torch::nn::functional;
+  return F::interpolate(x, F::InterpolateFuncOptions()
+                               .size(std::vector<int64_t>{height, width})
+                               .mode(torch::kBilinear)
+                               .align_corners(false)
+                               .antialias(true))
+      .squeeze(0);
+}
+
 ImageFolderDataset::ImageFolderDataset(std::vector<ImageEntry> entries, ImageFolderOptions options)
     : entries_(std::move(entries)), options_(options) {}
 
@@ -52,19 +68,8 @@ void ImageFolderDataset::LoadInto(int64_t index, const ImageRequest& request, to
   const RgbImage img =
       DecodeJpegFile(entries_[static_cast<size_t>(index)].path, static_cast<int>(options_.image_size), crop);
   const bool flip = augment && rng->Uniform() < 0.5;
-  // Resize and flip stay in uint8, as PIL and torchvision's tensor transforms do: the
-  // [1, 3, h, w] view of the HWC pixels is channels-last, which torch's antialiased uint8
-  // bilinear kernel handles without a copy. Only the final S x S image becomes float.
-  auto x = torch::from_blob(const_cast<uint8_t*>(img.pixels.data()), {img.height, img.width, 3}, torch::kUInt8)
-               .permute({2, 0, 1})
-               .unsqueeze(0);
-  namespace F = torch::nn::functional;
-  x = F::interpolate(x, F::InterpolateFuncOptions()
-                            .size(std::vector<int64_t>{options_.image_size, options_.image_size})
-                            .mode(torch::kBilinear)
-                            .align_corners(false)
-                            .antialias(true))
-          .squeeze(0);
+  // Only the final S x S image becomes float.
+  auto x = ResizeRgb(img, options_.image_size, options_.image_size);
   if (flip) x = x.flip({2});
   // (x / 255 - mean) / std, written into the batch's row.
   static const auto scale = (1.0 / (255.0 * torch::tensor({0.229, 0.224, 0.225}))).to(torch::kFloat32).view({3, 1, 1});

@@ -16,8 +16,13 @@
 
 #include "trainer/data/dataset.h"
 #include "trainer/data/image_list.h"
+#include "trainer/data/jpeg.h"
 
 namespace trainguard {
+
+// `image` resized to height x width as a [3, height, width] uint8 tensor: antialiased bilinear
+// in uint8, as PIL and torchvision's tensor transforms resize. The loader and shrink-folder use it.
+torch::Tensor ResizeRgb(const RgbImage& image, int64_t height, int64_t width);
 
 struct ImageFolderOptions {
   int64_t image_size = 128;      // side of the square model input

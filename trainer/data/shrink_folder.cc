@@ -12,6 +12,7 @@
 
 #include "trainer/core/atomic_file.h"
 #include "trainer/core/errors.h"
+#include "trainer/data/image_folder.h"
 #include "trainer/data/image_list.h"
 #include "trainer/data/jpeg.h"
 #include "trainer/data/worker_threads.h"
@@ -34,23 +35,6 @@ std::vector<std::string> JpegFilesUnder(const std::string& source) {
   if (files.empty()) throw DataError(source + " holds no .jpg or .jpeg file");
   std::sort(files.begin(), files.end());
   return files;
-}
-
-// `image` resized to width x height: antialiased bilinear on uint8, as the loader resizes.
-RgbImage Resize(const RgbImage& image, int width, int height) {
-  namespace F = torch::nn::functional;
-  const auto x =
-      torch::from_blob(const_cast<uint8_t*>(image.pixels.data()), {1, image.height, image.width, 3}, torch::kUInt8)
-          .permute({0, 3, 1, 2});
-  const auto y = F::interpolate(x, F::InterpolateFuncOptions()
-                                       .size(std::vector<int64_t>{height, width})
-                                       .mode(torch::kBilinear)
-                                       .align_corners(false)
-                                       .antialias(true))
-                     .permute({0, 2, 3, 1})
-                     .contiguous();
-  const uint8_t* data = y.data_ptr<uint8_t>();
-  return {width, height, std::vector<uint8_t>(data, data + y.numel())};
 }
 
 struct FileOutcome {
@@ -82,7 +66,11 @@ FileOutcome ShrinkFile(const std::string& from, const std::string& to, const Shr
   const double scale = static_cast<double>(o.short_side) / std::min(width, height);
   const int new_width = width <= height ? o.short_side : static_cast<int>(std::lround(width * scale));
   const int new_height = height < width ? o.short_side : static_cast<int>(std::lround(height * scale));
-  if (image.width != new_width || image.height != new_height) image = Resize(image, new_width, new_height);
+  if (image.width != new_width || image.height != new_height) {
+    const auto hwc = ResizeRgb(image, new_height, new_width).permute({1, 2, 0}).contiguous();
+    image = {new_width, new_height,
+             std::vector<uint8_t>(hwc.data_ptr<uint8_t>(), hwc.data_ptr<uint8_t>() + hwc.numel())};
+  }
   const std::string encoded = EncodeRgbJpeg(image, o.quality);
   WriteFileAtomically(to, encoded);
   return {FileOutcome::kShrunk, size, static_cast<int64_t>(encoded.size()), ""};
