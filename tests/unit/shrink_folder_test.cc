@@ -104,9 +104,22 @@ TEST(ShrinkFolder, ARerunKeepsWhatIsThereAndFinishesTheRest) {
   EXPECT_EQ(DecodeJpeg(ReadWholeFile(s.out.File("training/2_tall.JPEG")), 1000).width, 100);
 }
 
+TEST(ShrinkFolder, AnOutputInsideTheSourceIsRefused) {
+  const Source s;
+  for (const std::string& out : {s.dir.path(), s.dir.File("training/small")}) {
+    try {
+      ShrinkFolder(s.dir.path(), out, ShrinkOptions{});
+      ADD_FAILURE() << "expected DataError for " << out;
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find("lies inside the source"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NE(::access(s.dir.File("training/small").c_str(), F_OK), 0) << "nothing written";
+}
+
 TEST(ShrinkFolder, AMissingOrEmptySourceIsNamed) {
-  const TempDir out("shrink_out");
-  for (const std::string& source : {std::string("/nonexistent/food-11"), out.path()}) {
+  const TempDir empty("shrink_empty"), out("shrink_out");
+  for (const std::string& source : {std::string("/nonexistent/food-11"), empty.path()}) {
     try {
       ShrinkFolder(source, out.File("x"), ShrinkOptions{});
       ADD_FAILURE() << "expected DataError for " << source;

@@ -79,6 +79,11 @@ FileOutcome ShrinkFile(const std::string& from, const std::string& to, const Shr
 }  // namespace
 
 ShrinkReport ShrinkFolder(const std::string& source, const std::string& out, const ShrinkOptions& options) {
+  // An output inside the source would be read back as source files by a rerun.
+  const fs::path src = fs::weakly_canonical(source), dst = fs::weakly_canonical(out);
+  if (std::mismatch(src.begin(), src.end(), dst.begin(), dst.end()).first == src.end()) {
+    throw DataError("the output folder " + out + " lies inside the source " + source + "; write it elsewhere");
+  }
   const std::vector<std::string> files = JpegFilesUnder(source);
   ShrinkReport report;
   std::mutex mutex;

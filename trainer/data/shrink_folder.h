@@ -34,7 +34,7 @@ struct ShrinkReport {
 // cannot be decoded is copied unchanged and listed, so that training's --unreadable policy still
 // meets it. Each file is written atomically and a file already in `out` is kept: a rerun after
 // an interruption finishes the folder. Throws DataError when `source` cannot be read or holds no
-// JPEG, IoError when a file cannot be written (naming it).
+// JPEG or `out` lies inside it, IoError when a file cannot be written (naming it).
 ShrinkReport ShrinkFolder(const std::string& source, const std::string& out, const ShrinkOptions& options);
 
 }  // namespace trainguard
