@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "diagnostics/faults/fault_watch.h"
+#include "diagnostics/faults/liveness.h"
 #include "diagnostics/labels/label_validation.h"
 #include "diagnostics/metrics/metrics.h"
 #include "launcher/mpi_session.h"
@@ -25,10 +26,11 @@ struct Job {
   explicit Job(MpiSession& mpi) : mpi(mpi), control(MPI_COMM_WORLD), faults(MPI_COMM_WORLD) {}
   MpiSession& mpi;
   MpiControlPlane control;
-  FaultChannel faults;                // out-of-band stop notices
-  std::unique_ptr<FaultWatch> watch;  // set by train: the wait guard of the MPI planes
-  std::unique_ptr<DataPlane> data;    // set by train: the gradient plane
-  std::unique_ptr<Metrics> metrics;   // set by each subcommand when a metrics output is asked for
+  FaultChannel faults;                 // out-of-band stop notices
+  std::unique_ptr<Liveness> liveness;  // every rank's liveness and progress (world > 1)
+  std::unique_ptr<FaultWatch> watch;   // set by train: the wait guard of the MPI planes
+  std::unique_ptr<DataPlane> data;     // set by train: the gradient plane
+  std::unique_ptr<Metrics> metrics;    // set by each subcommand when a metrics output is asked for
   torch::Device device = torch::kCPU;
   std::unique_ptr<Dataset> train;
   std::unique_ptr<Dataset> test;  // null for the synthetic set or with --no-eval

@@ -41,9 +41,12 @@ void PrintResolved(const Command& command, const MpiSession& mpi) {
 int RunJob(const Command& command, MpiSession& mpi, const std::function<int(Job&)>& body) {
   PrintResolved(command, mpi);
   Job job(mpi);
+  // Every rank's liveness and progress on a side channel, so that a rank that goes silent (a
+  // lost node, a cut link, a frozen process) is named, with its host, and not waited for.
+  if (mpi.world() > 1) job.liveness = std::make_unique<Liveness>(job.control, LivenessOptions{}, "");
   // Every wait for other ranks, in every subcommand, gives up on a peer's fault notice or at
   // --step-timeout; a rank stuck in a step's computation is ended by the watchdog.
-  job.watch = std::make_unique<FaultWatch>(job.faults, command.train.step_timeout,
+  job.watch = std::make_unique<FaultWatch>(job.faults, job.liveness.get(), command.train.step_timeout,
                                            std::min(command.train.fault_grace, 5.0), [&job](const std::string&) {
                                              ReportFailure(job.metrics.get(), "stall", kExitStall);
                                              std::fflush(nullptr);

@@ -65,9 +65,21 @@ std::string FailureKindOf(const std::exception& e) {
   if (tell) job.faults.Tell(static_cast<int>(KindOfAny(e)), 0, e.what());
   // Before the rendezvous: once one rank exits, the launcher may end the others.
   ReportFailure(job.metrics.get(), FailureKindOf(e), code);
-  if (job.mpi.world() > 1 && !job.faults.Rendezvous(grace_s)) {
-    LogLine("some ranks did not reach the end within --fault-grace");
+  // The others wait for this rank while it is alive and stopping; no one waits for a rank that
+  // is silent on the liveness channel or has left.
+  if (job.watch) job.watch->AtEnd();
+  Liveness* liveness = job.liveness.get();
+  const auto no_one_to_wait_for = [liveness] { return liveness != nullptr && liveness->NoOneToWaitFor(); };
+  if (job.mpi.world() > 1 && !job.faults.Rendezvous(grace_s, no_one_to_wait_for)) {
+    if (liveness != nullptr && liveness->NoOneToWaitFor()) {
+      std::string gone;
+      for (int r : liveness->Silent()) gone += (gone.empty() ? "" : "; ") + liveness->Describe(r);
+      LogLine("not waiting for the other ranks: " + (gone.empty() ? std::string("they have exited") : gone));
+    } else {
+      LogLine("some ranks did not reach the end within --fault-grace");
+    }
   }
+  if (liveness != nullptr) liveness->Leave();
   if (job.data) job.data->Abort(5.0);
   LogLine("exiting with code " + std::to_string(code));
   std::fflush(nullptr);

@@ -93,6 +93,7 @@ void FaultGuard::OnStepFailed(const StepFailure& f) {
   if (!f.culprit) return;
   const std::string dir =
       options_.bundle_dir + "/step" + std::to_string(f.where.global_step) + "-rank" + std::to_string(channel_.rank());
+  watch_.Stopping("writing the repro bundle of step " + std::to_string(f.where.global_step) + " and diagnosing it");
   // Non-finite verdicts are reached by every rank together; anything else only this rank knows.
   if (f.kind != ErrorKind::kNonFinite) {
     channel_.Tell(

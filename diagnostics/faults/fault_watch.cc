@@ -1,6 +1,8 @@
 // Fault notices, stall verdicts and the watchdog (see fault_watch.h).
 #include "diagnostics/faults/fault_watch.h"
 
+#include <algorithm>
+
 #include "trainer/core/errors.h"
 #include "trainer/core/log.h"
 
@@ -25,9 +27,10 @@ class ChannelLink final : public FaultLink {
   FaultChannel& channel_;
 };
 
-FaultWatchOptions WatchOptions(double step_timeout_s, double grace_s,
+FaultWatchOptions WatchOptions(PeerView* peers, double step_timeout_s, double grace_s,
                                std::function<void(const std::string&)> on_stuck) {
   FaultWatchOptions o;
+  o.peers = peers;
   o.step_timeout_s = step_timeout_s;
   o.grace_s = grace_s;
   o.on_stuck = std::move(on_stuck);
@@ -36,10 +39,10 @@ FaultWatchOptions WatchOptions(double step_timeout_s, double grace_s,
 
 }  // namespace
 
-FaultWatch::FaultWatch(FaultChannel& channel, double step_timeout_s, double grace_s,
+FaultWatch::FaultWatch(FaultChannel& channel, PeerView* peers, double step_timeout_s, double grace_s,
                        std::function<void(const std::string&)> on_stuck)
     : FaultWatch(std::make_unique<ChannelLink>(channel), nullptr,
-                 WatchOptions(step_timeout_s, grace_s, std::move(on_stuck))) {}
+                 WatchOptions(peers, step_timeout_s, grace_s, std::move(on_stuck))) {}
 
 FaultWatch::FaultWatch(FaultLink& link, FaultWatchOptions options) : FaultWatch(nullptr, &link, std::move(options)) {}
 
@@ -49,7 +52,10 @@ FaultWatch::FaultWatch(std::unique_ptr<FaultLink> owned, FaultLink* link, FaultW
       timeout_s_(options.step_timeout_s),
       grace_s_(options.grace_s),
       on_stuck_(std::move(options.on_stuck)),
-      now_(std::move(options.now)) {
+      now_(std::move(options.now)),
+      peers_(options.peers) {
+  progress_.phase = phase_;
+  Publish();
   watchdog_ = std::thread([this] { Watchdog(); });
 }
 
@@ -63,17 +69,49 @@ void FaultWatch::Arm(int64_t step) {
   deadline_ = deadline.time_since_epoch().count();
   step_ = step;
   wait_key_ = 0;
+  progress_.step = step;
+  progress_.collective = 0;
+  progress_.waiting = false;
+  Publish();
 }
 
 void FaultWatch::SetPhase(const std::string& what) {
-  std::lock_guard<std::mutex> lock(phase_mutex_);
-  phase_ = what;
+  {
+    std::lock_guard<std::mutex> lock(phase_mutex_);
+    phase_ = what;
+  }
+  progress_.phase = what;
+  progress_.collective = 0;
+  Publish();
 }
 
 void FaultWatch::BeginWait() {
+  ++progress_.collective;
+  progress_.waiting = true;
+  Publish();
   if (step_ != 0) return;  // inside a step: the step's deadline holds
   wait_key_ = -(++waits_);
   wait_deadline_ = Now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
+}
+
+void FaultWatch::EndWait() {
+  progress_.waiting = false;
+  Publish();
+}
+
+void FaultWatch::Stopping(const std::string& why) {
+  progress_.state = 'S';
+  progress_.phase = why;
+  Publish();
+}
+
+void FaultWatch::AtEnd() {
+  progress_.state = 'E';
+  Publish();
+}
+
+void FaultWatch::Publish() {
+  if (peers_ != nullptr) peers_->Report(progress_);
 }
 
 std::string FaultWatch::Describe(int64_t key) {
@@ -85,6 +123,10 @@ std::string FaultWatch::Describe(int64_t key) {
 void FaultWatch::Disarm() {
   step_ = 0;
   wait_key_ = 0;
+  progress_.step = 0;
+  progress_.collective = 0;
+  progress_.waiting = false;
+  Publish();
 }
 
 void FaultWatch::Drain() {
@@ -115,25 +157,46 @@ void FaultWatch::StallVerdict(int64_t step) {  // a step, or the key (< 0) of a 
   channel_.Tell(FaultChannel::kWaiting, step, "waiting");
   waiting_[step].insert(channel_.rank());
   const auto until = Now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(grace_s_));
-  while (Now() < until && static_cast<int>(waiting_[step].size()) < channel_.world()) {
+  std::set<int> missing;
+  for (;;) {
     last_check_ = Now().time_since_epoch().count();
     Drain();
     if (peer_failure_) {  // a peer's failure explains the wait
       Disarm();
       throw *peer_failure_;
     }
+    missing.clear();
+    for (int r = 0; r < channel_.world(); ++r) {
+      if (waiting_[step].count(r) == 0) missing.insert(r);
+    }
+    // A silent rank will not announce itself: once every missing rank is silent, waiting longer
+    // only delays the verdict.
+    const std::set<int> silent = peers_ != nullptr ? peers_->Silent() : std::set<int>{};
+    const bool all_silent = std::includes(silent.begin(), silent.end(), missing.begin(), missing.end());
+    if (missing.empty() || all_silent || Now() >= until) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  std::set<int> missing;
-  for (int r = 0; r < channel_.world(); ++r) {
-    if (waiting_[step].count(r) == 0) missing.insert(r);
-  }
   Disarm();  // the verdict is the cause: the watchdog must not report this rank as stuck too
-  throw FaultError(ErrorKind::kStall,
-                   "stall in " + Describe(step) + ": rank(s) " + RankList(missing) +
-                       " did not arrive within --step-timeout " + std::to_string(static_cast<int>(timeout_s_)) +
-                       " s (waiting: rank(s) " + RankList(waiting_[step]) +
-                       "); look at what those ranks were doing (their last log lines, py-spy/gdb on their hosts)");
+  throw FaultError(ErrorKind::kStall, "stall in " + Describe(step) + ": rank(s) " + RankList(missing) +
+                                          " did not arrive within --step-timeout " +
+                                          std::to_string(static_cast<int>(timeout_s_)) + " s (waiting: rank(s) " +
+                                          RankList(waiting_[step]) + ")" + MissingRanks(missing));
+}
+
+std::string FaultWatch::MissingRanks(const std::set<int>& missing) {
+  if (peers_ == nullptr || missing.empty()) return "";
+  std::string text;
+  if (peers_->HubLost()) {
+    text = "; this rank (" + peers_->Name(channel_.rank()) +
+           ") lost contact with rank 0, through which it hears the others: this host is cut off from the network, "
+           "or rank 0 is gone";
+  }
+  const std::set<int> silent = peers_->Silent();
+  for (int r : missing) {
+    text += "; " + peers_->Describe(r);
+    if (silent.count(r) == 0) text += " (it answers but did not arrive: see its own log for where it is stuck)";
+  }
+  return text;
 }
 
 void FaultWatch::Watchdog() {

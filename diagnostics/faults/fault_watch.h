@@ -8,12 +8,16 @@
 //  - the step overruns --step-timeout, or, between steps (label validation, evaluation, a
 //    checkpoint, the initial broadcast, validate, predict), the wait itself does: the rank
 //    announces that it waits, collects the same announcement from the others for `grace`
-//    seconds, and throws FaultError(kStall) naming the ranks that did not arrive.
+//    seconds, and throws FaultError(kStall) naming the ranks that did not arrive. With a
+//    PeerView, a rank that is silent on the liveness channel (gone, frozen, cut off) is not
+//    waited for, and the verdict says of each missing rank its host and what it was last doing.
 // A rank stuck outside any collective (in computation) is caught by the watchdog thread, which
 // tells the others and calls `on_stuck` (the launcher exits the process). Every verdict
 // disarms the watch, so that a failure is reported with one cause.
 // The watch reaches the other ranks through a FaultLink (the FaultChannel in production) and
 // reads the time from FaultWatchOptions::now: tests give it an in-process link and a fake clock.
+// It also publishes this rank's progress (step, phase, collectives begun, waiting or not) to
+// the PeerView, which the other ranks read when this rank goes silent.
 #pragma once
 
 #include <atomic>
@@ -27,6 +31,7 @@
 #include <string>
 #include <thread>
 
+#include "diagnostics/faults/liveness.h"
 #include "trainer/comm/fault_channel.h"
 #include "trainer/core/errors.h"
 #include "trainer/core/wait_guard.h"
@@ -48,11 +53,12 @@ struct FaultWatchOptions {
   double grace_s = 5;                                // how long a stalled rank collects the others' announcements
   std::function<void(const std::string&)> on_stuck;  // the watchdog's verdict on this rank
   std::function<std::chrono::steady_clock::time_point()> now;  // the clock; empty: steady_clock
+  PeerView* peers = nullptr;  // the liveness of the others (must outlive the watch); null: none known
 };
 
 class FaultWatch final : public WaitGuard {
  public:
-  FaultWatch(FaultChannel& channel, double step_timeout_s, double grace_s,
+  FaultWatch(FaultChannel& channel, PeerView* peers, double step_timeout_s, double grace_s,
              std::function<void(const std::string&)> on_stuck);
   FaultWatch(FaultLink& link, FaultWatchOptions options);  // the link must outlive the watch
   ~FaultWatch() override;                                  // stops the watchdog
@@ -66,7 +72,12 @@ class FaultWatch final : public WaitGuard {
   // Names what the rank does between steps, for the verdicts (e.g. "evaluation after epoch 2").
   void SetPhase(const std::string& what);
   void BeginWait() override;
+  void EndWait() override;
   void Check() override;
+  // The rank stops on a failure (`why`, e.g. "diagnosing step 4"): the others give it the fault
+  // grace. Then AtEnd(): it waits for the others at the final rendezvous.
+  void Stopping(const std::string& why);
+  void AtEnd();
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -76,6 +87,8 @@ class FaultWatch final : public WaitGuard {
   [[noreturn]] void StallVerdict(int64_t key);
   std::string Describe(int64_t key);  // "step 4", or the phase of a wait between steps
   void Watchdog();
+  void Publish();                                          // progress_ to the PeerView
+  std::string MissingRanks(const std::set<int>& missing);  // the verdict's words on them
 
   std::unique_ptr<FaultLink> owned_link_;  // the adapter of a FaultChannel, if the watch made one
   FaultLink& channel_;
@@ -94,6 +107,8 @@ class FaultWatch final : public WaitGuard {
   Clock::time_point wait_deadline_;
   std::mutex phase_mutex_;  // the watchdog reads the phase too
   std::string phase_ = "a collective between steps";
+  PeerView* peers_;
+  Progress progress_;                      // this rank's, as published (training thread only)
   std::atomic<Clock::rep> last_check_{0};  // when the training thread last polled
   std::atomic<bool> stop_{false};
   std::thread watchdog_;

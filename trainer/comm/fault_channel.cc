@@ -62,7 +62,7 @@ void FaultChannel::TestSends() {
   }
 }
 
-bool FaultChannel::Rendezvous(double timeout_s) {
+bool FaultChannel::Rendezvous(double timeout_s, const std::function<bool()>& give_up) {
   MPI_Request barrier;
   TG_MPI_CHECK(MPI_Ibarrier(comm_, &barrier));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
@@ -71,6 +71,7 @@ bool FaultChannel::Rendezvous(double timeout_s) {
     TG_MPI_CHECK(MPI_Test(&barrier, &done, MPI_STATUS_IGNORE));
     TestSends();
     if (done) return true;
+    if (give_up && give_up()) return false;
     while (Poll()) {
     }  // drain notices so that senders' buffers complete
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -38,9 +39,10 @@ class FaultChannel {
   void Tell(int kind, int64_t step, const std::string& message);
   // The next notice that has arrived, if any; never blocks.
   std::optional<FaultNotice> Poll();
-  // Waits until every rank calls Rendezvous or `timeout_s` passes; true if all came. Meanwhile
-  // drains incoming notices and completes this rank's sends.
-  bool Rendezvous(double timeout_s);
+  // Waits until every rank calls Rendezvous, `timeout_s` passes, or `give_up` (if set) says
+  // that no one else will come; true if all came. Meanwhile drains incoming notices and
+  // completes this rank's sends.
+  bool Rendezvous(double timeout_s, const std::function<bool()>& give_up = {});
 
  private:
   // Completes the sends in flight that can complete, releasing their buffers when all have.

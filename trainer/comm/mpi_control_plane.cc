@@ -34,7 +34,10 @@ void WaitFor(MPI_Request& request, WaitGuard* guard) {
   for (int polls = 0;; ++polls) {
     int done = 0;
     TG_MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
-    if (done) return;
+    if (done) {
+      guard->EndWait();
+      return;
+    }
     guard->Check();
     // Spin briefly for fast collectives, then yield the core to the ranks we wait for.
     if (polls > 1000) std::this_thread::sleep_for(std::chrono::microseconds(200));

@@ -1,12 +1,6 @@
 // NCCL data plane via c10d (see nccl_data_plane.h).
 #include "trainer/comm/nccl_data_plane.h"
 
-#include <arpa/inet.h>
-#include <ifaddrs.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdlib>
 #include <future>
@@ -14,8 +8,8 @@
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include "trainer/comm/store_bootstrap.h"
 #include "trainer/core/errors.h"
 
 namespace trainguard {
@@ -29,6 +23,7 @@ void WaitForWork(c10d::Work& work, WaitGuard* guard) {
       guard->Check();
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
+    guard->EndWait();
   }
   work.wait();  // rethrows the work's own failure (a c10::DistBackendError)
 }
@@ -81,14 +76,6 @@ class BackendDataPlane final : public DataPlane {
   WaitGuard* guard_;
 };
 
-bool IsLoopback(const in_addr& a) { return (ntohl(a.s_addr) >> 24) == 127; }
-
-std::string Text(const in_addr& a) {
-  char text[INET_ADDRSTRLEN] = {0};
-  inet_ntop(AF_INET, &a, text, sizeof text);
-  return text;
-}
-
 }  // namespace
 
 void SetNcclProcessPolicy() {
@@ -98,73 +85,12 @@ void SetNcclProcessPolicy() {
   setenv("TORCH_NCCL_ENABLE_MONITORING", "0", keep);
 }
 
-std::string DefaultStoreAddress() {
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  addrinfo hints{};
-  hints.ai_family = AF_INET;
-  addrinfo* found = nullptr;
-  if (getaddrinfo(host, nullptr, &hints, &found) == 0) {
-    for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
-      const in_addr addr = reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr;
-      if (!IsLoopback(addr)) {
-        freeaddrinfo(found);
-        return Text(addr);
-      }
-    }
-    freeaddrinfo(found);
-  }
-  ifaddrs* interfaces = nullptr;
-  std::string chosen = "127.0.0.1";
-  if (getifaddrs(&interfaces) == 0) {
-    for (ifaddrs* i = interfaces; i != nullptr; i = i->ifa_next) {
-      if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
-      const in_addr addr = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr;
-      if (!IsLoopback(addr)) {
-        chosen = Text(addr);
-        break;
-      }
-    }
-    freeifaddrs(interfaces);
-  }
-  return chosen;
-}
-
 std::unique_ptr<DataPlane> MakeNcclDataPlane(ControlPlane& control, const NcclPlaneOptions& options, WaitGuard* guard) {
   const int rank = control.rank(), world = control.world();
   SetNcclProcessPolicy();
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000));
 
-  c10d::TCPStoreOptions opts;
-  opts.isServer = rank == 0;
-  opts.port = 0;  // rank 0 binds a free port; the others learn it below
-  opts.numWorkers = world;
-  opts.waitWorkers = false;
-  opts.timeout = timeout;
-  c10::intrusive_ptr<c10d::TCPStore> server;
-  std::string host, port_text;
-  if (rank == 0) {
-    host = options.store_addr.empty() ? DefaultStoreAddress() : options.store_addr;
-    server = c10::make_intrusive<c10d::TCPStore>(host, opts);
-    port_text = std::to_string(server->getPort());
-  }
-  control.Broadcast(host, 0);  // guarded like every control-plane wait
-  control.Broadcast(port_text, 0);
-  const int port = std::stoi(port_text);
-
-  c10::intrusive_ptr<c10d::Store> store = server;
-  if (rank != 0) {
-    opts.isServer = false;
-    opts.port = static_cast<uint16_t>(port);
-    try {
-      store = c10::make_intrusive<c10d::TCPStore>(host, opts);
-    } catch (const std::exception& e) {
-      throw CommError("rank " + std::to_string(rank) + " cannot reach rank 0's TCPStore at " + host + ":" +
-                      std::to_string(port) + " (" + e.what() +
-                      "); pass --store-addr with an address of rank 0's host "
-                      "that this host can reach");
-    }
-  }
+  c10::intrusive_ptr<c10d::Store> store = ConnectStore(control, options.store_addr, options.timeout_s);
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>("trainguard", store);
   auto pg_options = c10d::ProcessGroupNCCL::Options::create();
   pg_options->timeout = timeout;

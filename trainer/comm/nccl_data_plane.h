@@ -1,6 +1,5 @@
-// DataPlane over c10d::ProcessGroupNCCL for CUDA tensors. Bootstrapped through the control
-// plane: rank 0 opens a c10d TCPStore on a free port and broadcasts its address and port; every
-// rank connects. NCCL allows one rank per GPU. The plane's waits, shutdown and abort are written
+// DataPlane over c10d::ProcessGroupNCCL for CUDA tensors, bootstrapped through the TCPStore of
+// store_bootstrap.h. NCCL allows one rank per GPU. The plane's waits, shutdown and abort are written
 // against c10d::Backend (MakeBackendDataPlane), so that tests drive them with a fake backend.
 #pragma once
 
@@ -43,11 +42,5 @@ std::unique_ptr<DataPlane> MakeNcclDataPlane(ControlPlane& control, const NcclPl
 // calls backend->shutdown(); Abort(d) calls backend->abort() on a detached thread and returns
 // after at most d seconds.
 std::unique_ptr<DataPlane> MakeBackendDataPlane(c10::intrusive_ptr<c10d::Backend> backend, WaitGuard* guard);
-
-// The address rank 0 offers for the TCPStore when --store-addr is empty: an IPv4 address of
-// this host that other hosts can reach (what the host name resolves to, unless that is a
-// loopback address, else the first non-loopback interface address), or 127.0.0.1 when the host
-// has none (a single node).
-std::string DefaultStoreAddress();
 
 }  // namespace trainguard

@@ -11,6 +11,8 @@ class WaitGuard {
   // A wait for other ranks begins (every rank calls its collectives, and so this, in the same
   // order). Outside a step it starts the wait's own deadline.
   virtual void BeginWait() {}
+  // The wait that began last has completed.
+  virtual void EndWait() {}
   // Returns when waiting may go on; throws (PeerError, FaultError) when it must end.
   virtual void Check() = 0;
 };

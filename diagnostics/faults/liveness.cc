@@ -1,0 +1,204 @@
+// The liveness side channel over UDP (see liveness.h).
+#include "diagnostics/faults/liveness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <sstream>
+
+#include "trainer/core/errors.h"
+#include "trainer/core/host_addresses.h"
+
+namespace trainguard {
+namespace {
+
+std::string HostName() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
+std::optional<sockaddr_in> Ipv4(const std::string& text, uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  if (inet_pton(AF_INET, text.c_str(), &a.sin_addr) != 1) return std::nullopt;
+  return a;
+}
+
+// A UDP socket on every interface, on `port` (0: any free one), non-blocking.
+int OpenSocket() {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw CommError(std::string("liveness: cannot open a UDP socket: ") + std::strerror(errno));
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  any.sin_addr.s_addr = htonl(INADDR_ANY);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&any), sizeof any) != 0) {
+    const int e = errno;
+    close(fd);
+    throw CommError(std::string("liveness: cannot bind a UDP socket: ") + std::strerror(e));
+  }
+  return fd;
+}
+
+uint16_t PortOf(int fd) {
+  sockaddr_in bound{};
+  socklen_t size = sizeof bound;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &size);
+  return ntohs(bound.sin_port);
+}
+
+bool SameAddress(const sockaddr_in& a, const sockaddr_in& b) {
+  return a.sin_addr.s_addr == b.sin_addr.s_addr && a.sin_port == b.sin_port;
+}
+
+}  // namespace
+
+Liveness::Liveness(ControlPlane& control, LivenessOptions options, const std::string& hub_addr) : options_(options) {
+  fd_ = OpenSocket();
+  // Rank 0 offers "<nonce> <port> <address>..."; the nonce keeps another job's datagrams out.
+  std::string offer;
+  if (control.rank() == LivenessBoard::kHub) {
+    std::ostringstream out;
+    std::random_device random;
+    const uint64_t nonce = (uint64_t{random()} << 32) | random();
+    out << nonce << ' ' << PortOf(fd_);
+    const std::vector<std::string> addresses = hub_addr.empty() ? HostAddresses() : std::vector<std::string>{hub_addr};
+    for (const auto& a : addresses) out << ' ' << a;
+    offer = out.str();
+  }
+  control.Broadcast(offer, LivenessBoard::kHub);
+  const std::vector<std::string> hosts = control.AllGather(HostName());
+  std::istringstream in(offer);
+  uint64_t nonce = 0;
+  uint16_t port = 0;
+  if (!(in >> nonce >> port) || port == 0) throw CommError("liveness: rank 0's offer is malformed: '" + offer + "'");
+  for (std::string a; in >> a;) {
+    if (auto address = Ipv4(a, port)) hub_candidates_.push_back(*address);
+  }
+  board_ = std::make_unique<LivenessBoard>(control.rank(), hosts, nonce, options_, LivenessClock::now());
+  thread_ = std::thread([this] { Run(); });
+}
+
+Liveness::~Liveness() {
+  Leave();
+  if (fd_ >= 0) close(fd_);
+}
+
+void Liveness::Report(const Progress& progress) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const Progress& old = board_->own();
+  Progress p = progress;
+  const bool same =
+      p.state == old.state && p.step == old.step && p.collective == old.collective && p.waiting == old.waiting;
+  p.since = same ? old.since : LivenessClock::now();
+  board_->SetOwn(p);
+}
+
+std::set<int> Liveness::Silent() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return board_->Silent(LivenessClock::now());
+}
+
+bool Liveness::HubLost() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return board_->HubLost(LivenessClock::now());
+}
+
+bool Liveness::NoOneToWaitFor() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return board_->NoOneToWaitFor(LivenessClock::now());
+}
+
+std::string Liveness::Describe(int rank) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return board_->Describe(rank, LivenessClock::now());
+}
+
+std::string Liveness::Name(int rank) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return board_->Name(rank);
+}
+
+void Liveness::Leave() {
+  if (stop_.exchange(true)) return;
+  thread_.join();
+  std::lock_guard<std::mutex> lock(mutex_);
+  Progress p = board_->own();
+  p.state = 'L';
+  board_->SetOwn(p);
+  const auto now = LivenessClock::now();
+  if (board_->rank() == LivenessBoard::kHub) {
+    const std::string digest = board_->Digest(now);
+    for (const auto& [rank, address] : senders_) SendTo(address, digest);
+  } else {
+    const std::string beacon = board_->Beacon(now);
+    if (hub_) {
+      SendTo(*hub_, beacon);
+    } else {
+      for (const auto& c : hub_candidates_) SendTo(c, beacon);
+    }
+  }
+}
+
+void Liveness::SendTo(const sockaddr_in& to, const std::string& bytes) {
+  // Best effort: a full buffer or an unreachable network is what silence is made of.
+  sendto(fd_, bytes.data(), bytes.size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&to), sizeof to);
+}
+
+void Liveness::SendBeacon(LivenessClock::time_point now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (hub_ && board_->HubLost(now)) hub_.reset();  // rank 0 may answer on another address now
+  const std::string beacon = board_->Beacon(now);
+  if (hub_) {
+    SendTo(*hub_, beacon);
+  } else {
+    for (const auto& c : hub_candidates_) SendTo(c, beacon);
+  }
+}
+
+void Liveness::Receive(LivenessClock::time_point now) {
+  char buffer[65536];
+  for (;;) {
+    sockaddr_in from{};
+    socklen_t size = sizeof from;
+    const ssize_t n = recvfrom(fd_, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&from), &size);
+    if (n <= 0) return;
+    const std::string datagram(buffer, static_cast<size_t>(n));
+    std::lock_guard<std::mutex> lock(mutex_);
+    const int sender = board_->Take(datagram, now);
+    if (sender < 0) continue;
+    if (board_->rank() == LivenessBoard::kHub) {
+      senders_[sender] = from;
+      SendTo(from, board_->Digest(now));
+    } else if (!hub_ || !SameAddress(*hub_, from)) {
+      hub_ = from;
+    }
+  }
+}
+
+void Liveness::Run() {
+  using namespace std::chrono;
+  const bool hub = board_->rank() == LivenessBoard::kHub;
+  const auto interval = duration_cast<LivenessClock::duration>(duration<double>(options_.beacon_interval_s));
+  auto next_beacon = LivenessClock::now();
+  while (!stop_) {
+    auto now = LivenessClock::now();
+    if (!hub && now >= next_beacon) {
+      SendBeacon(now);
+      next_beacon = now + interval;
+    }
+    const auto wait_ms = hub ? 100 : std::max<int64_t>(1, duration_cast<milliseconds>(next_beacon - now).count());
+    pollfd p{fd_, POLLIN, 0};
+    poll(&p, 1, static_cast<int>(std::min<int64_t>(wait_ms, 100)));  // 100 ms: stop_ is seen quickly
+    Receive(LivenessClock::now());
+  }
+}
+
+}  // namespace trainguard

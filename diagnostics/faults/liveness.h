@@ -1,0 +1,81 @@
+// Liveness: every rank's progress, shared on a side channel that does not depend on MPI's or
+// NCCL's progress, so that a rank blocked in a collective still learns which peers went silent
+// (gone, frozen, or cut off the network) and what each was last doing. A thread with its own UDP
+// socket runs the star of liveness_board.h: ranks beacon to rank 0, rank 0 answers with digests.
+//
+// PeerView is what the fault watch and the stop protocol use of it; Liveness is the real one, and
+// tests give the watch a view of their own.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "diagnostics/faults/liveness_board.h"
+#include "trainer/core/control_plane.h"
+
+namespace trainguard {
+
+class PeerView {
+ public:
+  virtual ~PeerView() = default;
+  // This rank's progress, for the others to see (`since` is set here when anything but the phase
+  // text changed). Thread-safe, cheap: called at every collective.
+  virtual void Report(const Progress& progress) = 0;
+  virtual std::set<int> Silent() = 0;  // see LivenessBoard::Silent
+  virtual bool HubLost() = 0;          // this rank no longer hears rank 0
+  virtual bool NoOneToWaitFor() = 0;   // see LivenessBoard::NoOneToWaitFor
+  virtual std::string Describe(int rank) = 0;
+  virtual std::string Name(int rank) = 0;  // "rank 1 (host h2)"
+};
+
+class Liveness final : public PeerView {
+ public:
+  // Collective over `control`: rank 0 opens its socket and offers its IPv4 addresses (`hub_addr`
+  // alone when not empty), every rank says its host name; then the thread starts. Throws
+  // CommError when the socket cannot be made.
+  Liveness(ControlPlane& control, LivenessOptions options, const std::string& hub_addr);
+  ~Liveness() override;  // Leave(), if not done
+  Liveness(const Liveness&) = delete;
+  Liveness& operator=(const Liveness&) = delete;
+
+  void Report(const Progress& progress) override;
+  std::set<int> Silent() override;
+  bool HubLost() override;
+  bool NoOneToWaitFor() override;
+  std::string Describe(int rank) override;
+  std::string Name(int rank) override;
+
+  // Tells the others that this rank exits on purpose (state L; the hub tells every rank it has
+  // heard from), then stops the thread. Bounded by a few milliseconds; idempotent.
+  void Leave();
+
+ private:
+  void Run();
+  void SendBeacon(LivenessClock::time_point now);
+  void Receive(LivenessClock::time_point now);
+  void SendTo(const sockaddr_in& to, const std::string& bytes);
+
+  int fd_ = -1;
+  std::vector<sockaddr_in> hub_candidates_;  // rank 0's addresses, until one answers
+  std::optional<sockaddr_in> hub_;           // the address rank 0 answered from
+  std::map<int, sockaddr_in> senders_;       // hub: where each rank's beacons come from
+  std::mutex mutex_;                         // guards board_, hub_, senders_
+  std::unique_ptr<LivenessBoard> board_;
+  LivenessOptions options_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// The IPv4 addresses of this host other hosts may reach it at: what the host name resolves to
+// (unless loopback), then every other non-loopback interface address, then 127.0.0.1.
+std::vector<std::string> HostAddresses();
+
+}  // namespace trainguard

@@ -1,0 +1,95 @@
+// The TCPStore bootstrap across hosts (see store_bootstrap.h).
+#include "trainer/comm/store_bootstrap.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <sstream>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include "trainer/core/errors.h"
+#include "trainer/core/host_addresses.h"
+
+namespace trainguard {
+namespace {
+
+// A non-blocking connect, bounded by `timeout_s`: a cut network drops the SYN and would
+// otherwise hold the rank for the kernel's retry schedule (minutes).
+bool Accepts(const std::string& address, int port, double timeout_s) {
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, address.c_str(), &to.sin_addr) != 1) return false;
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0;
+  if (!ok && errno == EINPROGRESS) {
+    pollfd p{fd, POLLOUT, 0};
+    int error = 0;
+    socklen_t size = sizeof error;
+    ok = poll(&p, 1, static_cast<int>(timeout_s * 1000)) == 1 &&
+         getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) == 0 && error == 0;
+  }
+  close(fd);
+  return ok;
+}
+
+}  // namespace
+
+std::string FirstReachable(const std::vector<std::string>& addresses, int port, double timeout_s) {
+  for (const auto& a : addresses) {
+    if (Accepts(a, port, timeout_s)) return a;
+  }
+  return "";
+}
+
+c10::intrusive_ptr<c10d::Store> ConnectStore(ControlPlane& control, const std::string& store_addr, double timeout_s) {
+  const int rank = control.rank();
+  c10d::TCPStoreOptions opts;
+  opts.isServer = rank == 0;
+  opts.port = 0;  // rank 0 binds a free port (on every interface); the others learn it below
+  opts.numWorkers = control.world();
+  opts.waitWorkers = false;
+  opts.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  c10::intrusive_ptr<c10d::TCPStore> store;
+  std::string offer;  // "<port> <address>..."
+  if (rank == 0) {
+    const std::vector<std::string> addresses =
+        store_addr.empty() ? HostAddresses() : std::vector<std::string>{store_addr};
+    store = c10::make_intrusive<c10d::TCPStore>(addresses.front(), opts);
+    offer = std::to_string(store->getPort());
+    for (const auto& a : addresses) offer += " " + a;
+  }
+  control.Broadcast(offer, 0);  // guarded like every control-plane wait
+  if (rank == 0) return store;
+
+  std::istringstream in(offer);
+  int port = 0;
+  in >> port;
+  std::vector<std::string> addresses;
+  for (std::string a; in >> a;) addresses.push_back(a);
+  const std::string host = FirstReachable(addresses, port, 3.0);
+  std::string tried;
+  for (const auto& a : addresses) tried += (tried.empty() ? "" : ", ") + a;
+  if (host.empty()) {
+    throw CommError("rank " + std::to_string(rank) + " reaches none of the addresses rank 0 offers for its TCPStore (" +
+                    tried + ", port " + std::to_string(port) +
+                    "); pass --store-addr with an address of rank 0's host that every host can reach");
+  }
+  opts.isServer = false;
+  opts.port = static_cast<uint16_t>(port);
+  try {
+    return c10::make_intrusive<c10d::TCPStore>(host, opts);
+  } catch (const std::exception& e) {
+    throw CommError("rank " + std::to_string(rank) + " cannot reach rank 0's TCPStore at " + host + ":" +
+                    std::to_string(port) + " (" + e.what() +
+                    "); pass --store-addr with an address of rank 0's host that this host can reach");
+  }
+}
+
+}  // namespace trainguard
