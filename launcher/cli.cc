@@ -160,6 +160,9 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
       ->check(kNonNegative)
       ->capture_default_str();
   cmd.add_option("--bundle-dir", c.bundle_dir, "folder for repro bundles of failed steps")->capture_default_str();
+  cmd.add_option("--log-dir", c.log_dir,
+                 "each rank also appends its log lines to DIR/rank<R>.log: on a node-local disk, what a rank cut off "
+                 "the network concludes stays readable on its node");
   cmd.add_flag("--diagnose,!--no-diagnose", c.diagnose, "diagnose a failed step's bundle in a child process")
       ->default_str(BoolText(c.diagnose));
   cmd.add_option("--host-copy-every", c.host_copy_every, "GPU runs: steps between host copies of the weights")

@@ -19,6 +19,10 @@ int main(int argc, char** argv) {
   if (command.kind == Command::Kind::kShrinkFolder) return RunShrinkFolder(command);
   MpiSession mpi(&argc, &argv);
   if (mpi.world() > 1) SetLogRank(mpi.rank());
+  if (!command.train.log_dir.empty()) {
+    const std::string error = SetLogFile(command.train.log_dir + "/rank" + std::to_string(mpi.rank()) + ".log");
+    if (!error.empty()) LogLine("warning: --log-dir: cannot write the log file " + error + "; logging to stderr only");
+  }
   switch (command.kind) {
     case Command::Kind::kExit:
       if (mpi.rank() == 0) std::fputs(command.message.c_str(), command.exit_code == 0 ? stdout : stderr);

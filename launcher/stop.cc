@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 
 #include "launcher/exit_codes.h"
 #include "launcher/metrics_report.h"
@@ -63,12 +64,17 @@ std::string FailureKindOf(const std::exception& e) {
   if (!verdict_everywhere || job.mpi.rank() == 0) LogLine(std::string("error: ") + e.what());
   const bool tell = job.mpi.world() > 1 && !dynamic_cast<const PeerError*>(&e);
   if (tell) job.faults.Tell(static_cast<int>(KindOfAny(e)), 0, e.what());
+  Liveness* liveness = job.liveness.get();
+  if (liveness != nullptr && job.metrics) {
+    std::map<int, std::string> silent;
+    for (int r : liveness->Silent()) silent[r] = liveness->Host(r);
+    job.metrics->SetSilentPeers(silent);
+  }
   // Before the rendezvous: once one rank exits, the launcher may end the others.
   ReportFailure(job.metrics.get(), FailureKindOf(e), code);
   // The others wait for this rank while it is alive and stopping; no one waits for a rank that
   // is silent on the liveness channel or has left.
   if (job.watch) job.watch->AtEnd();
-  Liveness* liveness = job.liveness.get();
   const auto no_one_to_wait_for = [liveness] { return liveness != nullptr && liveness->NoOneToWaitFor(); };
   if (job.mpi.world() > 1 && !job.faults.Rendezvous(grace_s, no_one_to_wait_for)) {
     if (liveness != nullptr && liveness->NoOneToWaitFor()) {

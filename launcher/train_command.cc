@@ -16,6 +16,7 @@
 #include "launcher/progress.h"
 #include "launcher/signals.h"
 #include "launcher/stop.h"
+#include "launcher/straggler_report.h"
 #include "trainer/comm/data_plane_factory.h"
 #include "trainer/core/log.h"
 #include "trainer/data/image_folder.h"
@@ -89,6 +90,8 @@ int Train(const Command& command, Job& job) {
   context.on_device_lost = [&job, &config](const std::exception& e) { StopRank(e, job, config.fault_grace); };
   if (config.validate_labels) context.observers.push_back(&labels);
   context.observers.push_back(&progress);
+  StragglerReport stragglers(job.control, job.liveness.get(), job.metrics.get());
+  if (mpi.world() > 1) context.observers.push_back(&stragglers);
   std::optional<MetricsObserver> metrics_observer;
   if (job.metrics) {
     labels.set_on_report([&job](const LabelReport& report) { RecordLabels(*job.metrics, report); });

@@ -126,6 +126,11 @@ std::string Liveness::Name(int rank) {
   return board_->Name(rank);
 }
 
+std::string Liveness::Host(int rank) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return board_->host(rank);
+}
+
 void Liveness::Leave() {
   if (stop_.exchange(true)) return;
   thread_.join();

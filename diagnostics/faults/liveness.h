@@ -34,6 +34,7 @@ class PeerView {
   virtual bool NoOneToWaitFor() = 0;   // see LivenessBoard::NoOneToWaitFor
   virtual std::string Describe(int rank) = 0;
   virtual std::string Name(int rank) = 0;  // "rank 1 (host h2)"
+  virtual std::string Host(int rank) = 0;  // "h2"
 };
 
 class Liveness final : public PeerView {
@@ -52,6 +53,7 @@ class Liveness final : public PeerView {
   bool NoOneToWaitFor() override;
   std::string Describe(int rank) override;
   std::string Name(int rank) override;
+  std::string Host(int rank) override;
 
   // Tells the others that this rank exits on purpose (state L; the hub tells every rank it has
   // heard from), then stops the thread. Bounded by a few milliseconds; idempotent.

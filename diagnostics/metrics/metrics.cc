@@ -107,6 +107,9 @@ class Metrics::Impl {
   Histogram* step_duration = nullptr;
   Counter* loader_wait = nullptr;
   Counter* allreduce_wait = nullptr;
+  Counter* step_compute = nullptr;
+  Family<Gauge>* step_compute_ratio = nullptr;
+  Family<Gauge>* peer_silent = nullptr;
   Family<Gauge>* samples_per_second = nullptr;
   Counter* checkpoints = nullptr;
   Family<Gauge>* checkpoint_duration = nullptr;
@@ -148,6 +151,13 @@ Metrics::Metrics(const MetricsOptions& options) {
   m.loader_wait = &m.CounterFamily("trainguard_loader_wait_seconds_total", "Time steps waited for batches.").Add({});
   m.allreduce_wait =
       &m.CounterFamily("trainguard_allreduce_wait_seconds_total", "Time steps waited for gradient all-reduce.").Add({});
+  m.step_compute = &m.CounterFamily("trainguard_step_compute_seconds_total",
+                                    "Time steps computed: their time less the waits for batches and the all-reduce.")
+                        .Add({});
+  m.step_compute_ratio = &m.GaugeFamily("trainguard_step_compute_ratio",
+                                        "This rank's mean step compute time in the last epoch over the median rank's.");
+  m.peer_silent = &m.GaugeFamily("trainguard_peer_silent",
+                                 "Ranks this rank could not hear when it stopped (1 each): lost, frozen or cut off.");
   m.samples_per_second = &m.GaugeFamily("trainguard_samples_per_second", "Training throughput of the last epoch.");
   m.checkpoints = &m.CounterFamily("trainguard_checkpoints_total", "Checkpoints written.").Add({});
   m.checkpoint_duration =
@@ -228,6 +238,16 @@ void Metrics::SetLabelCounts(const LabelCounts& counts, const std::vector<int64_
   const size_t shown = std::min(per_class.size(), static_cast<size_t>(m.options.max_class_series));
   for (size_t c = 0; c < shown; ++c) {
     m.labels_per_class->Add({{"class", std::to_string(c)}}).Set(static_cast<double>(per_class[c]));
+  }
+}
+
+void Metrics::AddStepCompute(double seconds) { impl_->step_compute->Increment(seconds); }
+
+void Metrics::SetStepComputeRatio(double ratio) { impl_->step_compute_ratio->Add({}).Set(ratio); }
+
+void Metrics::SetSilentPeers(const std::map<int, std::string>& peers) {
+  for (const auto& [rank, host] : peers) {
+    impl_->peer_silent->Add({{"peer_rank", std::to_string(rank)}, {"peer_host", host}}).Set(1);
   }
 }
 

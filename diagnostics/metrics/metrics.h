@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -92,6 +93,13 @@ class Metrics {
   // for classes below max_class_series (classes above are counted in "valid" only).
   void SetLabelCounts(const LabelCounts& counts, const std::vector<int64_t>& per_class);
   void AddUnreadableImages(int64_t count);
+  // A step's compute time (its time less its waits): step_compute_seconds_total += seconds.
+  void AddStepCompute(double seconds);
+  // trainguard_step_compute_ratio: this rank's mean compute time per step over the median rank's.
+  void SetStepComputeRatio(double ratio);
+  // trainguard_peer_silent{peer_rank, peer_host} = 1 for each rank this rank could not hear
+  // when it stopped (rank -> host).
+  void SetSilentPeers(const std::map<int, std::string>& peers);
   // trainguard_failures_total{kind, exit_code} += 1; `kind` is one of kFailureKinds.
   void OnFailure(const std::string& kind, int exit_code);
   // A stop on request with its checkpoint (exit 12): trainguard_preemptions_total += 1. Not a failure.

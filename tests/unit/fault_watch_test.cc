@@ -172,6 +172,7 @@ class BoardView final : public PeerView {
   bool NoOneToWaitFor() override { return board_.NoOneToWaitFor(clock_.Function()()); }
   std::string Describe(int rank) override { return board_.Describe(rank, clock_.Function()()); }
   std::string Name(int rank) override { return board_.Name(rank); }
+  std::string Host(int rank) override { return board_.host(rank); }
   const Progress& own() const { return board_.own(); }
 
  private:

@@ -67,9 +67,10 @@ struct TrainConfig {
   double fault_grace = 60;    // seconds ranks wait for each other when stopping on a fault (the failing
                               // rank's diagnosis gets this minus 5 s)
   std::string bundle_dir = "trainguard-faults";  // repro bundles: <dir>/step<N>-rank<R>
-  bool diagnose = true;                          // the failing rank runs `trainguard diagnose` on its bundle
-  int64_t host_copy_every = 50;                  // GPU runs: steps between host copies of the weights
-  std::vector<std::string> inject_faults;        // KIND:rank=R:step=K[:seconds=S], tests and demos
+  std::string log_dir;           // each rank also appends its log lines to <dir>/rank<R>.log (empty: stderr only)
+  bool diagnose = true;          // the failing rank runs `trainguard diagnose` on its bundle
+  int64_t host_copy_every = 50;  // GPU runs: steps between host copies of the weights
+  std::vector<std::string> inject_faults;  // KIND:rank=R:step=K[:seconds=S], tests and demos
 
   // --- metrics (diagnostics/metrics) ---
   int64_t metrics_port = -1;               // /metrics on port BASE + local rank (0: a free port; -1: none)
