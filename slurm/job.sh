@@ -62,7 +62,8 @@ tg_exit_action() {
 # the settings, then EXTRA (the arguments given to sbatch after the script).
 tg_trainguard_args() {
   printf '%s\n' train --resume auto --device "$TG_DEVICE" --checkpoint "$TG_CHECKPOINT" \
-    --bundle-dir "$TG_BUNDLE_DIR" --label-report "$TG_LABEL_REPORT" --run-config "$TG_RUN_CONFIG"
+    --bundle-dir "$TG_BUNDLE_DIR" --label-report "$TG_LABEL_REPORT" --run-config "$TG_RUN_CONFIG" \
+    --log-dir "$TG_LOG_DIR"
   [ -z "$TG_CONFIG" ] || printf '%s\n' --config "$TG_CONFIG"
   [ -z "$TG_PUSHGATEWAY" ] || printf '%s\n' --pushgateway "$TG_PUSHGATEWAY"
   [ -z "$TG_METRICS_TEXTFILE" ] || printf '%s\n' --metrics-textfile "$TG_METRICS_TEXTFILE"
@@ -109,14 +110,51 @@ tg_forward_stop() {
   fi
 }
 
-# tg_run_step COMMAND...: runs COMMAND in the background with the stop traps set, waits for it
-# through any number of trapped signals, and returns its exit status.
+# tg_first_exit LOG_DIR: prints "RANK CODE" of the first rank that logged its exit in
+# LOG_DIR/rank*.log ("exiting with code N": a rank that stops), or nothing yet.
+tg_first_exit() {
+  local log code
+  for log in "$1"/rank*.log; do
+    [ -f "$log" ] || continue
+    code=$(sed -n 's/.* exiting with code \([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
+    [ -z "$code" ] || { log=${log##*/rank}; printf '%s %s\n' "${log%.log}" "$code"; return 0; }
+  done
+}
+
+# tg_bound_launcher PID: run in the background beside the launcher PID. Once a rank has logged its
+# exit in TG_LOG_DIR, the launcher gets TG_LAUNCHER_WAIT seconds to return; past them it is ended
+# (SIGTERM twice: mpirun's and srun's "terminate now", then SIGKILL 5 s later) and the exiting
+# rank's code is written to TG_LOG_DIR/launcher-ended, for tg_run_step to return.
+tg_bound_launcher() {
+  local pid=$1 first="" deadline
+  while kill -0 "$pid" 2>/dev/null && [ -z "$first" ]; do
+    sleep 1
+    first=$(tg_first_exit "$TG_LOG_DIR")
+  done
+  [ -n "$first" ] || return 0
+  deadline=$((SECONDS + TG_LAUNCHER_WAIT))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 1; done
+  kill -0 "$pid" 2>/dev/null || return 0
+  tg_log "rank ${first% *} exited with code ${first#* } over ${TG_LAUNCHER_WAIT} s ago and $TG_LAUNCHER has not" \
+    "returned (a node it cannot reach?): ending it (TG_LAUNCHER_WAIT)"
+  echo "${first#* }" >"$TG_LOG_DIR/launcher-ended"
+  kill -TERM "$pid" 2>/dev/null
+  sleep 0.5
+  kill -TERM "$pid" 2>/dev/null
+  sleep 5
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+# tg_run_step COMMAND...: runs COMMAND in the background with the stop traps set and its life
+# bounded once a rank has exited (tg_bound_launcher), waits for it through any number of trapped
+# signals, and returns its exit status, or the exiting rank's code when it had to be ended.
 tg_run_step() {
   trap 'tg_forward_stop USR1' USR1
   trap 'tg_forward_stop TERM' TERM
   "$@" &
   TG_LAUNCHER_PID=$!
-  local rc
+  tg_bound_launcher "$TG_LAUNCHER_PID" &
+  local bound=$! rc
   while :; do
     TG_SIGNALLED=0
     rc=0
@@ -125,6 +163,9 @@ tg_run_step() {
     # (bash keeps it even when the launcher has already exited).
     ((TG_SIGNALLED)) || break
   done
+  kill "$bound" 2>/dev/null || true
+  wait "$bound" 2>/dev/null || true
+  [ ! -f "$TG_LOG_DIR/launcher-ended" ] || rc=$(cat "$TG_LOG_DIR/launcher-ended")
   TG_LAUNCHER_PID=""
   return "$rc"
 }
@@ -155,6 +196,9 @@ tg_job_main() {
   local restarts=${SLURM_RESTART_COUNT:-0}
   tg_check_settings
   mkdir -p "$TG_RUN_DIR"
+  # Each rank's log lines of this run (--log-dir), one folder per run of the job.
+  TG_LOG_DIR=$TG_RUN_DIR/logs/run$((restarts + 1))
+  mkdir -p "$TG_LOG_DIR"
   # The textfile folder is node_exporter's, usually on each node's own disk: made here for the
   # batch node only.
   [ -z "$TG_METRICS_TEXTFILE" ] || mkdir -p "$TG_METRICS_TEXTFILE"

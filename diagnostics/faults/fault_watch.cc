@@ -151,6 +151,13 @@ void FaultWatch::Check() {
   const int64_t step = step_;
   if (step > 0 && Now().time_since_epoch().count() > deadline_) StallVerdict(step);
   if (step == 0 && wait_key_ != 0 && Now() > wait_deadline_) StallVerdict(wait_key_);
+  // A collective needs every rank: one silent for a whole --step-timeout ends the wait, however
+  // recently it began (a wait between steps may begin long after the peer went silent).
+  const int64_t key = step > 0 ? step : wait_key_;
+  if (peers_ != nullptr && key != 0 && Now() >= next_silence_check_) {
+    next_silence_check_ = Now() + std::chrono::milliseconds(100);  // the view costs a lock and a pass over the ranks
+    if (peers_->LongestSilence() >= timeout_s_) StallVerdict(key);
+  }
 }
 
 void FaultWatch::StallVerdict(int64_t step) {  // a step, or the key (< 0) of a wait between steps
@@ -187,8 +194,8 @@ std::string FaultWatch::MissingRanks(const std::set<int>& missing) {
   if (peers_ == nullptr || missing.empty()) return "";
   std::string text;
   if (peers_->HubLost()) {
-    text = "; this rank (" + peers_->Name(channel_.rank()) +
-           ") lost contact with rank 0, through which it hears the others: this host is cut off from the network, "
+    text = "; this rank, on host " + peers_->Host(channel_.rank()) +
+           ", lost contact with rank 0, through which it hears the others: this host is cut off from the network, "
            "or rank 0 is gone";
   }
   const std::set<int> silent = peers_->Silent();

@@ -11,6 +11,8 @@
 //    seconds, and throws FaultError(kStall) naming the ranks that did not arrive. With a
 //    PeerView, a rank that is silent on the liveness channel (gone, frozen, cut off) is not
 //    waited for, and the verdict says of each missing rank its host and what it was last doing.
+//  - a peer has been silent on the liveness channel for --step-timeout, whenever the wait began:
+//    the same verdict at once.
 // A rank stuck outside any collective (in computation) is caught by the watchdog thread, which
 // tells the others and calls `on_stuck` (the launcher exits the process). Every verdict
 // disarms the watch, so that a failure is reported with one cause.
@@ -108,8 +110,9 @@ class FaultWatch final : public WaitGuard {
   std::mutex phase_mutex_;  // the watchdog reads the phase too
   std::string phase_ = "a collective between steps";
   PeerView* peers_;
-  Progress progress_;                      // this rank's, as published (training thread only)
-  std::atomic<Clock::rep> last_check_{0};  // when the training thread last polled
+  Clock::time_point next_silence_check_{};  // Check() asks the PeerView at most every 100 ms
+  Progress progress_;                       // this rank's, as published (training thread only)
+  std::atomic<Clock::rep> last_check_{0};   // when the training thread last polled
   std::atomic<bool> stop_{false};
   std::thread watchdog_;
 };

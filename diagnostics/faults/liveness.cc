@@ -106,6 +106,11 @@ std::set<int> Liveness::Silent() {
   return board_->Silent(LivenessClock::now());
 }
 
+double Liveness::LongestSilence() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return board_->LongestSilence(LivenessClock::now());
+}
+
 bool Liveness::HubLost() {
   std::lock_guard<std::mutex> lock(mutex_);
   return board_->HubLost(LivenessClock::now());

@@ -29,9 +29,10 @@ class PeerView {
   // This rank's progress, for the others to see (`since` is set here when anything but the phase
   // text changed). Thread-safe, cheap: called at every collective.
   virtual void Report(const Progress& progress) = 0;
-  virtual std::set<int> Silent() = 0;  // see LivenessBoard::Silent
-  virtual bool HubLost() = 0;          // this rank no longer hears rank 0
-  virtual bool NoOneToWaitFor() = 0;   // see LivenessBoard::NoOneToWaitFor
+  virtual std::set<int> Silent() = 0;   // see LivenessBoard::Silent
+  virtual double LongestSilence() = 0;  // see LivenessBoard::LongestSilence
+  virtual bool HubLost() = 0;           // this rank no longer hears rank 0
+  virtual bool NoOneToWaitFor() = 0;    // see LivenessBoard::NoOneToWaitFor
   virtual std::string Describe(int rank) = 0;
   virtual std::string Name(int rank) = 0;  // "rank 1 (host h2)"
   virtual std::string Host(int rank) = 0;  // "h2"
@@ -49,6 +50,7 @@ class Liveness final : public PeerView {
 
   void Report(const Progress& progress) override;
   std::set<int> Silent() override;
+  double LongestSilence() override;
   bool HubLost() override;
   bool NoOneToWaitFor() override;
   std::string Describe(int rank) override;

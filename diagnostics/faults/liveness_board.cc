@@ -178,6 +178,13 @@ std::set<int> LivenessBoard::Silent(LivenessClock::time_point now) const {
   return silent;
 }
 
+double LivenessBoard::LongestSilence(LivenessClock::time_point now) const {
+  if (HubLost(now)) return SecondsBetween(hub_heard_, now);
+  double longest = 0;
+  for (int r : Silent(now)) longest = std::max(longest, SecondsBetween(peers_[r].heard, now));
+  return longest;
+}
+
 bool LivenessBoard::NoOneToWaitFor(LivenessClock::time_point now) const {
   const std::set<int> silent = Silent(now);
   for (int r = 0; r < world(); ++r) {

@@ -71,6 +71,8 @@ class LivenessBoard {
 
   // Ranks this rank counts as silent at `now` (never itself; a rank that left is not silent).
   std::set<int> Silent(LivenessClock::time_point now) const;
+  // Seconds the longest-silent rank has been silent at `now` (0 when none is).
+  double LongestSilence(LivenessClock::time_point now) const;
   // True for a rank other than the hub that has not heard the hub for silent_after_s.
   bool HubLost(LivenessClock::time_point now) const;
   // Whether `rank` said it left (exited on purpose).

@@ -168,6 +168,7 @@ class BoardView final : public PeerView {
   }
   void Report(const Progress& progress) override { board_.SetOwn(progress); }
   std::set<int> Silent() override { return board_.Silent(clock_.Function()()); }
+  double LongestSilence() override { return board_.LongestSilence(clock_.Function()()); }
   bool HubLost() override { return false; }
   bool NoOneToWaitFor() override { return board_.NoOneToWaitFor(clock_.Function()()); }
   std::string Describe(int rank) override { return board_.Describe(rank, clock_.Function()()); }
@@ -225,6 +226,26 @@ TEST(FaultWatch, ASilentRankIsNotWaitedForAndIsNamedWithItsHostAndLastProgress) 
   EXPECT_EQ(peers.own().state, 'S');
   watch0.AtEnd();
   EXPECT_EQ(peers.own().state, 'E');
+}
+
+TEST(FaultWatch, AWaitForAPeerSilentForAWholeStepTimeoutEndsAtOnce) {
+  Switchboard board(2);
+  FakeLink link0(board, 0);
+  FakeClock clock;
+  Stuck stuck;
+  BoardView peers(clock, 2);
+  FaultWatchOptions o = Options(clock, stuck);
+  o.peers = &peers;
+  FaultWatch watch(link0, o);
+  peers.Beacon(1, Progress{});
+  clock.Advance(kTimeout - 1);  // rank 1 silent since; this rank computed meanwhile
+  watch.SetPhase("the evaluation after epoch 1");
+  watch.BeginWait();
+  EXPECT_NO_THROW(watch.Check()) << "silent for less than --step-timeout";
+  clock.Advance(1.1);  // the wait began 1.1 s ago: far from its deadline, but rank 1 is gone
+  const std::string text = CheckAsync(watch).get();
+  EXPECT_EQ(text.rfind("stall in the evaluation after epoch 1: rank(s) 1 did not arrive", 0), 0u) << text;
+  EXPECT_NE(text.find("rank 1 (host h2) silent for 5.1 s"), std::string::npos) << text;
 }
 
 TEST(FaultWatch, RankStuckInComputationIsReportedOnceByTheWatchdog) {

@@ -51,6 +51,8 @@ TEST(LivenessBoard, HubNamesARankThatStoppedBeaconingWithItsLastProgress) {
   EXPECT_TRUE(c.boards[0].Silent(c.At(3900)).empty());  // 2.9 s: not yet
   c.RoundTrip(2, c.At(3900));
   EXPECT_EQ(c.boards[0].Silent(c.At(4100)), std::set<int>{1});
+  EXPECT_NEAR(c.boards[0].LongestSilence(c.At(4100)), 3.1, 1e-9);
+  EXPECT_NEAR(c.boards[2].LongestSilence(c.At(3900)), 0, 1e-9) << "rank 2 heard the hub call no one silent";
   EXPECT_EQ(c.boards[0].Describe(1, c.At(7100)),
             "rank 1 (host h2) silent for 6.1 s; last seen in step 52, waiting in its collective 3 of the step for "
             "6.2 s");
@@ -75,6 +77,8 @@ TEST(LivenessBoard, ConnectedRanksAgreeThroughTheDigestAndTheCutRankSaysItLostTh
   // Rank 1 heard nothing for 4.5 s: the hub is lost, and with it everyone.
   EXPECT_TRUE(c.boards[1].HubLost(c.At(5000)));
   EXPECT_EQ(c.boards[1].Silent(c.At(5000)), (std::set<int>{0, 2}));
+  EXPECT_NEAR(c.boards[1].LongestSilence(c.At(5000)), 4.5, 1e-9);
+  EXPECT_NEAR(c.boards[2].LongestSilence(c.At(5000)), 4.5, 1e-9);
   EXPECT_NE(c.boards[1]
                 .Describe(0, c.At(5000))
                 .find("rank 0 (host h1) silent for 4.5 s (this rank hears the others "

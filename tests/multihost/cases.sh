@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# Multi-host cases of trainguard on simulated hosts (hosts.sh: network namespaces on a bridge, each
+# with its own host name, /tmp and cgroup); ctest runs one case per test:
+#   cases.sh CASE     (TG_TEST_BIN: path of trainguard, TG_DIST_TESTS: of dist_tests; set by ctest)
+# Exit 77 (skipped) where hosts cannot be made (not root). Each case prints a "measured:" line
+# with its fault-to-exit times (bench/RESULTS.md collects them). Every wait is bounded.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=hosts.sh
+source "$HERE/hosts.sh"
+
+CASE=${1:?usage: cases.sh CASE}
+BIN=${TG_TEST_BIN:-$REPO/build/launcher/trainguard}
+[ -x "$BIN" ] || mh_fail "no trainguard executable at $BIN (set TG_TEST_BIN)"
+why=$(mh_prerequisites) || { echo "skipped: $why"; exit 77; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+unset TRAINGUARD_THREADS
+STEP_TIMEOUT=5
+# Each rank logs into its own host's /tmp (--log-dir) and writes its metrics textfile there too.
+OUTPUTS=(--threads 1 --step-timeout "$STEP_TIMEOUT" --log-dir /tmp/tg-logs --metrics-textfile /tmp/tg-metrics)
+# A run that lasts long enough to be cut: synthetic data, a quarter-width model.
+TRAIN=(train --dataset synthetic --synthetic-samples 60000 --width 0.25 --epochs 3 "${OUTPUTS[@]}")
+
+# now: seconds since the epoch, with fractions.
+now() { date +%s.%N; }
+# since T: seconds from T to now, one decimal.
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# log_of HOST RANK: the path, seen from here, of the log file RANK writes in HOST's own /tmp.
+log_of() { printf '%s/tmp-%s/tg-logs/rank%s.log' "$MH_DIR" "$1" "$2"; }
+# textfile_of HOST RANK: the path of RANK's metrics textfile in HOST's own /tmp.
+textfile_of() { printf '%s/tmp-%s/tg-metrics/trainguard_trainguard_rank%s.prom' "$MH_DIR" "$1" "$2"; }
+
+# expect_in FILE TEXT WHAT: FILE contains the fixed string TEXT.
+expect_in() {
+  grep -qF -- "$2" "$1" 2>/dev/null || {
+    printf -- '--- %s:\n' "$1" >&2
+    tail -n 20 "$1" >&2 2>/dev/null
+    mh_fail "$3: '$2' not in $1"
+  }
+}
+
+# wait_for_line FILE REGEX SECONDS WHAT: returns once FILE has a line matching the extended
+# REGEX; fails after SECONDS.
+wait_for_line() {
+  local deadline=$((SECONDS + $3))
+  until grep -qE -- "$2" "$1" 2>/dev/null; do
+    ((SECONDS < deadline)) || mh_fail "$4: '$2' did not appear in $1 within $3 s"
+    sleep 0.2
+  done
+}
+
+# trainguard_pids: the pids of trainguard processes (ranks, not mpirun) on every host.
+trainguard_pids() {
+  local h pid
+  for ((h = 1; h <= MH_N; h++)); do
+    for pid in $(mh_pids "h$h"); do
+      [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = trainguard ] && echo "$pid"
+    done
+  done
+}
+
+# wait_all_gone SECONDS WHAT: returns once no trainguard rank runs on any host; fails after SECONDS.
+wait_all_gone() {
+  local deadline=$((SECONDS + $1))
+  while [ -n "$(trainguard_pids)" ]; do
+    ((SECONDS < deadline)) || mh_fail "$2: trainguard still runs after $1 s (pids $(trainguard_pids | tr '\n' ' '))"
+    sleep 0.2
+  done
+}
+
+# start_mpirun NAME ARGS...: starts `mpirun <hosts> trainguard ARGS` on h1 in the background
+# (output in $MH_DIR/NAME.{out,err}, pid in MPIRUN_PID), with each host's metrics textfile folder
+# made (node_exporter's would exist).
+start_mpirun() {
+  local name=$1 args h
+  shift
+  for ((h = 1; h <= MH_N; h++)); do mkdir -p "$MH_DIR/tmp-h$h/tg-metrics"; done
+  mapfile -t args < <(mh_mpirun_args 1)
+  mh_run h1 mpirun "${args[@]}" -x OMP_NUM_THREADS=1 "$BIN" "$@" >"$MH_DIR/$name.out" 2>"$MH_DIR/$name.err" &
+  MPIRUN_PID=$!
+}
+
+# end_mpirun WHAT: mpirun waits for the daemon of a host it cannot reach, for ever; README says to
+# end it with two SIGTERMs (its "terminate now"), as slurm/job.sh does. It must be gone 5 s later.
+end_mpirun() {
+  local pid
+  for pid in $(mh_pids h1); do
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = mpirun ] || continue
+    kill -TERM "$pid"
+    sleep 0.5
+    kill -TERM "$pid" 2>/dev/null
+  done
+  local deadline=$((SECONDS + 5))
+  while kill -0 "$MPIRUN_PID" 2>/dev/null; do
+    ((SECONDS < deadline)) || mh_fail "$1: mpirun still runs 5 s after two SIGTERMs"
+    sleep 0.1
+  done
+}
+
+# cut_in_phase HOSTS CUT PHASE_REGEX ARGS...: runs `trainguard ARGS` on HOSTS hosts, cuts host
+# CUT once rank 0 has logged a line matching PHASE_REGEX, and checks that every rank is gone within --step-timeout + 10 s with the
+# stall code, that the connected ranks name the cut rank and its host, that the cut rank says on
+# its own host that it lost the others, and that the textfiles of both sides say the same.
+cut_in_phase() {
+  local hosts=$1 cut=$2 phase=$3 r cut_rank t0 gone
+  shift 3
+  mh_setup "$hosts"
+  cut_rank=$((${cut#h} - 1))
+  start_mpirun cut "$@"
+  wait_for_line "$(log_of h1 0)" "$phase" 120 "the run never reached '$phase'"
+  mh_cut "$cut"
+  t0=$(now)
+  wait_all_gone $((STEP_TIMEOUT + 10)) "after cutting $cut"
+  gone=$(since "$t0")
+  for ((r = 0; r < hosts; r++)); do
+    expect_in "$(log_of "h$((r + 1))" "$r")" "exiting with code 11" "rank $r's exit"
+    if ((r == cut_rank)); then
+      expect_in "$(log_of "h$((r + 1))" "$r")" "on host $cut, lost contact with rank 0" "the cut rank's verdict"
+      expect_in "$(textfile_of "h$((r + 1))" "$r")" 'trainguard_peer_silent{' "the cut rank's metrics"
+      expect_in "$(textfile_of "h$((r + 1))" "$r")" 'peer_host="h1",peer_rank="0"' "the cut rank's metrics"
+    else
+      expect_in "$(log_of "h$((r + 1))" "$r")" "rank $cut_rank (host $cut) silent for" "rank $r's verdict"
+      expect_in "$(textfile_of "h$((r + 1))" "$r")" "peer_host=\"$cut\",peer_rank=\"$cut_rank\"" "rank $r's metrics"
+    fi
+  done
+  grep -qi "debugger\|py-spy\|gdb" "$MH_DIR"/tmp-h*/tg-logs/*.log && mh_fail "a message sends the user to a debugger"
+  end_mpirun "after cutting $cut"
+  echo "measured: $CASE: $hosts hosts, $cut cut in '$phase': every trainguard process gone ${gone} s after the cut"
+}
+
+case "$CASE" in
+  link_cut_step)
+    cut_in_phase 3 h2 "step 50/" "${TRAIN[@]}"
+    ;;
+  link_cut_hub)
+    # rank 0's host (where mpirun and the liveness hub run) cut: the others lose the hub.
+    mh_setup 2
+    start_mpirun hub "${TRAIN[@]}"
+    wait_for_line "$(log_of h1 0)" "step 50/" 120 "the run never started"
+    mh_cut h1
+    t0=$(now)
+    wait_all_gone $((STEP_TIMEOUT + 10)) "after cutting h1"
+    gone=$(since "$t0")
+    expect_in "$(log_of h2 1)" "on host h2, lost contact with rank 0" "rank 1's verdict"
+    expect_in "$(log_of h2 1)" "rank 0 (host h1) silent for" "rank 1's verdict"
+    expect_in "$(log_of h1 0)" "rank 1 (host h2) silent for" "rank 0's verdict"
+    end_mpirun "after cutting h1"
+    echo "measured: $CASE: 2 hosts, h1 (rank 0, mpirun) cut in a step: every trainguard process gone ${gone} s after the cut"
+    ;;
+  link_cut_evaluation)
+    # The evaluation of the 10,000 Fashion-MNIST test images by the full-width model, after an
+    # epoch of a few steps: cut once rank 0 logged the epoch's last step ("step N/N").
+    cut_in_phase 3 h3 'step ([0-9]+)/\1 ' train --dataset fashion-mnist --train-samples 600 --width 1 --epochs 1 \
+      --log-every 1 "${OUTPUTS[@]}"
+    ;;
+  node_lost)
+    # Every process of h2 SIGKILLed: their sockets close, so everyone hears it at once.
+    mh_setup 2
+    start_mpirun lost "${TRAIN[@]}"
+    wait_for_line "$(log_of h1 0)" "step 50/" 120 "the run never started"
+    mh_kill h2
+    t0=$(now)
+    wait_all_gone 10 "after killing h2"
+    gone=$(since "$t0")
+    deadline=$((SECONDS + 10))
+    while kill -0 "$MPIRUN_PID" 2>/dev/null; do
+      ((SECONDS < deadline)) || mh_fail "mpirun did not return within 10 s of the loss of h2"
+      sleep 0.2
+    done
+    returned=$(since "$t0")
+    expect_in "$MH_DIR/lost.err" "h2" "mpirun's report names the lost host"
+    echo "measured: $CASE: 2 hosts, h2 lost: every trainguard process gone ${gone} s, mpirun returned ${returned} s after the kill"
+    ;;
+  slow_host)
+    # h2 throttled to a quarter of a CPU: the job finishes, rank 0 names rank 1 (host h2) as the
+    # straggler at each epoch's end, and the ranks' compute ratios say the same.
+    mh_setup 3
+    mh_slow h2 25
+    start_mpirun slow train --dataset synthetic --synthetic-samples 6000 --width 0.25 --epochs 2 "${OUTPUTS[@]}"
+    deadline=$((SECONDS + 240))
+    while kill -0 "$MPIRUN_PID" 2>/dev/null; do
+      ((SECONDS < deadline)) || mh_fail "the slowed job did not finish within 240 s"
+      sleep 0.5
+    done
+    wait "$MPIRUN_PID" || mh_fail "the slowed job failed: $(tail -n 20 "$MH_DIR/slow.err")"
+    expect_in "$(log_of h1 0)" "epoch 2: straggler: rank 1 (host h2) computes its steps" "the straggler line"
+    grep -q "straggler: rank [02]" "$(log_of h1 0)" && mh_fail "a rank on an unslowed host was named a straggler"
+    ratio1=$(sed -n 's/^trainguard_step_compute_ratio{.*} //p' "$(textfile_of h2 1)")
+    ratio0=$(sed -n 's/^trainguard_step_compute_ratio{.*} //p' "$(textfile_of h1 0)")
+    awk -v a="$ratio1" -v b="$ratio0" 'BEGIN { exit !(a >= 1.5 && b < 1.5) }' ||
+      mh_fail "compute ratios: rank 1 (slowed) $ratio1, rank 0 $ratio0"
+    echo "measured: $CASE: h2 at 25% of a CPU: $(grep -o 'straggler: .*' "$(log_of h1 0)" | tail -n 1)"
+    ;;
+  store_bootstrap)
+    # Rank 0's host name resolves to an address on an interface the other host cannot reach (a
+    # management network, say): the store must still be found through rank 0's other addresses.
+    DIST=${TG_DIST_TESTS:-$REPO/build/tests/multirank/dist_tests}
+    [ -x "$DIST" ] || mh_fail "no dist_tests executable at $DIST (set TG_DIST_TESTS)"
+    mh_setup 2
+    # (a veth pair inside h1: this kernel has no dummy interfaces)
+    { ip -n "$(mh_ns h1)" link add mgmt0 type veth peer name mgmt1 && ip -n "$(mh_ns h1)" addr add 192.0.2.1/24 dev mgmt0 &&
+      ip -n "$(mh_ns h1)" link set mgmt0 up && ip -n "$(mh_ns h1)" link set mgmt1 up; } ||
+      mh_fail "could not give h1 a second interface"
+    sed -i 's/^.*[[:space:]]h1$/192.0.2.1 h1/' "$MH_DIR/hosts"
+    [ "$(mh_run h2 getent hosts h1 | awk '{print $1}')" = 192.0.2.1 ] || mh_fail "h1 does not resolve to 192.0.2.1"
+    mapfile -t args < <(mh_mpirun_args 1)
+    mh_run h1 timeout 120 mpirun "${args[@]}" "$DIST" --gtest_filter='StoreBootstrap.*' >"$MH_DIR/store.out" 2>&1 ||
+      { cat "$MH_DIR/store.out" >&2; mh_fail "the store bootstrap across hosts failed"; }
+    expect_in "$MH_DIR/store.out" "[  PASSED  ] 2 tests" "the store tests"
+    # trainguard itself: its liveness hub is reached the same way (a job that trains to the end).
+    start_mpirun store train --dataset synthetic --synthetic-samples 600 --width 0.25 --threads 1 --epochs 1
+    wait "$MPIRUN_PID" || mh_fail "trainguard across hosts failed: $(tail -n 20 "$MH_DIR/store.err")"
+    ;;
+  *)
+    mh_fail "unknown case $CASE"
+    ;;
+esac
+echo "PASS: $CASE"

@@ -1,0 +1,63 @@
+// The TCPStore bootstrap of the NCCL plane, which runs on the CPU: every rank reaches rank 0's
+// store through the addresses it offers. Run by dist.np2/np3 on one host, and across simulated
+// hosts by the multihost tests (where rank 0's host name resolves to an address the others
+// cannot reach, so that only the fallback to its other addresses connects them).
+#include "trainer/comm/store_bootstrap.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <torch/csrc/distributed/c10d/Store.hpp>
+
+#include "trainer/comm/mpi_control_plane.h"
+
+namespace trainguard {
+namespace {
+
+std::string HostName() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
+TEST(StoreBootstrap, EveryRankReachesRankZerosStoreAndSeesTheOthersKeys) {
+  MpiControlPlane control(MPI_COMM_WORLD);
+  auto store = ConnectStore(control, "", 30);
+  const std::string mine = "rank" + std::to_string(control.rank());
+  const std::string value = HostName();
+  store->set(mine, std::vector<uint8_t>(value.begin(), value.end()));
+  std::vector<std::string> keys;
+  for (int r = 0; r < control.world(); ++r) keys.push_back("rank" + std::to_string(r));
+  store->wait(keys);
+  const std::vector<std::string> hosts = control.AllGather(value);
+  for (int r = 0; r < control.world(); ++r) {
+    const auto got = store->get(keys[r]);
+    EXPECT_EQ(std::string(got.begin(), got.end()), hosts[r])
+        << "rank " << r << "'s key, read by rank " << control.rank();
+  }
+  std::vector<int64_t> done{1};
+  control.AllReduceSum(done);  // rank 0's store outlives every other rank's last read
+}
+
+TEST(StoreBootstrap, FirstReachableSkipsAddressesThatDoNotAnswer) {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof at;
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
+  ASSERT_EQ(listen(listener, 4), 0);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&at), &size);
+  const int port = ntohs(at.sin_port);
+  // 192.0.2.1 (TEST-NET) is routed nowhere: refused at once, or dropped until the timeout.
+  EXPECT_EQ(FirstReachable({"192.0.2.1", "not-an-address", "127.0.0.1"}, port, 0.5), "127.0.0.1");
+  EXPECT_EQ(FirstReachable({"192.0.2.1", "not-an-address"}, port, 0.5), "");
+  EXPECT_EQ(FirstReachable({}, port, 0.5), "");
+  close(listener);
+}
+
+}  // namespace
+}  // namespace trainguard
