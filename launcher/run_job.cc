@@ -8,6 +8,7 @@
 #include "diagnostics/faults/fault_watch.h"
 #include "launcher/exit_codes.h"
 #include "launcher/metrics_report.h"
+#include "launcher/stack_dump.h"
 #include "launcher/stop.h"
 #include "trainer/core/atomic_file.h"
 #include "trainer/core/log.h"
@@ -43,16 +44,22 @@ int RunJob(const Command& command, MpiSession& mpi, const std::function<int(Job&
   Job job(mpi);
   // Every rank's liveness and progress on a side channel, so that a rank that goes silent (a
   // lost node, a cut link, a frozen process) is named, with its host, and not waited for.
-  if (mpi.world() > 1) job.liveness = std::make_unique<Liveness>(job.control, LivenessOptions{}, "");
+  try {
+    if (mpi.world() > 1) job.liveness = std::make_unique<Liveness>(job.control, LivenessOptions{}, "");
+  } catch (const std::exception& e) {
+    StopRank(e, job, command.train.fault_grace);
+  }
   // Every wait for other ranks, in every subcommand, gives up on a peer's fault notice or at
   // --step-timeout; a rank stuck in a step's computation is ended by the watchdog.
   job.watch = std::make_unique<FaultWatch>(job.faults, job.liveness.get(), command.train.step_timeout,
                                            std::min(command.train.fault_grace, 5.0), [&job](const std::string&) {
+                                             LogLine("the training thread's call stack:\n" + TrainingThreadStack(2.0));
                                              ReportFailure(job.metrics.get(), "stall", kExitStall);
                                              std::fflush(nullptr);
                                              std::_Exit(kExitStall);
                                            });
   job.control.set_wait_guard(job.watch.get());
+  RememberTrainingThread();  // this thread trains: the watchdog logs its stack if it gets stuck
   try {
     job.watch->SetPhase("the set-up of the job");
     PrepareJob(command.train, job);

@@ -151,12 +151,13 @@ void FaultWatch::Check() {
   const int64_t step = step_;
   if (step > 0 && Now().time_since_epoch().count() > deadline_) StallVerdict(step);
   if (step == 0 && wait_key_ != 0 && Now() > wait_deadline_) StallVerdict(wait_key_);
-  // A collective needs every rank: one silent for a whole --step-timeout ends the wait, however
-  // recently it began (a wait between steps may begin long after the peer went silent).
+  // A collective needs every rank: one silent for --step-timeout (at most kMaxSilenceS) ends the
+  // wait, however recently it began (a wait between steps may begin long after the peer went
+  // silent, and a lost node should not hold the job for a long --step-timeout).
   const int64_t key = step > 0 ? step : wait_key_;
   if (peers_ != nullptr && key != 0 && Now() >= next_silence_check_) {
     next_silence_check_ = Now() + std::chrono::milliseconds(100);  // the view costs a lock and a pass over the ranks
-    if (peers_->LongestSilence() >= timeout_s_) StallVerdict(key);
+    if (peers_->LongestSilence() >= std::min(timeout_s_, kMaxSilenceS)) StallVerdict(key);
   }
 }
 

@@ -11,8 +11,8 @@
 //    seconds, and throws FaultError(kStall) naming the ranks that did not arrive. With a
 //    PeerView, a rank that is silent on the liveness channel (gone, frozen, cut off) is not
 //    waited for, and the verdict says of each missing rank its host and what it was last doing.
-//  - a peer has been silent on the liveness channel for --step-timeout, whenever the wait began:
-//    the same verdict at once.
+//  - a peer has been silent on the liveness channel for --step-timeout (or kMaxSilenceS, if
+//    shorter), whenever the wait began: the same verdict at once.
 // A rank stuck outside any collective (in computation) is caught by the watchdog thread, which
 // tells the others and calls `on_stuck` (the launcher exits the process). Every verdict
 // disarms the watch, so that a failure is reported with one cause.
@@ -60,6 +60,9 @@ struct FaultWatchOptions {
 
 class FaultWatch final : public WaitGuard {
  public:
+  // A peer silent this long (120 missed beacons) is gone, whatever --step-timeout allows a step.
+  static constexpr double kMaxSilenceS = 60;
+
   FaultWatch(FaultChannel& channel, PeerView* peers, double step_timeout_s, double grace_s,
              std::function<void(const std::string&)> on_stuck);
   FaultWatch(FaultLink& link, FaultWatchOptions options);  // the link must outlive the watch

@@ -61,7 +61,7 @@ bool SameAddress(const sockaddr_in& a, const sockaddr_in& b) {
 }  // namespace
 
 Liveness::Liveness(ControlPlane& control, LivenessOptions options, const std::string& hub_addr) : options_(options) {
-  fd_ = OpenSocket();
+  RunAgreed(control, [this] { fd_ = OpenSocket(); });  // one rank without a socket stops every rank
   // Rank 0 offers "<nonce> <port> <address>..."; the nonce keeps another job's datagrams out.
   std::string offer;
   if (control.rank() == LivenessBoard::kHub) {
@@ -137,7 +137,7 @@ std::string Liveness::Host(int rank) {
 }
 
 void Liveness::Leave() {
-  if (stop_.exchange(true)) return;
+  if (stop_.exchange(true) || !thread_.joinable()) return;
   thread_.join();
   std::lock_guard<std::mutex> lock(mutex_);
   Progress p = board_->own();

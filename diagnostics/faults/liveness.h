@@ -41,8 +41,8 @@ class PeerView {
 class Liveness final : public PeerView {
  public:
   // Collective over `control`: rank 0 opens its socket and offers its IPv4 addresses (`hub_addr`
-  // alone when not empty), every rank says its host name; then the thread starts. Throws
-  // CommError when the socket cannot be made.
+  // alone when not empty), every rank says its host name; then the thread starts. Throws on
+  // every rank when one cannot make its socket (CommError there, PeerError elsewhere).
   Liveness(ControlPlane& control, LivenessOptions options, const std::string& hub_addr);
   ~Liveness() override;  // Leave(), if not done
   Liveness(const Liveness&) = delete;

@@ -259,6 +259,18 @@ case ${1:?case} in
     expect_rc stall_grace 11
     grep -E "rank [01] is stuck" "$WORK/stall_grace.err" && fail "a waiting rank reported a second cause"
     ;;
+  stuck_rank_logs_stack)
+    # A rank stuck in its computation (an injected sleep inside step 2) is ended by its own
+    # watchdog, which logs where the training thread is: its call stack, no debugger needed.
+    timeout 60 "$BIN" train --dataset synthetic --synthetic-samples 600 --width 0.25 --threads 1 \
+      --inject-fault sleep:rank=0:step=2:seconds=60 --step-timeout 2 --fault-grace 0 >"$WORK/stuck.out" 2>"$WORK/stuck.err"
+    echo $? >"$WORK/stuck.rc"
+    expect_rc stuck 11
+    expect_text stuck err "rank 0 is stuck in the computation of step 2, past --step-timeout 2 s"
+    expect_text stuck err "the training thread's call stack:"
+    expect_text stuck err "trainguard::FaultInjector::BeforeStep"
+    expect_text stuck err "trainguard::Trainer::Run()"
+    ;;
   jpeg_folder)
     # A food-11-style folder from Fashion-MNIST, with unlabelled test images mixed into training/.
     "$BIN" make-folder "$WORK/food" --train-samples 400 --test-samples 60 >"$WORK/make.out" 2>&1 || fail "make-folder"

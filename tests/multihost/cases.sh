@@ -130,7 +130,58 @@ cut_in_phase() {
   echo "measured: $CASE: $hosts hosts, $cut cut in '$phase': every trainguard process gone ${gone} s after the cut"
 }
 
+# slurm_submit LAUNCHER: submits slurm/trainguard-cpu.sbatch over 2 nodes (one task each) under
+# LAUNCHER (srun or mpirun) and returns once it trains; sets JOB, OUT (its output) and RUN (its
+# ranks' log folder).
+slurm_submit() {
+  mh_setup 2
+  mh_slurm_start
+  JOB=$(cd "$MH_DIR" && TG_BIN=$BIN TG_LAUNCHER=$1 TG_MAX_RESTARTS=1 \
+    sbatch --parsable -N2 --ntasks-per-node=1 --output="$MH_DIR/job-%j.out" "$REPO/slurm/trainguard-cpu.sbatch" \
+    --dataset synthetic --synthetic-samples 60000 --width 0.25 --epochs 3 --step-timeout "$STEP_TIMEOUT") ||
+    mh_fail "sbatch was refused"
+  JOB=${JOB%%;*}
+  OUT=$MH_DIR/job-$JOB.out
+  RUN=$MH_DIR/trainguard-runs/trainguard-cpu-$JOB/logs/run1
+  wait_for_line "$RUN/rank0.log" "step 50/" 120 "job $JOB never trained"
+}
+
+# slurm_cut LAUNCHER: slurm/trainguard-cpu.sbatch over 2 nodes (one task each) under LAUNCHER
+# (srun or mpirun); h2 is cut once the job trains. The job must end within 60 s of the cut with
+# trainguard's stall code (11) and the requeue decision for it, the cut rank's verdict in its log.
+slurm_cut() {
+  local launcher=$1 t0 ended
+  slurm_submit "$launcher"
+  mh_cut h2
+  t0=$(now)
+  wait_for_line "$OUT" "\] $launcher exited " 60 "job $JOB's launcher after the cut"
+  ended=$(since "$t0")
+  expect_in "$OUT" "$launcher exited 11 (stall: a rank did not arrive within --step-timeout): requeue" "the exit line"
+  expect_in "$RUN/rank0.log" "rank 1 (host h2) silent for" "rank 0's verdict"
+  expect_in "$RUN/rank1.log" "on host h2, lost contact with rank 0" "the cut rank's verdict"
+  echo "measured: $CASE: Slurm job over h1 h2 ($launcher), h2 cut in a step: the launcher returned ${ended} s after the cut"
+}
+
 case "$CASE" in
+  slurm_link_cut_srun)
+    slurm_cut srun
+    ;;
+  slurm_link_cut_mpirun)
+    slurm_cut mpirun
+    ;;
+  slurm_node_lost)
+    # Every process of h2 (its slurmd, the step's slurmstepd, the rank) SIGKILLed under srun.
+    slurm_submit srun
+    mh_kill h2
+    t0=$(now)
+    wait_all_gone 10 "after killing h2"
+    gone=$(since "$t0")
+    wait_for_line "$OUT" "\] srun exited " 60 "job $JOB's srun after the loss of h2"
+    ended=$(since "$t0")
+    expect_in "$RUN/rank0.log" "rank 1 (host h2) silent for" "rank 0's verdict"
+    expect_in "$OUT" "srun exited 11 (stall: a rank did not arrive within --step-timeout): requeue" "the exit line"
+    echo "measured: $CASE: Slurm job over h1 h2 (srun), h2 lost: every rank gone ${gone} s, srun returned ${ended} s after the kill"
+    ;;
   link_cut_step)
     cut_in_phase 3 h2 "step 50/" "${TRAIN[@]}"
     ;;
