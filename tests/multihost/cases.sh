@@ -100,16 +100,20 @@ end_mpirun() {
 }
 
 # cut_in_phase HOSTS CUT PHASE_REGEX ARGS...: runs `trainguard ARGS` on HOSTS hosts, cuts host
-# CUT once rank 0 has logged a line matching PHASE_REGEX, and checks that every rank is gone within --step-timeout + 10 s with the
-# stall code, that the connected ranks name the cut rank and its host, that the cut rank says on
-# its own host that it lost the others, and that the textfiles of both sides say the same.
+# CUT once rank 0 (the cut host's rank, with TRIGGER=cut-host) has logged a line matching
+# PHASE_REGEX, and checks that every rank is gone within --step-timeout + 10 s with the stall
+# code, that the connected ranks name the cut rank and its host, that the cut rank says on its
+# own host that it lost the others, and that the textfiles of both sides say the same.
 cut_in_phase() {
   local hosts=$1 cut=$2 phase=$3 r cut_rank t0 gone
   shift 3
   mh_setup "$hosts"
   cut_rank=$((${cut#h} - 1))
   start_mpirun cut "$@"
-  wait_for_line "$(log_of h1 0)" "$phase" 120 "the run never reached '$phase'"
+  local trigger
+  trigger=$(log_of h1 0)
+  [ "${TRIGGER:-}" != cut-host ] || trigger=$(log_of "$cut" "$cut_rank")
+  wait_for_line "$trigger" "$phase" 120 "the run never reached '$phase'"
   mh_cut "$cut"
   t0=$(now)
   wait_all_gone $((STEP_TIMEOUT + 10)) "after cutting $cut"
@@ -199,6 +203,13 @@ case "$CASE" in
     expect_in "$(log_of h1 0)" "rank 1 (host h2) silent for" "rank 0's verdict"
     end_mpirun "after cutting h1"
     echo "measured: $CASE: 2 hosts, h1 (rank 0, mpirun) cut in a step: every trainguard process gone ${gone} s after the cut"
+    ;;
+  link_cut_checkpoint)
+    # h2's rank sleeps after step 20 while the others enter the checkpoint after it (the
+    # agreement on the step and rank 0's write); h2 is cut meanwhile.
+    TRIGGER=cut-host cut_in_phase 3 h2 "sleeping .* after step 20" "${TRAIN[@]}" --checkpoint /tmp/tg.ckpt \
+      --checkpoint-every 20 --inject-fault sleep:rank=1:step=20:seconds=6:when=after
+    expect_in "$(log_of h1 0)" "stall in the checkpoint after step 20" "rank 0's verdict names the phase"
     ;;
   link_cut_evaluation)
     # The evaluation of the 10,000 Fashion-MNIST test images by the full-width model, after an
