@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -52,6 +53,33 @@ std::string FailureKindOf(const std::exception& e) {
   return ErrorKindName(kind == ErrorKind::kBatchData ? ErrorKind::kLabels : kind);  // a target out of range
 }
 
+// The stop's rendezvous: waits for the other ranks so that none is ended by the launcher while it
+// still writes its bundle, diagnoses or pushes. Bounded by --fault-grace, and shorter where the
+// liveness channel shows that waiting is pointless: it ends once every other rank is silent, has
+// exited or waits here too; and after kUnannouncedWaitS once no other rank says it is stopping
+// (a rank alive but stuck in its computation is ended by its own watchdog or the launcher).
+void WaitForTheOthers(Job& job, double grace_s) {
+  constexpr double kUnannouncedWaitS = 5;  // for a peer that was told to reach its own stop
+  Liveness* liveness = job.liveness.get();
+  const auto start = std::chrono::steady_clock::now();
+  const auto give_up = [&] {
+    if (liveness == nullptr) return false;
+    if (liveness->NoOneToWaitFor()) return true;
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return waited >= kUnannouncedWaitS && !liveness->AnyStopping();
+  };
+  if (job.faults.Rendezvous(grace_s, give_up)) return;
+  if (liveness == nullptr) {
+    LogLine("some ranks did not reach the end within --fault-grace");
+    return;
+  }
+  std::string missing;
+  for (int r = 0; r < job.mpi.world(); ++r) {
+    if (r != job.mpi.rank()) missing += (missing.empty() ? "" : "; ") + liveness->Describe(r);
+  }
+  LogLine("not waiting longer for the other ranks: " + missing);
+}
+
 // Ends this rank after a failure. Unless the failure came from a peer, the others are told over
 // the fault channel (a notice to a rank that already knows, because the failure was agreed, is
 // drained unread); the failure is counted in the metrics and pushed; then the ranks wait for each
@@ -72,19 +100,8 @@ std::string FailureKindOf(const std::exception& e) {
   }
   // Before the rendezvous: once one rank exits, the launcher may end the others.
   ReportFailure(job.metrics.get(), FailureKindOf(e), code);
-  // The others wait for this rank while it is alive and stopping; no one waits for a rank that
-  // is silent on the liveness channel or has left.
   if (job.watch) job.watch->AtEnd();
-  const auto no_one_to_wait_for = [liveness] { return liveness != nullptr && liveness->NoOneToWaitFor(); };
-  if (job.mpi.world() > 1 && !job.faults.Rendezvous(grace_s, no_one_to_wait_for)) {
-    if (liveness != nullptr && liveness->NoOneToWaitFor()) {
-      std::string gone;
-      for (int r : liveness->Silent()) gone += (gone.empty() ? "" : "; ") + liveness->Describe(r);
-      LogLine("not waiting for the other ranks: " + (gone.empty() ? std::string("they have exited") : gone));
-    } else {
-      LogLine("some ranks did not reach the end within --fault-grace");
-    }
-  }
+  if (job.mpi.world() > 1) WaitForTheOthers(job, grace_s);
   if (liveness != nullptr) liveness->Leave();
   if (job.data) job.data->Abort(5.0);
   LogLine("exiting with code " + std::to_string(code));

@@ -121,6 +121,11 @@ bool Liveness::NoOneToWaitFor() {
   return board_->NoOneToWaitFor(LivenessClock::now());
 }
 
+bool Liveness::AnyStopping() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return board_->AnyStopping(LivenessClock::now());
+}
+
 std::string Liveness::Describe(int rank) {
   std::lock_guard<std::mutex> lock(mutex_);
   return board_->Describe(rank, LivenessClock::now());

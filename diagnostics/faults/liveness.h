@@ -33,6 +33,7 @@ class PeerView {
   virtual double LongestSilence() = 0;  // see LivenessBoard::LongestSilence
   virtual bool HubLost() = 0;           // this rank no longer hears rank 0
   virtual bool NoOneToWaitFor() = 0;    // see LivenessBoard::NoOneToWaitFor
+  virtual bool AnyStopping() = 0;       // see LivenessBoard::AnyStopping
   virtual std::string Describe(int rank) = 0;
   virtual std::string Name(int rank) = 0;  // "rank 1 (host h2)"
   virtual std::string Host(int rank) = 0;  // "h2"
@@ -53,6 +54,7 @@ class Liveness final : public PeerView {
   double LongestSilence() override;
   bool HubLost() override;
   bool NoOneToWaitFor() override;
+  bool AnyStopping() override;
   std::string Describe(int rank) override;
   std::string Name(int rank) override;
   std::string Host(int rank) override;

@@ -195,6 +195,14 @@ bool LivenessBoard::NoOneToWaitFor(LivenessClock::time_point now) const {
   return true;
 }
 
+bool LivenessBoard::AnyStopping(LivenessClock::time_point now) const {
+  const std::set<int> silent = Silent(now);
+  for (int r = 0; r < world(); ++r) {
+    if (r != rank_ && silent.count(r) == 0 && peers_[r].progress.state == 'S') return true;
+  }
+  return false;
+}
+
 std::string LivenessBoard::Name(int rank) const {
   return "rank " + std::to_string(rank) + " (host " + hosts_[rank] + ")";
 }

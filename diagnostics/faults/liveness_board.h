@@ -80,6 +80,9 @@ class LivenessBoard {
   // Whether every other rank is silent, has left or is at the final rendezvous (state E): no one
   // will come to a rendezvous that has not completed yet.
   bool NoOneToWaitFor(LivenessClock::time_point now) const;
+  // Whether another rank that is not silent says it is stopping (state S: writing its bundle,
+  // diagnosing): the one kind of rank the others give the fault grace.
+  bool AnyStopping(LivenessClock::time_point now) const;
   // One phrase on `rank` for a verdict, e.g. "rank 1 (host h2) silent for 6.1 s, last seen in
   // step 52, waiting in its collective 3 of the step for 0.4 s".
   std::string Describe(int rank, LivenessClock::time_point now) const;

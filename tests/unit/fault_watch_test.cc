@@ -171,6 +171,7 @@ class BoardView final : public PeerView {
   double LongestSilence() override { return board_.LongestSilence(clock_.Function()()); }
   bool HubLost() override { return false; }
   bool NoOneToWaitFor() override { return board_.NoOneToWaitFor(clock_.Function()()); }
+  bool AnyStopping() override { return board_.AnyStopping(clock_.Function()()); }
   std::string Describe(int rank) override { return board_.Describe(rank, clock_.Function()()); }
   std::string Name(int rank) override { return board_.Name(rank); }
   std::string Host(int rank) override { return board_.host(rank); }

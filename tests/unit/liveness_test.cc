@@ -138,6 +138,10 @@ TEST(LivenessBoard, AStoppingRankIsWaitedForAndSaysWhy) {
   c.RoundTrip(1, c.At(1000));
   c.RoundTrip(2, c.At(1000));
   EXPECT_FALSE(c.boards[2].NoOneToWaitFor(c.At(1000)));
+  EXPECT_TRUE(c.boards[2].AnyStopping(c.At(1000)));
+  EXPECT_TRUE(c.boards[0].AnyStopping(c.At(1000)));
+  EXPECT_FALSE(c.boards[1].AnyStopping(c.At(1000))) << "its own state does not count";
+  EXPECT_FALSE(c.boards[0].AnyStopping(c.At(5000))) << "a silent rank is not waited for, stopping or not";
   EXPECT_EQ(c.boards[2].Describe(1, c.At(1000)), "rank 1 (host h2) alive, stopping (diagnosing step 4) for 1.0 s");
 }
 
