@@ -14,6 +14,7 @@
 
 #include "trainer/core/errors.h"
 #include "trainer/core/host_addresses.h"
+#include "trainer/core/log.h"
 
 namespace trainguard {
 namespace {
@@ -79,6 +80,7 @@ Liveness::Liveness(ControlPlane& control, LivenessOptions options, const std::st
   uint64_t nonce = 0;
   uint16_t port = 0;
   if (!(in >> nonce >> port) || port == 0) throw CommError("liveness: rank 0's offer is malformed: '" + offer + "'");
+  hub_port_ = port;
   for (std::string a; in >> a;) {
     if (auto address = Ipv4(a, port)) hub_candidates_.push_back(*address);
   }
@@ -203,7 +205,20 @@ void Liveness::Run() {
   const bool hub = board_->rank() == LivenessBoard::kHub;
   const auto interval = duration_cast<LivenessClock::duration>(duration<double>(options_.beacon_interval_s));
   auto next_beacon = LivenessClock::now();
+  const auto warn_at = next_beacon + seconds(kConnectWithinS);
+  bool warned = false;
   while (!stop_) {
+    if (!warned && LivenessClock::now() > warn_at) {
+      warned = true;
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!board_->Connected()) {
+        LogLine(std::string("warning: the liveness channel does not work: ") +
+                (hub ? "no beacon from any rank reached rank 0" : "no answer from rank 0") + " on UDP port " +
+                std::to_string(hub_port_) + " within " + std::to_string(kConnectWithinS) +
+                " s; a silent rank (a lost node, a cut link) will be found only at --step-timeout. Let UDP through "
+                "between the nodes");
+      }
+    }
     auto now = LivenessClock::now();
     if (!hub && now >= next_beacon) {
       SendBeacon(now);

@@ -69,7 +69,10 @@ class Liveness final : public PeerView {
   void Receive(LivenessClock::time_point now);
   void SendTo(const sockaddr_in& to, const std::string& bytes);
 
+  static constexpr int kConnectWithinS = 10;  // no contact by then: the warning that the channel fails
+
   int fd_ = -1;
+  uint16_t hub_port_ = 0;
   std::vector<sockaddr_in> hub_candidates_;  // rank 0's addresses, until one answers
   std::optional<sockaddr_in> hub_;           // the address rank 0 answered from
   std::map<int, sockaddr_in> senders_;       // hub: where each rank's beacons come from

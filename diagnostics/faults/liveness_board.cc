@@ -72,7 +72,7 @@ std::string LivenessBoard::Beacon(LivenessClock::time_point now) const {
 }
 
 bool LivenessBoard::SilentAtHub(int rank, LivenessClock::time_point now) const {
-  if (rank == kHub || peers_[rank].progress.state == 'L') return false;
+  if (rank == kHub || peers_[rank].progress.state == 'L' || !peers_[rank].ever_heard) return false;
   return SecondsBetween(peers_[rank].heard, now) > options_.silent_after_s;
 }
 
@@ -124,6 +124,7 @@ int LivenessBoard::TakeBeacon(std::istringstream& in, LivenessClock::time_point 
   Peer& peer = peers_[from];
   peer.heard = now;
   peer.detailed = true;
+  peer.ever_heard = true;
   peer.progress = {state, step, collective, waiting != 0, RestOfLine(in), now - Ms(age_ms)};
   return from;
 }
@@ -136,6 +137,7 @@ int LivenessBoard::TakeDigest(std::istringstream& in, LivenessClock::time_point 
   }
   in.ignore(1);  // the end of the first line
   hub_heard_ = now;
+  hub_ever_heard_ = true;
   for (int r = 0; r < world(); ++r) {
     if (r == rank_) continue;
     Peer& peer = peers_[r];
@@ -163,7 +165,7 @@ int LivenessBoard::TakeDigest(std::istringstream& in, LivenessClock::time_point 
 }
 
 bool LivenessBoard::HubLost(LivenessClock::time_point now) const {
-  return rank_ != kHub && peers_[kHub].progress.state != 'L' &&
+  return rank_ != kHub && hub_ever_heard_ && peers_[kHub].progress.state != 'L' &&
          SecondsBetween(hub_heard_, now) > options_.silent_after_s;
 }
 
@@ -193,6 +195,14 @@ bool LivenessBoard::NoOneToWaitFor(LivenessClock::time_point now) const {
     if (state != 'L' && state != 'E') return false;
   }
   return true;
+}
+
+bool LivenessBoard::Connected() const {
+  if (rank_ != kHub) return hub_ever_heard_;
+  for (const Peer& p : peers_) {
+    if (p.ever_heard) return true;
+  }
+  return false;
 }
 
 bool LivenessBoard::AnyStopping(LivenessClock::time_point now) const {

@@ -75,6 +75,10 @@ class LivenessBoard {
   double LongestSilence(LivenessClock::time_point now) const;
   // True for a rank other than the hub that has not heard the hub for silent_after_s.
   bool HubLost(LivenessClock::time_point now) const;
+  // Whether the channel has carried anything to this rank yet (the hub: a beacon of any rank;
+  // others: a digest). Silence is judged only between ranks that have heard each other once, so
+  // that a network that drops UDP altogether makes no one silent.
+  bool Connected() const;
   // Whether `rank` said it left (exited on purpose).
   bool Left(int rank) const { return peers_[rank].progress.state == 'L'; }
   // Whether every other rank is silent, has left or is at the final rendezvous (state E): no one
@@ -95,6 +99,7 @@ class LivenessBoard {
     LivenessClock::time_point heard;  // last beacon (hub), or when the hub last heard it (others)
     bool silent_at_hub = false;       // others: the hub's digest said so
     bool detailed = false;            // progress known (beacon, or a digest's detail line)
+    bool ever_heard = false;          // hub: a beacon came once (the channel works for it)
   };
   int TakeBeacon(std::istringstream& in, LivenessClock::time_point now);
   int TakeDigest(std::istringstream& in, LivenessClock::time_point now);
@@ -107,6 +112,7 @@ class LivenessBoard {
   LivenessOptions options_;
   std::vector<Peer> peers_;
   LivenessClock::time_point hub_heard_;  // others: the last digest
+  bool hub_ever_heard_ = false;          // others: a digest came once
 };
 
 // "3.2" (seconds, one decimal).

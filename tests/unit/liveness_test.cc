@@ -99,6 +99,20 @@ TEST(LivenessBoard, AHealedRankIsAliveAgain) {
   EXPECT_NE(c.boards[2].Describe(1, c.At(4600)).find("rank 1 (host h2) alive"), std::string::npos);
 }
 
+TEST(LivenessBoard, NoOneIsSilentWhereTheChannelNeverWorked) {
+  Cluster c;  // UDP dropped between the nodes: no beacon ever reaches the hub
+  EXPECT_FALSE(c.boards[0].Connected());
+  EXPECT_FALSE(c.boards[1].Connected());
+  EXPECT_TRUE(c.boards[0].Silent(c.At(60000)).empty());
+  EXPECT_TRUE(c.boards[1].Silent(c.At(60000)).empty());
+  EXPECT_FALSE(c.boards[1].HubLost(c.At(60000)));
+  EXPECT_EQ(c.boards[1].LongestSilence(c.At(60000)), 0);
+  c.RoundTrip(1, c.At(60000));
+  EXPECT_TRUE(c.boards[0].Connected());
+  EXPECT_TRUE(c.boards[1].Connected());
+  EXPECT_EQ(c.boards[0].Silent(c.At(64000)), std::set<int>{1}) << "rank 2 was never heard: not judged";
+}
+
 TEST(LivenessBoard, DatagramsOfAnotherJobOrGarbageAreRefused) {
   Cluster c;
   LivenessBoard other(1, kHosts, kNonce + 1, LivenessOptions{}, c.t0);
