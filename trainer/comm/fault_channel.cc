@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "trainer/comm/mpi_check.h"
+#include "trainer/core/log.h"
 
 namespace trainguard {
 namespace {
@@ -19,15 +20,19 @@ FaultChannel::FaultChannel(MPI_Comm comm) {
   TG_MPI_CHECK(MPI_Comm_size(comm_, &world_));
 }
 
-void FaultChannel::Tell(int kind, int64_t step, const std::string& message) {
+void FaultChannel::Tell(int kind, int64_t step, const std::string& message) noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
   outgoing_.push_back(std::to_string(kind) + " " + std::to_string(step) + " " + message);
   const std::string& bytes = outgoing_.back();
   for (int r = 0; r < world_; ++r) {
     if (r == rank_) continue;
-    MPI_Request request;
-    TG_MPI_CHECK(MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_CHAR, r, kTag, comm_, &request));
-    sends_.push_back(request);
+    try {
+      MPI_Request request;
+      TG_MPI_CHECK(MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_CHAR, r, kTag, comm_, &request));
+      sends_.push_back(request);
+    } catch (const std::exception& e) {  // a dead or unreachable peer: the others are still told
+      LogLine("could not tell rank " + std::to_string(r) + " of this failure: " + FirstLine(e.what()));
+    }
   }
 }
 
@@ -62,19 +67,23 @@ void FaultChannel::TestSends() {
   }
 }
 
-bool FaultChannel::Rendezvous(double timeout_s, const std::function<bool()>& give_up) {
-  MPI_Request barrier;
-  TG_MPI_CHECK(MPI_Ibarrier(comm_, &barrier));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-  while (std::chrono::steady_clock::now() < deadline) {
-    int done = 0;
-    TG_MPI_CHECK(MPI_Test(&barrier, &done, MPI_STATUS_IGNORE));
-    TestSends();
-    if (done) return true;
-    if (give_up && give_up()) return false;
-    while (Poll()) {
-    }  // drain notices so that senders' buffers complete
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+bool FaultChannel::Rendezvous(double timeout_s, const std::function<bool()>& give_up) noexcept {
+  try {
+    MPI_Request barrier;
+    TG_MPI_CHECK(MPI_Ibarrier(comm_, &barrier));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+    while (std::chrono::steady_clock::now() < deadline) {
+      int done = 0;
+      TG_MPI_CHECK(MPI_Test(&barrier, &done, MPI_STATUS_IGNORE));
+      TestSends();
+      if (done) return true;
+      if (give_up && give_up()) return false;
+      while (Poll()) {
+      }  // drain notices so that senders' buffers complete
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  } catch (const std::exception& e) {  // MPI gave up on a peer: the rendezvous cannot complete
+    LogLine("the final rendezvous ended early: " + FirstLine(e.what()));
   }
   return false;
 }

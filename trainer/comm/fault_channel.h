@@ -35,14 +35,15 @@ class FaultChannel {
   int rank() const { return rank_; }
   int world() const { return world_; }
 
-  // Sends the notice to every other rank without blocking. Thread-safe.
-  void Tell(int kind, int64_t step, const std::string& message);
+  // Sends the notice to every other rank without blocking. Thread-safe. Never throws: it is
+  // called on the way out of a failing rank; a peer MPI refuses is logged and skipped.
+  void Tell(int kind, int64_t step, const std::string& message) noexcept;
   // The next notice that has arrived, if any; never blocks.
   std::optional<FaultNotice> Poll();
   // Waits until every rank calls Rendezvous, `timeout_s` passes, or `give_up` (if set) says
   // that no one else will come; true if all came. Meanwhile drains incoming notices and
-  // completes this rank's sends.
-  bool Rendezvous(double timeout_s, const std::function<bool()>& give_up = {});
+  // completes this rank's sends. Never throws (an MPI error ends the wait, logged).
+  bool Rendezvous(double timeout_s, const std::function<bool()>& give_up = {}) noexcept;
 
  private:
   // Completes the sends in flight that can complete, releasing their buffers when all have.
