@@ -53,6 +53,8 @@ std::string FailureKindOf(const std::exception& e) {
   return ErrorKindName(kind == ErrorKind::kBatchData ? ErrorKind::kLabels : kind);  // a target out of range
 }
 
+namespace {
+
 // The stop's rendezvous: waits for the other ranks so that none is ended by the launcher while it
 // still writes its bundle, diagnoses or pushes. Bounded by --fault-grace, and shorter where the
 // liveness channel shows that waiting is pointless: it ends once every other rank is silent, has
@@ -79,6 +81,8 @@ void WaitForTheOthers(Job& job, double grace_s) {
   }
   LogLine("not waiting longer for the other ranks: " + missing);
 }
+
+}  // namespace
 
 // Ends this rank after a failure. Unless the failure came from a peer, the others are told over
 // the fault channel (a notice to a rank that already knows, because the failure was agreed, is

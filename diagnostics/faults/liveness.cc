@@ -33,7 +33,7 @@ std::optional<sockaddr_in> Ipv4(const std::string& text, uint16_t port) {
   return a;
 }
 
-// A UDP socket on every interface, on `port` (0: any free one), non-blocking.
+// A UDP socket on every interface, on a free port, non-blocking.
 int OpenSocket() {
   const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw CommError(std::string("liveness: cannot open a UDP socket: ") + std::strerror(errno));
@@ -53,10 +53,6 @@ uint16_t PortOf(int fd) {
   socklen_t size = sizeof bound;
   getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &size);
   return ntohs(bound.sin_port);
-}
-
-bool SameAddress(const sockaddr_in& a, const sockaddr_in& b) {
-  return a.sin_addr.s_addr == b.sin_addr.s_addr && a.sin_port == b.sin_port;
 }
 
 }  // namespace
@@ -79,7 +75,10 @@ Liveness::Liveness(ControlPlane& control, LivenessOptions options, const std::st
   std::istringstream in(offer);
   uint64_t nonce = 0;
   uint16_t port = 0;
-  if (!(in >> nonce >> port) || port == 0) throw CommError("liveness: rank 0's offer is malformed: '" + offer + "'");
+  if (!(in >> nonce >> port) || port == 0) {
+    close(fd_);
+    throw CommError("liveness: rank 0's offer is malformed: '" + offer + "'");
+  }
   hub_port_ = port;
   for (std::string a; in >> a;) {
     if (auto address = Ipv4(a, port)) hub_candidates_.push_back(*address);
@@ -194,8 +193,8 @@ void Liveness::Receive(LivenessClock::time_point now) {
     if (board_->rank() == LivenessBoard::kHub) {
       senders_[sender] = from;
       SendTo(from, board_->Digest(now));
-    } else if (!hub_ || !SameAddress(*hub_, from)) {
-      hub_ = from;
+    } else {
+      hub_ = from;  // the address of rank 0 that answers
     }
   }
 }
