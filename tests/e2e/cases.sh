@@ -226,6 +226,13 @@ case ${1:?case} in
       [ -d "$WORK/faults$np/step2-rank1" ] || fail "the culprit rank 1 wrote no bundle"
       [ "$(ls "$WORK/faults$np" | wc -l)" = 1 ] || fail "only the culprit writes a bundle"
     done
+    # The fused BatchNorm-ReLU-pool block passes the NaN on as the modules do: the loss of the
+    # culprit's batch is not finite, and rank 1 is named (not a gradient norm blamed on rank 0).
+    run nanfused 2 train --dataset synthetic --synthetic-samples 120 --width 0.25 --threads 1 --fused-blocks on \
+      --inject-fault nan:rank=1:step=2 --bundle-dir "$WORK/faults_fused" --fault-grace 20
+    expect_rc nanfused 10
+    expect_text nanfused out "non_finite_input"
+    [ -d "$WORK/faults_fused/step2-rank1" ] || fail "--fused-blocks on: the culprit rank 1 wrote no bundle"
     ;;
   killed_rank)
     for np in 2 3; do

@@ -13,6 +13,7 @@ source "$HERE/hosts.sh"
 CASE=${1:?usage: cases.sh CASE}
 BIN=${TG_TEST_BIN:-$REPO/build/launcher/trainguard}
 [ -x "$BIN" ] || mh_fail "no trainguard executable at $BIN (set TG_TEST_BIN)"
+DIST=${TG_DIST_TESTS:-$REPO/build/tests/multirank/dist_tests}
 why=$(mh_prerequisites) || { echo "skipped: $why"; exit 77; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 unset TRAINGUARD_THREADS
@@ -21,6 +22,23 @@ STEP_TIMEOUT=5
 OUTPUTS=(--threads 1 --step-timeout "$STEP_TIMEOUT" --log-dir /tmp/tg-logs --metrics-textfile /tmp/tg-metrics)
 # A run that lasts long enough to be cut: synthetic data, a quarter-width model.
 TRAIN=(train --dataset synthetic --synthetic-samples 60000 --width 0.25 --epochs 3 "${OUTPUTS[@]}")
+
+# setup_hosts N: mh_setup N, then the programs the hosts run placed where they see them: each
+# host has a /tmp of its own, so a clone under /tmp (as a CI checkout may be) is invisible there.
+# BIN, DIST and SLURM_SCRIPTS then name the copies in MH_DIR (hard links where possible).
+setup_hosts() {
+  mh_setup "$1"
+  mkdir -p "$MH_DIR/bin"
+  local program
+  for program in "$BIN" "$DIST"; do
+    [ -x "$program" ] || continue
+    ln -f "$program" "$MH_DIR/bin/" 2>/dev/null || cp "$program" "$MH_DIR/bin/" || mh_fail "cannot copy $program"
+  done
+  BIN=$MH_DIR/bin/$(basename "$BIN")
+  DIST=$MH_DIR/bin/$(basename "$DIST")
+  cp -r "$REPO/slurm" "$MH_DIR/slurm-scripts" || mh_fail "cannot copy $REPO/slurm"
+  SLURM_SCRIPTS=$MH_DIR/slurm-scripts
+}
 
 # now: seconds since the epoch, with fractions.
 now() { date +%s.%N; }
@@ -107,7 +125,7 @@ end_mpirun() {
 cut_in_phase() {
   local hosts=$1 cut=$2 phase=$3 r cut_rank t0 gone
   shift 3
-  mh_setup "$hosts"
+  setup_hosts "$hosts"
   cut_rank=$((${cut#h} - 1))
   start_mpirun cut "$@"
   local trigger
@@ -138,10 +156,10 @@ cut_in_phase() {
 # LAUNCHER (srun or mpirun) and returns once it trains; sets JOB, OUT (its output) and RUN (its
 # ranks' log folder).
 slurm_submit() {
-  mh_setup 2
+  setup_hosts 2
   mh_slurm_start
   JOB=$(cd "$MH_DIR" && TG_BIN=$BIN TG_LAUNCHER=$1 TG_MAX_RESTARTS=1 \
-    sbatch --parsable -N2 --ntasks-per-node=1 --output="$MH_DIR/job-%j.out" "$REPO/slurm/trainguard-cpu.sbatch" \
+    sbatch --parsable -N2 --ntasks-per-node=1 --output="$MH_DIR/job-%j.out" "$SLURM_SCRIPTS/trainguard-cpu.sbatch" \
     --dataset synthetic --synthetic-samples 60000 --width 0.25 --epochs 3 --step-timeout "$STEP_TIMEOUT") ||
     mh_fail "sbatch was refused"
   JOB=${JOB%%;*}
@@ -191,7 +209,7 @@ case "$CASE" in
     ;;
   link_cut_hub)
     # rank 0's host (where mpirun and the liveness hub run) cut: the others lose the hub.
-    mh_setup 2
+    setup_hosts 2
     start_mpirun hub "${TRAIN[@]}"
     wait_for_line "$(log_of h1 0)" "step 50/" 120 "the run never started"
     mh_cut h1
@@ -219,7 +237,7 @@ case "$CASE" in
     ;;
   node_lost)
     # Every process of h2 SIGKILLed: their sockets close, so everyone hears it at once.
-    mh_setup 2
+    setup_hosts 2
     start_mpirun lost "${TRAIN[@]}"
     wait_for_line "$(log_of h1 0)" "step 50/" 120 "the run never started"
     mh_kill h2
@@ -238,7 +256,7 @@ case "$CASE" in
   slow_host)
     # h2 throttled to a quarter of a CPU: the job finishes, rank 0 names rank 1 (host h2) as the
     # straggler at each epoch's end, and the ranks' compute ratios say the same.
-    mh_setup 3
+    setup_hosts 3
     mh_slow h2 25
     start_mpirun slow train --dataset synthetic --synthetic-samples 6000 --width 0.25 --epochs 2 "${OUTPUTS[@]}"
     deadline=$((SECONDS + 240))
@@ -258,9 +276,8 @@ case "$CASE" in
   store_bootstrap)
     # Rank 0's host name resolves to an address on an interface the other host cannot reach (a
     # management network, say): the store must still be found through rank 0's other addresses.
-    DIST=${TG_DIST_TESTS:-$REPO/build/tests/multirank/dist_tests}
     [ -x "$DIST" ] || mh_fail "no dist_tests executable at $DIST (set TG_DIST_TESTS)"
-    mh_setup 2
+    setup_hosts 2
     # (a veth pair inside h1: this kernel has no dummy interfaces)
     { ip -n "$(mh_ns h1)" link add mgmt0 type veth peer name mgmt1 && ip -n "$(mh_ns h1)" addr add 192.0.2.1/24 dev mgmt0 &&
       ip -n "$(mh_ns h1)" link set mgmt0 up && ip -n "$(mh_ns h1)" link set mgmt1 up; } ||

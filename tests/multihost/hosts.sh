@@ -3,7 +3,8 @@
 # own host name (UTS namespace), its own /tmp (mount namespace: OpenMPI's and slurmstepd's session
 # folders would collide in a shared one) and its own cgroup (cgroup v1 cpu, for mh_slow). The rest
 # of the filesystem is shared, as on a cluster with a shared filesystem and node-local /tmp: files
-# the hosts must see belong outside /tmp (MH_DIR is under /var/tmp for that reason).
+# the hosts must see belong outside /tmp (MH_DIR is under /var/tmp for that reason); a command
+# started in a folder under the real /tmp runs in MH_DIR instead.
 #
 #   source tests/multihost/hosts.sh
 #   why=$(mh_prerequisites) || { echo "skipped: $why"; exit 77; }
@@ -192,6 +193,8 @@ exec nsenter --net="/run/netns/$MH_ID\$host" -- \\
   unshare --uts --mount --propagation private -- \\
   sh -c 'hostname "\$1" && mount --bind "\$2" /tmp && mount --bind "\$3" /etc/hosts || exit 125
 shift 3
+# A folder under the real /tmp is not seen here (a checkout there, say): MH_DIR instead.
+cd "\$PWD" 2>/dev/null || cd "$MH_DIR" || exit 125
 exec "\$@"' mh-enter "\$host" "$MH_DIR/tmp-\$host" "$MH_DIR/hosts" "\$@"
 EOF
   # OpenMPI 4.1 calls a non-ssh agent as: AGENT HOSTNAME CMD-WORDS... (no options, checked); the

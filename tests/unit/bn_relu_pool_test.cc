@@ -5,6 +5,8 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "trainer/core/errors.h"
 #include "trainer/model/hw3_net.h"
 
@@ -68,6 +70,22 @@ TEST(BnReluPool, MatchesTheModulesInFp32) {
   EXPECT_TRUE(fused.out.is_contiguous(torch::MemoryFormat::ChannelsLast));
   EXPECT_GT(fused.dy.abs().max().item<double>(), 1e-3);  // the gradient is not trivially zero
 }
+
+// A NaN in the input: the modules make its channel NaN (its batch statistics are NaN) and keep
+// the others finite; the fused block must do the same, not turn the NaN into a ReLU's 0.
+void ExpectNanPassesThrough(torch::Device device) {
+  torch::manual_seed(4);
+  auto y = torch::randn({2, 4, 6, 6});
+  y[1][2][3][3] = std::numeric_limits<float>::quiet_NaN();
+  const auto up = torch::randn({2, 4, 3, 3});
+  const Result fused = RunBlock(y, up, true, 4, device), modules = RunBlock(y, up, false, 4, device);
+  EXPECT_TRUE(torch::equal(fused.out.isnan(), modules.out.isnan()));
+  EXPECT_TRUE(fused.out.select(1, 2).isnan().all().item<bool>()) << "the NaN's channel";
+  EXPECT_FALSE(fused.out.select(1, 0).isnan().any().item<bool>()) << "another channel";
+  EXPECT_TRUE(torch::allclose(fused.out.select(1, 0), modules.out.select(1, 0), 1e-4, 1e-5));
+}
+
+TEST(BnReluPool, ANanPassesThroughAsThroughTheModules) { ExpectNanPassesThrough(torch::kCPU); }
 
 TEST(BnReluPool, TiesGoToTheFirstPositionOfTheWindowAsInAten) {
   torch::manual_seed(1);
@@ -182,6 +200,8 @@ TEST_F(BnReluPoolGpu, MatchesTheModulesAndTheCpuInFp32) {
   ExpectSame(cuda, RunBlock(y, up, false, 6, torch::kCUDA), 1e-4, 1e-5);
   ExpectSame(cuda, RunBlock(y, up, true, 6), 1e-5, 1e-6);
 }
+
+TEST_F(BnReluPoolGpu, ANanPassesThroughAsThroughTheModules) { ExpectNanPassesThrough(torch::kCUDA); }
 
 TEST_F(BnReluPoolGpu, TiesGoToTheFirstPositionOfTheWindow) {
   torch::manual_seed(1);

@@ -94,13 +94,13 @@ void PoolForwardCpu(const torch::Tensor& y, const torch::Tensor& scale, const to
           const float z3 = sc[c] * static_cast<float>(r3[c]) + sh[c];
           float best = z0;
           int32_t k = 0;
-          k = z1 > best ? 1 : k;
-          best = z1 > best ? z1 : best;
-          k = z2 > best ? 2 : k;
-          best = z2 > best ? z2 : best;
-          k = z3 > best ? 3 : k;
-          best = z3 > best ? z3 : best;
-          o[c] = static_cast<scalar_t>(best > 0.0f ? best : 0.0f);
+          k = Wins(z1, best) ? 1 : k;
+          best = Wins(z1, best) ? z1 : best;
+          k = Wins(z2, best) ? 2 : k;
+          best = Wins(z2, best) ? z2 : best;
+          k = Wins(z3, best) ? 3 : k;
+          best = Wins(z3, best) ? z3 : best;
+          o[c] = static_cast<scalar_t>(Relu(best));
           at[c] = static_cast<uint8_t>(k);
         }
       }

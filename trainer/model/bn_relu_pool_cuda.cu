@@ -114,12 +114,12 @@ __global__ void PoolForwardKernel(const scalar_t* y, const float* scale, const f
     float best = z[0];
     uint8_t at = 0;
     for (int k = 1; k < 4; ++k) {
-      if (z[k] > best) {
+      if (Wins(z[k], best)) {
         best = z[k];
         at = static_cast<uint8_t>(k);
       }
     }
-    out[p * channels + c] = static_cast<scalar_t>(fmaxf(best, 0.0f));
+    out[p * channels + c] = static_cast<scalar_t>(Relu(best));
     code[p * channels + c] = at;
   }
 }

@@ -25,6 +25,14 @@
 
 namespace trainguard::bn_relu_pool {
 
+// Whether z takes a pooling window from `best`, as ATen's max pool decides: a larger value, or a
+// NaN (which then stays: nothing is larger than a NaN), so that a NaN passes through as it does
+// through the modules instead of becoming a ReLU's 0.
+TG_HOST_DEVICE inline bool Wins(float z, float best) { return z > best || z != z; }
+
+// The ReLU of a window's winner; a NaN stays NaN.
+TG_HOST_DEVICE inline float Relu(float best) { return best > 0.0f || best != best ? best : 0.0f; }
+
 // Where a pooled element's window lies in y. A row is one position's C channels; pooled row
 // p = (image * H/2 + ho) * W/2 + wo covers rows Row(p, 0..3) = (image * H + 2 ho + k / 2) * W +
 // 2 wo + k % 2, which simplifies to 2 p + (p / (W/2)) * W + (k / 2) * W + k % 2: one division.
