@@ -3,7 +3,6 @@
 
 #include <c10/cuda/CUDAFunctions.h>
 #include <cuda_runtime_api.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <map>
@@ -13,6 +12,7 @@
 
 #include "trainer/comm/data_plane_factory.h"
 #include "trainer/core/errors.h"
+#include "trainer/core/host_addresses.h"
 #include "trainer/core/log.h"
 #include "trainer/data/fashion_mnist.h"
 #include "trainer/data/image_folder.h"
@@ -21,12 +21,6 @@
 
 namespace trainguard {
 namespace {
-
-std::string HostName() {
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  return host;
-}
 
 // This rank's device: the GPU of index local rank modulo the visible GPUs, made the current
 // CUDA device of the process. Whether two ranks then share a GPU is checked across ranks

@@ -19,12 +19,6 @@
 namespace trainguard {
 namespace {
 
-std::string HostName() {
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  return host;
-}
-
 std::optional<sockaddr_in> Ipv4(const std::string& text, uint16_t port) {
   sockaddr_in a{};
   a.sin_family = AF_INET;

@@ -13,15 +13,10 @@
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
 #include "trainer/comm/mpi_control_plane.h"
+#include "trainer/core/host_addresses.h"
 
 namespace trainguard {
 namespace {
-
-std::string HostName() {
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  return host;
-}
 
 TEST(StoreBootstrap, EveryRankReachesRankZerosStoreAndSeesTheOthersKeys) {
   MpiControlPlane control(MPI_COMM_WORLD);

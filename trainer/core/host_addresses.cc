@@ -22,18 +22,23 @@ std::string Text(const in_addr& a) {
 
 }  // namespace
 
+std::string HostName() {
+  char host[256] = {0};
+  if (gethostname(host, sizeof host - 1) != 0) return "?";
+  return host;
+}
+
 std::vector<std::string> HostAddresses() {
   std::vector<std::string> found;
   auto add = [&found](const in_addr& a) {
     const std::string text = Text(a);
     if (!IsLoopback(a) && std::find(found.begin(), found.end(), text) == found.end()) found.push_back(text);
   };
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
+  const std::string host = HostName();
   addrinfo hints{};
   hints.ai_family = AF_INET;
   addrinfo* resolved = nullptr;
-  if (getaddrinfo(host, nullptr, &hints, &resolved) == 0) {
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &resolved) == 0) {
     for (addrinfo* a = resolved; a != nullptr; a = a->ai_next)
       add(reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr);
     freeaddrinfo(resolved);
