@@ -180,13 +180,16 @@ tg_requeue() {
 }
 
 # tg_check_settings: fails (exit 2, with what to change) on a launcher other than srun or
-# mpirun, or a trainguard binary that is not executable.
+# mpirun, a trainguard binary that is not executable, or a TG_LAUNCHER_WAIT that is not a count
+# of seconds.
 tg_check_settings() {
   case "$TG_LAUNCHER" in
     srun | mpirun) ;;
     *) tg_log "TG_LAUNCHER=$TG_LAUNCHER: use srun or mpirun"; exit 2 ;;
   esac
   [ -x "$TG_BIN" ] || { tg_log "TG_BIN=$TG_BIN is not an executable: build trainguard, or set TG_BIN"; exit 2; }
+  [[ $TG_LAUNCHER_WAIT =~ ^[0-9]+$ ]] ||
+    { tg_log "TG_LAUNCHER_WAIT=$TG_LAUNCHER_WAIT: give whole seconds (default 20)"; exit 2; }
 }
 
 # tg_job_main [TRAINGUARD ARGS...]: the whole batch job: one `trainguard train` step over every

@@ -209,6 +209,18 @@ case_exit_code_mapping() {
     [ "$got" = "${want/requeue/ending}" ] || fail "exit $code after a SIGTERM to the batch shell: '$got'"
   done
   say "exit-code mapping as documented"
+  # The launcher bound reads the first rank that logged its exit; a bad TG_LAUNCHER_WAIT is refused.
+  local logs
+  logs=$(mktemp -d)
+  [ -z "$(tg_first_exit "$logs")" ] || fail "tg_first_exit found an exit in an empty folder"
+  printf '[12:00:00 rank 0] training\n' >"$logs/rank0.log"
+  printf '[12:00:01 rank 1] error: x\n[12:00:02 rank 1] exiting with code 11\n' >"$logs/rank1.log"
+  [ "$(tg_first_exit "$logs")" = "1 11" ] || fail "tg_first_exit: '$(tg_first_exit "$logs")', expected '1 11'"
+  rm -rf "$logs"
+  (TG_LAUNCHER=srun TG_BIN=/bin/true TG_LAUNCHER_WAIT=abc tg_check_settings 2>/dev/null) &&
+    fail "TG_LAUNCHER_WAIT=abc was accepted"
+  (TG_LAUNCHER=srun TG_BIN=/bin/true TG_LAUNCHER_WAIT=20 tg_check_settings) || fail "TG_LAUNCHER_WAIT=20 was refused"
+  say "launcher bound: first exit read, bad TG_LAUNCHER_WAIT refused"
 }
 
 if [ "$CASE" = exit_code_mapping ]; then
