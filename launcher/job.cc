@@ -7,13 +7,13 @@
 #include <cstdio>
 #include <map>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "trainer/comm/data_plane_factory.h"
 #include "trainer/core/errors.h"
 #include "trainer/core/host_addresses.h"
 #include "trainer/core/log.h"
+#include "trainer/core/usable_cpus.h"
 #include "trainer/data/fashion_mnist.h"
 #include "trainer/data/image_folder.h"
 #include "trainer/data/planted_labels.h"
@@ -68,11 +68,19 @@ void RefuseSharedGpus(const TrainConfig& config, Job& job) {
   }
 }
 
+// --threads 0: the CPUs this process may use (its affinity set, its cgroup's quota) shared
+// among the ranks of this node, not the host's CPU count: a pod with a CPU limit on a large host
+// would otherwise run far more threads than it has CPUs.
 void SetThreads(const TrainConfig& config, const MpiSession& mpi) {
   int64_t threads = config.threads;
   if (threads == 0) {
-    const auto cores = static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
-    threads = std::max<int64_t>(1, cores / mpi.local_world());
+    const int cpus = UsableCpus();
+    threads = std::max<int64_t>(1, cpus / mpi.local_world());
+    if (mpi.rank() == 0) {
+      LogLine("intra-op threads per rank: " + std::to_string(threads) + " (" + std::to_string(cpus) +
+              " CPUs usable by this process, " + std::to_string(mpi.local_world()) +
+              " rank(s) on this node; --threads sets it)");
+    }
   }
   torch::set_num_threads(static_cast<int>(threads));
 }

@@ -266,6 +266,27 @@ case ${1:?case} in
     expect_rc stall_grace 11
     grep -E "rank [01] is stuck" "$WORK/stall_grace.err" && fail "a waiting rank reported a second cause"
     ;;
+  threads_follow_cpu_limits)
+    # --threads 0 shares the CPUs the process may use, not the host's: under a CPU set of one
+    # CPU, and under a cgroup quota of half a CPU, one thread per rank.
+    small=(train --dataset synthetic --synthetic-samples 300 --width 0.25 --epochs 1)
+    "$BIN" "${small[@]}" >"$WORK/free.out" 2>"$WORK/free.err" || fail "the unlimited run failed"
+    expect_text free err "intra-op threads per rank: $(getconf _NPROCESSORS_ONLN) ($(getconf _NPROCESSORS_ONLN) CPUs usable"
+    taskset -c 0 "$BIN" "${small[@]}" >"$WORK/set.out" 2>"$WORK/set.err" || fail "the run under taskset failed"
+    expect_text set err "intra-op threads per rank: 1 (1 CPUs usable by this process"
+    group=/sys/fs/cgroup/cpu/tg_e2e_$$
+    if [ "$(id -u)" -eq 0 ] && mkdir "$group" 2>/dev/null; then
+      echo 100000 >"$group/cpu.cfs_period_us" && echo 50000 >"$group/cpu.cfs_quota_us"
+      sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$group" "$BIN" "${small[@]}" \
+        >"$WORK/quota.out" 2>"$WORK/quota.err"
+      rc=$?
+      rmdir "$group"
+      [ "$rc" = 0 ] || fail "the run under a cgroup quota failed"
+      expect_text quota err "intra-op threads per rank: 1 (1 CPUs usable by this process"
+    else
+      echo "the cgroup quota part needs root and cgroup v1's cpu controller: not run"
+    fi
+    ;;
   stuck_rank_logs_stack)
     # A rank stuck in its computation (an injected sleep inside step 2) is ended by its own
     # watchdog, which logs where the training thread is: its call stack, no debugger needed.
