@@ -1,6 +1,8 @@
 // The data plane factory (see data_plane_factory.h).
 #include "trainer/comm/data_plane_factory.h"
 
+#include <algorithm>
+
 #include "trainer/comm/mpi_data_plane.h"
 #include "trainer/core/errors.h"
 #ifdef TRAINGUARD_WITH_NCCL
@@ -13,11 +15,13 @@ bool UsesNccl(const TrainConfig& config, torch::Device device) {
   return device.is_cuda() && config.data_plane != "mpi";
 }
 
+double NcclTimeoutFor(double step_timeout_s) { return step_timeout_s + std::max(60.0, step_timeout_s); }
+
 std::unique_ptr<DataPlane> MakeDataPlane(const TrainConfig& config, torch::Device device, ControlPlane& control,
                                          WaitGuard* guard) {
   if (UsesNccl(config, device)) {
 #ifdef TRAINGUARD_WITH_NCCL
-    return MakeNcclDataPlane(control, {device.index(), config.step_timeout, config.store_addr}, guard);
+    return MakeNcclDataPlane(control, {device.index(), NcclTimeoutFor(config.step_timeout), config.store_addr}, guard);
 #else
     throw ConfigError(
         "--device cuda: this build has no NCCL data plane; rebuild against a CUDA Torch, or pass "

@@ -17,6 +17,11 @@ namespace trainguard {
 // Whether gradients go through NCCL: on CUDA, unless --data-plane mpi.
 bool UsesNccl(const TrainConfig& config, torch::Device device);
 
+// c10d's own collective timeout for a --step-timeout: later by a margin (the step timeout again,
+// at least 60 s), so that a late rank is always trainguard's stall verdict (exit 11, naming the
+// rank) and never, by a race between the two clocks, c10d's communication error (exit 5).
+double NcclTimeoutFor(double step_timeout_s);
+
 // Collective over MPI_COMM_WORLD (and `control`, for the NCCL bootstrap). Waits poll `guard`.
 // Throws ConfigError when the build cannot make the plane asked for.
 std::unique_ptr<DataPlane> MakeDataPlane(const TrainConfig& config, torch::Device device, ControlPlane& control,

@@ -20,7 +20,7 @@ namespace trainguard {
 
 struct NcclPlaneOptions {
   int device_index = 0;    // this rank's CUDA device
-  double timeout_s = 300;  // c10d's own collective timeout (trainguard's stall verdict comes first)
+  double timeout_s = 360;  // c10d's own collective timeout (NcclTimeoutFor: after trainguard's stall verdict)
   std::string store_addr;  // address the other ranks reach rank 0's TCPStore at (empty: rank 0's IP)
 };
 
