@@ -31,6 +31,9 @@
 # slurmctld/slurmd/slurm-client for mh_slurm_start.
 # shellcheck shell=bash
 
+# shellcheck source-path=SCRIPTDIR source=../support/slurm_conf.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/slurm_conf.sh"
+
 MH_PREFIX=tgmh
 MH_CGROUP_ROOT=/sys/fs/cgroup/cpu
 MH_BASE=${MH_BASE:-/var/tmp}
@@ -463,7 +466,6 @@ mh_slurm_start() {
   ctld_port=$(_mh_free_port)
   slurmd_port=$(_mh_free_port)
   while [ "$slurmd_port" = "$ctld_port" ]; do slurmd_port=$(_mh_free_port); done
-  # FirstJobId random: two clusters at once never share a job id (PMIx and slurmstepd file names).
   # SlurmdTimeout 30 / MessageTimeout 5 / TCPTimeout 2: a cut node is declared DOWN within ~40 s.
   {
     cat <<EOF
@@ -471,32 +473,14 @@ ClusterName=tgmh
 SlurmctldHost=$me($(mh_addr br))
 SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
-AuthType=auth/none
-CredType=cred/none
-SlurmUser=root
-SlurmdUser=root
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MpiDefault=pmix
-StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool/%n
-SlurmctldPidFile=$dir/slurmctld.pid
 SlurmdPidFile=$dir/slurmd-%n.pid
-SlurmctldLogFile=$dir/slurmctld.log
 SlurmdLogFile=$dir/slurmd-%n.log
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-JobCompType=jobcomp/none
-FirstJobId=$((1000 + RANDOM * 30))
-ReturnToService=2
-KillWait=5
-MinJobAge=600
 SlurmdTimeout=30
 MessageTimeout=5
 TCPTimeout=2
 EOF
+    slurm_common_conf "$dir"
     local i
     for ((i = 1; i <= MH_N; i++)); do
       printf 'NodeName=h%s NodeAddr=%s CPUs=%s State=UNKNOWN\n' "$i" "$(mh_addr "h$i")" "$cpus"

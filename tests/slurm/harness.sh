@@ -6,6 +6,9 @@
 # Every function that waits has a deadline and fails with a message that says what it waited for.
 # shellcheck shell=bash
 
+# shellcheck source-path=SCRIPTDIR source=../support/slurm_conf.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/slurm_conf.sh"
+
 # fail MESSAGE...: prints the message (and the daemons' log tails) and exits 1.
 fail() {
   printf 'FAIL: %s\n' "$*" >&2
@@ -56,40 +59,24 @@ AutoDetect=off
 NodeName=$host Name=gpu Type=fake File=$dir/dev/nvidia0
 NodeName=$host Name=gpu Type=fake File=$dir/dev/nvidia1
 EOF
-  # FirstJobId is random so that two throwaway clusters (ctest -j) never share a job id, which
-  # slurmstepd and the PMIx plugin use in their file names.
-  cat >"$dir/slurm.conf" <<EOF
+  {
+    cat <<EOF
 ClusterName=tgtest
 SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
-AuthType=auth/none
-CredType=cred/none
-SlurmUser=root
-SlurmdUser=root
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MpiDefault=pmix
 GresTypes=gpu
-StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
 TmpFS=$dir/tmp
-SlurmctldPidFile=$dir/slurmctld.pid
 SlurmdPidFile=$dir/slurmd.pid
-SlurmctldLogFile=$dir/slurmctld.log
 SlurmdLogFile=$dir/slurmd.log
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-JobCompType=jobcomp/none
-FirstJobId=$((1000 + RANDOM * 30))
-ReturnToService=2
-KillWait=5
-MinJobAge=600
+EOF
+    slurm_common_conf "$dir"
+    cat <<EOF
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus Gres=gpu:fake:2 State=UNKNOWN
 PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
+  } >"$dir/slurm.conf"
 }
 
 # slurm_start DIR: writes the configuration, starts slurmctld then slurmd, exports SLURM_CONF
