@@ -7,6 +7,7 @@
 
 #include "diagnostics/faults/fault_watch.h"
 #include "launcher/exit_codes.h"
+#include "launcher/exit_owner.h"
 #include "launcher/metrics_report.h"
 #include "launcher/stack_dump.h"
 #include "launcher/stop.h"
@@ -53,6 +54,7 @@ int RunJob(const Command& command, MpiSession& mpi, const std::function<int(Job&
   // --step-timeout; a rank stuck in a step's computation is ended by the watchdog.
   job.watch = std::make_unique<FaultWatch>(job.faults, job.liveness.get(), command.train.step_timeout,
                                            std::min(command.train.fault_grace, 5.0), [&job](const std::string&) {
+                                             if (!ClaimExit(kExitStall)) StandAside("the watchdog's stall verdict");
                                              LogLine("the training thread's call stack:\n" + TrainingThreadStack(2.0));
                                              ReportFailure(job.metrics.get(), "stall", kExitStall);
                                              std::fflush(nullptr);
@@ -63,7 +65,9 @@ int RunJob(const Command& command, MpiSession& mpi, const std::function<int(Job&
   try {
     job.watch->SetPhase("the set-up of the job");
     PrepareJob(command.train, job);
-    return body(job);
+    const int code = body(job);
+    if (!ClaimExit(code)) StandAside("the job finished");  // a signal or the watchdog got there first
+    return code;
   } catch (const std::exception& e) {
     StopRank(e, job, command.train.fault_grace);
   }

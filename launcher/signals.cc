@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "launcher/exit_codes.h"
+#include "launcher/exit_owner.h"
 #include "launcher/metrics_report.h"
 #include "trainer/core/log.h"
 
@@ -41,8 +42,10 @@ extern "C" void OnSignal(int signal) {
   errno = saved;
 }
 
-// Counts the failure as "peer", flushes the metrics and ends the process with `code`.
+// Counts the failure as "peer", flushes the metrics and ends the process with `code`, unless
+// the rank is already ending (a failure's stop protocol, the watchdog): that exit stands.
 [[noreturn]] void EndRank(const std::string& line, int code) {
+  if (!ClaimExit(code)) StandAside("SIGTERM during the stop");
   std::fprintf(stderr, "%s\n", line.c_str());
   {
     std::lock_guard<std::mutex> lock(g_metrics_mutex);

@@ -9,6 +9,7 @@
 #include <map>
 
 #include "launcher/exit_codes.h"
+#include "launcher/exit_owner.h"
 #include "launcher/metrics_report.h"
 #include "trainer/core/log.h"
 
@@ -92,6 +93,7 @@ void WaitForTheOthers(Job& job, double grace_s) {
 // without MPI_Finalize, since collectives may be left pending.
 [[noreturn]] void StopRank(const std::exception& e, Job& job, double grace_s) {
   const int code = ExitCodeOf(e);
+  if (!ClaimExit(code)) StandAside(std::string("error: ") + FirstLine(e.what()));
   const bool verdict_everywhere = dynamic_cast<const LabelError*>(&e) != nullptr;
   if (!verdict_everywhere || job.mpi.rank() == 0) LogLine(std::string("error: ") + e.what());
   const bool tell = job.mpi.world() > 1 && !dynamic_cast<const PeerError*>(&e);

@@ -124,7 +124,8 @@ class Metrics::Impl {
   Family<Gauge>* gpu_allocated = nullptr;
   Family<Gauge>* gpu_reserved = nullptr;
 
-  std::mutex mutex;  // guards run_info_series, endpoint
+  std::mutex mutex;    // guards run_info_series, endpoint
+  std::mutex writing;  // one writer of the textfile at a time: its temporary name is fixed
   Gauge* run_info_series = nullptr;
   Endpoint endpoint;
   bool started = false;
@@ -309,6 +310,7 @@ std::string Metrics::WriteTextfile() const {
   const MetricsOptions& o = impl_->options;
   if (o.textfile_dir.empty()) return "";
   const std::string path = o.textfile_dir + "/trainguard_" + o.job + "_rank" + std::to_string(o.rank) + ".prom";
+  std::lock_guard<std::mutex> lock(impl_->writing);
   try {
     WriteFileAtomically(path, Text());
   } catch (const std::exception& e) {

@@ -4,6 +4,7 @@
 
 #include <mpi.h>
 
+#include <memory>
 #include <string>
 
 #include "trainer/core/wait_guard.h"
@@ -17,6 +18,13 @@ void CheckMpi(int rc, const char* call, const char* file, int line);
 // calls guard->Check() between polls, so that a fault notice or a deadline ends the wait (the
 // exception leaves the request pending: the process is then expected to exit).
 void WaitFor(MPI_Request& request, WaitGuard* guard);
+
+// WaitFor for a request whose buffers `buffers` owns: when the wait is given up, the buffers are
+// kept (KeepUntilExit), since MPI may still write into them after the caller has unwound.
+void WaitFor(MPI_Request& request, WaitGuard* guard, std::shared_ptr<void> buffers);
+
+// Keeps `buffers` alive until the process ends: for the buffers of a request left pending.
+void KeepUntilExit(std::shared_ptr<void> buffers);
 
 }  // namespace trainguard
 

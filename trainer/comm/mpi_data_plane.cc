@@ -43,8 +43,10 @@ class MpiPending final : public PendingReduce {
                                 MPI_SUM, comm, &request_));
   }
   // An abandoned all-reduce (the step failed) is left to the process exit, never waited on here:
-  // its peers may be gone.
-  ~MpiPending() override = default;
+  // its peers may be gone. MPI may still write into its buffer, which is therefore kept.
+  ~MpiPending() override {
+    if (request_ != MPI_REQUEST_NULL) KeepUntilExit(std::make_shared<torch::Tensor>(buffer_));
+  }
   void Wait() override {
     WaitFor(request_, guard_);
     if (!buffer_.is_same(target_)) target_.copy_(buffer_);
@@ -79,7 +81,7 @@ void MpiDataPlane::Broadcast(torch::Tensor tensor, int root) {
   MPI_Request request;
   TG_MPI_CHECK(
       MPI_Ibcast(buffer.data_ptr(), static_cast<int>(buffer.numel()), MpiTypeOf(buffer), root, comm_, &request));
-  WaitFor(request, guard_);
+  WaitFor(request, guard_, std::make_shared<torch::Tensor>(buffer));
   if (!buffer.is_same(tensor)) tensor.copy_(buffer);
 }
 

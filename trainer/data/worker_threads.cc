@@ -22,10 +22,12 @@ std::vector<std::thread> StartWorkerThreads(int count, const std::function<void(
       at::get_num_threads();
       at::set_num_threads(1);
       {
+        // Notified under the lock: once `started` reaches `count` the starter may return and
+        // destroy `mutex` and `changed`, so neither may be touched after the lock is released.
         std::lock_guard<std::mutex> lock(mutex);
         ++started;
+        changed.notify_all();
       }
-      changed.notify_all();
       work();
     });
   }
