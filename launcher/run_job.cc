@@ -7,7 +7,7 @@
 
 #include "diagnostics/faults/fault_watch.h"
 #include "launcher/exit_codes.h"
-#include "launcher/exit_owner.h"
+#include "trainer/core/exit_owner.h"
 #include "launcher/metrics_report.h"
 #include "launcher/stack_dump.h"
 #include "launcher/stop.h"

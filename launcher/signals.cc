@@ -17,7 +17,7 @@
 #include <thread>
 
 #include "launcher/exit_codes.h"
-#include "launcher/exit_owner.h"
+#include "trainer/core/exit_owner.h"
 #include "launcher/metrics_report.h"
 #include "trainer/core/log.h"
 

@@ -9,7 +9,7 @@
 #include <map>
 
 #include "launcher/exit_codes.h"
-#include "launcher/exit_owner.h"
+#include "trainer/core/exit_owner.h"
 #include "launcher/metrics_report.h"
 #include "trainer/core/log.h"
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <thread>
 
+#include "trainer/core/exit_owner.h"
 #include "trainer/core/log.h"
 
 extern char** environ;
@@ -89,6 +90,8 @@ Bundle FaultGuard::Capture(const StepFailure& f) const {
 }
 
 void FaultGuard::OnStepFailed(const StepFailure& f) {
+  // From here on this rank is stopping: a SIGTERM or the watchdog no longer decides its exit.
+  if (!ClaimExit()) StandAside("the failure of step " + std::to_string(f.where.global_step));
   watch_.Disarm();
   if (!f.culprit) return;
   const std::string dir =

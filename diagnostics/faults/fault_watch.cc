@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "trainer/core/errors.h"
+#include "trainer/core/exit_owner.h"
 #include "trainer/core/log.h"
 
 namespace trainguard {
@@ -134,6 +135,9 @@ void FaultWatch::Drain() {
     if (notice->kind == FaultChannel::kWaiting) {
       waiting_[notice->step].insert(notice->from);
     } else if (!peer_failure_) {
+      // This rank now stops with its peer: a later SIGTERM or watchdog verdict must not decide
+      // its exit (Drain runs on the waiting thread, the one that goes on to the stop protocol).
+      if (!ClaimExit()) StandAside("rank " + std::to_string(notice->from) + "'s failure notice");
       peer_failure_.emplace("rank " + std::to_string(notice->from) + " failed: " + notice->message,
                             static_cast<ErrorKind>(notice->kind));
       peer_failure_at_ = Now();
@@ -185,6 +189,7 @@ void FaultWatch::StallVerdict(int64_t step) {  // a step, or the key (< 0) of a 
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   Disarm();  // the verdict is the cause: the watchdog must not report this rank as stuck too
+  if (!ClaimExit()) StandAside("the stall verdict");
   throw FaultError(ErrorKind::kStall, "stall in " + Describe(step) + ": rank(s) " + RankList(missing) +
                                           " did not arrive within --step-timeout " +
                                           std::to_string(static_cast<int>(timeout_s_)) + " s (waiting: rank(s) " +

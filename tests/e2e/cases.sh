@@ -5,7 +5,7 @@
 set -uo pipefail
 BIN=${TG_TEST_BIN:?set TG_TEST_BIN to the trainguard executable}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tg_e2e_XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+trap '[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -546,6 +546,51 @@ YAML
     bundle=$(ls -d "$WORK/faults"/step*-rank*)
     timeout 60 "$BIN" diagnose "$bundle" >"$WORK/by_hand.out" 2>&1 || fail "diagnose by hand failed"
     grep -q "sample 37, file synthetic#37, label '11'" "$WORK/by_hand.out" || fail "diagnose by hand: no sample"
+    ;;
+  signal_during_stop)
+    # A SIGTERM that lands while a rank runs its stop protocol (here: while the diagnosis of a
+    # planted label sleeps) must neither replace the cause's code (8) with the teardown's (6) nor
+    # count a second failure. Three times on one rank started directly, at different moments of
+    # the stop, then on both ranks of a 2-rank job under mpirun.
+    common=(train --dataset synthetic --synthetic-samples 120 --synthetic-classes 11 --width 0.25 --threads 1
+            --no-validate-labels --plant-label 37=11 --bundle-dir "$WORK/faults" --fault-grace 8
+            --metrics-textfile "$WORK" --metrics-job e2e_stop)
+    for delay in 0 0.5 1.5 mpirun; do
+      name=stop_$delay
+      rm -f "$WORK"/trainguard_e2e_stop_rank*.prom
+      if [ "$delay" = mpirun ]; then
+        timeout 120 "${MPIRUN[@]}" -np 2 "$BIN" "${common[@]}" --inject-fault slow-diagnosis:rank=1:step=1:seconds=100 \
+          >"$WORK/$name.out" 2>"$WORK/$name.err" &
+      else
+        timeout 120 "$BIN" "${common[@]}" --inject-fault slow-diagnosis:rank=0:step=1:seconds=100 \
+          >"$WORK/$name.out" 2>"$WORK/$name.err" &
+      fi
+      job=$!
+      for _ in $(seq 600); do grep -q "injected fault: the diagnosis sleeps" "$WORK/$name.err" && break; sleep 0.1; done
+      grep -q "injected fault: the diagnosis sleeps" "$WORK/$name.err" || fail "$name: no diagnosis in 60 s"
+      if [ "$delay" = mpirun ]; then
+        launcher=$(pgrep -P "$job" mpirun) || fail "$name: no mpirun"
+        ranks=$(pgrep -P "$launcher" trainguard | tr '\n' ' ')
+        # shellcheck disable=SC2086 # one pid per word
+        kill -TERM $ranks
+      else
+        sleep "$delay"
+        pkill -TERM -P "$job" trainguard  # the rank itself, not timeout (which would pass it on twice)
+      fi
+      wait "$job"
+      echo $? >"$WORK/$name.rc"
+      expect_rc "$name" 8
+      expect_text "$name" err "SIGTERM during the stop: ignored, this rank is already"
+      grep -q "exiting with code 6" "$WORK/$name.err" && fail "$name: a rank exited 6"
+      for prom in "$WORK"/trainguard_e2e_stop_rank*.prom; do
+        [ "$(grep -c '^trainguard_failures_total{.*exit_code="8".*} 1$' "$prom")" = 1 ] &&
+          [ "$(grep -c '^trainguard_failures_total{' "$prom")" = 1 ] || fail "$name: not one failure, code 8, in $prom"
+      done
+      # The sample lands on rank 0 of the one-rank job, on rank 1 of the two-rank one.
+      culprit=$([ "$delay" = mpirun ] && echo 1 || echo 0)
+      grep -q '^trainguard_failures_total{.*exit_code="8",kind="bad_label"} 1$' "$WORK/trainguard_e2e_stop_rank$culprit.prom" ||
+        fail "$name: the cause was not counted once on rank $culprit"
+    done
     ;;
   peer_dies_in_validate)
     # validate --images (the dataset doctor): rank 1 is held reading its first image, rank 0
