@@ -7,11 +7,11 @@
 
 #include "diagnostics/faults/fault_watch.h"
 #include "launcher/exit_codes.h"
-#include "trainer/core/exit_owner.h"
 #include "launcher/metrics_report.h"
 #include "launcher/stack_dump.h"
 #include "launcher/stop.h"
 #include "trainer/core/atomic_file.h"
+#include "trainer/core/exit_owner.h"
 #include "trainer/core/log.h"
 
 namespace trainguard {

@@ -17,8 +17,8 @@
 #include <thread>
 
 #include "launcher/exit_codes.h"
-#include "trainer/core/exit_owner.h"
 #include "launcher/metrics_report.h"
+#include "trainer/core/exit_owner.h"
 #include "trainer/core/log.h"
 
 namespace trainguard {

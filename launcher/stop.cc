@@ -9,8 +9,8 @@
 #include <map>
 
 #include "launcher/exit_codes.h"
-#include "trainer/core/exit_owner.h"
 #include "launcher/metrics_report.h"
+#include "trainer/core/exit_owner.h"
 #include "trainer/core/log.h"
 
 namespace trainguard {

@@ -35,6 +35,7 @@ FaultWatchOptions WatchOptions(PeerView* peers, double step_timeout_s, double gr
   o.step_timeout_s = step_timeout_s;
   o.grace_s = grace_s;
   o.on_stuck = std::move(on_stuck);
+  o.claims_exit = true;
   return o;
 }
 
@@ -54,7 +55,8 @@ FaultWatch::FaultWatch(std::unique_ptr<FaultLink> owned, FaultLink* link, FaultW
       grace_s_(options.grace_s),
       on_stuck_(std::move(options.on_stuck)),
       now_(std::move(options.now)),
-      peers_(options.peers) {
+      peers_(options.peers),
+      claims_exit_(options.claims_exit) {
   progress_.phase = phase_;
   Publish();
   watchdog_ = std::thread([this] { Watchdog(); });
@@ -137,12 +139,16 @@ void FaultWatch::Drain() {
     } else if (!peer_failure_) {
       // This rank now stops with its peer: a later SIGTERM or watchdog verdict must not decide
       // its exit (Drain runs on the waiting thread, the one that goes on to the stop protocol).
-      if (!ClaimExit()) StandAside("rank " + std::to_string(notice->from) + "'s failure notice");
+      ClaimStop("rank " + std::to_string(notice->from) + "'s failure notice");
       peer_failure_.emplace("rank " + std::to_string(notice->from) + " failed: " + notice->message,
                             static_cast<ErrorKind>(notice->kind));
       peer_failure_at_ = Now();
     }
   }
+}
+
+void FaultWatch::ClaimStop(const std::string& why) {
+  if (claims_exit_ && !ClaimExit()) StandAside(why);
 }
 
 void FaultWatch::Check() {
@@ -189,7 +195,7 @@ void FaultWatch::StallVerdict(int64_t step) {  // a step, or the key (< 0) of a 
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   Disarm();  // the verdict is the cause: the watchdog must not report this rank as stuck too
-  if (!ClaimExit()) StandAside("the stall verdict");
+  ClaimStop("the stall verdict");
   throw FaultError(ErrorKind::kStall, "stall in " + Describe(step) + ": rank(s) " + RankList(missing) +
                                           " did not arrive within --step-timeout " +
                                           std::to_string(static_cast<int>(timeout_s_)) + " s (waiting: rank(s) " +

@@ -56,6 +56,9 @@ struct FaultWatchOptions {
   std::function<void(const std::string&)> on_stuck;  // the watchdog's verdict on this rank
   std::function<std::chrono::steady_clock::time_point()> now;  // the clock; empty: steady_clock
   PeerView* peers = nullptr;  // the liveness of the others (must outlive the watch); null: none known
+  // A rank's watch: a peer's notice or a stall verdict claims the process's exit for the waiting
+  // thread (exit_owner.h). Off where several watches share a process (tests' simulated ranks).
+  bool claims_exit = false;
 };
 
 class FaultWatch final : public WaitGuard {
@@ -88,7 +91,8 @@ class FaultWatch final : public WaitGuard {
   using Clock = std::chrono::steady_clock;
   FaultWatch(std::unique_ptr<FaultLink> owned, FaultLink* link, FaultWatchOptions options);  // link or *owned
   Clock::time_point Now() const { return now_ ? now_() : Clock::now(); }
-  void Drain();  // reads notices: waiting announcements are recorded, faults throw
+  void Drain();                            // reads notices: waiting announcements are recorded, faults throw
+  void ClaimStop(const std::string& why);  // this rank stops: claims the exit (options.claims_exit)
   [[noreturn]] void StallVerdict(int64_t key);
   std::string Describe(int64_t key);  // "step 4", or the phase of a wait between steps
   void Watchdog();
@@ -113,6 +117,7 @@ class FaultWatch final : public WaitGuard {
   std::mutex phase_mutex_;  // the watchdog reads the phase too
   std::string phase_ = "a collective between steps";
   PeerView* peers_;
+  const bool claims_exit_;
   Clock::time_point next_silence_check_{};  // Check() asks the PeerView at most every 100 ms
   Progress progress_;                       // this rank's, as published (training thread only)
   std::atomic<Clock::rep> last_check_{0};   // when the training thread last polled
