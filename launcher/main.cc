@@ -9,10 +9,12 @@
 #include "launcher/mpi_session.h"
 #include "launcher/run_job.h"
 #include "launcher/signals.h"
+#include "trainer/comm/data_plane_factory.h"
 #include "trainer/core/log.h"
 
 int main(int argc, char** argv) {
   using namespace trainguard;
+  SetDataPlaneEnvironment();  // first: no thread may read the environment while it changes
   const Command command = ParseCommandLine(argc, argv);
   if (command.kind == Command::Kind::kDiagnose) return RunDiagnose(command);
   if (command.kind == Command::Kind::kMakeFolder) return RunMakeFolder(command);

@@ -2,6 +2,7 @@
 #include "diagnostics/faults/fault_guard.h"
 
 #include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -125,13 +126,13 @@ void FaultGuard::RunDiagnosis() const {
   argv.push_back(nullptr);
   envp.push_back(nullptr);
   std::fflush(nullptr);
-  const pid_t child = ::fork();
-  if (child == 0) {
-    ::execve(argv[0], argv.data(), envp.data());
-    ::_exit(127);
-  }
-  if (child < 0) {
-    LogLine("error: could not start the diagnosis; run `trainguard diagnose " + bundle_ + "` by hand");
+  // posix_spawn, not fork: a forked copy of a process with MPI, NCCL and CUDA threads may
+  // deadlock on a lock one of them held before it reaches exec.
+  pid_t child = 0;
+  const int failed = ::posix_spawn(&child, argv[0], nullptr, nullptr, argv.data(), envp.data());
+  if (failed != 0) {
+    LogLine("error: could not start the diagnosis (" + ErrnoMessage(argv[0], failed) + "); run `trainguard diagnose " +
+            bundle_ + "` by hand");
     return;
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.diagnosis_timeout_s);

@@ -17,6 +17,12 @@ bool UsesNccl(const TrainConfig& config, torch::Device device) {
 
 double NcclTimeoutFor(double step_timeout_s) { return step_timeout_s + std::max(60.0, step_timeout_s); }
 
+void SetDataPlaneEnvironment() {
+#ifdef TRAINGUARD_WITH_NCCL
+  SetNcclProcessPolicy();
+#endif
+}
+
 std::unique_ptr<DataPlane> MakeDataPlane(const TrainConfig& config, torch::Device device, ControlPlane& control,
                                          WaitGuard* guard) {
   if (UsesNccl(config, device)) {

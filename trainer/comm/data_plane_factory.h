@@ -22,6 +22,11 @@ bool UsesNccl(const TrainConfig& config, torch::Device device);
 // rank) and never, by a race between the two clocks, c10d's communication error (exit 5).
 double NcclTimeoutFor(double step_timeout_s);
 
+// Sets the environment the data planes read (the c10d policy: SetNcclProcessPolicy). Call first
+// in main(), before any thread exists: setenv races with every thread that reads the
+// environment, and MPI, the metrics endpoint and the watchdogs all start threads.
+void SetDataPlaneEnvironment();
+
 // Collective over MPI_COMM_WORLD (and `control`, for the NCCL bootstrap). Waits poll `guard`.
 // Throws ConfigError when the build cannot make the plane asked for.
 std::unique_ptr<DataPlane> MakeDataPlane(const TrainConfig& config, torch::Device device, ControlPlane& control,

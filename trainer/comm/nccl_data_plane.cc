@@ -87,7 +87,6 @@ void SetNcclProcessPolicy() {
 
 std::unique_ptr<DataPlane> MakeNcclDataPlane(ControlPlane& control, const NcclPlaneOptions& options, WaitGuard* guard) {
   const int rank = control.rank(), world = control.world();
-  SetNcclProcessPolicy();
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000));
 
   c10::intrusive_ptr<c10d::Store> store = ConnectStore(control, options.store_addr, options.timeout_s);

@@ -24,8 +24,8 @@ struct NcclPlaneOptions {
   std::string store_addr;  // address the other ranks reach rank 0's TCPStore at (empty: rank 0's IP)
 };
 
-// The c10d process-group policy trainguard needs, set in the environment before a process
-// group exists, unless the user set a variable: the c10d watchdog must neither rethrow a CUDA
+// The c10d process-group policy trainguard needs, set in the environment before any thread
+// exists (main(), through SetDataPlaneEnvironment), unless the user set a variable: the c10d watchdog must neither rethrow a CUDA
 // error nor tear the process down (the fault flow writes a bundle, diagnoses it and decides
 // the exit code), and its heartbeat monitor must not abort a rank that is diagnosing.
 void SetNcclProcessPolicy();
