@@ -17,6 +17,8 @@ enum ExitCode : int {
   kExitNonFinite = 10,    // a non-finite loss, gradient norm or input
   kExitStall = 11,        // a step or collective overran --step-timeout
   kExitPreempted = 12,    // a stop was requested (SIGUSR1, SIGTERM): checkpoint written; requeue with --resume auto
+  kExitOutOfMemory = 13,  // the batch does not fit in GPU or host memory: lower --batch-size
+  kExitGpuFault = 14,     // the GPU failed (illegal address, launch failure, ECC, off the bus): another node
 };
 
 }  // namespace trainguard

@@ -12,11 +12,13 @@
 #include "launcher/metrics_report.h"
 #include "trainer/core/exit_owner.h"
 #include "trainer/core/log.h"
+#include "trainer/step_errors.h"
 
 namespace trainguard {
 
 ErrorKind KindOfAny(const std::exception& e) {
   if (dynamic_cast<const c10::DistError*>(&e)) return ErrorKind::kComm;
+  if (IsOutOfMemory(e)) return ErrorKind::kOutOfMemory;  // outside a step: building the model, an evaluation
   return KindOf(e);
 }
 
@@ -42,6 +44,10 @@ int ExitCodeOf(const std::exception& e) {
       return kExitNonFinite;
     case ErrorKind::kStall:
       return kExitStall;
+    case ErrorKind::kOutOfMemory:
+      return kExitOutOfMemory;
+    case ErrorKind::kGpuFault:
+      return kExitGpuFault;
     case ErrorKind::kInternal:
       return kExitInternal;
   }
@@ -95,7 +101,12 @@ void WaitForTheOthers(Job& job, double grace_s) {
   const int code = ExitCodeOf(e);
   if (!ClaimExit(code)) StandAside(std::string("error: ") + FirstLine(e.what()));
   const bool verdict_everywhere = dynamic_cast<const LabelError*>(&e) != nullptr;
-  if (!verdict_everywhere || job.mpi.rank() == 0) LogLine(std::string("error: ") + e.what());
+  const bool unclassified_memory = IsOutOfMemory(e) && dynamic_cast<const Error*>(&e) == nullptr;
+  if (unclassified_memory) {
+    LogLine("error: " + OutOfMemoryElsewhere(job.device, e.what()));
+  } else if (!verdict_everywhere || job.mpi.rank() == 0) {
+    LogLine(std::string("error: ") + e.what());
+  }
   const bool tell = job.mpi.world() > 1 && !dynamic_cast<const PeerError*>(&e);
   if (tell) job.faults.Tell(static_cast<int>(KindOfAny(e)), 0, e.what());
   Liveness* liveness = job.liveness.get();

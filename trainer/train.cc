@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "trainer/core/errors.h"
+#include "trainer/core/host_addresses.h"
 #include "trainer/core/log.h"
 #include "trainer/core/sharding.h"
 #include "trainer/data/prefetcher.h"
@@ -15,6 +16,7 @@
 #include "trainer/loss.h"
 #include "trainer/model/bn_relu_pool.h"
 #include "trainer/precision.h"
+#include "trainer/step_errors.h"
 
 namespace trainguard {
 
@@ -50,7 +52,12 @@ std::unique_ptr<FusedAdam> MakeOptimizer(const TrainConfig& config, Hw3Net& mode
 }
 
 Trainer::Trainer(const TrainConfig& config, const Dataset& train, const Dataset* test, TrainContext context)
-    : config_(config), train_(train), test_(test), ctx_(context), model_(MakeModel(config, train, context.device)) {
+    : config_(config),
+      train_(train),
+      test_(test),
+      ctx_(context),
+      model_(MakeModel(config, train, context.device)),
+      gpu_bus_id_(GpuBusId(context.device)) {
   model_->to(ctx_.device);
   optimizer_ = MakeOptimizer(config, model_);
   reducer_ = std::make_unique<GradReducer>(model_->parameters(), ctx_.data,
@@ -210,22 +217,6 @@ EpochPlan Trainer::PlanEpoch(int64_t epoch) {
   return plan;
 }
 
-namespace {
-
-constexpr int32_t kCudaErrorAssert = 710;  // cudaErrorAssert: a kernel's assert failed
-
-// The kind of an exception thrown inside a step by Torch or CUDA, by its type: a CUDA error
-// carries its code; an index out of range on the CPU (a target outside [0, C)) is an IndexError.
-ErrorKind ClassifyStepError(const std::exception& e) {
-  if (const auto* accelerator = dynamic_cast<const c10::AcceleratorError*>(&e)) {
-    return accelerator->get_error_code() == kCudaErrorAssert ? ErrorKind::kDeviceAssert : ErrorKind::kInternal;
-  }
-  if (dynamic_cast<const c10::IndexError*>(&e)) return ErrorKind::kBatchData;
-  return ErrorKind::kInternal;
-}
-
-}  // namespace
-
 double Trainer::GuardedStep(Batch& batch, const StepReport& where) {
   for (StepHooks* h : ctx_.hooks) h->BeforeStep(where, batch);
   StepFailure failure;
@@ -251,12 +242,18 @@ double Trainer::GuardedStep(Batch& batch, const StepReport& where) {
   } catch (const std::exception& e) {
     failure.kind = ClassifyStepError(e);
     failure.what = e.what();
+    if (failure.kind == ErrorKind::kOutOfMemory) {
+      failure.what = OutOfMemoryReport(config_, ctx_.device, where.global_step, batch.images, e.what());
+    } else if (failure.kind == ErrorKind::kGpuFault) {
+      failure.what = GpuFaultReport(HostName(), ctx_.device, gpu_bus_id_, e.what());
+    }
     failure.culprit = true;
   }
   for (StepHooks* h : ctx_.hooks) h->OnStepFailed(failure);
-  throw FaultError(failure.kind, "step " + std::to_string(where.global_step) + " (epoch " +
-                                     std::to_string(where.epoch + 1) + ") failed on rank " +
-                                     std::to_string(ctx_.control.rank()) + ": " + FirstLine(failure.what));
+  throw FaultError(failure.kind,
+                   "step " + std::to_string(where.global_step) + " (epoch " + std::to_string(where.epoch + 1) +
+                       ") failed on rank " + std::to_string(ctx_.control.rank()) + ": " + FirstLine(failure.what),
+                   where.global_step);
 }
 
 TrainSummary Trainer::Run() {
@@ -301,8 +298,8 @@ TrainSummary Trainer::Run() {
         loss = GuardedStep(batch,
                            {pos.epoch, pos.step_in_epoch + 1, steps_per_epoch, pos.global_step + 1, 0, global_images});
       } catch (const FaultError& e) {
-        const bool device_lost =
-            e.kind() == ErrorKind::kDeviceAssert || (e.kind() == ErrorKind::kInternal && ctx_.device.is_cuda());
+        const bool device_lost = e.kind() == ErrorKind::kDeviceAssert || e.kind() == ErrorKind::kGpuFault ||
+                                 (e.kind() == ErrorKind::kInternal && ctx_.device.is_cuda());
         if (device_lost && ctx_.on_device_lost) ctx_.on_device_lost(e);
         throw;
       }

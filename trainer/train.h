@@ -125,6 +125,7 @@ class Trainer {
   std::unique_ptr<GradReducer> reducer_;
   TrainPosition start_;
   RunShape shape_;
+  std::string gpu_bus_id_;  // read while the GPU is healthy, for a GPU fault's report
 };
 
 }  // namespace trainguard

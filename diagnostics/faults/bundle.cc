@@ -40,11 +40,8 @@ std::string FromKey(std::string key) {
   return key;
 }
 
-}  // namespace
-
-void WriteBundle(const std::string& dir, const Bundle& b) {
-  ::mkdir(dir.c_str(), 0755);  // an existing folder is reused
-  const json j = b.meta;
+// tensors.pt: the batch, the RNG state and the weights.
+void WriteTensors(const std::string& dir, const Bundle& b) {
   torch::serialize::OutputArchive tensors, weights;
   tensors.write("images", b.images.to(torch::kCPU));
   tensors.write("targets", b.targets.to(torch::kCPU));
@@ -54,6 +51,14 @@ void WriteBundle(const std::string& dir, const Bundle& b) {
   std::ostringstream bytes;
   tensors.save_to(bytes);
   WriteFileAtomically(dir + "/tensors.pt", bytes.str());
+}
+
+}  // namespace
+
+void WriteBundle(const std::string& dir, const Bundle& b) {
+  ::mkdir(dir.c_str(), 0755);  // an existing folder is reused
+  const json j = b.meta;
+  if (b.images.defined()) WriteTensors(dir, b);
   // meta.json last: its presence means the bundle is complete.
   WriteFileAtomically(dir + "/meta.json", j.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
 }
@@ -62,6 +67,10 @@ Bundle ReadBundle(const std::string& dir) {
   Bundle b;
   try {
     b.meta = json::parse(ReadWholeFile(dir + "/meta.json")).get<BundleMeta>();
+    if (b.meta.kind == ErrorKindName(ErrorKind::kOutOfMemory)) {
+      throw DataError("bundle " + dir + " is of an out-of-memory failure: it names the batch's samples and the " +
+                      "memory figures (meta.json) and holds no tensors; there is nothing to re-run");
+    }
     const std::string bytes = ReadWholeFile(dir + "/tensors.pt");
     torch::serialize::InputArchive tensors, weights;
     tensors.load_from(bytes.data(), bytes.size());
@@ -74,6 +83,8 @@ Bundle ReadBundle(const std::string& dir) {
       weights.read(key, t);
       b.weights[FromKey(key)] = t;
     }
+  } catch (const DataError&) {
+    throw;
   } catch (const IoError& e) {
     throw DataError(std::string("bundle ") + dir + " is incomplete: " + e.what() +
                     "; pass the folder the failing rank named");

@@ -15,7 +15,7 @@
 namespace trainguard {
 
 struct BundleMeta {
-  std::string kind;   // ErrorKind name: batch_data, device_assert, non_finite, internal
+  std::string kind;   // ErrorKind name: batch_data, device_assert, non_finite, out_of_memory, gpu_fault, ...
   std::string error;  // the error text the rank saw
   int rank = 0, world = 1;
   int64_t epoch = 0, step_in_epoch = 0, global_step = 0;
@@ -38,7 +38,8 @@ struct Bundle {
 // A CPU copy of every parameter and buffer of `model`, by name.
 std::map<std::string, torch::Tensor> HostWeights(const torch::nn::Module& model);
 
-// Writes the bundle into `dir` (created). Throws IoError/c10::Error on failure.
+// Writes the bundle into `dir` (created). Throws IoError/c10::Error on failure. Without images
+// (an out-of-memory failure: serialising tensors needs the memory that ran out) only meta.json.
 void WriteBundle(const std::string& dir, const Bundle& bundle);
 // Reads a bundle; throws DataError naming the folder and file when it is incomplete or damaged.
 Bundle ReadBundle(const std::string& dir);

@@ -76,6 +76,10 @@ Bundle FaultGuard::Capture(const StepFailure& f) const {
     m.sources.push_back(catalog_.source(i));
     m.raw_labels.push_back(catalog_.label(i).text);
   }
+  // Out of memory: no tensors. Copying and serialising them needs the memory that ran out (a
+  // failed allocation inside the serialiser's destructor aborts the process); the samples are
+  // named above and the error carries the memory figures.
+  if (f.kind == ErrorKind::kOutOfMemory) return b;
   b.images = f.batch->images;
   b.targets = f.batch->targets;
   b.rng_state = at::detail::getDefaultCPUGenerator().get_state();
@@ -113,7 +117,10 @@ void FaultGuard::OnStepFailed(const StepFailure& f) {
     LogLine(std::string("error: the repro bundle could not be written to ") + dir + ": " + e.what());
     return;
   }
-  if (options_.run_diagnosis) RunDiagnosis();
+  // Memory and hardware failures are not the batch's: a re-run would meet the same full or broken
+  // device and name no sample.
+  const bool batch_may_be_at_fault = f.kind != ErrorKind::kOutOfMemory && f.kind != ErrorKind::kGpuFault;
+  if (options_.run_diagnosis && batch_may_be_at_fault) RunDiagnosis();
 }
 
 void FaultGuard::RunDiagnosis() const {

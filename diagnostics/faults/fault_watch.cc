@@ -196,10 +196,11 @@ void FaultWatch::StallVerdict(int64_t step) {  // a step, or the key (< 0) of a 
   }
   Disarm();  // the verdict is the cause: the watchdog must not report this rank as stuck too
   ClaimStop("the stall verdict");
-  throw FaultError(ErrorKind::kStall, "stall in " + Describe(step) + ": rank(s) " + RankList(missing) +
-                                          " did not arrive within --step-timeout " +
-                                          std::to_string(static_cast<int>(timeout_s_)) + " s (waiting: rank(s) " +
-                                          RankList(waiting_[step]) + ")" + MissingRanks(missing));
+  throw FaultError(ErrorKind::kStall,
+                   "stall in " + Describe(step) + ": rank(s) " + RankList(missing) +
+                       " did not arrive within --step-timeout " + std::to_string(static_cast<int>(timeout_s_)) +
+                       " s (waiting: rank(s) " + RankList(waiting_[step]) + ")" + MissingRanks(missing),
+                   step > 0 ? step : 0);
 }
 
 std::string FaultWatch::MissingRanks(const std::set<int>& missing) {

@@ -60,7 +60,7 @@ struct RunInfo {
 };
 
 // The failure kinds of trainguard_failures_total; any other kind is counted as "internal".
-extern const char* const kFailureKinds[9];
+extern const char* const kFailureKinds[11];
 
 class Metrics {
  public:

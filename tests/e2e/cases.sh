@@ -547,6 +547,32 @@ YAML
     timeout 60 "$BIN" diagnose "$bundle" >"$WORK/by_hand.out" 2>&1 || fail "diagnose by hand failed"
     grep -q "sample 37, file synthetic#37, label '11'" "$WORK/by_hand.out" || fail "diagnose by hand: no sample"
     ;;
+  out_of_memory)
+    # A batch that does not fit: 4096 samples per rank under a 5 GB address-space limit (the
+    # model itself fits: measured, a rank fails in its first step from 3.8 GB up to 5.7 GB with
+    # half this batch). Every rank exits 13 (out of memory, not 1), the log names the batch size
+    # and what to try, no diagnosis runs, and the bundle holds the samples and the memory figures
+    # without tensors.
+    (
+      ulimit -v 5000000
+      run oom 2 train --dataset synthetic --synthetic-samples 8192 --batch-size 4096 --width 1 --threads 1 \
+        --max-steps 2 --no-eval --bundle-dir "$WORK/faults" --metrics-textfile "$WORK" --metrics-job e2e_oom
+    )
+    expect_rc oom 13
+    [ "$(grep -c 'exiting with code 13' "$WORK/oom.err")" = 2 ] || fail "not every rank exited 13"
+    expect_text oom err "out of host memory in step 1 with --batch-size 4096 per rank of 1x32x32 images, --precision fp32"
+    expect_text oom err "address-space limit (ulimit -v)): try --batch-size 2048"
+    grep -q "diagnosis" "$WORK/oom.err" && fail "a diagnosis ran for an out-of-memory failure"
+    bundle=$(find "$WORK/faults" -name meta.json | head -1)
+    [ -n "$bundle" ] || fail "no bundle"
+    grep -q '"kind": "out_of_memory"' "$bundle" || fail "the bundle does not say out_of_memory"
+    grep -q 'address-space limit' "$bundle" || fail "the bundle lacks the memory figures"
+    [ -z "$(find "$WORK/faults" -name tensors.pt)" ] || fail "an out-of-memory bundle with tensors"
+    for r in 0 1; do
+      grep -q '^trainguard_failures_total{.*exit_code="13",kind="\(out_of_memory\|peer\)"} 1$' \
+        "$WORK/trainguard_e2e_oom_rank$r.prom" || fail "rank $r: no out-of-memory failure counted"
+    done
+    ;;
   signal_during_stop)
     # A SIGTERM that lands while a rank runs its stop protocol (here: while the diagnosis of a
     # planted label sleeps) must neither replace the cause's code (8) with the teardown's (6) nor

@@ -31,6 +31,10 @@ const char* ErrorKindName(ErrorKind kind) {
       return "non_finite";
     case ErrorKind::kStall:
       return "stall";
+    case ErrorKind::kOutOfMemory:
+      return "out_of_memory";
+    case ErrorKind::kGpuFault:
+      return "gpu_fault";
   }
   return "internal";
 }

@@ -2,6 +2,7 @@
 // a message names the file, flag or sample at fault and ends with what to do about it.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -57,16 +58,21 @@ enum class ErrorKind {
   kDeviceAssert,  // a CUDA device-side assert
   kNonFinite,     // a non-finite loss, gradient norm or input
   kStall,         // a step or collective overran its deadline
+  kOutOfMemory,   // an allocation failed: the batch does not fit (GPU or host memory)
+  kGpuFault,      // the GPU failed: an illegal address, a launch failure, an uncorrectable ECC error
 };
 
 // A training step failed; `kind` is one of the step kinds above.
 class FaultError : public Error {
  public:
-  FaultError(ErrorKind kind, const std::string& what) : Error(what), kind_(kind) {}
+  // `step`: the global step it happened at (0: between steps).
+  FaultError(ErrorKind kind, const std::string& what, int64_t step = 0) : Error(what), kind_(kind), step_(step) {}
   ErrorKind kind() const { return kind_; }
+  int64_t step() const { return step_; }
 
  private:
   ErrorKind kind_;
+  int64_t step_;
 };
 
 // Another rank failed; this rank stops with it. `origin` is the kind of the failure there.
@@ -80,7 +86,8 @@ class PeerError : public Error {
 };
 
 // "internal", "config", "data", "checkpoint", "comm", "peer", "bad_label", "batch_data",
-// "device_assert", "non_finite", "stall": in bundles, logs and metrics.
+// "device_assert", "non_finite", "stall", "out_of_memory", "gpu_fault": in bundles, logs and
+// metrics.
 const char* ErrorKindName(ErrorKind kind);
 
 // The kind of any exception: one of ours by type, anything else is internal.
