@@ -23,8 +23,8 @@
 
 namespace trainguard {
 
-const char* const kFailureKinds[11] = {"bad_label", "device_assert", "non_finite", "stall",        "peer",     "data",
-                                       "checkpoint", "comm",         "internal",   "out_of_memory", "gpu_fault"};
+const char* const kFailureKinds[11] = {"bad_label",  "device_assert", "non_finite", "stall",         "peer",     "data",
+                                       "checkpoint", "comm",          "internal",   "out_of_memory", "gpu_fault"};
 
 namespace {
 

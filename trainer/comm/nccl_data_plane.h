@@ -25,9 +25,9 @@ struct NcclPlaneOptions {
 };
 
 // The c10d process-group policy trainguard needs, set in the environment before any thread
-// exists (main(), through SetDataPlaneEnvironment), unless the user set a variable: the c10d watchdog must neither rethrow a CUDA
-// error nor tear the process down (the fault flow writes a bundle, diagnoses it and decides
-// the exit code), and its heartbeat monitor must not abort a rank that is diagnosing.
+// exists (main(), through SetDataPlaneEnvironment), unless the user set a variable: the c10d watchdog must neither
+// rethrow a CUDA error nor tear the process down (the fault flow writes a bundle, diagnoses it and decides the exit
+// code), and its heartbeat monitor must not abort a rank that is diagnosing.
 void SetNcclProcessPolicy();
 
 // Creates the NCCL data plane for this rank's CUDA device. Collective over `control`, which
