@@ -1,6 +1,7 @@
 // Job setup shared by the subcommands (see job.h).
 #include "launcher/job.h"
 
+#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <cuda_runtime_api.h>
 
@@ -22,6 +23,22 @@
 namespace trainguard {
 namespace {
 
+// A GPU newer or older than every architecture this Torch build has kernels for fails its first
+// kernel with cudaErrorNoKernelImageForDevice; said at start, with the GPU's compute capability,
+// rather than as a failed first step.
+void RefuseGpuWithoutKernels(torch::Device device) {
+  constexpr int32_t kCudaErrorNoKernelImageForDevice = 209;
+  try {
+    torch::ones({1}, device).add_(1).cpu();
+  } catch (const c10::AcceleratorError& e) {
+    if (e.get_error_code() != kCudaErrorNoKernelImageForDevice) throw;
+    const auto* gpu = at::cuda::getDeviceProperties(device.index());
+    throw ConfigError("this Torch build has no kernels for " + std::string(gpu->name) + " (" + device.str() + " on " +
+                      HostName() + ", compute capability " + std::to_string(gpu->major) + "." +
+                      std::to_string(gpu->minor) + "): install the torch wheel built for it, or use --device cpu");
+  }
+}
+
 // This rank's device: the GPU of index local rank modulo the visible GPUs, made the current
 // CUDA device of the process. Whether two ranks then share a GPU is checked across ranks
 // (RefuseSharedGpus): ranks that each see a GPU of their own (Slurm's --gpus-per-task=1) all
@@ -36,6 +53,7 @@ torch::Device PickDevice(const TrainConfig& config, const MpiSession& mpi) {
   const auto count = static_cast<int>(torch::cuda::device_count());
   const torch::Device device(torch::kCUDA, static_cast<c10::DeviceIndex>(mpi.local_rank() % count));
   c10::cuda::set_device(device.index());
+  RefuseGpuWithoutKernels(device);
   return device;
 }
 

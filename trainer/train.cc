@@ -27,6 +27,8 @@ bool UseFusedBlocks(const TrainConfig& config, torch::Device device) {
     throw ConfigError("--fused-blocks on: this build has no fused kernels for " + device.str() +
                       " (built without nvcc); use --fused-blocks off");
   }
+  const std::string missing = FusedKernelsMissingFor(device);
+  if (!missing.empty()) throw ConfigError("--fused-blocks on: " + missing);
   return true;
 }
 

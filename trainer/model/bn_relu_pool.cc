@@ -1,6 +1,11 @@
 // The fused block as an autograd function over the device passes (see bn_relu_pool.h).
 #include "trainer/model/bn_relu_pool.h"
 
+#ifdef TRAINGUARD_WITH_CUDA_KERNELS
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
+#include "trainer/core/cuda_archs.h"
 #include "trainer/core/errors.h"
 #include "trainer/model/bn_relu_pool_passes.h"
 
@@ -98,6 +103,21 @@ struct BnReluPoolFunction : public torch::autograd::Function<BnReluPoolFunction>
 };
 
 }  // namespace
+
+std::string FusedKernelsMissingFor(torch::Device device) {
+#ifdef TRAINGUARD_WITH_CUDA_KERNELS
+  if (!device.is_cuda()) return "";
+  const auto* gpu = at::cuda::getDeviceProperties(device.index());
+  if (ArchListRuns(TRAINGUARD_CUDA_ARCHS, gpu->major, gpu->minor)) return "";
+  return std::string("the fused kernels are built for compute capability ") + TRAINGUARD_CUDA_ARCHS + " and " +
+         gpu->name + " (" + device.str() + ") is " + std::to_string(gpu->major) + "." + std::to_string(gpu->minor) +
+         ": use --fused-blocks off, or rebuild with TORCH_CUDA_ARCH_LIST=\"" + std::to_string(gpu->major) + "." +
+         std::to_string(gpu->minor) + "\"";
+#else
+  (void)device;
+  return "";
+#endif
+}
 
 bool BnReluPoolSupported(torch::Device device) {
 #ifdef TRAINGUARD_WITH_CUDA_KERNELS

@@ -29,4 +29,9 @@ torch::Tensor BnReluPool(const torch::Tensor& y, const torch::Tensor& conv_bias,
 // Whether BnReluPool runs on `device` in this build.
 bool BnReluPoolSupported(torch::Device device);
 
+// Why the fused kernels cannot run on `device` although the build has them: a GPU whose compute
+// capability the architectures they were built for (TORCH_CUDA_ARCH_LIST) do not cover. Empty
+// when they can run.
+std::string FusedKernelsMissingFor(torch::Device device);
+
 }  // namespace trainguard
