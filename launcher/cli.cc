@@ -188,6 +188,11 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
                  "before exiting 6")
       ->check(kPositive)
       ->capture_default_str();
+  cmd.add_option("--restart-count", c.restart_count,
+                 "how many times this job was restarted before this run (slurm/ and k8s/ set it): logged and "
+                 "exported as trainguard_restarts")
+      ->check(kNonNegative)
+      ->capture_default_str();
   // Every long option can also come from TRAINGUARD_<NAME>.
   for (CLI::Option* opt : cmd.get_options()) {
     if (!opt->get_lnames().empty() && opt->get_lnames().front() != "help" && opt->get_lnames().front() != "config") {

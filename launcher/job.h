@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,11 @@ struct Job {
   torch::Device device = torch::kCPU;
   std::unique_ptr<Dataset> train;
   std::unique_ptr<Dataset> test;  // null for the synthetic set or with --no-eval
+  // train with --checkpoint: where a failure's fingerprint goes (README: requeues), and when the
+  // training last became safe to lose: the run's start, then each checkpoint written (the
+  // training thread's: StopRank reads it there).
+  std::string failure_file;
+  std::chrono::steady_clock::time_point progress_saved_at = std::chrono::steady_clock::now();
 };
 
 // Collective. Throws (on every rank) when any rank cannot set up.

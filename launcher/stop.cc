@@ -10,7 +10,9 @@
 
 #include "launcher/exit_codes.h"
 #include "launcher/metrics_report.h"
+#include "trainer/core/atomic_file.h"
 #include "trainer/core/exit_owner.h"
+#include "trainer/core/host_addresses.h"
 #include "trainer/core/log.h"
 #include "trainer/step_errors.h"
 
@@ -89,6 +91,35 @@ void WaitForTheOthers(Job& job, double grace_s) {
   LogLine("not waiting longer for the other ranks: " + missing);
 }
 
+// The failure's fingerprint, one line in --checkpoint's folder (Job::failure_file), written by
+// a rank where the failure arose (not one stopping for a peer): what the launcher scripts compare
+// to decide that a requeued job met the same failure again (README: requeues). The host belongs
+// to a GPU fault's fingerprint only: the other kinds repeat on any node.
+void WriteFingerprint(const std::exception& e, int code, const Job& job) {
+  if (job.failure_file.empty() || dynamic_cast<const PeerError*>(&e) != nullptr) return;
+  const auto* fault = dynamic_cast<const FaultError*>(&e);
+  const ErrorKind kind = KindOfAny(e);
+  std::string line = "exit=" + std::to_string(code) + " kind=" + ErrorKindName(kind) +
+                     " step=" + std::to_string(fault != nullptr ? fault->step() : 0);
+  if (kind == ErrorKind::kGpuFault) line += " host=" + HostName();
+  try {
+    WriteFileAtomically(job.failure_file, line + "\n");
+  } catch (const std::exception& write_error) {
+    LogLine(std::string("warning: the failure's fingerprint was not written: ") + write_error.what());
+  }
+}
+
+// Rank 0 (which writes the checkpoints): the training since the last one, which a resumed run
+// redoes; logged and exported.
+void ReportLostTraining(const Job& job) {
+  if (job.failure_file.empty() || job.mpi.rank() != 0) return;
+  const double lost = std::chrono::duration<double>(std::chrono::steady_clock::now() - job.progress_saved_at).count();
+  char line[160];
+  std::snprintf(line, sizeof line, "%.0f s of training since the last checkpoint (or this run's start) are lost", lost);
+  LogLine(line);
+  if (job.metrics) job.metrics->SetLostTrainingSeconds(lost);
+}
+
 }  // namespace
 
 // Ends this rank after a failure. Unless the failure came from a peer, the others are told over
@@ -115,6 +146,8 @@ void WaitForTheOthers(Job& job, double grace_s) {
     for (int r : liveness->Silent()) silent[r] = liveness->Host(r);
     job.metrics->SetSilentPeers(silent);
   }
+  WriteFingerprint(e, code, job);
+  ReportLostTraining(job);
   // Before the rendezvous: once one rank exits, the launcher may end the others.
   ReportFailure(job.metrics.get(), FailureKindOf(e), code);
   if (job.watch) job.watch->AtEnd();

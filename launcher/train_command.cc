@@ -62,16 +62,31 @@ void ReportSkipped(const Dataset& dataset, ControlPlane& control, Metrics* metri
     std::printf("skipped %lld unreadable image reads in all\n", static_cast<long long>(total));
 }
 
+// Keeps Job::progress_saved_at at the last checkpoint written, for the stop's lost-time figure.
+class SavedProgressClock final : public TrainObserver {
+ public:
+  explicit SavedProgressClock(Job& job) : job_(job) {}
+  void OnCheckpoint(int64_t, double, int64_t) override { job_.progress_saved_at = std::chrono::steady_clock::now(); }
+
+ private:
+  Job& job_;
+};
+
 }  // namespace
 
 int Train(const Command& command, Job& job) {
   const TrainConfig& config = command.train;
   MpiSession& mpi = job.mpi;
+  if (!config.checkpoint.empty()) job.failure_file = config.checkpoint + ".failure";
+  if (mpi.rank() == 0 && config.restart_count > 0) {
+    LogLine("restart " + std::to_string(config.restart_count) + " of this job (--restart-count)");
+  }
   job.watch->SetPhase("the set-up of the data plane");
   job.data = MakeDataPlane(config, job.device, job.control, job.watch.get());
   job.watch->SetPhase("the start of the metrics");
   StartJobMetrics(config, job);
   if (job.metrics) {
+    job.metrics->SetRestarts(config.restart_count);
     job.metrics->SetRunInfo({TRAINGUARD_VERSION, UsesNccl(config, job.device) ? "nccl" : "mpi",
                              job.device.is_cuda() ? "cuda" : "cpu", config.precision});
   }
@@ -90,6 +105,8 @@ int Train(const Command& command, Job& job) {
   context.on_device_lost = [&job, &config](const std::exception& e) { StopRank(e, job, config.fault_grace); };
   if (config.validate_labels) context.observers.push_back(&labels);
   context.observers.push_back(&progress);
+  SavedProgressClock saved_progress(job);
+  if (!config.checkpoint.empty()) context.observers.push_back(&saved_progress);
   StragglerReport stragglers(job.control, job.liveness.get(), job.metrics.get());
   if (mpi.world() > 1) context.observers.push_back(&stragglers);
   std::optional<MetricsObserver> metrics_observer;

@@ -24,6 +24,8 @@ tg_code_name() {
     10) echo "non-finite loss, gradient or input" ;;
     11) echo "stall: a rank did not arrive within --step-timeout" ;;
     12) echo "preempted: checkpoint written, to be continued" ;;
+    13) echo "out of memory: lower --batch-size" ;;
+    14) echo "GPU fault: the GPU or its node failed" ;;
     *)
       if (($1 > 128 && $1 < 160)); then echo "a task was killed by signal $(($1 - 128))"; else echo "unknown code"; fi
       ;;
@@ -36,17 +38,18 @@ tg_code_name() {
 # got SIGTERM, i.e. Slurm itself is ending the job (scancel, the time limit, a preemption, an
 # administrator's requeue), else 0:
 #   ok         CODE 0;
-#   requeue    12 (checkpointed on request) or what a lost node or peer leaves behind (5, 6, 11,
-#              a task killed by a signal), while RESTARTS < MAX_RESTARTS and not TERMINATED;
+#   requeue    12 (checkpointed on request), what a lost node or peer leaves behind (5, 6, 11,
+#              a task killed by a signal) or a GPU fault (14, rerun without that node), while
+#              RESTARTS < MAX_RESTARTS and not TERMINATED;
 #   ending     the same codes when TERMINATED: Slurm decides (a cancelled job stays cancelled);
 #   exhausted  the same codes with no restart left;
-#   fail       anything else: a usage, data, label or checkpoint error (2, 3, 4, 7, 8, 9, 10)
-#              would fail again, and 1 is a bug.
+#   fail       anything else: a usage, data, label, checkpoint or memory error (2, 3, 4, 7, 8,
+#              9, 10, 13) would fail again, and 1 is a bug.
 tg_exit_action() {
   local code=$1 restarts=$2 max=$3 terminated=$4
   case "$code" in
     0) echo ok; return ;;
-    5 | 6 | 11 | 12) ;;
+    5 | 6 | 11 | 12 | 14) ;;
     *) if ! ((code > 128 && code < 160)); then echo fail; return; fi ;;
   esac
   if ((terminated)); then
@@ -63,7 +66,7 @@ tg_exit_action() {
 tg_trainguard_args() {
   printf '%s\n' train --resume auto --device "$TG_DEVICE" --checkpoint "$TG_CHECKPOINT" \
     --bundle-dir "$TG_BUNDLE_DIR" --label-report "$TG_LABEL_REPORT" --run-config "$TG_RUN_CONFIG" \
-    --log-dir "$TG_LOG_DIR"
+    --log-dir "$TG_LOG_DIR" --restart-count "${SLURM_RESTART_COUNT:-0}"
   [ -z "$TG_CONFIG" ] || printf '%s\n' --config "$TG_CONFIG"
   [ -z "$TG_PUSHGATEWAY" ] || printf '%s\n' --pushgateway "$TG_PUSHGATEWAY"
   [ -z "$TG_METRICS_TEXTFILE" ] || printf '%s\n' --metrics-textfile "$TG_METRICS_TEXTFILE"
@@ -192,6 +195,34 @@ tg_check_settings() {
     { tg_log "TG_LAUNCHER_WAIT=$TG_LAUNCHER_WAIT: give whole seconds (default 20)"; exit 2; }
 }
 
+# tg_same_failure FINGERPRINT MEMORY: whether this run's failure (FINGERPRINT, the line trainguard
+# writes beside the checkpoint: exit code, kind, step, and the host of a GPU fault) is the one the
+# job was last requeued for (MEMORY); if not, it is remembered there for the next run. A requeue
+# from the same checkpoint that meets the same failure would loop until TG_MAX_RESTARTS.
+tg_same_failure() {
+  local now
+  now=$(cat "$1" 2>/dev/null) || return 1
+  [ -n "$now" ] || return 1
+  [ "$now" = "$(cat "$2" 2>/dev/null)" ] && return 0
+  printf '%s\n' "$now" >"$2"
+  return 1
+}
+
+# tg_exclude_failed_node FINGERPRINT: a GPU fault's node (host= in FINGERPRINT) is added to the
+# job's excluded nodes, so that the requeued run starts elsewhere. Node names are host names.
+tg_exclude_failed_node() {
+  local host current
+  host=$(sed -n 's/.* host=\([^ ]*\).*/\1/p' "$1" 2>/dev/null)
+  [ -n "$host" ] || return 0
+  current=$(scontrol show job "$SLURM_JOB_ID" 2>/dev/null | sed -n 's/.*ExcNodeList=\([^ ]*\).*/\1/p')
+  [ "$current" != "(null)" ] || current=
+  if scontrol update JobId="$SLURM_JOB_ID" ExcNodeList="${current:+$current,}$host"; then
+    tg_log "GPU fault on $host: the requeued job will not run there (ExcNodeList ${current:+$current,}$host)"
+  else
+    tg_log "GPU fault on $host: could not exclude it from the job (scontrol update failed)"
+  fi
+}
+
 # tg_job_main [TRAINGUARD ARGS...]: the whole batch job: one `trainguard train` step over every
 # task of the allocation, then the exit-code mapping (tg_exit_action). Exits with trainguard's
 # code, or 0 once the job is requeued.
@@ -216,20 +247,26 @@ tg_job_main() {
     "${SLURM_JOB_NODELIST:-?}, output in $TG_RUN_DIR"
   tg_log "${launcher[*]} $TG_SLURM_DIR/task.sh $TG_BIN ${trainguard[*]}"
 
-  local rc=0 action
+  local rc=0 action fingerprint=$TG_CHECKPOINT.failure
+  rm -f "$fingerprint"  # a failure of this run writes its own
   TG_TERMINATED=0
   tg_run_step "${launcher[@]}" "$TG_SLURM_DIR/task.sh" "$TG_BIN" "${trainguard[@]}" || rc=$?
   action=$(tg_exit_action "$rc" "$restarts" "$TG_MAX_RESTARTS" "$TG_TERMINATED")
+  if [ "$action" = requeue ] && tg_same_failure "$fingerprint" "$TG_RUN_DIR/requeued-failure"; then
+    action=repeated
+  fi
   tg_log "$TG_LAUNCHER exited $rc ($(tg_code_name "$rc")): $action"
   case "$action" in
     ok) exit 0 ;;
     requeue)
+      ((rc != 14)) || tg_exclude_failed_node "$fingerprint"
       if tg_requeue; then
         tg_log "requeued: the next run continues from $TG_CHECKPOINT (--resume auto)"
         exit 0
       fi
       ;;
     exhausted) tg_log "not requeued: $restarts restart(s) already, TG_MAX_RESTARTS=$TG_MAX_RESTARTS" ;;
+    repeated) tg_log "not requeued: the run met the failure it was requeued for again ($(cat "$fingerprint"))" ;;
     ending) tg_log "not requeued: Slurm is ending the job (SIGTERM); a rerun continues from $TG_CHECKPOINT" ;;
   esac
   exit "$rc"

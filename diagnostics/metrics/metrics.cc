@@ -120,6 +120,8 @@ class Metrics::Impl {
   Counter* unreadable_images = nullptr;
   Family<Counter>* failures = nullptr;
   Counter* preemptions = nullptr;
+  Gauge* restarts = nullptr;
+  Gauge* lost_training = nullptr;
   Family<Gauge>* last_success = nullptr;
   Family<Gauge>* gpu_allocated = nullptr;
   Family<Gauge>* gpu_reserved = nullptr;
@@ -180,6 +182,10 @@ Metrics::Metrics(const MetricsOptions& options) {
                        .Add({});
   m.last_success =
       &m.GaugeFamily("trainguard_last_success_timestamp_seconds", "Unix time of the last successful step.");
+  m.restarts = &m.GaugeFamily("trainguard_restarts", "Times the launcher restarted this job before this run.").Add({});
+  m.lost_training = &m.GaugeFamily("trainguard_lost_training_seconds",
+                                   "At a failure: training time since the last checkpoint, to be redone on resume.")
+                         .Add({});
   m.gpu_allocated = &m.GaugeFamily("trainguard_gpu_memory_allocated_bytes", "GPU memory held by tensors.");
   m.gpu_reserved = &m.GaugeFamily("trainguard_gpu_memory_reserved_bytes", "GPU memory held by the caching allocator.");
 }
@@ -260,6 +266,10 @@ void Metrics::OnFailure(const std::string& kind, int exit_code) {
 }
 
 void Metrics::OnPreemption() { impl_->preemptions->Increment(); }
+
+void Metrics::SetRestarts(int64_t restarts) { impl_->restarts->Set(static_cast<double>(restarts)); }
+
+void Metrics::SetLostTrainingSeconds(double seconds) { impl_->lost_training->Set(seconds); }
 
 void Metrics::SetGpuMemory(int64_t allocated_bytes, int64_t reserved_bytes) {
   impl_->gpu_allocated->Add({}).Set(static_cast<double>(allocated_bytes));

@@ -105,6 +105,11 @@ class Metrics {
   // A stop on request with its checkpoint (exit 12): trainguard_preemptions_total += 1. Not a failure.
   void OnPreemption();
   void SetGpuMemory(int64_t allocated_bytes, int64_t reserved_bytes);
+  // trainguard_restarts: how many times the launcher restarted the job before this run.
+  void SetRestarts(int64_t restarts);
+  // trainguard_lost_training_seconds: at a failure, the training time since the last checkpoint
+  // (or since this run began), which a resumed run must redo.
+  void SetLostTrainingSeconds(double seconds);
 
   // Outputs: I/O, each bounded in time. Each returns "" on success or when the option that
   // enables it is empty, else a warning that names the address or path and the reason.

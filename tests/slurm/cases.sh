@@ -175,6 +175,22 @@ case_lost_peer_requeue_bounded() {
   expect_line '^\[slurm job [0-9]+ .*\] not requeued: 1 restart\(s\) already, TG_MAX_RESTARTS=1$' "restart bound"
 }
 
+# (f2) A failure that comes back at the same step after a requeue (a stall at step 3: the rerun
+# starts afresh, no checkpoint being written before it) ends the requeues at once, not after
+# TG_MAX_RESTARTS, and says so; the second run knows it is a restart.
+case_repeated_failure_not_requeued() {
+  TG_MAX_RESTARTS=5 submit trainguard-cpu.sbatch -- "${SMALL[@]}" --step-timeout 3 --fault-grace 3 \
+    --inject-fault sleep:rank=1:step=3:seconds=30
+  wait_output "$JOB" "$(out)" 90 '\] requeued: '
+  release_requeued
+  wait_job_state "$JOB" 90 COMPLETED FAILED
+  expect_job FAILED 11:0 1
+  expect_line '^\[slurm job [0-9]+ .*\] srun exited 11 \(stall.*\): requeue$' "requeue of run 1"
+  expect_line '^\[slurm job [0-9]+ .*\] not requeued: the run met the failure it was requeued for again \(exit=11 kind=stall step=3\)$' \
+    "the end of the loop"
+  expect_line 'restart 1 of this job \(--restart-count\)' "the restart count in run 2"
+}
+
 # (f) A job cancelled while it trains (scancel): the batch shell and the tasks get SIGTERM, the
 # ranks checkpoint and exit 12, and the script does not requeue it: it stays CANCELLED.
 case_cancel_not_requeued() {
@@ -195,10 +211,10 @@ case_exit_code_mapping() {
   # shellcheck source-path=SCRIPTDIR source=../../slurm/job.sh
   source "$REPO/slurm/job.sh"
   local code want got
-  for code in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 134 137 143; do
+  for code in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 134 137 143; do
     case "$code" in
       0) want=ok ;;
-      5 | 6 | 11 | 12 | 134 | 137 | 143) want=requeue ;;
+      5 | 6 | 11 | 12 | 14 | 134 | 137 | 143) want=requeue ;;
       *) want=fail ;;
     esac
     got=$(tg_exit_action "$code" 0 3 0)
@@ -209,6 +225,17 @@ case_exit_code_mapping() {
     [ "$got" = "${want/requeue/ending}" ] || fail "exit $code after a SIGTERM to the batch shell: '$got'"
   done
   say "exit-code mapping as documented"
+  # A failure is remembered at its first requeue and recognised when it comes back.
+  local dir
+  dir=$(mktemp -d)
+  tg_same_failure "$dir/none" "$dir/memory" && fail "no fingerprint was taken for a repeated failure"
+  echo "exit=11 kind=stall step=3" >"$dir/fp"
+  tg_same_failure "$dir/fp" "$dir/memory" && fail "a first failure was taken for a repeated one"
+  tg_same_failure "$dir/fp" "$dir/memory" || fail "the same failure twice was not recognised"
+  echo "exit=11 kind=stall step=4" >"$dir/fp"
+  tg_same_failure "$dir/fp" "$dir/memory" && fail "a failure at another step was taken for a repeated one"
+  rm -rf "$dir"
+  say "repeated failures: recognised by their fingerprint"
   # The launcher bound reads the first rank that logged its exit; a bad TG_LAUNCHER_WAIT is refused.
   local logs
   logs=$(mktemp -d)

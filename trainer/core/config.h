@@ -92,6 +92,7 @@ struct TrainConfig {
   // exists, afresh otherwise (the same command line serves the first run and every requeue).
   std::string resume = "no";
   double preempt_grace = 20;  // seconds after SIGTERM to agree on a checkpoint before exit 6
+  int64_t restart_count = 0;  // how many times the launcher restarted this job before (slurm/, k8s/ set it)
 };
 
 // Checks relations between fields that single-flag checks cannot see.
