@@ -12,30 +12,42 @@
 # checkpoint and every rank exits 12 (preempted); this script waits for mpirun and exits with its
 # code. terminationGracePeriodSeconds must leave time for that.
 #
-# Exit codes (launcher/exit_codes.h): 0 ends the job. 2 3 4 7 8 9 10 (usage, data, checkpoint,
-# labels, batch data, device-side assert, non-finite) are permanent: the same input fails the same
-# way. The script then writes a marker into a pod-scoped folder (an emptyDir: it survives container
+# Exit codes (launcher/exit_codes.h): 0 ends the job. 2 3 4 7 8 9 10 13 (usage, data, checkpoint,
+# labels, batch data, device-side assert, non-finite, out of memory) are permanent: the same input
+# fails the same way. The script then writes a marker into a pod-scoped folder (an emptyDir: it survives container
 # restarts, not the pod), and when restartPolicy OnFailure restarts the container it exits with the
 # same code at once instead of training again, until runPolicy.backoffLimit fails the job. Every
-# other code (1 internal or mpirun's own start failure, 5 comm, 6 peer, 11 stall, 12 preempted, a
-# signal) is retried: the restart resumes from the checkpoint (resume = "auto").
+# other code (1 internal or mpirun's own start failure, 5 comm, 6 peer, 11 stall, 12 preempted, 14
+# GPU fault, a signal) is retried: the restart resumes from the checkpoint (resume = "auto"). A
+# GPU fault names its node: an MPIJob cannot exclude it from the restart, so the log says to
+# cordon it.
+#
+# Requeue loops end: trainguard writes a failure's fingerprint (exit code, kind, step, a GPU
+# fault's host) to TG_LAUNCH_FAILURE_FILE (the checkpoint's path plus ".failure"). When the
+# failure a restart was for comes back, the same from the same checkpoint, the attempt is
+# treated as permanent. Each attempt exports TRAINGUARD_RESTART_COUNT (mpirun passes it on with
+# -x) so that trainguard logs and exports it.
 #
 # Before starting mpirun it waits, bounded, until every host of the MPI hostfile accepts
 # connections on the ssh port, so that a restart after a lost worker does not spend a retry.
 #
 # Settings (environment, all optional; not TRAINGUARD_*: trainguard refuses unknown ones):
 #   TG_LAUNCH_STATE_DIR        folder of the marker (default /var/run/trainguard)
-#   TG_LAUNCH_PERMANENT_CODES  exit codes not to retry (default "2 3 4 7 8 9 10")
+#   TG_LAUNCH_PERMANENT_CODES  exit codes not to retry (default "2 3 4 7 8 9 10 13")
+#   TG_LAUNCH_FAILURE_FILE     trainguard's failure fingerprint (default: none, no loop check)
 #   TG_LAUNCH_WAIT_S           seconds to wait for the workers (default 300; 0: do not wait)
 #   TG_LAUNCH_SSH_PORT         the workers' sshd port (default 2222, as in k8s/Dockerfile)
 #   OMPI_MCA_orte_default_hostfile  the hostfile (the mpi-operator sets it)
 set -euo pipefail
 
 state_dir=${TG_LAUNCH_STATE_DIR:-/var/run/trainguard}
-permanent_codes=${TG_LAUNCH_PERMANENT_CODES:-2 3 4 7 8 9 10}
+permanent_codes=${TG_LAUNCH_PERMANENT_CODES:-2 3 4 7 8 9 10 13}
+failure_file=${TG_LAUNCH_FAILURE_FILE:-}
 wait_s=${TG_LAUNCH_WAIT_S:-300}
 ssh_port=${TG_LAUNCH_SSH_PORT:-2222}
 marker=$state_dir/permanent-failure
+attempts=$state_dir/attempts             # attempts started in this pod
+retried_failure=$state_dir/retried-failure # the fingerprint the last retry was for
 
 say() { printf '[trainguard-launch] %s\n' "$*" >&2; }
 
@@ -54,11 +66,36 @@ meaning() {
     10) echo "non-finite loss, gradient or input" ;;
     11) echo "stall: a step or collective overran --step-timeout" ;;
     12) echo "preempted: checkpoint written on a stop request" ;;
+    13) echo "out of memory: lower batch-size" ;;
+    14) echo "GPU fault: the GPU or its node failed" ;;
     *) if (($1 > 128)); then echo "killed by signal $(($1 - 128))"; else echo "mpirun's own exit code"; fi ;;
   esac
 }
 
 is_permanent() { [[ " $permanent_codes " == *" $1 "* ]]; }
+
+# Whether this attempt's failure (the fingerprint file) is the one the last retry was for; if not,
+# it is remembered for the next attempt.
+same_failure_again() {
+  local now
+  [[ -n $failure_file ]] || return 1
+  now=$(cat "$failure_file" 2>/dev/null) || return 1
+  [[ -n $now ]] || return 1
+  [[ $now == "$(cat "$retried_failure" 2>/dev/null)" ]] && return 0
+  mkdir -p "$state_dir"
+  printf '%s\n' "$now" >"$retried_failure"
+  return 1
+}
+
+# Counts this attempt and exports the number of earlier ones for trainguard.
+count_attempt() {
+  local before=0
+  mkdir -p "$state_dir"
+  before=$(cat "$attempts" 2>/dev/null) || before=0
+  [[ $before =~ ^[0-9]+$ ]] || before=0
+  printf '%s\n' "$((before + 1))" >"$attempts"
+  export TRAINGUARD_RESTART_COUNT=$before
+}
 
 # Exits at once with the code of an earlier permanent failure in this pod.
 refuse_after_permanent_failure() {
@@ -127,6 +164,8 @@ main() {
   trap 'say "stopped before mpirun started"; exit 143' TERM INT
   refuse_after_permanent_failure
   wait_for_workers
+  count_attempt
+  [[ -z $failure_file ]] || rm -f "$failure_file" # a failure of this attempt writes its own
 
   stop_sent=0 signalled=0 pending=0 child=
   trap on_stop TERM INT
@@ -136,13 +175,20 @@ main() {
   wait_child
   trap - TERM INT
 
+  local reason
+  reason=$(meaning "$status")
   if ((status == 0)); then
     say "done: exit 0"
-  elif is_permanent "$status"; then
+  elif is_permanent "$status" || { ((status != 12)) && same_failure_again; }; then
+    is_permanent "$status" || reason="the failure the last restart was for came back: $(cat "$failure_file")"
     mkdir -p "$state_dir"
-    printf '%s %s\n' "$status" "$(meaning "$status")" >"$marker"
-    say "exit $status ($(meaning "$status")): permanent, not retried: a restart of this container exits at once"
+    printf '%s %s\n' "$status" "$reason" >"$marker"
+    say "exit $status ($reason): permanent, not retried: a restart of this container exits at once"
   else
+    if ((status == 14)); then
+      say "GPU fault: $(cat "$failure_file" 2>/dev/null || echo "see the ranks' log"); cordon that node" \
+        "(kubectl cordon NODE) so that the restarted workers are scheduled elsewhere"
+    fi
     say "exit $status ($(meaning "$status")): retried: the restarted container resumes from the checkpoint"
   fi
   exit "$status"

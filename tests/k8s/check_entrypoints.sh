@@ -91,6 +91,41 @@ for c in 6 137 1 0; do
 done
 echo "ok: launcher: exits 6, 137, 1 are retried, 0 passes"
 
+# 3b. 13 (out of memory) is permanent, 14 (GPU fault) retried; each attempt exports the number of
+#     earlier ones; a failure that comes back with the same fingerprint ends the retries.
+code=0
+"$launch" bash -c 'exit 13' 2>"$tmp/launch.log" || code=$?
+[[ $code == 13 && -s $tmp/state/permanent-failure ]] || fail "launcher: exit 13 gave $code and no marker"
+rm -rf "$tmp/state"
+code=0
+"$launch" bash -c 'exit 14' 2>"$tmp/launch.log" || code=$?
+[[ $code == 14 && ! -e $tmp/state/permanent-failure ]] || fail "launcher: exit 14 gave $code or a marker"
+grep -q "cordon" "$tmp/launch.log" || fail "launcher: a GPU fault without advice: $(cat "$tmp/launch.log")"
+rm -rf "$tmp/state"
+for attempt in 0 1; do
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  "$launch" bash -c 'echo "$TRAINGUARD_RESTART_COUNT" >"$0"' "$tmp/count" 2>/dev/null
+  [[ $(cat "$tmp/count") == "$attempt" ]] || fail "launcher: attempt $attempt exported '$(cat "$tmp/count")'"
+done
+rm -rf "$tmp/state"
+export TG_LAUNCH_FAILURE_FILE=$tmp/run.ckpt.failure
+# shellcheck disable=SC2016 # expanded by the inner shell
+stall='echo "exit=11 kind=stall step=3" >"$0"; exit 11'
+code=0
+"$launch" bash -c "$stall" "$TG_LAUNCH_FAILURE_FILE" 2>"$tmp/launch.log" || code=$?
+[[ $code == 11 && ! -e $tmp/state/permanent-failure ]] || fail "launcher: a first stall was not retried ($code)"
+code=0
+"$launch" bash -c "$stall" "$TG_LAUNCH_FAILURE_FILE" 2>"$tmp/launch.log" || code=$?
+[[ $code == 11 && -s $tmp/state/permanent-failure ]] || fail "launcher: the same stall again was retried ($code)"
+grep -q "the failure the last restart was for came back: exit=11 kind=stall step=3" "$tmp/launch.log" ||
+  fail "launcher: the repeated failure was not named: $(cat "$tmp/launch.log")"
+code=0
+"$launch" touch "$tmp/ran" 2>"$tmp/launch.log" || code=$?
+[[ $code == 11 && ! -e $tmp/ran ]] || fail "launcher: after a repeated failure it ran again (exit $code)"
+unset TG_LAUNCH_FAILURE_FILE
+rm -rf "$tmp/state"
+echo "ok: launcher: 13 permanent, 14 retried with advice, attempts counted, a repeated failure not retried"
+
 # 4. Waiting for the workers: an unreachable ssh port delays the start by TG_LAUNCH_WAIT_S at most.
 printf '127.0.0.1 slots=2\n' >"$tmp/hostfile"
 start=$SECONDS
