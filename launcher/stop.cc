@@ -20,7 +20,9 @@ namespace trainguard {
 
 ErrorKind KindOfAny(const std::exception& e) {
   if (dynamic_cast<const c10::DistError*>(&e)) return ErrorKind::kComm;
-  if (IsOutOfMemory(e)) return ErrorKind::kOutOfMemory;  // outside a step: building the model, an evaluation
+  // An allocation that failed outside a step (building the model, an evaluation): a step's own is
+  // already a FaultError.
+  if (dynamic_cast<const Error*>(&e) == nullptr && IsOutOfMemory(e)) return ErrorKind::kOutOfMemory;
   return KindOf(e);
 }
 
@@ -122,6 +124,12 @@ void ReportLostTraining(const Job& job) {
 
 }  // namespace
 
+void CountFailure(const std::exception& e, Job& job) {
+  if (job.failure_counted) return;
+  job.failure_counted = true;
+  ReportFailure(job.metrics.get(), FailureKindOf(e), ExitCodeOf(e));
+}
+
 // Ends this rank after a failure. Unless the failure came from a peer, the others are told over
 // the fault channel (a notice to a rank that already knows, because the failure was agreed, is
 // drained unread); the failure is counted in the metrics and pushed; then the ranks wait for each
@@ -149,7 +157,11 @@ void ReportLostTraining(const Job& job) {
   WriteFingerprint(e, code, job);
   ReportLostTraining(job);
   // Before the rendezvous: once one rank exits, the launcher may end the others.
-  ReportFailure(job.metrics.get(), FailureKindOf(e), code);
+  if (job.failure_counted) {
+    FlushMetrics(job.metrics.get());  // the silent peers, the lost training
+  } else {
+    CountFailure(e, job);
+  }
   if (job.watch) job.watch->AtEnd();
   if (job.mpi.world() > 1) WaitForTheOthers(job, grace_s);
   if (liveness != nullptr) liveness->Leave();

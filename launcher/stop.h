@@ -22,6 +22,10 @@ int ExitCodeOf(const std::exception& e);
 // "peer" on the ranks that stop because of it.
 std::string FailureKindOf(const std::exception& e);
 
+// Counts `e` in the metrics and writes them out, once per rank: at detection (a step's own
+// failure), or else in the stop protocol.
+void CountFailure(const std::exception& e, Job& job);
+
 // Ends this rank after `e` (see stop.cc); never returns.
 [[noreturn]] void StopRank(const std::exception& e, Job& job, double grace_s);
 

@@ -97,8 +97,9 @@ int Train(const Command& command, Job& job) {
 
   LabelGuard labels(job.control, *job.train, label_options, config.label_report);
   ProgressPrinter progress(mpi.rank() == 0, config.epochs, config.log_every);
-  FaultGuard faults(FaultOptionsFor(command, *job.train, label_options), job.faults, *job.watch, *job.train,
-                    job.device);
+  FaultOptions fault_options = FaultOptionsFor(command, *job.train, label_options);
+  fault_options.on_found = [&job](ErrorKind kind) { CountFailure(FaultError(kind, ""), job); };
+  FaultGuard faults(fault_options, job.faults, *job.watch, *job.train, job.device);
   FaultInjector injector(injected, mpi.rank());
   TrainContext context{job.control, plane, job.device, {}, {&faults, &injector}, &StopRequested()};
   SignalMetricsScope signal_metrics(job.metrics.get());

@@ -99,6 +99,7 @@ void FaultGuard::OnStepFailed(const StepFailure& f) {
   if (!ClaimExit()) StandAside("the failure of step " + std::to_string(f.where.global_step));
   watch_.Disarm();
   if (!f.culprit) return;
+  if (options_.on_found) options_.on_found(f.kind);
   const std::string dir =
       options_.bundle_dir + "/step" + std::to_string(f.where.global_step) + "-rank" + std::to_string(channel_.rank());
   watch_.Stopping("writing the repro bundle of step " + std::to_string(f.where.global_step) + " and diagnosing it");

@@ -6,6 +6,7 @@
 //   3. runs `trainguard diagnose BUNDLE` in a child process and waits for it (bounded).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -25,6 +26,9 @@ struct FaultOptions {
   std::string executable;                        // this program, for the child
   std::string config_text;                       // the resolved configuration, stored in the bundle
   BundleMeta model;                              // model shape, classes and ignore index (other fields unused)
+  // Called first when this rank's own step failed, before the bundle and the diagnosis: the
+  // failure is counted at once, since a launcher's teardown may end the rank before its stop.
+  std::function<void(ErrorKind)> on_found;
 };
 
 class FaultGuard final : public StepHooks {

@@ -579,7 +579,7 @@ YAML
     # count a second failure. Three times on one rank started directly, at different moments of
     # the stop, then on both ranks of a 2-rank job under mpirun.
     common=(train --dataset synthetic --synthetic-samples 120 --synthetic-classes 11 --width 0.25 --threads 1
-            --no-validate-labels --plant-label 37=11 --bundle-dir "$WORK/faults" --fault-grace 8
+            --no-validate-labels --plant-label "37=11" --bundle-dir "$WORK/faults" --fault-grace 8
             --metrics-textfile "$WORK" --metrics-job e2e_stop)
     for delay in 0 0.5 1.5 mpirun; do
       name=stop_$delay
@@ -617,6 +617,32 @@ YAML
       grep -q '^trainguard_failures_total{.*exit_code="8",kind="bad_label"} 1$' "$WORK/trainguard_e2e_stop_rank$culprit.prom" ||
         fail "$name: the cause was not counted once on rank $culprit"
     done
+    ;;
+  peer_killed_during_stop)
+    # Rank 1's step fails on a planted label; while its diagnosis runs, rank 0 is SIGKILLed, and
+    # mpirun tears the job down. Rank 1's failure was counted when it was found, so its textfile
+    # keeps the cause (bad_label, 8) whatever the teardown does to it, and nothing counts "peer".
+    timeout 120 "${MPIRUN[@]}" -np 2 "$BIN" train --dataset synthetic --synthetic-samples 120 --synthetic-classes 11 \
+      --width 0.25 --threads 1 --no-validate-labels --plant-label 37=11 --bundle-dir "$WORK/faults" --fault-grace 20 \
+      --metrics-textfile "$WORK" --metrics-job e2e_gone --inject-fault slow-diagnosis:rank=1:step=1:seconds=100 \
+      >"$WORK/gone.out" 2>"$WORK/gone.err" &
+    job=$!
+    for _ in $(seq 600); do grep -q "injected fault: the diagnosis sleeps" "$WORK/gone.err" && break; sleep 0.1; done
+    grep -q "injected fault: the diagnosis sleeps" "$WORK/gone.err" || fail "no diagnosis in 60 s"
+    launcher=$(pgrep -P "$job" mpirun) || fail "no mpirun"
+    victim=$(pgrep -P "$launcher" trainguard | head -1)
+    for pid in $(pgrep -P "$launcher" trainguard); do
+      if tr '\0' '\n' <"/proc/$pid/environ" | grep -qx OMPI_COMM_WORLD_RANK=0; then victim=$pid; fi
+    done
+    kill -KILL "$victim"
+    start=$SECONDS
+    wait "$job"
+    echo $? >"$WORK/gone.rc"
+    ((SECONDS - start <= 30)) || fail "the job took $((SECONDS - start)) s to end after rank 0 was killed"
+    [ "$(rc_of gone)" != 0 ] || fail "the job succeeded"
+    grep -q '^trainguard_failures_total{.*rank="1",exit_code="8",kind="bad_label"} 1$' \
+      "$WORK/trainguard_e2e_gone_rank1.prom" || fail "rank 1's failure was not kept: $(cat "$WORK/trainguard_e2e_gone_rank1.prom")"
+    grep -q 'kind="peer"' "$WORK/trainguard_e2e_gone_rank1.prom" && fail "rank 1 counted a peer failure too"
     ;;
   peer_dies_in_validate)
     # validate --images (the dataset doctor): rank 1 is held reading its first image, rank 0
