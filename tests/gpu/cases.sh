@@ -108,6 +108,19 @@ case ${1:?case} in
     [ "$(cat "$WORK/nan.rc")" = 10 ] || { show nan; fail "nan: exit $(cat "$WORK/nan.rc"), expected 10"; }
     expect_text nan "the first module whose output is not finite is features.0 (Conv2d)"
     ;;
+  out_of_memory)
+    # A batch that does not fit on any GPU: 400,000 images of 32x32 per rank (the first
+    # convolution's output alone is 105 GB in fp32). Exit 13, not 1; the message names the batch
+    # size, the caching allocator's figures and the device's total; no diagnosis child.
+    run oom 1 --dataset synthetic --synthetic-samples 400000 --batch-size 400000 --device cuda --epochs 1 \
+      --no-eval --max-steps 1 --bundle-dir "$WORK/bundles"
+    [ "$(cat "$WORK/oom.rc")" = 13 ] || { show oom; fail "out_of_memory: exit $(cat "$WORK/oom.rc"), expected 13"; }
+    expect_exits oom 1 13
+    expect_text oom "out of GPU memory in step 1 with --batch-size 400000 per rank of 1x32x32 images"
+    expect_text oom "of the device's"
+    grep -q "diagnosis" "$WORK/oom.log" && { show oom; fail "out_of_memory: a diagnosis ran"; }
+    report out_of_memory "$(grep -o 'out of GPU memory.*' "$WORK/oom.log" | head -1 | cut -c1-300)"
+    ;;
   killed_rank)
     run kill 2 --dataset synthetic --synthetic-samples 20000 --device cuda --data-plane mpi --epochs 1 --no-eval \
       --width 0.5 --inject-fault kill:rank=1:step=5
