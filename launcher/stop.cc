@@ -130,15 +130,10 @@ void CountFailure(const std::exception& e, Job& job) {
   ReportFailure(job.metrics.get(), FailureKindOf(e), ExitCodeOf(e));
 }
 
-// Ends this rank after a failure. Unless the failure came from a peer, the others are told over
-// the fault channel (a notice to a rank that already knows, because the failure was agreed, is
-// drained unread); the failure is counted in the metrics and pushed; then the ranks wait for each
-// other (bounded by --fault-grace) so that no rank is killed by the launcher while it still
-// writes its bundle or pushes; then the data plane is aborted (bounded) and the process ends
-// without MPI_Finalize, since collectives may be left pending.
-[[noreturn]] void StopRank(const std::exception& e, Job& job, double grace_s) {
-  const int code = ExitCodeOf(e);
-  if (!ClaimExit(code)) StandAside(std::string("error: ") + FirstLine(e.what()));
+namespace {
+
+// The stop protocol after the exit is claimed (see StopRank).
+void StopProtocol(const std::exception& e, Job& job, double grace_s, int code) {
   const bool verdict_everywhere = dynamic_cast<const LabelError*>(&e) != nullptr;
   const bool unclassified_memory = IsOutOfMemory(e) && dynamic_cast<const Error*>(&e) == nullptr;
   if (unclassified_memory) {
@@ -166,6 +161,28 @@ void CountFailure(const std::exception& e, Job& job) {
   if (job.mpi.world() > 1) WaitForTheOthers(job, grace_s);
   if (liveness != nullptr) liveness->Leave();
   if (job.data) job.data->Abort(5.0);
+}
+
+}  // namespace
+
+// Ends this rank after a failure. Unless the failure came from a peer, the others are told over
+// the fault channel (a notice to a rank that already knows, because the failure was agreed, is
+// drained unread); the failure is counted in the metrics and pushed; then the ranks wait for each
+// other (bounded by --fault-grace) so that no rank is killed by the launcher while it still
+// writes its bundle or pushes; then the data plane is aborted (bounded) and the process ends
+// without MPI_Finalize, since collectives may be left pending. Its MPI calls report failures
+// rather than throw; anything else that throws on the way (a broken device read for a memory
+// figure, say) is logged, and the rank still exits with the cause's code.
+[[noreturn]] void StopRank(const std::exception& e, Job& job, double grace_s) {
+  const int code = ExitCodeOf(e);
+  if (!ClaimExit(code)) StandAside(std::string("error: ") + FirstLine(e.what()));
+  try {
+    StopProtocol(e, job, grace_s, code);
+  } catch (const std::exception& during) {
+    LogLine(std::string("error during the stop (the rank still exits with its cause's code): ") + during.what());
+  } catch (...) {
+    LogLine("error during the stop (the rank still exits with its cause's code)");
+  }
   LogLine("exiting with code " + std::to_string(code));
   std::fflush(nullptr);
   std::_Exit(code);
