@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <thread>
 
 #include "diagnostics/metrics/http_get.h"
 #include "diagnostics/metrics/metrics.h"
@@ -180,6 +182,26 @@ TEST(Textfile, WrittenAtomicallyAndPassesPromtool) {
   o.textfile_dir = tmp.File("missing");
   const std::string warning = Metrics(o).WriteTextfile();
   EXPECT_TRUE(Contains(warning, tmp.File("missing/trainguard_exp-1_rank2.prom"))) << warning;
+}
+
+// Two threads of one rank (the training thread's stop, the signal thread) may write the textfile
+// at once; its temporary name is per process, so the writes must take turns or one renames the
+// other's half-written file away.
+TEST(Textfile, TwoThreadsWritingAtOnceBothSucceed) {
+  TempDir tmp("textfile_threads");
+  MetricsOptions o;
+  o.textfile_dir = tmp.path();
+  Metrics m(o);
+  FillEveryFamily(m);
+  std::atomic<int> failed{0};
+  auto write = [&] {
+    for (int i = 0; i < 300; ++i) failed += m.WriteTextfile().empty() ? 0 : 1;
+  };
+  std::thread other(write);
+  write();
+  other.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(testing::ReadFile(tmp.File("trainguard_trainguard_rank0.prom")), m.Text());
 }
 
 TEST(Endpoint, NoEndpointByDefault) {
