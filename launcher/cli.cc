@@ -2,10 +2,13 @@
 #include "launcher/cli.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <map>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include "trainer/core/errors.h"
 
@@ -46,7 +49,8 @@ const CLI::Validator kNonNegative(
 // for flags in CLI11 2.1: the resolved configuration showed "false" for flags that default to on.)
 std::string BoolText(bool value) { return value ? "true" : "false"; }
 
-void AddOptions(CLI::App& cmd, TrainConfig& c) {
+// Data: the training, evaluation or prediction images and labels.
+void AddDataOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--dataset", c.dataset, "fashion-mnist, synthetic or folder (JPEGs)")->capture_default_str();
   cmd.add_option("--data-dir", c.data_dir, "Fashion-MNIST IDX folder, or the JPEG folder")->capture_default_str();
   cmd.add_option("--manifest", c.manifest, "folder dataset: a path,label CSV instead of --data-dir");
@@ -70,34 +74,6 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--num-classes", c.num_classes, "model outputs (0: the dataset's class count)")
       ->check(kNonNegative)
       ->capture_default_str();
-  cmd.add_option("--width", c.width, "channel multiplier of the HW3 classifier")
-      ->check(CLI::Range(1e-3, 16.0))
-      ->capture_default_str();
-  cmd.add_option("--epochs", c.epochs, "passes over the training set")->check(kPositive)->capture_default_str();
-  cmd.add_option("--batch-size", c.batch_size, "samples per rank per step")->check(kPositive)->capture_default_str();
-  cmd.add_option("--lr", c.lr, "Adam learning rate")->check(kPositive)->capture_default_str();
-  cmd.add_option("--weight-decay", c.weight_decay, "Adam L2 penalty")->check(kNonNegative)->capture_default_str();
-  cmd.add_option("--ignore-index", c.ignore_index, "target value the loss skips")->capture_default_str();
-  cmd.add_option("--seed", c.seed, "seed of model init and shuffling")->capture_default_str();
-  cmd.add_option("--max-steps", c.max_steps, "stop after N steps in all (0: no limit)")
-      ->check(kNonNegative)
-      ->capture_default_str();
-  cmd.add_flag("--eval,!--no-eval", c.evaluate, "measure test accuracy after each epoch")
-      ->default_str(BoolText(c.evaluate));
-  cmd.add_option("--device", c.device, "auto, cpu or cuda")->capture_default_str();
-  cmd.add_option("--precision", c.precision,
-                 "training forward pass: fp32, or bf16 (autocast; weights, gradients and Adam stay fp32)")
-      ->capture_default_str();
-  cmd.add_option("--fused-blocks", c.fused_blocks,
-                 "training runs each BatchNorm-ReLU-max-pool as one fused operation: on, off, or auto (where "
-                 "measured faster: not yet on any device)")
-      ->capture_default_str();
-  cmd.add_option("--data-plane", c.data_plane, "gradient all-reduce: auto (NCCL on CUDA, MPI on CPU), nccl or mpi")
-      ->capture_default_str();
-  cmd.add_option("--store-addr", c.store_addr, "NCCL bootstrap: address other ranks reach rank 0 at (default: its IP)");
-  cmd.add_option("--threads", c.threads, "intra-op threads per rank (0: cores / ranks on the node)")
-      ->check(kNonNegative)
-      ->capture_default_str();
   cmd.add_flag("--check-images,--images", c.check_images,
                "folder dataset: decode every image on every rank before training and list every unreadable one")
       ->default_str(BoolText(c.check_images));
@@ -111,8 +87,29 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--prefetch", c.prefetch, "batches built ahead at most (at least --loader-threads)")
       ->check(kPositive)
       ->capture_default_str();
-  cmd.add_option("--bucket-mb", c.bucket_mb, "gradient all-reduce bucket size in MiB")
-      ->check(kPositive)
+  cmd.add_option("--seed", c.seed, "seed of model init and shuffling")->capture_default_str();
+  cmd.add_flag("--eval,!--no-eval", c.evaluate, "measure test accuracy after each epoch")
+      ->default_str(BoolText(c.evaluate));
+}
+
+// Model and training: the model and the optimisation.
+void AddTrainingOptions(CLI::App& cmd, TrainConfig& c) {
+  cmd.add_option("--width", c.width, "channel multiplier of the HW3 classifier")
+      ->check(CLI::Range(1e-3, 16.0))
+      ->capture_default_str();
+  cmd.add_option("--epochs", c.epochs, "passes over the training set")->check(kPositive)->capture_default_str();
+  cmd.add_option("--batch-size", c.batch_size, "samples per rank per step")->check(kPositive)->capture_default_str();
+  cmd.add_option("--lr", c.lr, "Adam learning rate")->check(kPositive)->capture_default_str();
+  cmd.add_option("--weight-decay", c.weight_decay, "Adam L2 penalty")->check(kNonNegative)->capture_default_str();
+  cmd.add_option("--max-steps", c.max_steps, "stop after N steps in all (0: no limit)")
+      ->check(kNonNegative)
+      ->capture_default_str();
+  cmd.add_option("--precision", c.precision,
+                 "training forward pass: fp32, or bf16 (autocast; weights, gradients and Adam stay fp32)")
+      ->capture_default_str();
+  cmd.add_option("--fused-blocks", c.fused_blocks,
+                 "training runs each BatchNorm-ReLU-max-pool as one fused operation: on, off, or auto (where "
+                 "measured faster: not yet on any device)")
       ->capture_default_str();
   cmd.add_option("--log-every", c.log_every, "a log line every N steps when not on a terminal")
       ->check(kPositive)
@@ -120,6 +117,24 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--warmup-steps", c.warmup_steps, "steps left out of the throughput figure")
       ->check(kNonNegative)
       ->capture_default_str();
+}
+
+// Distribution and devices: devices, threads and the gradient all-reduce.
+void AddDistributionOptions(CLI::App& cmd, TrainConfig& c) {
+  cmd.add_option("--device", c.device, "auto, cpu or cuda")->capture_default_str();
+  cmd.add_option("--data-plane", c.data_plane, "gradient all-reduce: auto (NCCL on CUDA, MPI on CPU), nccl or mpi")
+      ->capture_default_str();
+  cmd.add_option("--store-addr", c.store_addr, "NCCL bootstrap: address other ranks reach rank 0 at (default: its IP)");
+  cmd.add_option("--threads", c.threads, "intra-op threads per rank (0: cores / ranks on the node)")
+      ->check(kNonNegative)
+      ->capture_default_str();
+  cmd.add_option("--bucket-mb", c.bucket_mb, "gradient all-reduce bucket size in MiB")
+      ->check(kPositive)
+      ->capture_default_str();
+}
+
+// Label checks: label validation before each epoch.
+void AddLabelOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_flag("--validate-labels,!--no-validate-labels", c.validate_labels,
                "check every rank's labels before each epoch")
       ->default_str(BoolText(c.validate_labels));
@@ -127,23 +142,7 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--negative-labels", c.negative_labels, "action for negative labels (default: --bad-labels)");
   cmd.add_option("--too-large-labels", c.too_large_labels, "action for labels >= num_classes (default: --bad-labels)");
   cmd.add_option("--unparsable-labels", c.unparsable_labels, "action for non-integer labels (default: --bad-labels)");
-  cmd.add_option("--metrics-port", c.metrics_port, "serve /metrics on port BASE + local rank (0: a free port; -1: off)")
-      ->check(CLI::Range(int64_t{-1}, int64_t{65535}))
-      ->capture_default_str();
-  cmd.add_option("--metrics-bind", c.metrics_bind, "numeric IPv4 address the metrics endpoint listens on")
-      ->capture_default_str();
-  cmd.add_flag("--metrics-required", c.metrics_required, "stop (exit 2) when the metrics endpoint cannot start")
-      ->default_str(BoolText(c.metrics_required));
-  cmd.add_option("--metrics-targets", c.metrics_targets, "Prometheus file_sd JSON of every rank's endpoint (rank 0)");
-  cmd.add_option("--metrics-job", c.metrics_job, "job label of the metrics and Pushgateway job")->capture_default_str();
-  cmd.add_option("--pushgateway", c.pushgateway,
-                 "http://HOST:PORT of a Pushgateway: push at epoch ends and every exit");
-  cmd.add_option("--push-timeout", c.push_timeout, "seconds a push may delay the job at most")
-      ->check(kPositive)
-      ->capture_default_str();
-  cmd.add_option("--metrics-textfile", c.metrics_textfile, "folder for node_exporter's textfile collector");
-  cmd.add_option("--run-config", c.run_config, "file rank 0 writes the whole resolved configuration to (empty: none)")
-      ->capture_default_str();
+  cmd.add_option("--ignore-index", c.ignore_index, "target value the loss skips")->capture_default_str();
   cmd.add_option("--label-report", c.label_report, "JSON label report written by rank 0 (empty: none)")
       ->capture_default_str();
   cmd.add_option("--max-offenders", c.max_offenders, "bad labels listed per kind")
@@ -151,6 +150,10 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
       ->capture_default_str();
   cmd.add_option("--plant-label", c.plant_labels, "INDEX=LABEL: replace a label (fault injection; repeatable)")
       ->delimiter(',');
+}
+
+// Faults and diagnosis: stalls, failures, repro bundles and logs.
+void AddFaultOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--step-timeout", c.step_timeout, "seconds; a step or collective longer than this is a stall")
       ->check(kPositive)
       ->capture_default_str();
@@ -170,8 +173,31 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
       ->capture_default_str();
   cmd.add_option("--inject-fault", c.inject_faults, "KIND:rank=R:step=K[:seconds=S], KIND nan|kill|sleep (tests)")
       ->delimiter(',');
-  cmd.add_option("--predictions", c.predictions, "predict: submission CSV (Id,Category) to write")
+  cmd.add_option("--run-config", c.run_config, "file rank 0 writes the whole resolved configuration to (empty: none)")
       ->capture_default_str();
+}
+
+// Metrics: the Prometheus endpoint, Pushgateway and textfile.
+void AddMetricsOptions(CLI::App& cmd, TrainConfig& c) {
+  cmd.add_option("--metrics-port", c.metrics_port, "serve /metrics on port BASE + local rank (0: a free port; -1: off)")
+      ->check(CLI::Range(int64_t{-1}, int64_t{65535}))
+      ->capture_default_str();
+  cmd.add_option("--metrics-bind", c.metrics_bind, "numeric IPv4 address the metrics endpoint listens on")
+      ->capture_default_str();
+  cmd.add_flag("--metrics-required", c.metrics_required, "stop (exit 2) when the metrics endpoint cannot start")
+      ->default_str(BoolText(c.metrics_required));
+  cmd.add_option("--metrics-targets", c.metrics_targets, "Prometheus file_sd JSON of every rank's endpoint (rank 0)");
+  cmd.add_option("--metrics-job", c.metrics_job, "job label of the metrics and Pushgateway job")->capture_default_str();
+  cmd.add_option("--pushgateway", c.pushgateway,
+                 "http://HOST:PORT of a Pushgateway: push at epoch ends and every exit");
+  cmd.add_option("--push-timeout", c.push_timeout, "seconds a push may delay the job at most")
+      ->check(kPositive)
+      ->capture_default_str();
+  cmd.add_option("--metrics-textfile", c.metrics_textfile, "folder for node_exporter's textfile collector");
+}
+
+// Checkpoints: checkpoints, resuming and requeues.
+void AddCheckpointOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--checkpoint", c.checkpoint, "checkpoint file to write (and to resume from)")->capture_default_str();
   cmd.add_option("--checkpoint-every", c.checkpoint_every, "also checkpoint every N steps (0: epoch ends only)")
       ->check(kNonNegative)
@@ -193,12 +219,80 @@ void AddOptions(CLI::App& cmd, TrainConfig& c) {
                  "exported as trainguard_restarts")
       ->check(kNonNegative)
       ->capture_default_str();
-  // Every long option can also come from TRAINGUARD_<NAME>.
-  for (CLI::Option* opt : cmd.get_options()) {
-    if (!opt->get_lnames().empty() && opt->get_lnames().front() != "help" && opt->get_lnames().front() != "config") {
-      opt->envname(EnvNameOf(opt->get_lnames().front()));
+}
+
+// Prediction: what predict writes.
+void AddPredictionOptions(CLI::App& cmd, TrainConfig& c) {
+  cmd.add_option("--predictions", c.predictions, "predict: submission CSV (Id,Category) to write")
+      ->capture_default_str();
+}
+
+// The subcommands an option serves, by the option's first long name: a subcommand's --help lists
+// its options, and a flag given on the command line to a subcommand that does not use it is
+// refused. (The --config file and TRAINGUARD_* variables are shared by every subcommand: a value
+// there for another subcommand is not an error.)
+using Users = std::map<std::string, std::set<std::string>>;
+
+const std::set<std::string> kJobs{"train", "validate", "predict"};  // the MPI subcommands
+const std::set<std::string> kTrain{"train"};
+
+struct OptionGroup {
+  const char* title;
+  void (*add)(CLI::App&, TrainConfig&);
+  std::set<std::string> users;                        // of every option of the group, unless
+  std::map<std::string, std::set<std::string>> only;  // an option's own users say otherwise
+};
+
+const std::vector<OptionGroup>& OptionGroups() {
+  static const std::vector<OptionGroup> groups{
+      {"Data",
+       AddDataOptions,
+       kJobs,
+       {{"data-dir", {"train", "validate", "predict", "make-folder"}},
+        {"train-samples", {"train", "validate", "predict", "make-folder"}},
+        {"test-samples", {"train", "validate", "predict", "make-folder"}},
+        {"image-size", {"train", "validate", "predict", "shrink-folder"}}}},
+      {"Model and training",
+       AddTrainingOptions,
+       kTrain,
+       {{"width", {"train", "predict"}}, {"batch-size", {"train", "predict"}}, {"precision", {"train", "predict"}}}},
+      {"Distribution and devices",
+       AddDistributionOptions,
+       kJobs,
+       {{"data-plane", kTrain}, {"store-addr", kTrain}, {"bucket-mb", kTrain}}},
+      {"Label checks", AddLabelOptions, {"train", "validate"}, {}},
+      {"Faults and diagnosis",
+       AddFaultOptions,
+       kJobs,
+       {{"bundle-dir", kTrain},
+        {"diagnose", kTrain},
+        {"host-copy-every", kTrain},
+        {"inject-fault", {"train", "diagnose"}}}},
+      {"Metrics", AddMetricsOptions, kJobs, {}},
+      {"Checkpoints", AddCheckpointOptions, kTrain, {{"checkpoint", {"train", "predict"}}}},
+      {"Prediction", AddPredictionOptions, {"predict"}, {}},
+  };
+  return groups;
+}
+
+// Declares every shared option, group by group, each with its TRAINGUARD_<NAME> variable, and
+// returns which subcommands use each.
+Users AddOptions(CLI::App& cmd, TrainConfig& c) {
+  Users users;
+  for (const OptionGroup& group : OptionGroups()) {
+    const size_t before = cmd.get_options().size();
+    group.add(cmd, c);
+    const auto options = cmd.get_options();
+    for (size_t k = before; k < options.size(); ++k) {
+      CLI::Option* opt = options[k];
+      const std::string name = opt->get_lnames().front();
+      opt->group(group.title);
+      opt->envname(EnvNameOf(name));
+      const auto own = group.only.find(name);
+      users[name] = own != group.only.end() ? own->second : group.users;
     }
   }
+  return users;
 }
 
 // Names of TRAINGUARD_* variables that match no option. TRAINGUARD_HOME belongs to the scripts
@@ -252,6 +346,93 @@ std::string SetEnvironment() {
   return out;
 }
 
+// One option in a subcommand's help: its names, value type and default, its variable, and what it
+// does on the next line.
+std::string OptionHelp(const CLI::Option& opt) {
+  std::string line = " ";
+  for (const auto& n : opt.get_snames()) line += " -" + n + ",";
+  for (const auto& n : opt.get_lnames()) line += " --" + n + ",";
+  line.pop_back();
+  if (opt.get_type_size() != 0 && !opt.get_type_name().empty()) line += " " + opt.get_type_name();
+  if (!opt.get_default_str().empty()) line += " (default " + opt.get_default_str() + ")";
+  if (!opt.get_envname().empty()) line += "  [" + opt.get_envname() + "]";
+  return line + "\n      " + opt.get_description() + "\n";
+}
+
+// `trainguard SUBCOMMAND --help`: the subcommand's own arguments, then the groups of shared options
+// that it uses, each with only the options it uses.
+std::string SubcommandHelp(const CLI::App& sub, const CLI::App& app, const Users& users) {
+  const std::string name = sub.get_name();
+  std::string positionals, own;
+  for (const CLI::Option* opt : sub.get_options()) {
+    if (opt->get_positional()) {
+      positionals += " " + opt->get_name();
+    } else if (opt->get_lnames().empty() || opt->get_lnames().front() != "help") {
+      own += OptionHelp(*opt);
+    }
+  }
+  std::string out = "trainguard " + name + ": " + sub.get_description() + "\n\nUsage: trainguard " + name +
+                    positionals + " [OPTIONS]\n\nEvery option below can also be given in the --config file (key = " +
+                    "value, the long name without --) or in its TRAINGUARD_* variable; the command line wins.\n";
+  if (!own.empty()) out += "\n" + std::string(name) + ":\n" + own;
+  for (const OptionGroup& group : OptionGroups()) {
+    std::string lines;
+    for (const CLI::Option* opt : app.get_options()) {
+      if (opt->get_group() != group.title) continue;
+      const auto it = users.find(opt->get_lnames().front());
+      if (it != users.end() && it->second.count(name) > 0) lines += OptionHelp(*opt);
+    }
+    if (!lines.empty()) out += "\n" + std::string(group.title) + ":\n" + lines;
+  }
+  out += "\n  --config FILE  [TRAINGUARD_CONFIG]\n      config file (TOML or INI) of key = value lines\n";
+  return out;
+}
+
+// `trainguard --help`: the subcommands, and where each one's options are listed.
+std::string TopHelp(const CLI::App& app) {
+  std::string out = app.get_description() + "\n\nUsage: trainguard SUBCOMMAND [OPTIONS]\n\nSubcommands:\n";
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    std::string name = sub->get_name();
+    name.resize(std::max<size_t>(name.size(), 14), ' ');
+    out += "  " + name + sub->get_description() + "\n";
+  }
+  return out +
+         "\nOptions of a subcommand, by group, with defaults and variables: trainguard SUBCOMMAND --help\n"
+         "  --version      trainguard's version and commit, and the versions of the libraries it uses\n"
+         "  --config FILE  key = value lines (the long option names without --) for any subcommand\n"
+         "A bug report: paste what `trainguard env` prints.\n";
+}
+
+// The subcommand named in argv (the first word that names one), or null.
+const CLI::App* NamedSubcommand(const CLI::App& app, int argc, const char* const* argv) {
+  for (int k = 1; k < argc; ++k) {
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      if (sub->get_name() == argv[k]) return sub;
+    }
+  }
+  return nullptr;
+}
+
+// A shared option given on the command line to a subcommand that does not use it: "" when none.
+std::string ForeignFlag(const CLI::App& app, const std::string& subcommand, const Users& users, int argc,
+                        const char* const* argv) {
+  for (int k = 1; k < argc; ++k) {
+    const std::string word = argv[k];
+    if (word == "--") break;
+    if (word.rfind("--", 0) != 0) continue;
+    const std::string flag = word.substr(0, word.find('='));
+    const CLI::Option* opt = app.get_option_no_throw(flag);
+    if (opt == nullptr) continue;  // a subcommand's own option, --config, --help, or a typo CLI11 names
+    const auto it = users.find(opt->get_lnames().front());
+    if (it == users.end() || it->second.count(subcommand) > 0) continue;
+    std::string where;
+    for (const auto& user : it->second) where += (where.empty() ? "" : ", ") + user;
+    return flag + " is not an option of " + subcommand + " (it is one of " + where + "); see trainguard " + subcommand +
+           " --help";
+  }
+  return "";
+}
+
 }  // namespace
 
 Command ParseCommandLine(int argc, const char* const* argv) {
@@ -263,7 +444,7 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   app.set_config("--config", "", "config file (TOML or INI) of key = value lines, keys as the long flags");
   app.get_config_ptr()->envname("TRAINGUARD_CONFIG");
   app.allow_config_extras(CLI::config_extras_mode::error);  // an unknown key is a typo, not a no-op
-  AddOptions(app, command.train);
+  const Users users = AddOptions(app, command.train);
   CLI::App* train = app.add_subcommand("train", "train the HW3 classifier");
   CLI::App* validate = app.add_subcommand("validate", "only validate the labels of every rank's shard, then exit");
   CLI::App* diagnose = app.add_subcommand("diagnose", "re-run a failed step from its repro bundle and name the cause");
@@ -273,6 +454,7 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   CLI::App* make_folder = app.add_subcommand(
       "make-folder", "write a food-11-style JPEG folder (training/, validation/, test/) from Fashion-MNIST");
   make_folder->add_option("out", command.bundle, "folder to create")->required();
+  CLI::App* env = app.add_subcommand("env", "print what a bug report needs: versions, host, CPUs, memory, GPUs, ranks");
   CLI::App* shrink_folder = app.add_subcommand(
       "shrink-folder",
       "copy a JPEG folder with every image's shorter side at --side, so that decoding keeps up with a fast GPU");
@@ -287,7 +469,13 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   shrink_folder->add_option("--quality", command.shrink.quality, "JPEG quality of the shrunk images")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
-  for (CLI::App* sub : {train, validate, diagnose, predict, make_folder, shrink_folder}) sub->fallthrough();
+  for (CLI::App* sub : {train, validate, diagnose, predict, make_folder, shrink_folder, env}) sub->fallthrough();
+  for (int k = 1; k < argc; ++k) {
+    if (std::strcmp(argv[k], "--version") == 0) {
+      command.kind = Command::Kind::kVersion;
+      return command;
+    }
+  }
 
   auto usage_error = [&](const std::string& message) {
     command.kind = Command::Kind::kExit;
@@ -298,7 +486,8 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
-    command.message = app.help();
+    const CLI::App* sub = NamedSubcommand(app, argc, argv);
+    command.message = sub != nullptr ? SubcommandHelp(*sub, app, users) : TopHelp(app);
     return command;
   } catch (const CLI::ConfigError& e) {
     return usage_error(std::string(e.what()) +
@@ -312,6 +501,10 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   for (const auto& name : UnknownEnvironment(app)) {
     return usage_error(name + " is set but is not a trainguard setting; unset it or fix its name (see --help)");
   }
+  for (const CLI::App* sub : app.get_subcommands()) {
+    const std::string foreign = ForeignFlag(app, sub->get_name(), users, argc, argv);
+    if (!foreign.empty()) return usage_error(foreign);
+  }
   FinishResumeOption(app, command.train.resume);
   try {
     ValidateTrainConfig(command.train);
@@ -323,6 +516,7 @@ Command ParseCommandLine(int argc, const char* const* argv) {
                  : app.got_subcommand(make_folder)   ? Command::Kind::kMakeFolder
                  : app.got_subcommand(shrink_folder) ? Command::Kind::kShrinkFolder
                  : app.got_subcommand(predict)       ? Command::Kind::kPredict
+                 : app.got_subcommand(env)           ? Command::Kind::kEnv
                                                      : Command::Kind::kTrain;
   command.resolved = TopLevelLines(app.config_to_str(true, false));
   command.resolved_set = TopLevelLines(app.config_to_str(false, false));

@@ -1,7 +1,9 @@
 // Command-line parsing: the only place that reads argv and TRAINGUARD_* variables. Precedence:
 // a flag on the command line, then the --config file, then the environment, then the default.
-// Subcommands: train, validate, predict, diagnose BUNDLE, make-folder OUT, shrink-folder SOURCE OUT;
-// every option is shared by all but shrink-folder's own --side and --quality.
+// Subcommands: train, validate, predict, diagnose BUNDLE, make-folder OUT, shrink-folder SOURCE OUT,
+// env; --version. The options are shared (one config file serves every subcommand) and declared
+// by group; each subcommand uses some groups, lists them in its --help and refuses, on the command
+// line, an option it does not use.
 #pragma once
 
 #include <string>
@@ -12,7 +14,7 @@
 namespace trainguard {
 
 struct Command {
-  enum class Kind { kExit, kTrain, kValidate, kDiagnose, kMakeFolder, kShrinkFolder, kPredict };
+  enum class Kind { kExit, kTrain, kValidate, kDiagnose, kMakeFolder, kShrinkFolder, kPredict, kEnv, kVersion };
   Kind kind = Kind::kExit;
   int exit_code = 0;    // for kExit: help (0) or usage error (2)
   std::string message;  // for kExit: the help text or the error, for rank 0 to print

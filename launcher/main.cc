@@ -2,6 +2,7 @@
 // subcommand run inside RunJob, and the outcome turned into an exit code (README: exit codes).
 #include <cstdio>
 
+#include "launcher/build_info.h"
 #include "launcher/cli.h"
 #include "launcher/commands.h"
 #include "launcher/exit_codes.h"
@@ -16,6 +17,14 @@ int main(int argc, char** argv) {
   using namespace trainguard;
   SetDataPlaneEnvironment();  // first: no thread may read the environment while it changes
   const Command command = ParseCommandLine(argc, argv);
+  if (command.kind == Command::Kind::kVersion) {
+    std::fputs(VersionText().c_str(), stdout);
+    return kExitOk;
+  }
+  if (command.kind == Command::Kind::kEnv) {
+    std::fputs(EnvironmentReport().c_str(), stdout);
+    return kExitOk;
+  }
   if (command.kind == Command::Kind::kDiagnose) return RunDiagnose(command);
   if (command.kind == Command::Kind::kMakeFolder) return RunMakeFolder(command);
   if (command.kind == Command::Kind::kShrinkFolder) return RunShrinkFolder(command);
@@ -41,6 +50,8 @@ int main(int argc, char** argv) {
     case Command::Kind::kDiagnose:
     case Command::Kind::kMakeFolder:
     case Command::Kind::kShrinkFolder:
+    case Command::Kind::kEnv:
+    case Command::Kind::kVersion:
       break;  // handled before MPI
   }
   return kExitInternal;

@@ -45,7 +45,10 @@ extern "C" void OnSignal(int signal) {
 // Counts the failure as "peer", flushes the metrics and ends the process with `code`, unless
 // the rank is already ending (a failure's stop protocol, the watchdog): that exit stands.
 [[noreturn]] void EndRank(const std::string& line, int code) {
-  if (!ClaimExit(code)) StandAside("SIGTERM during the stop");
+  if (!ClaimExit(code)) {
+    HurryTheStop();
+    StandAside("SIGTERM during the stop (it cuts the stop short)");
+  }
   std::fprintf(stderr, "%s\n", line.c_str());
   {
     std::lock_guard<std::mutex> lock(g_metrics_mutex);

@@ -76,6 +76,7 @@ void WaitForTheOthers(Job& job, double grace_s) {
   Liveness* liveness = job.liveness.get();
   const auto start = std::chrono::steady_clock::now();
   const auto give_up = [&] {
+    if (StopHurried()) return true;  // the launcher is ending the job
     if (liveness == nullptr) return false;
     if (liveness->NoOneToWaitFor()) return true;
     const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -160,7 +161,7 @@ void StopProtocol(const std::exception& e, Job& job, double grace_s, int code) {
   if (job.watch) job.watch->AtEnd();
   if (job.mpi.world() > 1) WaitForTheOthers(job, grace_s);
   if (liveness != nullptr) liveness->Leave();
-  if (job.data) job.data->Abort(5.0);
+  if (job.data) job.data->Abort(StopHurried() ? 1.0 : 5.0);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "diagnostics/faults/fault_guard.h"
 #include "diagnostics/faults/fault_injection.h"
 #include "diagnostics/labels/label_guard.h"
+#include "launcher/build_info.h"
 #include "launcher/commands.h"
 #include "launcher/exit_codes.h"
 #include "launcher/image_doctor.h"
@@ -41,6 +42,7 @@ FaultOptions FaultOptionsFor(const Command& command, const Dataset& train, const
   char self[4096] = {0};
   if (::readlink("/proc/self/exe", self, sizeof self - 1) > 0) o.executable = self;
   o.config_text = command.resolved;
+  o.environment = EnvironmentReport();
   o.model.num_classes = labels.num_classes;
   o.model.ignore_index = c.ignore_index;
   o.model.in_channels = train.shape().channels;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <thread>
 
+#include "trainer/core/atomic_file.h"
 #include "trainer/core/exit_owner.h"
 #include "trainer/core/log.h"
 
@@ -112,6 +113,7 @@ void FaultGuard::OnStepFailed(const StepFailure& f) {
   try {
     ::mkdir(options_.bundle_dir.c_str(), 0755);
     WriteBundle(dir, Capture(f));
+    if (!options_.environment.empty()) WriteFileAtomically(dir + "/environment.txt", options_.environment);
     bundle_ = dir;
     LogLine("repro bundle written: " + dir);
   } catch (const std::exception& e) {
@@ -146,6 +148,13 @@ void FaultGuard::RunDiagnosis() const {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options_.diagnosis_timeout_s);
   int status = 0;
   while (::waitpid(child, &status, WNOHANG) == 0) {
+    if (StopHurried()) {  // the launcher is ending the job: its SIGKILL would take the child too
+      ::kill(child, SIGKILL);
+      ::waitpid(child, &status, 0);
+      LogLine("the diagnosis was stopped: the launcher is ending the job; run `trainguard diagnose " + bundle_ +
+              "` by hand");
+      return;
+    }
     if (std::chrono::steady_clock::now() > deadline) {
       ::kill(child, SIGKILL);
       ::waitpid(child, &status, 0);

@@ -25,6 +25,7 @@ struct FaultOptions {
   int64_t host_copy_every = 50;                  // steps between host copies of GPU weights
   std::string executable;                        // this program, for the child
   std::string config_text;                       // the resolved configuration, stored in the bundle
+  std::string environment;                       // versions, host, GPUs (`trainguard env`): environment.txt
   BundleMeta model;                              // model shape, classes and ignore index (other fields unused)
   // Called first when this rank's own step failed, before the bundle and the diagnosis: the
   // failure is counted at once, since a launcher's teardown may end the rank before its stop.

@@ -204,6 +204,8 @@ case ${1:?case} in
       [ "$(grep -c 'exiting with code 8' "$WORK/bad$np.err")" = "$np" ] || fail "not every rank exited with code 8"
       bundle=$(ls -d "$WORK/faults$np"/step*-rank*)
       [ -f "$bundle/meta.json" ] && [ -f "$bundle/tensors.pt" ] || fail "no bundle"
+      grep -q "^  libtorch " "$bundle/environment.txt" && grep -q "^GPUs: " "$bundle/environment.txt" ||
+        fail "the bundle has no environment block (environment.txt)"
       expect_text bad$np out "bad_label"
       expect_text bad$np out "operation: cross_entropy / nll_loss"
       expect_text bad$np out "sample 37, file synthetic#37, label '11'"
@@ -606,7 +608,7 @@ YAML
       wait "$job"
       echo $? >"$WORK/$name.rc"
       expect_rc "$name" 8
-      expect_text "$name" err "SIGTERM during the stop: ignored, this rank is already"
+      expect_text "$name" err "SIGTERM during the stop (it cuts the stop short): this rank is already"
       grep -q "exiting with code 6" "$WORK/$name.err" && fail "$name: a rank exited 6"
       for prom in "$WORK"/trainguard_e2e_stop_rank*.prom; do
         [ "$(grep -c '^trainguard_failures_total{.*exit_code="8".*} 1$' "$prom")" = 1 ] &&
@@ -661,8 +663,9 @@ YAML
     # predict on 2 ranks: rank 1's loader is held on its first image, rank 0 predicts its share
     # and waits for rank 1's predictions; rank 1 is killed there. No CSV is written.
     "$BIN" make-folder "$WORK/food" --train-samples 100 --test-samples 8 >"$WORK/make.out" 2>&1 || fail "make-folder"
-    shape=(--dataset folder --num-classes 10 --image-size 32 --width 0.25 --threads 1 --label-report "")
-    run ckpt 1 train "${shape[@]}" --data-dir "$WORK/food/training" --max-steps 1 --no-eval --checkpoint "$WORK/ckpt"
+    shape=(--dataset folder --num-classes 10 --image-size 32 --width 0.25 --threads 1)
+    run ckpt 1 train "${shape[@]}" --data-dir "$WORK/food/training" --max-steps 1 --no-eval --checkpoint "$WORK/ckpt" \
+      --label-report ""
     expect_rc ckpt 0
     fifo_images "$WORK/food/test" "$WORK/food/test/00000.jpg"
     run predict 2 predict "${shape[@]}" --data-dir "$WORK/food/test" --checkpoint "$WORK/ckpt" \

@@ -159,7 +159,7 @@ echo "ok: worker: SIGTERM -> SIGUSR1 to each rank, waits for them, stops the dae
 
 # 6. The real thing: mpirun -np 2 trainguard under the launcher entrypoint.
 bin=${TG_TEST_BIN:?TG_TEST_BIN is not set: run through ctest}
-if ! "$bin" --help 2>&1 | grep -q "'auto'"; then
+if ! "$bin" train --help 2>&1 | grep -q "'auto'"; then
   echo "note: $bin has no --resume auto (the preemption support is not in this build): part 6 not run"
   echo "entrypoint checks passed (without the real preemption)"
   exit 0

@@ -93,6 +93,55 @@ TEST_F(Cli, ShrinkFolderTakesASourceAnOutputAndItsOwnSideAndQuality) {
   EXPECT_EQ(Parse({"train", "--side", "192"}).exit_code, 2) << "--side belongs to shrink-folder alone";
 }
 
+bool Has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+TEST_F(Cli, EachSubcommandsHelpListsItsGroupsOnly) {
+  const std::string train = Parse({"train", "--help"}).message;
+  for (const char* group : {"\nData:", "\nModel and training:", "\nDistribution and devices:", "\nLabel checks:",
+                            "\nFaults and diagnosis:", "\nMetrics:", "\nCheckpoints:"}) {
+    EXPECT_TRUE(Has(train, group)) << group << " missing from train --help:\n" << train;
+  }
+  EXPECT_FALSE(Has(train, "\nPrediction:")) << train;
+  EXPECT_FALSE(Has(train, "--predictions")) << train;
+  EXPECT_TRUE(Has(train, "--batch-size INT:> 0 (default 64)  [TRAINGUARD_BATCH_SIZE]")) << train;
+
+  const std::string predict = Parse({"predict", "--help"}).message;
+  EXPECT_TRUE(Has(predict, "\nPrediction:") && Has(predict, "--predictions")) << predict;
+  EXPECT_FALSE(Has(predict, "\nLabel checks:")) << predict;
+  EXPECT_FALSE(Has(predict, "--checkpoint-every")) << "predict reads a checkpoint, writes none:\n" << predict;
+
+  const std::string validate = Parse({"validate", "--help"}).message;
+  EXPECT_TRUE(Has(validate, "\nLabel checks:")) << validate;
+  EXPECT_FALSE(Has(validate, "\nModel and training:") || Has(validate, "\nCheckpoints:")) << validate;
+
+  const std::string shrink = Parse({"shrink-folder", "--help"}).message;
+  EXPECT_TRUE(Has(shrink, "--side") && Has(shrink, "--image-size")) << shrink;
+  EXPECT_FALSE(Has(shrink, "\nMetrics:")) << shrink;
+  EXPECT_EQ(Parse({"train", "--help"}).exit_code, 0);
+}
+
+TEST_F(Cli, AFlagOfAnotherSubcommandIsRefusedByName) {
+  Command c = Parse({"validate", "--epochs", "3"});
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_TRUE(Has(c.message, "--epochs is not an option of validate (it is one of train)")) << c.message;
+  c = Parse({"train", "--predictions=out.csv"});
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_TRUE(Has(c.message, "--predictions is not an option of train (it is one of predict)")) << c.message;
+  c = Parse({"--checkpoint-every", "5", "predict"});  // before the subcommand's name too
+  EXPECT_EQ(c.exit_code, 2) << c.message;
+  // One config file serves every subcommand: a setting there for another one is no error.
+  c = Parse({"train", "--config", WriteConfig("predictions = p.csv\nepochs = 2\n")});
+  EXPECT_EQ(c.kind, Command::Kind::kTrain) << c.message;
+  EXPECT_EQ(Parse({"predict", "--config", WriteConfig("epochs = 2\n")}).kind, Command::Kind::kPredict);
+}
+
+TEST_F(Cli, VersionAndEnvNeedNoSubcommandOptions) {
+  EXPECT_EQ(Parse({"--version"}).kind, Command::Kind::kVersion);
+  EXPECT_EQ(Parse({"env"}).kind, Command::Kind::kEnv);
+  const std::string top = Parse({"--help"}).message;
+  EXPECT_TRUE(Has(top, "trainguard SUBCOMMAND --help") && Has(top, "  env ")) << top;
+}
+
 TEST_F(Cli, ResolvedConfigurationShowsFlagDefaultsAndSeparatesWhatWasSet) {
   const Command c = Parse({"train", "--no-eval", "--width", "0.5"});
   // Flags that default to on read "true" unless turned off.
@@ -100,7 +149,7 @@ TEST_F(Cli, ResolvedConfigurationShowsFlagDefaultsAndSeparatesWhatWasSet) {
     EXPECT_NE(c.resolved.find(line), std::string::npos) << line << " missing from:\n" << c.resolved;
   }
   // Only the settings given, in the same syntax.
-  EXPECT_EQ(c.resolved_set, "width=0.5\neval=false\n");
+  EXPECT_EQ(c.resolved_set, "eval=false\nwidth=0.5\n");
 }
 
 TEST_F(Cli, ResumeTakesYesAutoOrNoAndABareFlagMeansYes) {

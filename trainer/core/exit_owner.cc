@@ -16,6 +16,7 @@ namespace {
 std::mutex g_mutex;  // guards g_owner, g_code
 std::optional<std::thread::id> g_owner;
 int g_code = -1;
+std::atomic<bool> g_hurried{false};
 
 }  // namespace
 
@@ -33,9 +34,14 @@ void StandAside(const std::string& why) {
     std::lock_guard<std::mutex> lock(g_mutex);
     code = g_code;
   }
-  LogLine(why + ": ignored, this rank is already " +
-          (code >= 0 ? "ending with code " + std::to_string(code) : "stopping on a failure, whose exit code stands"));
+  LogLine(why + ": this rank is already " +
+          (code >= 0 ? "ending with code " + std::to_string(code) + ", which stands"
+                     : "stopping on a failure, whose exit code stands"));
   for (;;) ::pause();
 }
+
+void HurryTheStop() { g_hurried = true; }
+
+bool StopHurried() { return g_hurried.load(); }
 
 }  // namespace trainguard

@@ -20,4 +20,10 @@ bool ClaimExit(int code = -1);
 // for good; the owner's exit ends the process, this thread included.
 [[noreturn]] void StandAside(const std::string& why);
 
+// A launcher is ending the job (its SIGTERM came during the stop): the owner keeps its code but
+// cuts the stop short, ending the diagnosis and the waits for the other ranks at once, so that
+// the rank is gone before the launcher's SIGKILL.
+void HurryTheStop();
+bool StopHurried();
+
 }  // namespace trainguard
