@@ -1,7 +1,7 @@
 // Command-line parsing: the only place that reads argv and TRAINGUARD_* variables. Precedence:
 // a flag on the command line, then the --config file, then the environment, then the default.
 // Subcommands: train, validate, predict, diagnose BUNDLE, make-folder OUT, shrink-folder SOURCE OUT,
-// env; --version. The options are shared (one config file serves every subcommand) and declared
+// env, completion; --version. The options are shared (one config file serves every subcommand) and declared
 // by group; each subcommand uses some groups, lists them in its --help and refuses, on the command
 // line, an option it does not use.
 #pragma once

@@ -14,7 +14,7 @@ VENV=$HOME_DIR/venv
 DEBIAN_PACKAGES=(build-essential cmake ninja-build ccache python3-venv openmpi-bin libopenmpi-dev
   libgtest-dev libgmock-dev libcli11-dev zlib1g-dev nlohmann-json3-dev libturbojpeg0-dev libjpeg62-turbo-dev
   clang-format dataset-fashion-mnist prometheus-cpp-dev prometheus prometheus-pushgateway
-  slurmctld slurmd slurm-client shellcheck)
+  slurmctld slurmd slurm-client shellcheck bash-completion)
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -78,3 +78,13 @@ if [ ! -f build/build.ninja ]; then
 fi
 say "building ${*:-all}"
 ninja -C build "$@" | grep -vE '^\[[0-9]+/[0-9]+\] ' || { say "build failed"; exit 1; }
+
+# Bash completion of trainguard's subcommands and options (loaded by bash-completion in new
+# shells; `source <(build/launcher/trainguard completion)` loads it in this one).
+if [ -x build/launcher/trainguard ]; then
+  completions=${XDG_DATA_HOME:-$HOME/.local/share}/bash-completion/completions
+  if ! { mkdir -p "$completions" && build/launcher/trainguard completion >"$completions/trainguard.partial" &&
+    mv "$completions/trainguard.partial" "$completions/trainguard"; }; then
+    say "note: bash completion not installed in $completions"
+  fi
+fi

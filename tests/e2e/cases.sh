@@ -620,6 +620,27 @@ YAML
         fail "$name: the cause was not counted once on rank $culprit"
     done
     ;;
+  version_env_completion)
+    # What a bug report needs, on a machine without a GPU; and the bash completion script.
+    "$BIN" --version >"$WORK/version.out" 2>&1 || fail "--version failed"
+    for want in "^trainguard [0-9.]+ \(commit [0-9a-f]" "^  libtorch 2\." "^  CUDA runtime: built" "^  cuDNN " "^  NCCL " \
+      "^  MPI: built with Open MPI" "prometheus-cpp [0-9]" "libjpeg-turbo [0-9]"; do
+      grep -qE "$want" "$WORK/version.out" || { cat "$WORK/version.out" >&2; fail "--version: no /$want/"; }
+    done
+    SLURM_JOB_ID=4242 "$BIN" env >"$WORK/env.out" 2>&1 || fail "env failed"
+    for want in "^  libtorch " "^host: " "^CPUs: [0-9]+ usable" "^memory: " "^GPUs: none" "^MPI: not started" \
+      "SLURM_JOB_ID=4242"; do
+      grep -qE "$want" "$WORK/env.out" || { cat "$WORK/env.out" >&2; fail "env: no /$want/"; }
+    done
+    timeout 60 "${MPIRUN[@]}" -np 2 "$BIN" env >"$WORK/env2.out" 2>&1 || fail "env under mpirun failed"
+    grep -q "^MPI: rank 1 of 2, local rank 1 of 2 (started by mpirun)" "$WORK/env2.out" || fail "env: no rank layout"
+    "$BIN" completion >"$WORK/completion.sh" || fail "completion failed"
+    # shellcheck disable=SC1091,SC2016 # the generated script, and words for the inner shell
+    words=$(bash -c 'source "$1"; COMP_WORDS=(trainguard train --bat); COMP_CWORD=2; _trainguard
+      echo "${COMPREPLY[*]}"; COMP_WORDS=(trainguard validate --ep); COMP_CWORD=2; _trainguard
+      echo "[${COMPREPLY[*]}]"' _ "$WORK/completion.sh")
+    [ "$words" = "$(printf -- '--batch-size\n[]')" ] || fail "completion: '$words'"
+    ;;
   peer_killed_during_stop)
     # Rank 1's step fails on a planted label; while its diagnosis runs, rank 0 is SIGKILLed, and
     # mpirun tears the job down. Rank 1's failure was counted when it was found, so its textfile
