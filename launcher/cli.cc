@@ -372,8 +372,9 @@ std::string SubcommandHelp(const CLI::App& sub, const CLI::App& app, const Users
     }
   }
   std::string out = "trainguard " + name + ": " + sub.get_description() + "\n\nUsage: trainguard " + name +
-                    positionals + " [OPTIONS]\n\nEvery option below can also be given in the --config file (key = " +
-                    "value, the long name without --) or in its TRAINGUARD_* variable; the command line wins.\n";
+                    positionals +
+                    " [OPTIONS]\n\nEvery option below can also be given in the --config file (key = value, " +
+                    "the long name\nwithout --) or in its TRAINGUARD_* variable; the command line wins.\n";
   if (!own.empty()) out += "\n" + std::string(name) + ":\n" + own;
   for (const OptionGroup& group : OptionGroups()) {
     std::string lines;
