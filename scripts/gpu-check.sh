@@ -94,6 +94,9 @@ case_info() {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >"$LOGS/info.log" 2>&1
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), "nccl", ".".join(map(str, torch.cuda.nccl.version())))' >>"$LOGS/info.log" 2>&1
   row info "$(tr '\n' ' ' <"$LOGS/info.log")" "-"
+  # trainguard's own report (versions it runs with, the GPUs with their bus ids), in the logs.
+  "$BUILD/launcher/trainguard" env >"$LOGS/env.log" 2>&1 || true
+  row "trainguard env" "$(grep -E '^GPUs|^  cuda:|^  NCCL|^  cuDNN' "$LOGS/env.log" | tr '\n' ' ')" "-"
 }
 
 case_ctest() {  # the tests labelled gpu (tests/gpu/cases.sh, tests/multirank)
