@@ -44,6 +44,7 @@ void StartMetrics(Metrics* metrics, ControlPlane& control) {
   if (metrics != nullptr) {
     try {
       Warn(metrics->Start());
+      Warn(metrics->CheckTextfile());
     } catch (const MetricsError& e) {
       throw ConfigError(std::string(e.what()) + " (--metrics-required)");
     }

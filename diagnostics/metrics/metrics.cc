@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <filesystem>
 #include <mutex>
 
 #include "diagnostics/metrics/endpoint.h"
@@ -126,8 +127,9 @@ class Metrics::Impl {
   Family<Gauge>* gpu_allocated = nullptr;
   Family<Gauge>* gpu_reserved = nullptr;
 
-  std::mutex mutex;    // guards run_info_series, endpoint
-  std::mutex writing;  // one writer of the textfile at a time: its temporary name is fixed
+  std::mutex mutex;              // guards run_info_series, endpoint
+  std::mutex writing;            // one writer of the textfile at a time: its temporary name is fixed
+  bool textfile_warned = false;  // a failed write was reported; said again only after a success
   Gauge* run_info_series = nullptr;
   Endpoint endpoint;
   bool started = false;
@@ -324,9 +326,26 @@ std::string Metrics::WriteTextfile() const {
   try {
     WriteFileAtomically(path, Text());
   } catch (const std::exception& e) {
-    return std::string("metrics textfile not written: ") + e.what();
+    if (impl_->textfile_warned) return "";
+    impl_->textfile_warned = true;
+    return std::string("metrics textfile not written: ") + e.what() + " (said once, until a write succeeds)";
   }
+  impl_->textfile_warned = false;
   return "";
+}
+
+std::string Metrics::CheckTextfile() {
+  const std::string& dir = impl_->options.textfile_dir;
+  if (dir.empty()) return "";
+  std::error_code error;
+  if (std::filesystem::is_directory(dir, error) && ::access(dir.c_str(), W_OK | X_OK) == 0) return "";
+  const std::string why = "--metrics-textfile " + dir +
+                          " is not a folder this process can write: create it (node_exporter's textfile collector "
+                          "reads it) or drop the flag";
+  if (impl_->options.required) throw MetricsError(why + " (--metrics-required)");
+  std::lock_guard<std::mutex> lock(impl_->writing);
+  impl_->textfile_warned = true;  // the writes' own failures would only repeat it
+  return why + "; this rank writes no textfile";
 }
 
 std::string Metrics::Text() const { return prometheus::TextSerializer().Serialize(impl_->registry->Collect()); }

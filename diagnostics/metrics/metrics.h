@@ -34,7 +34,7 @@ struct MetricsOptions {
   std::string host;                // label host; empty: this machine's host name
   int port_base = -1;              // -1: no endpoint; 0: a free port; else port = port_base + local_rank
   std::string bind = "0.0.0.0";    // numeric IPv4 address the endpoint listens on
-  bool required = false;           // a failed endpoint start throws MetricsError instead of warning
+  bool required = false;           // a failed endpoint start, or an unwritable textfile folder, throws MetricsError
   std::string pushgateway_url;     // "http://HOST:PORT" of the Pushgateway; empty: no push
   double push_timeout_s = 3;       // the longest Push() keeps its caller waiting
   std::string textfile_dir;        // folder of node_exporter's textfile collector; empty: no textfile
@@ -126,6 +126,10 @@ class Metrics {
   Target SelfTarget() const;
   // Rank 0: writes targets_file (FileSdJson of the gathered targets) atomically.
   std::string WriteTargetsFile(const std::vector<Target>& targets) const;
+  // Checks at start that textfile_dir is a folder this process can write: "" when it is (or when
+  // there is none), else the warning, said once (later failed writes add nothing until one
+  // succeeds); with `required` throws MetricsError instead.
+  std::string CheckTextfile();
   // Pushes this rank's metrics to pushgateway_url, replacing the group job/rank. Returns within
   // about push_timeout_s even when the Pushgateway accepts and never answers.
   std::string Push() const;

@@ -204,6 +204,23 @@ TEST(Textfile, TwoThreadsWritingAtOnceBothSucceed) {
   EXPECT_EQ(testing::ReadFile(tmp.File("trainguard_trainguard_rank0.prom")), m.Text());
 }
 
+// A textfile folder that does not exist is said once, at start, and not again at every write;
+// with --metrics-required it stops the job.
+TEST(Textfile, AMissingFolderIsReportedOnceAtStart) {
+  TempDir tmp("textfile_missing");
+  MetricsOptions o;
+  o.textfile_dir = tmp.File("missing");
+  Metrics m(o);
+  const std::string warning = m.CheckTextfile();
+  EXPECT_TRUE(Contains(warning, "--metrics-textfile " + tmp.File("missing") + " is not a folder")) << warning;
+  EXPECT_EQ(m.WriteTextfile(), "") << "said once already";
+  EXPECT_EQ(m.WriteTextfile(), "");
+  o.required = true;
+  EXPECT_THROW(Metrics(o).CheckTextfile(), MetricsError);
+  o.textfile_dir = tmp.path();
+  EXPECT_EQ(Metrics(o).CheckTextfile(), "");
+}
+
 TEST(Endpoint, NoEndpointByDefault) {
   Metrics m(MetricsOptions{});
   EXPECT_EQ(m.Start(), "");
