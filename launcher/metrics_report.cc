@@ -73,7 +73,8 @@ void StartJobMetrics(const TrainConfig& config, Job& job) {
   StartMetrics(job.metrics.get(), job.control);
 }
 
-void RecordLabels(Metrics& metrics, const LabelReport& report) {
+void RecordLabels(Metrics& metrics, const LabelReport& report, int rank) {
+  if (rank != 0) return;  // the counts are the whole set's: once per job, or sums over ranks multiply them
   const auto& n = report.counts;
   metrics.SetLabelCounts({n[static_cast<int>(LabelKind::kValid)], n[static_cast<int>(LabelKind::kIgnored)],
                           n[static_cast<int>(LabelKind::kNegative)], n[static_cast<int>(LabelKind::kTooLarge)],

@@ -26,8 +26,9 @@ namespace trainguard {
 // rank's endpoint.
 void StartJobMetrics(const TrainConfig& config, Job& job);
 
-// Label validation's counts, as trainguard_labels and trainguard_labels_per_class.
-void RecordLabels(Metrics& metrics, const LabelReport& report);
+// Label validation's counts, as trainguard_labels and trainguard_labels_per_class, on rank 0 only:
+// they are the whole set's, and a sum over ranks would multiply them by the world size.
+void RecordLabels(Metrics& metrics, const LabelReport& report, int rank);
 
 // Writes the textfile and pushes, printing the warnings; bounded by --push-timeout.
 void FlushMetrics(const Metrics* metrics);

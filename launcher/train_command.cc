@@ -114,7 +114,7 @@ int Train(const Command& command, Job& job) {
   if (mpi.world() > 1) context.observers.push_back(&stragglers);
   std::optional<MetricsObserver> metrics_observer;
   if (job.metrics) {
-    labels.set_on_report([&job](const LabelReport& report) { RecordLabels(*job.metrics, report); });
+    labels.set_on_report([&job](const LabelReport& report) { RecordLabels(*job.metrics, report, job.mpi.rank()); });
     context.observers.push_back(&metrics_observer.emplace(*job.metrics, job.device));
   }
   context.observers.push_back(&injector);  // last: a fault after a step comes after its report

@@ -170,9 +170,9 @@ Metrics::Metrics(const MetricsOptions& options) {
   m.checkpoint_bytes = &m.GaugeFamily("trainguard_checkpoint_bytes", "Size of the last checkpoint.");
   m.labels =
       &m.GaugeFamily("trainguard_labels",
-                     "Labels of the training set (all ranks) by label validation's verdict; the same on every rank.");
+                     "Labels of the training set (all ranks) by label validation's verdict; exported by rank 0.");
   m.labels_per_class = &m.GaugeFamily(
-      "trainguard_labels_per_class", "Valid labels of the training set (all ranks) per class; the same on every rank.");
+      "trainguard_labels_per_class", "Valid labels of the training set (all ranks) per class; exported by rank 0.");
   m.ignored_targets =
       &m.CounterFamily("trainguard_ignored_targets_total", "Targets equal to the ignore index, skipped by the loss.")
            .Add({});

@@ -358,14 +358,14 @@ def check_config_with_trainguard(text, tmp):
     path = Path(tmp) / "trainguard.toml"
     path.write_text(text)
     missing = Path(tmp) / "no-such-dataset"
-    cmd = [binary, "validate", "--config", str(path), "--data-dir", str(missing), "--eval-dir", str(missing),
+    cmd = [binary, "train", "--config", str(path), "--data-dir", str(missing), "--eval-dir", str(missing),
            "--metrics-port", "0", "--metrics-bind", "127.0.0.1", "--run-config", str(Path(tmp) / "run.toml"),
            "--label-report", str(Path(tmp) / "labels.json"), "--checkpoint", str(Path(tmp) / "ck"),
            "--bundle-dir", str(Path(tmp) / "faults")]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp,
                          env={k: v for k, v in os.environ.items() if not k.startswith("TRAINGUARD_")})
     if run.returncode != 3:
-        raise CheckFailed(f"k8s/configmap.yaml: trainguard validate --config exited {run.returncode}, expected 3 "
+        raise CheckFailed(f"k8s/configmap.yaml: trainguard train --config exited {run.returncode}, expected 3 "
                           f"(config read, dataset missing):\n{run.stdout}{run.stderr}")
     print("ok: trainguard reads k8s/configmap.yaml's trainguard.toml (stops at the missing dataset: exit 3)")
 
