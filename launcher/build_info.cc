@@ -98,7 +98,7 @@ std::string Gpus() {
                     " (CUDA " + CudaVersion(driver) + ")\n";
   for (int d = 0; d < static_cast<int>(torch::cuda::device_count()); ++d) {
     const auto* p = at::cuda::getDeviceProperties(static_cast<c10::DeviceIndex>(d));
-    char line[256];
+    char line[512];  // the name is at most 256 bytes
     std::snprintf(line, sizeof line, "  cuda:%d %s, compute capability %d.%d, %s, bus id %04x:%02x:%02x.0\n", d,
                   p->name, p->major, p->minor, Bytes(static_cast<int64_t>(p->totalGlobalMem)).c_str(), p->pciDomainID,
                   p->pciBusID, p->pciDeviceID);

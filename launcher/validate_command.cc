@@ -19,7 +19,8 @@ int Validate(const Command& command, Job& job) {
   StartJobMetrics(config, job);
   SignalMetricsScope signal_metrics(job.metrics.get());
   LabelGuard guard(job.control, *job.train, LabelOptionsFor(config, *job.train), config.label_report);
-  if (job.metrics) guard.set_on_report([&job](const LabelReport& report) { RecordLabels(*job.metrics, report, job.mpi.rank()); });
+  if (job.metrics)
+    guard.set_on_report([&job](const LabelReport& report) { RecordLabels(*job.metrics, report, job.mpi.rank()); });
   CheckImagesFirst(config, job, guard);
   job.watch->SetPhase("the label validation");
   EpochPlan plan;

@@ -168,11 +168,10 @@ Metrics::Metrics(const MetricsOptions& options) {
   m.checkpoint_duration =
       &m.GaugeFamily("trainguard_checkpoint_duration_seconds", "Time the last checkpoint took to write.");
   m.checkpoint_bytes = &m.GaugeFamily("trainguard_checkpoint_bytes", "Size of the last checkpoint.");
-  m.labels =
-      &m.GaugeFamily("trainguard_labels",
-                     "Labels of the training set (all ranks) by label validation's verdict; exported by rank 0.");
-  m.labels_per_class = &m.GaugeFamily(
-      "trainguard_labels_per_class", "Valid labels of the training set (all ranks) per class; exported by rank 0.");
+  m.labels = &m.GaugeFamily(
+      "trainguard_labels", "Labels of the training set (all ranks) by label validation's verdict; exported by rank 0.");
+  m.labels_per_class = &m.GaugeFamily("trainguard_labels_per_class",
+                                      "Valid labels of the training set (all ranks) per class; exported by rank 0.");
   m.ignored_targets =
       &m.CounterFamily("trainguard_ignored_targets_total", "Targets equal to the ignore index, skipped by the loss.")
            .Add({});
