@@ -288,6 +288,9 @@ Users AddOptions(CLI::App& cmd, TrainConfig& c) {
       const std::string name = opt->get_lnames().front();
       opt->group(group.title);
       opt->envname(EnvNameOf(name));
+      // A repeated option takes its last value, as in most Unix tools: a wrapper script's
+      // defaults (scripts/demo.sh --epochs 2 "$@") can then be overridden from its command line.
+      opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
       const auto own = group.only.find(name);
       users[name] = own != group.only.end() ? own->second : group.users;
     }

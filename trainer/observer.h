@@ -12,6 +12,7 @@ namespace trainguard {
 // validation drops or ignores bad labels). Every rank's shard must keep the same size.
 struct EpochPlan {
   std::vector<int64_t> shard;    // dataset indices in visiting order
+  int64_t unique_entries = 0;    // leading entries of `shard` that are not sampler padding
   std::vector<int64_t> ignored;  // sorted dataset indices whose targets become the ignore index
 };
 

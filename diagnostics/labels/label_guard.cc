@@ -9,7 +9,6 @@
 #include "trainer/core/atomic_file.h"
 #include "trainer/core/errors.h"
 #include "trainer/core/log.h"
-#include "trainer/core/sharding.h"
 
 namespace trainguard {
 
@@ -18,8 +17,7 @@ LabelGuard::LabelGuard(ControlPlane& control, const SampleCatalog& catalog, Labe
     : control_(control), catalog_(catalog), options_(std::move(options)), report_path_(std::move(report_path)) {}
 
 void LabelGuard::OnEpochBegin(int64_t epoch, EpochPlan& plan) {
-  const int64_t unique = UniqueShardEntries(catalog_.size(), control_.rank(), control_.world());
-  ValidatedShard checked = ValidateLabels(control_, catalog_, plan.shard, unique, options_);
+  ValidatedShard checked = ValidateLabels(control_, catalog_, plan.shard, plan.unique_entries, options_);
   report_ = checked.report;
   if (on_report_) on_report_(report_);
   if (control_.rank() == 0) {

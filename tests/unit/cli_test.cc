@@ -53,6 +53,12 @@ TEST_F(Cli, BadValueNamesTheFlag) {
   EXPECT_NE(c.message.find("--batch-size"), std::string::npos) << c.message;
 }
 
+TEST_F(Cli, ARepeatedOptionTakesItsLastValue) {
+  const Command c = Parse({"train", "--epochs", "2", "--batch-size", "16", "--epochs", "5"});
+  EXPECT_EQ(c.train.epochs, 5);
+  EXPECT_EQ(c.train.batch_size, 16);
+}
+
 TEST_F(Cli, BadEnvironmentValueNamesTheVariable) {
   setenv("TRAINGUARD_EPOCHS", "many", 1);
   const Command c = Parse({"train"});

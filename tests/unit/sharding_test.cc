@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -81,6 +82,41 @@ TEST(Sharding, StepsPerEpochRoundsUp) {
   EXPECT_EQ(StepsPerEpoch(10, 3), 4);
   EXPECT_EQ(StepsPerEpoch(9, 3), 3);
   EXPECT_EQ(StepsPerEpoch(1, 64), 1);
+}
+
+// The global order of a rank-interleaved set of shards: position p is rank p % world's entry p / world.
+std::vector<int64_t> Interleave(const std::vector<std::vector<int64_t>>& shards) {
+  std::vector<int64_t> order;
+  for (size_t k = 0; k < shards[0].size(); ++k) {
+    for (const auto& s : shards) order.push_back(s[k]);
+  }
+  return order;
+}
+
+TEST(Sharding, ExcludedSamplesLeaveAndTheOthersKeepTheirOrder) {
+  for (int64_t n : {10, 97}) {
+    for (int world : {1, 2, 3}) {
+      const std::vector<int64_t> excluded{1, 4, 4, 9, 500};  // a repeat and an index past the end change nothing
+      std::vector<std::vector<int64_t>> shards;
+      for (int r = 0; r < world; ++r) shards.push_back(TrainShard({n, r, world, 7, 2, true, excluded}));
+      const int64_t kept = KeptSamples(n, excluded);
+      ASSERT_EQ(kept, n - 3);
+      for (const auto& s : shards) ASSERT_EQ(static_cast<int64_t>(s.size()), TrainShardSize(kept, world));
+      // Without the excluded indices, the global order is the unexcluded one with them removed.
+      std::vector<int64_t> expected = Interleave(AllShards(n, world, 7, 2));
+      expected.resize(static_cast<size_t>(n));  // drop the padding
+      expected.erase(std::remove_if(expected.begin(), expected.end(),
+                                    [](int64_t i) { return i == 1 || i == 4 || i == 9; }),
+                     expected.end());
+      std::vector<int64_t> order = Interleave(shards);
+      order.resize(static_cast<size_t>(kept));
+      EXPECT_EQ(order, expected) << n << " samples, world " << world;
+    }
+  }
+}
+
+TEST(Sharding, ExcludingEverySampleIsRefused) {
+  EXPECT_THROW(TrainShard({2, 0, 1, 0, 0, true, {0, 1}}), std::invalid_argument);
 }
 
 TEST(Sharding, RejectsRankOutsideWorld) {

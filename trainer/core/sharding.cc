@@ -1,6 +1,7 @@
 // DistributedSampler-style sharding (see sharding.h).
 #include "trainer/core/sharding.h"
 
+#include <algorithm>
 #include <numeric>
 #include <stdexcept>
 
@@ -25,9 +26,19 @@ int64_t UniqueShardEntries(int64_t num_samples, int rank, int world) {
 
 int64_t TrainShardSize(int64_t num_samples, int world) { return (num_samples + world - 1) / world; }
 
+int64_t KeptSamples(int64_t num_samples, const std::vector<int64_t>& excluded) {
+  int64_t left = num_samples;
+  for (size_t k = 0; k < excluded.size(); ++k) {
+    const bool repeat = k > 0 && excluded[k] == excluded[k - 1];
+    if (!repeat && excluded[k] >= 0 && excluded[k] < num_samples) --left;
+  }
+  return left;
+}
+
 std::vector<int64_t> TrainShard(const ShardSpec& s) {
-  if (s.num_samples <= 0 || s.world <= 0 || s.rank < 0 || s.rank >= s.world) {
-    throw std::invalid_argument("TrainShard: need num_samples > 0 and 0 <= rank < world");
+  const int64_t kept = KeptSamples(s.num_samples, s.excluded);
+  if (kept <= 0 || s.world <= 0 || s.rank < 0 || s.rank >= s.world) {
+    throw std::invalid_argument("TrainShard: need a sample left after the exclusion and 0 <= rank < world");
   }
   std::vector<int64_t> order;
   if (s.shuffle) {
@@ -37,10 +48,15 @@ std::vector<int64_t> TrainShard(const ShardSpec& s) {
     order.resize(static_cast<size_t>(s.num_samples));
     std::iota(order.begin(), order.end(), 0);
   }
-  const int64_t shard = TrainShardSize(s.num_samples, s.world);
+  if (kept < s.num_samples) {
+    order.erase(std::remove_if(order.begin(), order.end(),
+                               [&](int64_t i) { return std::binary_search(s.excluded.begin(), s.excluded.end(), i); }),
+                order.end());
+  }
+  const int64_t shard = TrainShardSize(kept, s.world);
   const int64_t total = shard * s.world;
-  for (int64_t i = s.num_samples; i < total; ++i) {  // pad by repeating from the start
-    order.push_back(order[static_cast<size_t>((i - s.num_samples) % s.num_samples)]);
+  for (int64_t i = kept; i < total; ++i) {  // pad by repeating from the start
+    order.push_back(order[static_cast<size_t>((i - kept) % kept)]);
   }
   std::vector<int64_t> mine;
   mine.reserve(static_cast<size_t>(shard));

@@ -3,7 +3,10 @@
 // repeating from the start until the count divides by the world size, and rank r takes every
 // world-th index starting at r. Shards are disjoint apart from the padding, cover every
 // sample, have equal size on every rank (so every rank runs the same number of steps), and
-// depend only on (n, rank, world, seed, epoch). Pure: no Torch, no MPI.
+// depend only on (n, rank, world, seed, epoch, excluded). Samples set aside (the quarantine of
+// bad samples) leave the shuffled order before padding and striding, so the others keep their
+// order: a run that sets a sample aside at step S trains exactly as one that excluded it from
+// the start, up to S and after. Pure: no Torch, no MPI.
 #pragma once
 
 #include <cstdint>
@@ -18,15 +21,19 @@ struct ShardSpec {
   uint64_t seed = 0;
   int64_t epoch = 0;
   bool shuffle = true;
+  std::vector<int64_t> excluded;  // sorted dataset indices never trained on (may hold indices >= num_samples)
 };
 
 // Indices of this rank's training shard for one epoch, in visiting order.
-// Requires num_samples > 0, world > 0 and 0 <= rank < world.
+// Requires at least one sample left after the exclusion, world > 0 and 0 <= rank < world.
 std::vector<int64_t> TrainShard(const ShardSpec& spec);
 
 // How many leading entries of a rank's training shard are not padding (padding, when there is
 // any, is the last entry).
 int64_t UniqueShardEntries(int64_t num_samples, int rank, int world);
+
+// How many of 0..num_samples-1 the sorted `excluded` leaves in.
+int64_t KeptSamples(int64_t num_samples, const std::vector<int64_t>& excluded);
 
 // Size of every rank's training shard: ceil(num_samples / world).
 int64_t TrainShardSize(int64_t num_samples, int world);
