@@ -38,7 +38,8 @@ std::string ToLine(const QuarantinedSample& r) {
 // file system that honours flock) append one at a time.
 class FileLock {
  public:
-  explicit FileLock(const std::string& path) : fd_(::open((path + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644)) {
+  explicit FileLock(const std::string& path)
+      : fd_(::open((path + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644)) {
     if (fd_ < 0) throw QuarantineError(ErrnoMessage("cannot lock the quarantine file " + path, errno));
     while (::flock(fd_, LOCK_EX) != 0) {
       if (errno != EINTR) {

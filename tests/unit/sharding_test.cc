@@ -105,9 +105,9 @@ TEST(Sharding, ExcludedSamplesLeaveAndTheOthersKeepTheirOrder) {
       // Without the excluded indices, the global order is the unexcluded one with them removed.
       std::vector<int64_t> expected = Interleave(AllShards(n, world, 7, 2));
       expected.resize(static_cast<size_t>(n));  // drop the padding
-      expected.erase(std::remove_if(expected.begin(), expected.end(),
-                                    [](int64_t i) { return i == 1 || i == 4 || i == 9; }),
-                     expected.end());
+      expected.erase(
+          std::remove_if(expected.begin(), expected.end(), [](int64_t i) { return i == 1 || i == 4 || i == 9; }),
+          expected.end());
       std::vector<int64_t> order = Interleave(shards);
       order.resize(static_cast<size_t>(kept));
       EXPECT_EQ(order, expected) << n << " samples, world " << world;
