@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
     MpiControlPlane control(MPI_COMM_WORLD);
     const int64_t n = argc > 1 ? std::stoll(argv[1]) : 10'000'000;
     const MemoryCatalog catalog(n);
-    const auto shard = TrainShard({n, control.rank(), control.world(), 0, 0, true});
+    const auto shard = TrainShard({n, control.rank(), control.world(), 0, 0, true, {}});
     const int64_t unique = UniqueShardEntries(n, control.rank(), control.world());
     LabelCheckOptions options;
     options.policy = {LabelAction::kIgnore, LabelAction::kIgnore, LabelAction::kIgnore};

@@ -173,6 +173,19 @@ void AddFaultOptions(CLI::App& cmd, TrainConfig& c) {
       ->capture_default_str();
   cmd.add_option("--inject-fault", c.inject_faults, "KIND:rank=R:step=K[:seconds=S], KIND nan|kill|sleep (tests)")
       ->delimiter(',');
+  cmd.add_option("--bad-samples", c.bad_samples,
+                 "a step that fails on its data: fail (stop the job, naming the samples) or quarantine (set the "
+                 "samples its diagnosis names aside and go on from the last checkpoint; needs --checkpoint)")
+      ->capture_default_str();
+  cmd.add_option("--quarantine", c.quarantine,
+                 "file of the samples set aside, read at start and appended to (empty: <--checkpoint>.quarantine)");
+  cmd.add_option("--max-quarantined", c.max_quarantined,
+                 "samples a run may set aside before it fails as with fail: a count (10) or a share of the training "
+                 "set (0.1%)")
+      ->capture_default_str();
+  cmd.add_flag("--quarantine-by-restart", c.quarantine_by_restart,
+               "quarantine by exiting with code 15 (rerun me) even where the process could go on, as after a CUDA "
+               "device-side assert (tests)");
   cmd.add_option("--run-config", c.run_config, "file rank 0 writes the whole resolved configuration to (empty: none)")
       ->capture_default_str();
 }
@@ -266,6 +279,10 @@ const std::vector<OptionGroup>& OptionGroups() {
        kJobs,
        {{"bundle-dir", kTrain},
         {"diagnose", kTrain},
+        {"bad-samples", kTrain},
+        {"quarantine", kTrain},
+        {"max-quarantined", kTrain},
+        {"quarantine-by-restart", kTrain},
         {"host-copy-every", kTrain},
         {"inject-fault", {"train", "diagnose"}}}},
       {"Metrics", AddMetricsOptions, kJobs, {}},
@@ -288,9 +305,10 @@ Users AddOptions(CLI::App& cmd, TrainConfig& c) {
       const std::string name = opt->get_lnames().front();
       opt->group(group.title);
       opt->envname(EnvNameOf(name));
-      // A repeated option takes its last value, as in most Unix tools: a wrapper script's
-      // defaults (scripts/demo.sh --epochs 2 "$@") can then be overridden from its command line.
-      opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+      // A repeated single-value option takes its last value, as in most Unix tools: a wrapper
+      // script's defaults (scripts/demo.sh --epochs 2 "$@") can then be overridden from its
+      // command line. List options (--inject-fault, --plant-label) keep every value.
+      if (opt->get_items_expected_max() <= 1) opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
       const auto own = group.only.find(name);
       users[name] = own != group.only.end() ? own->second : group.users;
     }

@@ -19,6 +19,8 @@ enum ExitCode : int {
   kExitPreempted = 12,    // a stop was requested (SIGUSR1, SIGTERM): checkpoint written; requeue with --resume auto
   kExitOutOfMemory = 13,  // the batch does not fit in GPU or host memory: lower --batch-size
   kExitGpuFault = 14,     // the GPU failed (illegal address, launch failure, ECC, off the bus): another node
+  kExitQuarantined =
+      15,  // samples were set aside (--bad-samples quarantine): rerun the same command with --resume auto
 };
 
 }  // namespace trainguard

@@ -52,6 +52,8 @@ int ExitCodeOf(const std::exception& e) {
       return kExitOutOfMemory;
     case ErrorKind::kGpuFault:
       return kExitGpuFault;
+    case ErrorKind::kQuarantined:
+      return kExitQuarantined;
     case ErrorKind::kInternal:
       return kExitInternal;
   }
@@ -128,6 +130,10 @@ void ReportLostTraining(const Job& job) {
 void CountFailure(const std::exception& e, Job& job) {
   if (job.failure_counted) return;
   job.failure_counted = true;
+  if (KindOfAny(e) == ErrorKind::kQuarantined) {  // a planned rerun, counted as quarantined samples
+    FlushMetrics(job.metrics.get());
+    return;
+  }
   ReportFailure(job.metrics.get(), FailureKindOf(e), ExitCodeOf(e));
 }
 

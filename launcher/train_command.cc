@@ -15,6 +15,7 @@
 #include "launcher/image_doctor.h"
 #include "launcher/metrics_report.h"
 #include "launcher/progress.h"
+#include "launcher/sample_quarantine.h"
 #include "launcher/signals.h"
 #include "launcher/stop.h"
 #include "launcher/straggler_report.h"
@@ -104,6 +105,10 @@ int Train(const Command& command, Job& job) {
   FaultGuard faults(fault_options, job.faults, *job.watch, *job.train, job.device);
   FaultInjector injector(injected, mpi.rank());
   TrainContext context{job.control, plane, job.device, {}, {&faults, &injector}, &StopRequested()};
+  std::optional<SampleQuarantine> quarantine;
+  if (config.bad_samples == "quarantine") {
+    context.bad_samples = &quarantine.emplace(config, job.train->size(), faults, mpi.rank(), job.metrics.get());
+  }
   SignalMetricsScope signal_metrics(job.metrics.get());
   context.on_device_lost = [&job, &config](const std::exception& e) { StopRank(e, job, config.fault_grace); };
   if (config.validate_labels) context.observers.push_back(&labels);
@@ -125,6 +130,7 @@ int Train(const Command& command, Job& job) {
     LogLine("training on " + job.device.str() + ", " + std::to_string(job.train->size()) + " samples");
   const TrainSummary s = trainer.Run();
   ReportSkipped(*job.train, job.control, job.metrics.get());
+  if (quarantine && mpi.rank() == 0) std::printf("%s", quarantine->Summary().c_str());
   plane.Shutdown();
   if (s.preempted && job.metrics) job.metrics->OnPreemption();
   FlushMetrics(job.metrics.get());

@@ -24,7 +24,7 @@ int Validate(const Command& command, Job& job) {
   CheckImagesFirst(config, job, guard);
   job.watch->SetPhase("the label validation");
   EpochPlan plan;
-  plan.shard = TrainShard({job.train->size(), job.mpi.rank(), job.mpi.world(), config.seed, 0, true});
+  plan.shard = TrainShard({job.train->size(), job.mpi.rank(), job.mpi.world(), config.seed, 0, true, {}});
   plan.unique_entries = UniqueShardEntries(job.train->size(), job.mpi.rank(), job.mpi.world());
   guard.OnEpochBegin(0, plan);
   FlushMetrics(job.metrics.get());

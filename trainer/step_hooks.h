@@ -18,8 +18,15 @@ struct StepFailure {
   std::string what;                       // the error text, or what was not finite
   bool culprit = false;                   // this rank's batch is (or may be) the cause
   StepReport where;                       // epoch, step and global step of the failure
-  const Batch* batch = nullptr;           // the batch as fed to the model (host tensors)
-  torch::nn::Module* model = nullptr;     // its weights are those the step started from
+  // Every rank learned of the failure in the step itself (a non-finite verdict, or a batch's
+  // failure under --bad-samples quarantine): no rank needs telling.
+  bool agreed = false;
+  // --bad-samples quarantine applies (a batch-data failure or a device-side assert): the run may
+  // go on without the batch's bad samples, so the failure is counted, and the peers told, only
+  // once it stands; and when `agreed` too, the process goes on, so no exit is claimed.
+  bool quarantine = false;
+  const Batch* batch = nullptr;        // the batch as fed to the model (host tensors)
+  torch::nn::Module* model = nullptr;  // its weights are those the step started from
 };
 
 class StepHooks {

@@ -1,10 +1,13 @@
 // The training loop (see train.h).
 #include "trainer/train.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <iterator>
+#include <sstream>
 
 #include "trainer/core/errors.h"
 #include "trainer/core/host_addresses.h"
@@ -19,6 +22,30 @@
 #include "trainer/step_errors.h"
 
 namespace trainguard {
+namespace {
+
+// Every rank agreed to set `samples` aside after step `failed_step` failed on them: Run goes
+// back to the last checkpoint. Caught in Run; its text is for a reader only if it escapes.
+class SetAsideError : public Error {
+ public:
+  SetAsideError(std::vector<int64_t> samples, int64_t failed_step)
+      : Error("internal: samples set aside at step " + std::to_string(failed_step) + " were not retrained"),
+        samples(std::move(samples)),
+        failed_step(failed_step) {}
+  std::vector<int64_t> samples;
+  int64_t failed_step;
+};
+
+// A rank's verdict for the others: "" (nothing to say), "+i j k" (set aside) or "-why" (refused).
+std::string EncodeVerdict(const QuarantineVerdict& v) {
+  if (!v.refusal.empty()) return "-" + v.refusal;
+  if (v.samples.empty()) return "";
+  std::string text = "+";
+  for (int64_t i : v.samples) text += std::to_string(i) + " ";
+  return text;
+}
+
+}  // namespace
 
 bool UseFusedBlocks(const TrainConfig& config, torch::Device device) {
   if (config.fused_blocks == "off") return false;
@@ -70,7 +97,9 @@ Trainer::Trainer(const TrainConfig& config, const Dataset& train, const Dataset*
   if (ResumeAgreed()) {
     EnterPhase("loading the checkpoint " + config.checkpoint);
     RunAgreed(ctx_.control, [&] { start_ = LoadCheckpoint(config.checkpoint, *model_, *optimizer_, shape_); });
+    last_saved_ = start_;
   }
+  if (ctx_.bad_samples != nullptr) set_aside_ = ctx_.bad_samples->SetAside();
 }
 
 bool Trainer::ResumeAgreed() {
@@ -132,25 +161,37 @@ void Trainer::ReportTrainAccuracy(EpochReport& report) {
 // One step. Host and device meet once: the copies in are asynchronous (from pinned memory on a
 // GPU), and the local loss sum and the sum of the gradient norms come back in one read after
 // backward. Two small control-plane agreements: the global count of valid targets (known on the
-// host, agreed while the device works), which also carries whether any rank was asked to stop,
-// and the global loss sum (the log line and the non-finite verdict, which every rank reaches
-// together). A failed verdict throws before the optimizer touches the weights. The count of
-// correct predictions stays on the device until the epoch ends.
+// host, agreed while the device computes the forward pass), which also carries whether any rank
+// was asked to stop and whether any rank's forward failed (see QuarantinesHere), and the global loss sum (the log line
+// and the non-finite verdict, which every rank reaches together). A failed verdict throws before the optimizer touches
+// the weights. The count of correct predictions stays on the device until the epoch ends.
 double Trainer::Step(const Batch& batch) {
   model_->train();
+  local_loss_finite_ = true;
+  gradient_not_finite_ = false;
+  failure_agreed_ = false;
   auto images = batch.images.to(ctx_.device, /*non_blocking=*/true);
   auto targets = batch.targets.to(ctx_.device, /*non_blocking=*/true);
   const bool stop_asked = ctx_.stop_requested != nullptr && ctx_.stop_requested->load();
-  std::vector<int64_t> valid{batch.valid_targets, stop_asked ? 1 : 0};
-  ctx_.control.AllReduceSum(valid);
-  const int64_t global_valid = valid[0];
-  stop_agreed_ = valid[1] > 0;
   // The loss is computed once: its value is read below, its graph goes into backward.
   torch::Tensor logits, local_sum;
-  {
+  std::exception_ptr own_failure;  // this rank's forward failed, where the ranks agree on it below
+  try {
     AutocastScope autocast(ctx_.device, config_.precision);
     logits = model_->forward(images);
     local_sum = SummedCrossEntropy(logits, targets, config_.ignore_index);
+  } catch (const std::exception& e) {
+    if (!QuarantinesHere(e)) throw;
+    own_failure = std::current_exception();
+  }
+  std::vector<int64_t> agreed{batch.valid_targets, stop_asked ? 1 : 0, own_failure ? 1 : 0};
+  ctx_.control.AllReduceSum(agreed);
+  const int64_t global_valid = agreed[0];
+  stop_agreed_ = agreed[1] > 0;
+  if (agreed[2] > 0) {  // before any gradient is exchanged: every rank leaves the step here
+    failure_agreed_ = true;
+    if (own_failure) std::rethrow_exception(own_failure);
+    throw FaultError(ErrorKind::kBatchData, "the batch of another rank failed", 0);
   }
   optimizer_->zero_grad();
   GlobalMean(local_sum, global_valid).backward();
@@ -206,7 +247,13 @@ std::optional<double> Trainer::EvaluateEpoch(EpochReport& report) {
 
 EpochPlan Trainer::PlanEpoch(int64_t epoch) {
   EpochPlan plan;
-  plan.shard = TrainShard({train_.size(), ctx_.control.rank(), ctx_.control.world(), config_.seed, epoch, true});
+  const int64_t kept = KeptSamples(train_.size(), set_aside_);
+  if (kept == 0) {
+    throw DataError("every training sample is in the quarantine file: nothing is left to train on; fix the data");
+  }
+  plan.shard =
+      TrainShard({train_.size(), ctx_.control.rank(), ctx_.control.world(), config_.seed, epoch, true, set_aside_});
+  plan.unique_entries = UniqueShardEntries(kept, ctx_.control.rank(), ctx_.control.world());
   EnterPhase("the label validation before epoch " + std::to_string(epoch + 1));
   for (TrainObserver* o : ctx_.observers) o->OnEpochBegin(epoch, plan);
   // Observers must keep shard sizes equal, or ranks would run different step counts and hang.
@@ -229,10 +276,11 @@ double Trainer::GuardedStep(Batch& batch, const StepReport& where) {
     const double loss = Step(batch);
     for (StepHooks* h : ctx_.hooks) h->AfterStep(where, *model_);
     return loss;
-  } catch (const FaultError& e) {              // non-finite: raised on every rank together
+  } catch (const FaultError& e) {              // non-finite, or another rank's agreed batch failure
     if (e.kind() == ErrorKind::kStall) throw;  // a wait gave up: no batch is at fault
     failure.kind = e.kind();
     failure.what = e.what();
+    failure.agreed = true;
     // A non-finite loss is the doing of the ranks whose own part was not finite. A non-finite
     // gradient norm with finite losses cannot be traced to a rank after the reduction: rank 0
     // keeps the evidence.
@@ -250,12 +298,69 @@ double Trainer::GuardedStep(Batch& batch, const StepReport& where) {
       failure.what = GpuFaultReport(HostName(), ctx_.device, gpu_bus_id_, e.what());
     }
     failure.culprit = true;
+    failure.agreed = failure_agreed_;
   }
+  failure.quarantine = ctx_.bad_samples != nullptr &&
+                       (failure.kind == ErrorKind::kBatchData || failure.kind == ErrorKind::kDeviceAssert);
   for (StepHooks* h : ctx_.hooks) h->OnStepFailed(failure);
+  if (failure.quarantine) QuarantineOrStand(failure);
   throw FaultError(failure.kind,
                    "step " + std::to_string(where.global_step) + " (epoch " + std::to_string(where.epoch + 1) +
                        ") failed on rank " + std::to_string(ctx_.control.rank()) + ": " + FirstLine(failure.what),
                    where.global_step);
+}
+
+bool Trainer::QuarantinesHere(const std::exception& e) const {
+  return ctx_.bad_samples != nullptr && !ctx_.device.is_cuda() && !config_.quarantine_by_restart &&
+         dynamic_cast<const Error*>(&e) == nullptr && ClassifyStepError(e) == ErrorKind::kBatchData;
+}
+
+void Trainer::QuarantineOrStand(const StepFailure& failure) {
+  const QuarantineVerdict mine = failure.culprit ? ctx_.bad_samples->Quarantine(failure) : QuarantineVerdict{};
+  if (!failure.agreed) {  // the device is lost (or a restart was asked for): rerun me
+    if (!failure.culprit || mine.samples.empty()) return;
+    throw FaultError(ErrorKind::kQuarantined,
+                     std::to_string(mine.samples.size()) + " sample(s) of step " +
+                         std::to_string(failure.where.global_step) +
+                         " set aside; the device cannot go on in this process: rerun the same command with "
+                         "--resume auto to continue from the last checkpoint without them",
+                     failure.where.global_step);
+  }
+  EnterPhase("the agreement on the bad samples of step " + std::to_string(failure.where.global_step));
+  std::vector<int64_t> samples;
+  std::string refusal;  // the first refusing rank's reason
+  const std::vector<std::string> verdicts = ctx_.control.AllGather(EncodeVerdict(mine));
+  for (size_t r = 0; r < verdicts.size(); ++r) {
+    const std::string& v = verdicts[r];
+    if (!v.empty() && v[0] == '-' && refusal.empty()) refusal = "rank " + std::to_string(r) + ": " + v.substr(1);
+    std::istringstream in(v.empty() ? "" : v.substr(1));
+    for (int64_t i = 0; !v.empty() && v[0] == '+' && in >> i;) samples.push_back(i);
+  }
+  if (!refusal.empty() || samples.empty()) {  // the failure stands on every rank
+    if (failure.culprit) return;
+    throw PeerError("step " + std::to_string(failure.where.global_step) +
+                        " failed on another rank and its samples were not set aside (" +
+                        (refusal.empty() ? "the diagnosis named none" : refusal) + ")",
+                    failure.kind);
+  }
+  std::sort(samples.begin(), samples.end());
+  throw SetAsideError(samples, failure.where.global_step);
+}
+
+TrainPosition Trainer::ResumeWithout(const std::vector<int64_t>& samples, int64_t failed_step) {
+  std::vector<int64_t> merged;
+  std::set_union(set_aside_.begin(), set_aside_.end(), samples.begin(), samples.end(), std::back_inserter(merged));
+  set_aside_ = std::move(merged);
+  EnterPhase("reloading the checkpoint " + config_.checkpoint + " after setting samples aside");
+  optimizer_ = MakeOptimizer(config_, model_);  // a fresh one: FusedAdam caches its step counts between steps
+  TrainPosition back;
+  RunAgreed(ctx_.control, [&] { back = LoadCheckpoint(config_.checkpoint, *model_, *optimizer_, shape_); });
+  last_saved_ = back;
+  epoch_correct_ = torch::Tensor();
+  epoch_valid_ = 0;
+  for (StepHooks* h : ctx_.hooks) h->OnModelReady(back.global_step, *model_);
+  ctx_.bad_samples->OnSetAside(samples, failed_step, back.global_step);
+  return back;
 }
 
 TrainSummary Trainer::Run() {
@@ -269,7 +374,9 @@ TrainSummary Trainer::Run() {
 
   auto budget_left = [&] { return config_.max_steps == 0 || summary.steps_this_run < config_.max_steps; };
 
-  for (; pos.epoch < config_.epochs && budget_left() && !stop_agreed_; ++pos.epoch, pos.step_in_epoch = 0) {
+  // With --bad-samples quarantine a checkpoint exists from the start: the place to go back to.
+  if (ctx_.bad_samples != nullptr) SaveAgreed(pos);
+  while (pos.epoch < config_.epochs && budget_left() && !stop_agreed_) {
     const EpochPlan plan = PlanEpoch(pos.epoch);
     const int64_t steps_per_epoch = StepsPerEpoch(static_cast<int64_t>(plan.shard.size()), config_.batch_size);
     double loss_sum = 0;
@@ -287,6 +394,7 @@ TrainSummary Trainer::Run() {
         },
         pos.step_in_epoch, steps_per_epoch, loader.threads, loader.window);
     const Clock::time_point loop_start = Clock::now();
+    bool went_back = false;  // samples were set aside: the epoch of the checkpoint is planned again
     while (pos.step_in_epoch < steps_per_epoch && budget_left()) {
       const Clock::time_point wait_start = Clock::now();
       Batch batch = batches.Next();
@@ -299,8 +407,13 @@ TrainSummary Trainer::Run() {
       try {
         loss = GuardedStep(batch,
                            {pos.epoch, pos.step_in_epoch + 1, steps_per_epoch, pos.global_step + 1, 0, global_images});
+      } catch (const SetAsideError& e) {
+        pos = ResumeWithout(e.samples, e.failed_step);
+        went_back = true;
+        break;
       } catch (const FaultError& e) {
         const bool device_lost = e.kind() == ErrorKind::kDeviceAssert || e.kind() == ErrorKind::kGpuFault ||
+                                 e.kind() == ErrorKind::kQuarantined ||
                                  (e.kind() == ErrorKind::kInternal && ctx_.device.is_cuda());
         if (device_lost && ctx_.on_device_lost) ctx_.on_device_lost(e);
         throw;
@@ -326,6 +439,7 @@ TrainSummary Trainer::Run() {
       if (stop_agreed_) break;
     }
     summary.loop_seconds += std::chrono::duration<double>(Clock::now() - loop_start).count();
+    if (went_back) continue;
     if (pos.step_in_epoch < steps_per_epoch) break;  // stopped mid-epoch by max_steps or a stop request
     EpochReport report;
     report.epoch = pos.epoch;
@@ -334,6 +448,8 @@ TrainSummary Trainer::Run() {
     ReportTrainAccuracy(report);
     for (TrainObserver* o : ctx_.observers) o->OnEpochEnd(report);
     SaveAgreed({pos.epoch + 1, 0, pos.global_step});
+    ++pos.epoch;
+    pos.step_in_epoch = 0;
   }
   if (pos.epoch < config_.epochs && pos.step_in_epoch > 0) SaveAgreed(pos);  // stopped mid-epoch
   summary.preempted = stop_agreed_ && pos.epoch < config_.epochs && budget_left();

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 
+#include "trainer/bad_samples.h"
 #include "trainer/checkpoint.h"
 #include "trainer/comm/data_plane.h"
 #include "trainer/comm/grad_reducer.h"
@@ -34,6 +35,9 @@ struct TrainContext {
   // Set (from any thread) to ask for a stop with a checkpoint: the ranks agree on the first step
   // that one of them starts after the request, and training stops after it (TrainSummary::preempted).
   const std::atomic<bool>* stop_requested = nullptr;
+  // --bad-samples quarantine: a step that fails on its data sets the samples its diagnosis names
+  // aside and the run goes on from the last checkpoint without them (null: the failure stops it).
+  BadSamples* bad_samples = nullptr;
   // Called instead of unwinding when a step failed with a CUDA device-side assert (or another
   // CUDA error on a GPU), while the batch, the loader's queue and the model are still alive:
   // after such an error every CUDA call fails, so freeing their memory (pinned host memory
@@ -83,12 +87,15 @@ class Trainer {
   // across ranks).
   Trainer(const TrainConfig& config, const Dataset& train, const Dataset* test, TrainContext context);
 
-  // Trains until the configured epochs or max_steps are done.
+  // Trains until the configured epochs or max_steps are done. With a BadSamples, a step that
+  // fails on its data is retrained from the last checkpoint without the samples set aside.
   TrainSummary Run();
 
   // One optimizer step on this rank's part of the global batch; returns the global mean loss.
   // A non-finite global loss or gradient norm throws FaultError(kNonFinite) on every rank,
-  // before the weights change.
+  // before the weights change. Where a failed batch can be set aside in this process (see
+  // QuarantinesHere), a rank's forward failure is agreed too: it rethrows there, and the
+  // others throw FaultError(kBatchData), before any gradient is exchanged.
   double Step(const Batch& batch);
 
   Hw3Net& model() { return model_; }
@@ -107,11 +114,22 @@ class Trainer {
   // Runs Step; on failure tells the hooks (with this rank's share of the blame) and throws
   // FaultError. Errors of other ranks (PeerError) and of the library (CommError) pass through.
   double GuardedStep(Batch& batch, const StepReport& where);
+  // Whether this rank's forward failure `e` is agreed in the step and its samples set aside in
+  // this process: a batch-data error where the device survives (not CUDA, not forced to restart).
+  bool QuarantinesHere(const std::exception& e) const;
+  // After every hook saw `failure`: sets the bad samples aside, or lets the failure stand (returns).
+  // Agreed failures: every rank takes part and, when samples were set aside, throws SetAsideError.
+  // Otherwise (a lost device) the failing rank throws FaultError(kQuarantined): rerun me.
+  void QuarantineOrStand(const StepFailure& failure);
+  // Goes back to the last checkpoint without the samples of `set_aside`; returns its position.
+  TrainPosition ResumeWithout(const std::vector<int64_t>& samples, int64_t failed_step);
 
   double allreduce_wait_s_ = 0;              // of the last Step: the wait for the gradient all-reduce after backward
   bool local_loss_finite_ = true;            // of the last Step: whether this rank's loss sum was finite
   bool gradient_not_finite_ = false;         // of the last Step: the reduced gradient norm was not finite
   bool stop_agreed_ = false;                 // a rank asked for a stop before the last Step (agreed in it)
+  bool failure_agreed_ = false;              // of the last Step: a rank's batch failure was agreed in it
+  std::vector<int64_t> set_aside_;           // sorted dataset indices never trained on (quarantined)
   torch::Tensor epoch_correct_;              // this rank's correct predictions this epoch, on the device
   int64_t epoch_valid_ = 0;                  // this rank's valid targets this epoch
   std::optional<TrainPosition> last_saved_;  // of the last checkpoint written

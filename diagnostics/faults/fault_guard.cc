@@ -96,16 +96,24 @@ Bundle FaultGuard::Capture(const StepFailure& f) const {
 }
 
 void FaultGuard::OnStepFailed(const StepFailure& f) {
-  // From here on this rank is stopping: a SIGTERM or the watchdog no longer decides its exit.
-  if (!ClaimExit()) StandAside("the failure of step " + std::to_string(f.where.global_step));
+  // From here on this rank is stopping, unless a quarantine lets the run go on: a SIGTERM or the
+  // watchdog no longer decides its exit.
+  const bool goes_on = f.quarantine && f.agreed;
+  if (!goes_on && !ClaimExit()) StandAside("the failure of step " + std::to_string(f.where.global_step));
   watch_.Disarm();
   if (!f.culprit) return;
-  if (options_.on_found) options_.on_found(f.kind);
+  if (options_.on_found && !f.quarantine) options_.on_found(f.kind);
   const std::string dir =
       options_.bundle_dir + "/step" + std::to_string(f.where.global_step) + "-rank" + std::to_string(channel_.rank());
-  watch_.Stopping("writing the repro bundle of step " + std::to_string(f.where.global_step) + " and diagnosing it");
-  // Non-finite verdicts are reached by every rank together; anything else only this rank knows.
-  if (f.kind != ErrorKind::kNonFinite) {
+  const std::string doing = "writing the repro bundle of step " + std::to_string(f.where.global_step) +
+                            " and diagnosing it" + (f.quarantine ? " to set its bad samples aside" : "");
+  if (goes_on) {
+    watch_.SetPhase(doing);
+  } else {
+    watch_.Stopping(doing);
+  }
+  // The others are told now, unless they know (an agreed failure) or the failure may not stand.
+  if (!f.agreed && !f.quarantine) {
     channel_.Tell(
         static_cast<int>(f.kind), f.where.global_step,
         "step " + std::to_string(f.where.global_step) + ": " + FirstLine(f.what) + " (repro bundle " + dir + ")");

@@ -1,7 +1,8 @@
 // FaultGuard: the StepHooks the launcher plugs in for fault capture. It arms the FaultWatch for
 // each step, keeps a host copy of the weights when training on a GPU (after a device-side
 // assert nothing can be copied off the device), and when a step fails on this rank:
-//   1. tells every other rank at once (unless the failure is already agreed, e.g. non-finite),
+//   1. tells every other rank at once (unless the failure is already agreed, e.g. non-finite, or
+//      may yet be quarantined: then the stop tells them, with the outcome),
 //   2. writes the repro bundle,
 //   3. runs `trainguard diagnose BUNDLE` in a child process and waits for it (bounded).
 #pragma once

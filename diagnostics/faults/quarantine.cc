@@ -82,18 +82,20 @@ std::vector<QuarantinedSample> ReadQuarantine(const std::string& path) {
   return records;
 }
 
-std::vector<QuarantinedSample> AppendQuarantine(const std::string& path, const std::vector<QuarantinedSample>& add) {
+QuarantineAppend AppendQuarantine(const std::string& path, const std::vector<QuarantinedSample>& add, int64_t limit) {
   FileLock lock(path);
-  std::vector<QuarantinedSample> records = ReadQuarantine(path);
+  QuarantineAppend out{ReadQuarantine(path), false};
+  std::vector<QuarantinedSample> records = out.records;
   std::set<int64_t> held;
   for (const auto& r : records) held.insert(r.sample);
-  bool changed = false;
   for (const auto& r : add) {
-    if (!held.insert(r.sample).second) continue;
-    records.push_back(r);
-    changed = true;
+    if (held.insert(r.sample).second) records.push_back(r);
   }
-  if (!changed) return records;
+  if (records.size() == out.records.size()) return out;
+  if (static_cast<int64_t>(held.size()) > limit) {
+    out.over_budget = true;
+    return out;
+  }
   std::string text;
   for (const auto& r : records) text += ToLine(r);
   try {
@@ -101,7 +103,8 @@ std::vector<QuarantinedSample> AppendQuarantine(const std::string& path, const s
   } catch (const IoError& e) {
     throw QuarantineError(std::string("the quarantine file cannot be written: ") + e.what());
   }
-  return records;
+  out.records = std::move(records);
+  return out;
 }
 
 std::vector<int64_t> QuarantinedIndices(const std::vector<QuarantinedSample>& records) {

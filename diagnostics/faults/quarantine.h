@@ -6,6 +6,7 @@
 // may contend for. Pure: no Torch, no MPI.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -23,19 +24,27 @@ struct QuarantinedSample {
   std::string error;   // the first line of the step's error
 };
 
-// The quarantine file is unreadable or holds a line that is not a record; names the file and line.
-class QuarantineError : public Error {
+// The quarantine file is unreadable, unwritable or holds a line that is not a record; names the
+// file (and line). Run state beside the checkpoint, so it ends a run as a checkpoint error does.
+class QuarantineError : public CheckpointError {
  public:
-  using Error::Error;
+  using CheckpointError::CheckpointError;
 };
 
 // The records of `path` in file order; none when the file does not exist. Throws QuarantineError.
 std::vector<QuarantinedSample> ReadQuarantine(const std::string& path);
 
-// Adds the records whose sample the file does not hold yet (rewriting it atomically under an
-// exclusive lock on PATH.lock) and returns every record the file holds afterwards. Throws
+struct QuarantineAppend {
+  std::vector<QuarantinedSample> records;  // every record the file holds afterwards
+  bool over_budget = false;                // nothing was added: the file would hold more than the limit
+};
+
+// Adds the records whose sample the file does not hold yet, unless the file would then hold more
+// than `limit` samples (rewriting it atomically under an exclusive lock on PATH.lock, so that
+// ranks appending at once neither lose records nor pass the limit together). Throws
 // QuarantineError (naming the path and the reason) when it cannot be read or written.
-std::vector<QuarantinedSample> AppendQuarantine(const std::string& path, const std::vector<QuarantinedSample>& add);
+QuarantineAppend AppendQuarantine(const std::string& path, const std::vector<QuarantinedSample>& add,
+                                  int64_t limit = INT64_MAX);
 
 // The sorted, distinct sample indices of `records`.
 std::vector<int64_t> QuarantinedIndices(const std::vector<QuarantinedSample>& records);

@@ -121,6 +121,7 @@ class Metrics::Impl {
   Counter* unreadable_images = nullptr;
   Family<Counter>* failures = nullptr;
   Counter* preemptions = nullptr;
+  Counter* quarantined = nullptr;
   Gauge* restarts = nullptr;
   Gauge* lost_training = nullptr;
   Family<Gauge>* last_success = nullptr;
@@ -181,6 +182,10 @@ Metrics::Metrics(const MetricsOptions& options) {
   m.preemptions = &m.CounterFamily("trainguard_preemptions_total",
                                    "Stops on request (SIGUSR1, SIGTERM) after an agreed checkpoint: exit 12.")
                        .Add({});
+  m.quarantined =
+      &m.CounterFamily("trainguard_quarantined_samples_total",
+                       "Samples set aside by --bad-samples quarantine, the job's count on rank 0 (0 elsewhere).")
+           .Add({});
   m.last_success =
       &m.GaugeFamily("trainguard_last_success_timestamp_seconds", "Unix time of the last successful step.");
   m.restarts = &m.GaugeFamily("trainguard_restarts", "Times the launcher restarted this job before this run.").Add({});
@@ -267,6 +272,8 @@ void Metrics::OnFailure(const std::string& kind, int exit_code) {
 }
 
 void Metrics::OnPreemption() { impl_->preemptions->Increment(); }
+
+void Metrics::AddQuarantinedSamples(int64_t count) { impl_->quarantined->Increment(static_cast<double>(count)); }
 
 void Metrics::SetRestarts(int64_t restarts) { impl_->restarts->Set(static_cast<double>(restarts)); }
 

@@ -104,6 +104,8 @@ class Metrics {
   void OnFailure(const std::string& kind, int exit_code);
   // A stop on request with its checkpoint (exit 12): trainguard_preemptions_total += 1. Not a failure.
   void OnPreemption();
+  // trainguard_quarantined_samples_total += count: samples set aside (rank 0 counts the job's).
+  void AddQuarantinedSamples(int64_t count);
   void SetGpuMemory(int64_t allocated_bytes, int64_t reserved_bytes);
   // trainguard_restarts: how many times the launcher restarted the job before this run.
   void SetRestarts(int64_t restarts);

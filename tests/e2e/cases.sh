@@ -2,23 +2,8 @@
 # End-to-end cases of the trainguard executable under mpirun; ctest runs one case per test:
 #   cases.sh CASE     (TG_TEST_BIN: path of trainguard; set by ctest)
 # Each case checks exit codes and the words of the messages a user would read.
-set -uo pipefail
-BIN=${TG_TEST_BIN:?set TG_TEST_BIN to the trainguard executable}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tg_e2e_XXXXXX")
-trap '[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
-MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# run NAME NP ARGS... : runs trainguard under mpirun with a 120 s limit; output in $WORK/NAME.{out,err}
-run() {
-  local name=$1 np=$2; shift 2
-  timeout 120 "${MPIRUN[@]}" -np "$np" "$BIN" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err"
-  echo $? >"$WORK/$name.rc"
-}
-rc_of() { cat "$WORK/$1.rc"; }
-expect_rc() { [ "$(rc_of "$1")" = "$2" ] || { cat "$WORK/$1.out" "$WORK/$1.err" >&2; fail "$1: exit $(rc_of "$1"), expected $2"; }; }
-expect_text() { grep -qF -- "$3" "$WORK/$1.$2" || { cat "$WORK/$1.out" "$WORK/$1.err" >&2; fail "$1: '$3' not in std$2"; }; }
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 # A rank that dies outside a step (validate, predict, evaluation), where no --inject-fault can
 # reach: a FIFO named like a JPEG holds the rank that reads it (its open and read block) until

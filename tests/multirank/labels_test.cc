@@ -51,7 +51,7 @@ TEST(DistLabels, BadLabelOnOneRankStopsEveryRankBeforeTheFirstStep) {
   MpiDataPlane plane(MPI_COMM_WORLD);
   // Sample 0 sits on exactly one rank's shard.
   auto data = DataWithBadLabel(0, RawLabel{11, "11"});
-  const auto shard = TrainShard({data->size(), control.rank(), control.world(), 0, 0, true});
+  const auto shard = TrainShard({data->size(), control.rank(), control.world(), 0, 0, true, {}});
   const bool holder = std::count(shard.begin(), shard.end(), 0) > 0;
   ASSERT_EQ(SumAcrossRanks(control, holder ? 1 : 0), 1);
 

@@ -57,6 +57,9 @@ TEST_F(Cli, ARepeatedOptionTakesItsLastValue) {
   const Command c = Parse({"train", "--epochs", "2", "--batch-size", "16", "--epochs", "5"});
   EXPECT_EQ(c.train.epochs, 5);
   EXPECT_EQ(c.train.batch_size, 16);
+  const Command faults =
+      Parse({"train", "--inject-fault", "nan:rank=0:step=1", "--inject-fault", "kill:rank=1:step=2"});
+  EXPECT_EQ(faults.train.inject_faults.size(), 2u);  // a list option keeps every value
 }
 
 TEST_F(Cli, BadEnvironmentValueNamesTheVariable) {
@@ -211,6 +214,12 @@ TEST_F(Cli, CrossFieldMistakesAreExplained) {
   EXPECT_NE(c.message.find("--ignore-index 3"), std::string::npos) << c.message;
   c = Parse({"train", "--dataset", "imagenet"});
   EXPECT_NE(c.message.find("--dataset"), std::string::npos) << c.message;
+  c = Parse({"train", "--bad-samples", "quarantine"});
+  EXPECT_NE(c.message.find("needs --checkpoint"), std::string::npos) << c.message;
+  c = Parse({"train", "--bad-samples", "skip", "--checkpoint", "x"});
+  EXPECT_NE(c.message.find("--bad-samples: unknown policy 'skip'"), std::string::npos) << c.message;
+  c = Parse({"train", "--quarantine", "q.jsonl"});
+  EXPECT_NE(c.message.find("--bad-samples quarantine only"), std::string::npos) << c.message;
 }
 
 TEST_F(Cli, FusedBlocksTakesAutoOnOrOff) {

@@ -53,7 +53,7 @@ struct RankResult {
 std::vector<RankResult> Validate(const LabelCatalog& catalog, int world, const LabelCheckOptions& options) {
   std::vector<RankResult> results(static_cast<size_t>(world));
   RunRanks(world, [&](ControlPlane& c) {
-    const auto shard = TrainShard({catalog.size(), c.rank(), c.world(), 3, 0, true});
+    const auto shard = TrainShard({catalog.size(), c.rank(), c.world(), 3, 0, true, {}});
     const auto v = ValidateLabels(c, catalog, shard, UniqueShardEntries(catalog.size(), c.rank(), c.world()), options);
     results[static_cast<size_t>(c.rank())] = {FormatReport(v.report), v.report.failed, v.shard.size(), v.shard,
                                               v.ignored};
@@ -135,9 +135,10 @@ TEST(LabelValidation, RankWithEveryLabelDroppedStillRunsTheSameSteps) {
   for (const auto& rank : r) {
     EXPECT_FALSE(rank.failed);
     const bool holds_good = std::find(rank.shard.begin(), rank.shard.end(), 0) != rank.shard.end();
-    if (!holds_good)
+    if (!holds_good) {
       EXPECT_EQ(rank.ignored.size(), std::set<int64_t>(rank.shard.begin(), rank.shard.end()).size())
           << "a rank with nothing kept trains on ignored targets only";
+    }
   }
 }
 
@@ -204,7 +205,7 @@ TEST(LabelReport, JsonCarriesCountsOffendersAndVerdict) {
   LabelCheckOptions o = Options(LabelAction::kFail, 4);
   std::string json;
   RunRanks(1, [&](ControlPlane& c) {
-    const auto shard = TrainShard({12, 0, 1, 0, 0, false});
+    const auto shard = TrainShard({12, 0, 1, 0, 0, false, {}});
     json = ReportJson(ValidateLabels(c, LabelCatalog(labels), shard, 12, o).report, o.policy);
   });
   EXPECT_NE(json.find("\"verdict\": \"fail\""), std::string::npos) << json;

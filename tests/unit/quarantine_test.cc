@@ -30,7 +30,7 @@ TEST_F(Quarantine, AMissingFileHoldsNothing) { EXPECT_TRUE(ReadQuarantine(path_)
 
 TEST_F(Quarantine, RecordsSurviveARoundTripAndASampleIsHeldOnce) {
   AppendQuarantine(path_, {Record(7), Record(3)});
-  const auto records = AppendQuarantine(path_, {Record(3, 1), Record(12, 1)});
+  const auto records = AppendQuarantine(path_, {Record(3, 1), Record(12, 1)}).records;
   ASSERT_EQ(records.size(), 3u);
   const auto back = ReadQuarantine(path_);
   ASSERT_EQ(back.size(), 3u);
@@ -53,6 +53,16 @@ TEST_F(Quarantine, WritersAtOnceLoseNoRecord) {
   }
   for (auto& t : writers) t.join();
   EXPECT_EQ(ReadQuarantine(path_).size(), 40u);
+}
+
+TEST_F(Quarantine, NothingIsAddedPastTheLimit) {
+  AppendQuarantine(path_, {Record(1), Record(2)}, 3);
+  const QuarantineAppend over = AppendQuarantine(path_, {Record(2), Record(3), Record(4)}, 3);
+  EXPECT_TRUE(over.over_budget);
+  EXPECT_EQ(ReadQuarantine(path_).size(), 2u);
+  const QuarantineAppend fits = AppendQuarantine(path_, {Record(2), Record(3)}, 3);
+  EXPECT_FALSE(fits.over_budget);
+  EXPECT_EQ(fits.records.size(), 3u);
 }
 
 TEST_F(Quarantine, ABadLineIsNamedWithItsNumber) {

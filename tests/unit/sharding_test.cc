@@ -13,7 +13,7 @@ namespace {
 
 std::vector<std::vector<int64_t>> AllShards(int64_t n, int world, uint64_t seed, int64_t epoch) {
   std::vector<std::vector<int64_t>> shards;
-  for (int r = 0; r < world; ++r) shards.push_back(TrainShard({n, r, world, seed, epoch, true}));
+  for (int r = 0; r < world; ++r) shards.push_back(TrainShard({n, r, world, seed, epoch, true, {}}));
   return shards;
 }
 
@@ -48,13 +48,13 @@ TEST(Sharding, FewerSamplesThanRanksStillGivesEveryRankOneSample) {
 }
 
 TEST(Sharding, SameInputsGiveSameShardsAndEpochsReshuffle) {
-  EXPECT_EQ(TrainShard({100, 1, 3, 9, 2, true}), TrainShard({100, 1, 3, 9, 2, true}));
-  EXPECT_NE(TrainShard({100, 1, 3, 9, 2, true}), TrainShard({100, 1, 3, 9, 3, true}));
-  EXPECT_NE(TrainShard({100, 1, 3, 9, 2, true}), TrainShard({100, 1, 3, 10, 2, true}));
+  EXPECT_EQ(TrainShard({100, 1, 3, 9, 2, true, {}}), TrainShard({100, 1, 3, 9, 2, true, {}}));
+  EXPECT_NE(TrainShard({100, 1, 3, 9, 2, true, {}}), TrainShard({100, 1, 3, 9, 3, true, {}}));
+  EXPECT_NE(TrainShard({100, 1, 3, 9, 2, true, {}}), TrainShard({100, 1, 3, 10, 2, true, {}}));
 }
 
 TEST(Sharding, UnshuffledShardIsStrided) {
-  EXPECT_EQ(TrainShard({7, 1, 3, 0, 0, false}), (std::vector<int64_t>{1, 4, 0}));  // 0 is padding
+  EXPECT_EQ(TrainShard({7, 1, 3, 0, 0, false, {}}), (std::vector<int64_t>{1, 4, 0}));  // 0 is padding
 }
 
 TEST(Sharding, PermutationIsFixedForASeed) {
@@ -120,8 +120,8 @@ TEST(Sharding, ExcludingEverySampleIsRefused) {
 }
 
 TEST(Sharding, RejectsRankOutsideWorld) {
-  EXPECT_THROW(TrainShard({10, 3, 3, 0, 0, true}), std::invalid_argument);
-  EXPECT_THROW(TrainShard({0, 0, 1, 0, 0, true}), std::invalid_argument);
+  EXPECT_THROW(TrainShard({10, 3, 3, 0, 0, true, {}}), std::invalid_argument);
+  EXPECT_THROW(TrainShard({0, 0, 1, 0, 0, true, {}}), std::invalid_argument);
 }
 
 }  // namespace

@@ -56,6 +56,23 @@ void ValidateTrainConfig(const TrainConfig& c) {
   if (c.checkpoint_every > 0 && c.checkpoint.empty()) {
     throw ConfigError("--checkpoint-every needs --checkpoint FILE to write to");
   }
+  if (c.bad_samples != "fail" && c.bad_samples != "quarantine") {
+    throw ConfigError("--bad-samples: unknown policy '" + c.bad_samples + "'; use fail or quarantine");
+  }
+  if (c.bad_samples == "quarantine" && c.checkpoint.empty()) {
+    throw ConfigError(
+        "--bad-samples quarantine needs --checkpoint FILE: the run goes on from the last checkpoint "
+        "after setting samples aside");
+  }
+  if (c.bad_samples == "quarantine" && !c.diagnose) {
+    throw ConfigError(
+        "--bad-samples quarantine needs the diagnosis (drop --no-diagnose): it names the samples to "
+        "set aside");
+  }
+  if (c.bad_samples != "quarantine" && (c.quarantine_by_restart || !c.quarantine.empty())) {
+    throw ConfigError(std::string(c.quarantine_by_restart ? "--quarantine-by-restart" : "--quarantine") +
+                      " applies to --bad-samples quarantine only");
+  }
   if (c.num_classes != 0 && c.ignore_index >= 0 && c.ignore_index < c.num_classes) {
     throw ConfigError("--ignore-index " + std::to_string(c.ignore_index) + " is a real class of [0, " +
                       std::to_string(c.num_classes) + "); pick a value outside it such as -1");

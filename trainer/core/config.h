@@ -71,6 +71,13 @@ struct TrainConfig {
   bool diagnose = true;          // the failing rank runs `trainguard diagnose` on its bundle
   int64_t host_copy_every = 50;  // GPU runs: steps between host copies of the weights
   std::vector<std::string> inject_faults;  // KIND:rank=R:step=K[:seconds=S], tests and demos
+  // A step that fails on its data: "fail" stops the job; "quarantine" sets the samples its
+  // diagnosis names aside (in the quarantine file) and goes on from the last checkpoint without
+  // them, in the same process where the device survived, else by exit 15 and a rerun.
+  std::string bad_samples = "fail";
+  std::string quarantine;                // the quarantine file (empty: <checkpoint>.quarantine)
+  std::string max_quarantined = "0.1%";  // samples set aside before the job fails: "N" or "P%" of the training set
+  bool quarantine_by_restart = false;    // quarantine by exit 15 even where the process survives (tests)
 
   // --- metrics (diagnostics/metrics) ---
   int64_t metrics_port = -1;               // /metrics on port BASE + local rank (0: a free port; -1: none)

@@ -35,6 +35,8 @@ const char* ErrorKindName(ErrorKind kind) {
       return "out_of_memory";
     case ErrorKind::kGpuFault:
       return "gpu_fault";
+    case ErrorKind::kQuarantined:
+      return "quarantined";
   }
   return "internal";
 }

@@ -60,6 +60,7 @@ enum class ErrorKind {
   kStall,         // a step or collective overran its deadline
   kOutOfMemory,   // an allocation failed: the batch does not fit (GPU or host memory)
   kGpuFault,      // the GPU failed: an illegal address, a launch failure, an uncorrectable ECC error
+  kQuarantined,   // not a failure: samples were set aside and the run must be rerun to go on without them
 };
 
 // A training step failed; `kind` is one of the step kinds above.
@@ -86,8 +87,8 @@ class PeerError : public Error {
 };
 
 // "internal", "config", "data", "checkpoint", "comm", "peer", "bad_label", "batch_data",
-// "device_assert", "non_finite", "stall", "out_of_memory", "gpu_fault": in bundles, logs and
-// metrics.
+// "device_assert", "non_finite", "stall", "out_of_memory", "gpu_fault", "quarantined": in
+// bundles, logs and metrics.
 const char* ErrorKindName(ErrorKind kind);
 
 // The kind of any exception: one of ours by type, anything else is internal.

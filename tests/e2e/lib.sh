@@ -1,0 +1,22 @@
+# shellcheck shell=bash
+# Helpers of the end-to-end case scripts (cases.sh, quarantine.sh), sourced by them: a work
+# folder removed at exit (kept with KEEP_WORK=1), trainguard under mpirun with a time limit, and
+# checks of exit codes and of the words a user would read.
+set -uo pipefail
+BIN=${TG_TEST_BIN:?set TG_TEST_BIN to the trainguard executable}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tg_e2e_XXXXXX")
+trap '[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
+MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# run NAME NP ARGS... : runs trainguard under mpirun with a 120 s limit; output in $WORK/NAME.{out,err}
+run() {
+  local name=$1 np=$2; shift 2
+  timeout 120 "${MPIRUN[@]}" -np "$np" "$BIN" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err"
+  echo $? >"$WORK/$name.rc"
+}
+rc_of() { cat "$WORK/$1.rc"; }
+expect_rc() { [ "$(rc_of "$1")" = "$2" ] || { cat "$WORK/$1.out" "$WORK/$1.err" >&2; fail "$1: exit $(rc_of "$1"), expected $2"; }; }
+expect_text() { grep -qF -- "$3" "$WORK/$1.$2" || { cat "$WORK/$1.out" "$WORK/$1.err" >&2; fail "$1: '$3' not in std$2"; }; }
+
