@@ -71,6 +71,16 @@ void Validate(const MetricsOptions& o) {
   if (o.max_class_series < 0) fail("max_class_series", "must not be negative");
 }
 
+// Sets the series of `family` with `labels` to `value`, or removes it when there is no value.
+template <typename T>
+void SetOrRemove(Family<Gauge>& family, const Labels& labels, const std::optional<T>& value) {
+  if (value) {
+    family.Add(labels).Set(static_cast<double>(*value));
+  } else if (family.Has(labels)) {
+    family.Remove(&family.Add(labels));
+  }
+}
+
 double UnixNow() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 }  // namespace
@@ -127,8 +137,19 @@ class Metrics::Impl {
   Family<Gauge>* last_success = nullptr;
   Family<Gauge>* gpu_allocated = nullptr;
   Family<Gauge>* gpu_reserved = nullptr;
+  // GPU health (NVML), each series labelled gpu (a PCI bus id).
+  Family<Gauge>* gpu_utilization = nullptr;
+  Family<Gauge>* gpu_memory_used = nullptr;
+  Family<Gauge>* gpu_memory_total = nullptr;
+  Family<Gauge>* gpu_temperature = nullptr;
+  Family<Gauge>* gpu_power = nullptr;
+  Family<Gauge>* gpu_throttled = nullptr;
+  Family<Gauge>* gpu_ecc_errors = nullptr;
+  Family<Counter>* gpu_xid_events = nullptr;
+  Family<Counter>* gpu_double_bit_ecc_events = nullptr;
 
   std::mutex mutex;              // guards run_info_series, endpoint
+  std::mutex gpu_health;         // one SetGpuHealth at a time: it adds and removes series
   std::mutex writing;            // one writer of the textfile at a time: its temporary name is fixed
   bool textfile_warned = false;  // a failed write was reported; said again only after a success
   Gauge* run_info_series = nullptr;
@@ -194,6 +215,21 @@ Metrics::Metrics(const MetricsOptions& options) {
                          .Add({});
   m.gpu_allocated = &m.GaugeFamily("trainguard_gpu_memory_allocated_bytes", "GPU memory held by tensors.");
   m.gpu_reserved = &m.GaugeFamily("trainguard_gpu_memory_reserved_bytes", "GPU memory held by the caching allocator.");
+  m.gpu_utilization = &m.GaugeFamily("trainguard_gpu_utilization_ratio",
+                                     "Share of NVML's last sample period in which a kernel ran on the GPU (0 to 1).");
+  m.gpu_memory_used =
+      &m.GaugeFamily("trainguard_gpu_memory_used_bytes", "GPU memory in use by every process, as NVML reports it.");
+  m.gpu_memory_total = &m.GaugeFamily("trainguard_gpu_memory_total_bytes", "GPU memory in all, as NVML reports it.");
+  m.gpu_temperature = &m.GaugeFamily("trainguard_gpu_temperature_celsius", "Temperature of the GPU die.");
+  m.gpu_power = &m.GaugeFamily("trainguard_gpu_power_watts", "Power the GPU board draws.");
+  m.gpu_throttled = &m.GaugeFamily("trainguard_gpu_throttled",
+                                   "1 while NVML reports the GPU's clocks held back for this reason, else 0.");
+  m.gpu_ecc_errors = &m.GaugeFamily("trainguard_gpu_ecc_errors",
+                                    "ECC errors of GPU memory since the driver loaded (NVML's volatile count).");
+  m.gpu_xid_events = &m.CounterFamily("trainguard_gpu_xid_events_total",
+                                      "Xid critical error events of the GPU (see NVIDIA's Xid catalog), by Xid.");
+  m.gpu_double_bit_ecc_events = &m.CounterFamily("trainguard_gpu_double_bit_ecc_events_total",
+                                                 "Double-bit (uncorrectable) ECC error events of the GPU.");
 }
 
 Metrics::~Metrics() = default;
@@ -282,6 +318,33 @@ void Metrics::SetLostTrainingSeconds(double seconds) { impl_->lost_training->Set
 void Metrics::SetGpuMemory(int64_t allocated_bytes, int64_t reserved_bytes) {
   impl_->gpu_allocated->Add({}).Set(static_cast<double>(allocated_bytes));
   impl_->gpu_reserved->Add({}).Set(static_cast<double>(reserved_bytes));
+}
+
+void Metrics::SetGpuHealth(const GpuHealth& health) {
+  Impl& m = *impl_;
+  const Labels gpu = {{"gpu", health.bus_id}};
+  std::lock_guard<std::mutex> lock(m.gpu_health);
+  SetOrRemove(*m.gpu_utilization, gpu, health.utilization_ratio);
+  SetOrRemove(*m.gpu_memory_used, gpu, health.memory_used_bytes);
+  SetOrRemove(*m.gpu_memory_total, gpu, health.memory_total_bytes);
+  SetOrRemove(*m.gpu_temperature, gpu, health.temperature_celsius);
+  SetOrRemove(*m.gpu_power, gpu, health.power_watts);
+  for (const ThrottleReason& reason : kThrottleReasons) {
+    std::optional<int> throttled;
+    if (health.throttle_reasons) throttled = (*health.throttle_reasons & reason.bit) != 0 ? 1 : 0;
+    SetOrRemove(*m.gpu_throttled, {{"gpu", health.bus_id}, {"reason", reason.name}}, throttled);
+  }
+  SetOrRemove(*m.gpu_ecc_errors, {{"gpu", health.bus_id}, {"type", "corrected"}}, health.ecc_corrected);
+  SetOrRemove(*m.gpu_ecc_errors, {{"gpu", health.bus_id}, {"type", "uncorrected"}}, health.ecc_uncorrected);
+}
+
+void Metrics::OnGpuEvent(const GpuEvent& event) {
+  Impl& m = *impl_;
+  if (event.kind == GpuEvent::Kind::kXid) {
+    m.gpu_xid_events->Add({{"gpu", event.bus_id}, {"xid", std::to_string(event.xid)}}).Increment();
+  } else {
+    m.gpu_double_bit_ecc_events->Add({{"gpu", event.bus_id}}).Increment();
+  }
 }
 
 std::string Metrics::Start() {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "diagnostics/metrics/file_sd.h"
+#include "diagnostics/metrics/gpu_health.h"
 
 namespace trainguard {
 
@@ -112,6 +113,15 @@ class Metrics {
   // trainguard_lost_training_seconds: at a failure, the training time since the last checkpoint
   // (or since this run began), which a resumed run must redo.
   void SetLostTrainingSeconds(double seconds);
+  // A GpuHealthReader's reading, as series labelled gpu = health.bus_id (one set per GPU):
+  // trainguard_gpu_utilization_ratio, _memory_used_bytes, _memory_total_bytes,
+  // _temperature_celsius, _power_watts, _throttled{reason} (1 or 0 for each of kThrottleReasons)
+  // and _ecc_errors{type="corrected"|"uncorrected"} (the volatile counts: a gauge, as they reset
+  // when the driver reloads). A value the reading lacks has no series (an earlier one is removed).
+  void SetGpuHealth(const GpuHealth& health);
+  // An Xid event: trainguard_gpu_xid_events_total{gpu, xid} += 1; a double-bit ECC event:
+  // trainguard_gpu_double_bit_ecc_events_total{gpu} += 1.
+  void OnGpuEvent(const GpuEvent& event);
 
   // Outputs: I/O, each bounded in time. Each returns "" on success or when the option that
   // enables it is empty, else a warning that names the address or path and the reason.

@@ -15,6 +15,19 @@ inline void FillEveryFamily(Metrics& m) {
   m.AddUnreadableImages(2);
   m.OnFailure("stall", 6);
   m.SetGpuMemory(1 << 20, 2 << 20);
+  GpuHealth gpu;
+  gpu.bus_id = "0000:3B:00.0";
+  gpu.utilization_ratio = 0.5;
+  gpu.memory_used_bytes = 1 << 30;
+  gpu.memory_total_bytes = 80ULL << 30;
+  gpu.temperature_celsius = 60;
+  gpu.power_watts = 300.5;
+  gpu.throttle_reasons = 0x4;
+  gpu.ecc_corrected = 2;
+  gpu.ecc_uncorrected = 0;
+  m.SetGpuHealth(gpu);
+  m.OnGpuEvent({"0000:3B:00.0", GpuEvent::Kind::kXid, 79});
+  m.OnGpuEvent({"0000:3B:00.0", GpuEvent::Kind::kDoubleBitEcc, 0});
 }
 
 }  // namespace trainguard::testing
