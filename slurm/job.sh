@@ -26,6 +26,7 @@ tg_code_name() {
     12) echo "preempted: checkpoint written, to be continued" ;;
     13) echo "out of memory: lower --batch-size" ;;
     14) echo "GPU fault: the GPU or its node failed" ;;
+    15) echo "bad samples set aside (--bad-samples quarantine): to be continued" ;;
     *)
       if (($1 > 128 && $1 < 160)); then echo "a task was killed by signal $(($1 - 128))"; else echo "unknown code"; fi
       ;;
@@ -40,7 +41,9 @@ tg_code_name() {
 #   ok         CODE 0;
 #   requeue    12 (checkpointed on request), what a lost node or peer leaves behind (5, 6, 11,
 #              a task killed by a signal) or a GPU fault (14, rerun without that node), while
-#              RESTARTS < MAX_RESTARTS and not TERMINATED;
+#              RESTARTS < MAX_RESTARTS and not TERMINATED; and 15 (bad samples set aside, the
+#              run goes on without them) whatever RESTARTS: trainguard's --max-quarantined
+#              bounds those requeues, and a set-aside sample is never met again;
 #   ending     the same codes when TERMINATED: Slurm decides (a cancelled job stays cancelled);
 #   exhausted  the same codes with no restart left;
 #   fail       anything else: a usage, data, label, checkpoint or memory error (2, 3, 4, 7, 8,
@@ -49,6 +52,7 @@ tg_exit_action() {
   local code=$1 restarts=$2 max=$3 terminated=$4
   case "$code" in
     0) echo ok; return ;;
+    15) if ((terminated)); then echo ending; else echo requeue; fi; return ;;
     5 | 6 | 11 | 12 | 14) ;;
     *) if ! ((code > 128 && code < 160)); then echo fail; return; fi ;;
   esac
@@ -252,7 +256,7 @@ tg_job_main() {
   TG_TERMINATED=0
   tg_run_step "${launcher[@]}" "$TG_SLURM_DIR/task.sh" "$TG_BIN" "${trainguard[@]}" || rc=$?
   action=$(tg_exit_action "$rc" "$restarts" "$TG_MAX_RESTARTS" "$TG_TERMINATED")
-  if [ "$action" = requeue ] && tg_same_failure "$fingerprint" "$TG_RUN_DIR/requeued-failure"; then
+  if [ "$action" = requeue ] && ((rc != 15)) && tg_same_failure "$fingerprint" "$TG_RUN_DIR/requeued-failure"; then
     action=repeated
   fi
   tg_log "$TG_LAUNCHER exited $rc ($(tg_code_name "$rc")): $action"

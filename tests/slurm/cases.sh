@@ -53,6 +53,18 @@ release_requeued() {
 # out: the output file of $JOB.
 out() { printf '%s/job-%s.out' "$WORK" "$JOB"; }
 
+# wait_lines LIMIT PATTERN N: waits (LIMIT s at most) until the output of $JOB has N lines
+# matching the extended regex PATTERN.
+wait_lines() {
+  local deadline=$((SECONDS + $1)) found
+  while :; do
+    found=$(grep -cE -- "$2" "$(out)" 2>/dev/null) || found=0
+    ((found >= $3)) && return 0
+    ((SECONDS < deadline)) || job_failure "$JOB" "job $JOB's output did not show $3 lines /$2/ within $1 s"
+    sleep 0.3
+  done
+}
+
 # expect_line PATTERN WHAT: the output of $JOB has a line matching the extended regex PATTERN.
 expect_line() {
   grep -qE -- "$1" "$(out)" || job_failure "$JOB" "job $JOB: no $2 in its output (/$1/)"
@@ -191,6 +203,27 @@ case_repeated_failure_not_requeued() {
   expect_line 'restart 1 of this job \(--restart-count\)' "the restart count in run 2"
 }
 
+# (g) --bad-samples quarantine, by restart as after a CUDA device-side assert: two planted labels
+# out of range with validation off; each is set aside with exit 15 and the job requeued at once
+# (past TG_MAX_RESTARTS=1: the quarantine budget bounds these requeues), and the third run
+# completes without them.
+case_quarantine_requeued() {
+  local run
+  TG_MAX_RESTARTS=1 submit trainguard-cpu.sbatch -- "${SMALL[@]}" --synthetic-classes 10 --num-classes 10 \
+    --plant-label 3=11,200=12 --no-validate-labels --bad-samples quarantine --quarantine-by-restart --max-quarantined 5
+  for run in 1 2; do
+    wait_lines 90 '\] requeued: ' "$run"
+    release_requeued
+  done
+  wait_job_state "$JOB" 120 COMPLETED FAILED
+  expect_job COMPLETED 0:0 2
+  [ "$(grep -cE '^\[slurm job [0-9]+ .*\] srun exited 15 \(bad samples set aside .*\): requeue$' "$(out)")" = 2 ] ||
+    job_failure "$JOB" "not 2 requeues with exit 15"
+  expect_line '2 sample\(s\) set aside in .*trainguard.ckpt.quarantine' "the summary of the set-aside samples"
+  [ "$(wc -l <"$WORK/trainguard-runs/trainguard-cpu-$JOB/trainguard.ckpt.quarantine")" = 2 ] ||
+    job_failure "$JOB" "the quarantine file does not hold the 2 samples"
+}
+
 # (f) A job cancelled while it trains (scancel): the batch shell and the tasks get SIGTERM, the
 # ranks checkpoint and exit 12, and the script does not requeue it: it stays CANCELLED.
 case_cancel_not_requeued() {
@@ -211,9 +244,15 @@ case_exit_code_mapping() {
   # shellcheck source-path=SCRIPTDIR source=../../slurm/job.sh
   source "$REPO/slurm/job.sh"
   local code want got
-  for code in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 134 137 143; do
+  for code in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 134 137 143; do
     case "$code" in
       0) want=ok ;;
+      15)  # samples set aside: requeued whatever the restarts (--max-quarantined bounds them)
+        [ "$(tg_exit_action 15 0 3 0)$(tg_exit_action 15 3 3 0)" = requeuerequeue ] ||
+          fail "exit 15 is not requeued past TG_MAX_RESTARTS"
+        [ "$(tg_exit_action 15 0 3 1)" = ending ] || fail "exit 15 after a SIGTERM to the batch shell is requeued"
+        continue
+        ;;
       5 | 6 | 11 | 12 | 14 | 134 | 137 | 143) want=requeue ;;
       *) want=fail ;;
     esac
