@@ -18,7 +18,9 @@
 # restarts, not the pod), and when restartPolicy OnFailure restarts the container it exits with the
 # same code at once instead of training again, until runPolicy.backoffLimit fails the job. Every
 # other code (1 internal or mpirun's own start failure, 5 comm, 6 peer, 11 stall, 12 preempted, 14
-# GPU fault, a signal) is retried: the restart resumes from the checkpoint (resume = "auto"). A
+# GPU fault, 15 bad samples set aside, a signal) is retried: the restart resumes from the
+# checkpoint (resume = "auto"); each retry counts against runPolicy.backoffLimit, so a job that
+# quarantines needs a backoffLimit above its --max-quarantined. A
 # GPU fault names its node: an MPIJob cannot exclude it from the restart, so the log says to
 # cordon it.
 #
@@ -68,6 +70,7 @@ meaning() {
     12) echo "preempted: checkpoint written on a stop request" ;;
     13) echo "out of memory: lower batch-size" ;;
     14) echo "GPU fault: the GPU or its node failed" ;;
+    15) echo "bad samples set aside (--bad-samples quarantine): to be continued without them" ;;
     *) if (($1 > 128)); then echo "killed by signal $(($1 - 128))"; else echo "mpirun's own exit code"; fi ;;
   esac
 }
@@ -179,7 +182,7 @@ main() {
   reason=$(meaning "$status")
   if ((status == 0)); then
     say "done: exit 0"
-  elif is_permanent "$status" || { ((status != 12)) && same_failure_again; }; then
+  elif is_permanent "$status" || { ((status != 12 && status != 15)) && same_failure_again; }; then
     is_permanent "$status" || reason="the failure the last restart was for came back: $(cat "$failure_file")"
     mkdir -p "$state_dir"
     printf '%s %s\n' "$status" "$reason" >"$marker"

@@ -88,6 +88,8 @@ void SampleQuarantine::OnSetAside(const std::vector<int64_t>& samples, int64_t f
           std::to_string(failed_step - 1 - resumed_step) + " step(s) done since that checkpoint are trained again");
 }
 
+std::string SampleQuarantine::Json() const { return QuarantineJsonArray(ReadQuarantine(file_)); }
+
 std::string SampleQuarantine::Summary() const {
   const std::vector<QuarantinedSample> records = ReadQuarantine(file_);
   if (records.empty()) return "";

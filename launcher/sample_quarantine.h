@@ -32,6 +32,8 @@ class SampleQuarantine final : public BadSamples {
 
   // Rank 0, at the end of the run: every sample the file holds, one per line ("" when none).
   std::string Summary() const;
+  // Every sample the file holds, as a JSON array of its records (for the label report).
+  std::string Json() const;
 
  private:
   // The samples the diagnosis of this rank's bundle named; sets *why when there are none.

@@ -108,6 +108,7 @@ int Train(const Command& command, Job& job) {
   std::optional<SampleQuarantine> quarantine;
   if (config.bad_samples == "quarantine") {
     context.bad_samples = &quarantine.emplace(config, job.train->size(), faults, mpi.rank(), job.metrics.get());
+    labels.add_section("set_aside", [&quarantine] { return quarantine->Json(); });
   }
   SignalMetricsScope signal_metrics(job.metrics.get());
   context.on_device_lost = [&job, &config](const std::exception& e) { StopRank(e, job, config.fault_grace); };

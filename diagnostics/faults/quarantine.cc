@@ -28,10 +28,13 @@ QuarantinedSample FromJson(const nlohmann::json& j) {
   return r;
 }
 
+nlohmann::json ToJson(const QuarantinedSample& r) {
+  return {{"sample", r.sample}, {"file", r.file}, {"label", r.label},
+          {"step", r.step},     {"rank", r.rank}, {"error", r.error}};
+}
+
 std::string ToLine(const QuarantinedSample& r) {
-  const nlohmann::json j{{"sample", r.sample}, {"file", r.file}, {"label", r.label},
-                         {"step", r.step},     {"rank", r.rank}, {"error", r.error}};
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return ToJson(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 // An exclusive flock on PATH.lock for the scope: ranks of one job (on one host, or on a shared
@@ -135,6 +138,12 @@ int64_t QuarantineBudget(const std::string& text, int64_t dataset_size) {
   } catch (const std::logic_error&) {  // stod / stoll: not a number, out of range
     throw bad();
   }
+}
+
+std::string QuarantineJsonArray(const std::vector<QuarantinedSample>& records) {
+  nlohmann::json array = nlohmann::json::array();
+  for (const auto& r : records) array.push_back(ToJson(r));
+  return array.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string FormatQuarantine(const std::vector<QuarantinedSample>& records) {

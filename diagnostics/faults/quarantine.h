@@ -54,6 +54,9 @@ std::vector<int64_t> QuarantinedIndices(const std::vector<QuarantinedSample>& re
 // percentage gives at least 1). Throws ConfigError naming the flag on anything else.
 int64_t QuarantineBudget(const std::string& text, int64_t dataset_size);
 
+// The records as one JSON array of the file's objects.
+std::string QuarantineJsonArray(const std::vector<QuarantinedSample>& records);
+
 // "sample 12 (training/3_7.jpg, label '11') at step 4 on rank 1", one per line.
 std::string FormatQuarantine(const std::vector<QuarantinedSample>& records);
 

@@ -27,9 +27,9 @@ void LabelGuard::OnEpochBegin(int64_t epoch, EpochPlan& plan) {
     if (!report_path_.empty()) {
       try {
         std::string text = ReportJson(report_, options_.policy);
-        if (!images_json_.empty()) {
+        if (!sections_.empty()) {
           auto document = nlohmann::json::parse(text);
-          document["images"] = nlohmann::json::parse(images_json_);
+          for (const auto& [key, json] : sections_) document[key] = nlohmann::json::parse(json());
           text = document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
         }
         WriteFileAtomically(report_path_, text);

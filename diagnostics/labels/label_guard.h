@@ -6,6 +6,8 @@
 
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "diagnostics/labels/label_validation.h"
 #include "trainer/observer.h"
@@ -22,8 +24,11 @@ class LabelGuard final : public TrainObserver {
 
   // The report of the last validation.
   const LabelReport& report() const { return report_; }
-  // A JSON object written under "images" in the report file (the dataset doctor's findings).
-  void set_images_json(std::string json) { images_json_ = std::move(json); }
+  // A section of the report file: `json()` gives its JSON text each time rank 0 writes the file
+  // (the dataset doctor's "images", the quarantine's "set_aside").
+  void add_section(std::string key, std::function<std::string()> json) {
+    sections_.emplace_back(std::move(key), std::move(json));
+  }
   // Called with every report, before its verdict applies (for metrics).
   void set_on_report(std::function<void(const LabelReport&)> on_report) { on_report_ = std::move(on_report); }
 
@@ -34,7 +39,7 @@ class LabelGuard final : public TrainObserver {
   std::string report_path_;
   LabelReport report_;
   std::function<void(const LabelReport&)> on_report_;
-  std::string images_json_;
+  std::vector<std::pair<std::string, std::function<std::string()>>> sections_;
 };
 
 }  // namespace trainguard

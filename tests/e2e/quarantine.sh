@@ -65,6 +65,18 @@ case ${1:?case} in
     expect_text b err "3 sample(s) of $WORK/b/ckpt.quarantine are set aside: not trained on"
     grep -q "set aside after step" "$WORK/b.err" && fail "the run that excluded the samples from the start set some aside"
     expect_same_model "$WORK/a" "$WORK/b"
+    # With label validation on, the set-aside samples are not validated (nor counted) again, and
+    # the label report lists them.
+    mkdir -p "$WORK/c"
+    cp "$WORK/a/ckpt.quarantine" "$WORK/c/"
+    train_args "$WORK/c"
+    run c "$np" "${TRAIN[@]}" --validate-labels --label-report "$WORK/c/labels.json"
+    expect_rc c 0
+    expect_text c out "397 valid"
+    expect_text c out "0 >= 10 classes"   # the 3 set-aside labels are not counted again
+    for f in "${planted[@]}"; do
+      grep -qF "\"file\": \"$f\"" "$WORK/c/labels.json" || fail "the label report does not list $f as set aside"
+    done
     echo "time lost to 3 quarantines on $np ranks: $(( $(seconds a) - $(seconds b) )) s ($(seconds a) s with them, $(seconds b) s without)"
     ;;
   over_budget)

@@ -122,9 +122,18 @@ grep -q "the failure the last restart was for came back: exit=11 kind=stall step
 code=0
 "$launch" touch "$tmp/ran" 2>"$tmp/launch.log" || code=$?
 [[ $code == 11 && ! -e $tmp/ran ]] || fail "launcher: after a repeated failure it ran again (exit $code)"
+rm -rf "$tmp/state"
+# 15 (bad samples set aside) is retried even when its fingerprint repeats: each quarantine is new.
+# shellcheck disable=SC2016 # expanded by the inner shell
+quarantined='echo "exit=15 kind=quarantined step=2" >"$0"; exit 15'
+for attempt in 1 2; do
+  code=0
+  "$launch" bash -c "$quarantined" "$TG_LAUNCH_FAILURE_FILE" 2>"$tmp/launch.log" || code=$?
+  [[ $code == 15 && ! -e $tmp/state/permanent-failure ]] || fail "launcher: quarantine $attempt was not retried ($code)"
+done
 unset TG_LAUNCH_FAILURE_FILE
 rm -rf "$tmp/state"
-echo "ok: launcher: 13 permanent, 14 retried with advice, attempts counted, a repeated failure not retried"
+echo "ok: launcher: 13 permanent, 14 retried with advice, attempts counted, a repeated failure not retried, 15 always retried"
 
 # 4. Waiting for the workers: an unreachable ssh port delays the start by TG_LAUNCH_WAIT_S at most.
 printf '127.0.0.1 slots=2\n' >"$tmp/hostfile"
