@@ -22,10 +22,8 @@ void CheckImagesFirst(const TrainConfig& config, Job& job, LabelGuard& labels) {
   // Every sample once: the evaluation shards are disjoint (training shards repeat a few).
   const auto shard = EvalShard(folder->size(), job.control.rank(), job.control.world());
   const ImageCheckReport report = CheckImages(job.control, folder->entries(), shard, o);
-  labels.add_section("images", [json = ImageReportJson(report).dump(-1, ' ', false,
-                                                                   nlohmann::json::error_handler_t::replace)] {
-    return json;
-  });
+  labels.add_section("images", [json = ImageReportJson(report).dump(
+                                    -1, ' ', false, nlohmann::json::error_handler_t::replace)] { return json; });
   if (job.control.rank() == 0) {
     std::printf("# image check (%.1f s, %d thread(s) per rank)\n%s", report.seconds, o.threads,
                 FormatImageReport(report).c_str());
