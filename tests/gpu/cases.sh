@@ -84,8 +84,30 @@ PY
   report "$name" "fault to last exit $(span "$name" "repro bundle written") s, $np rank(s), whole run $(cat "$WORK/$name.secs") s"
 }
 
+# The seed under --bad-samples quarantine on NP ranks: the device-side assert is localized, the
+# sample set aside, every rank exits 15 (the CUDA context cannot go on), and the same command
+# line with --resume auto finishes without it.
+quarantine() {
+  local name=$1 np=$2; shift 2
+  local file args
+  file=$(folder_with_label 11)
+  mkdir -p "$WORK/q"
+  args=(--dataset folder --data-dir "$WORK/folder/training" --num-classes 11 --no-validate-labels --device cuda
+        --epochs 1 --batch-size 64 --image-size 32 --width 0.25 --no-eval --loader-threads 2 --bundle-dir "$WORK/bundles"
+        --bad-samples quarantine --checkpoint "$WORK/q/ckpt" --resume auto "$@")
+  run "$name" "$np" "${args[@]}"
+  expect_exits "$name" "$np" 15
+  grep -qF "\"file\":\"$file\"" "$WORK/q/ckpt.quarantine" || { show "$name"; fail "$name: $file not set aside"; }
+  run "$name.rerun" "$np" "${args[@]}"
+  [ "$(cat "$WORK/$name.rerun.rc")" = 0 ] || { show "$name.rerun"; fail "$name: the rerun exited $(cat "$WORK/$name.rerun.rc")"; }
+  expect_text "$name.rerun" "1 sample(s) set aside in $WORK/q/ckpt.quarantine"
+  report "$name" "fault to last exit $(span "$name" "repro bundle written") s, rerun $(cat "$WORK/$name.rerun.secs") s, $np rank(s)"
+}
+
 case ${1:?case} in
   seed_nccl) seed seed_nccl 1 11 ;;
+  quarantine_nccl) quarantine quarantine_nccl 1 ;;
+  quarantine_mpi_2ranks) quarantine quarantine_mpi 2 --data-plane mpi ;;
   seed_mpi_2ranks)
     seed seed_mpi 2 11 --data-plane mpi
     # The rank that did not fail logs one cause: the culprit's.
