@@ -70,6 +70,7 @@ void StartMetrics(Metrics* metrics, ControlPlane& control) {
 
 void StartJobMetrics(const TrainConfig& config, Job& job) {
   job.metrics = MakeMetrics(config, job.mpi.rank(), job.mpi.local_rank(), job.mpi.world());
+  job.metrics_linger_s = config.metrics_linger;
   StartMetrics(job.metrics.get(), job.control);
 }
 

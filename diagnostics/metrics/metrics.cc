@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <atomic>
 #include <chrono>
 #include <exception>
 #include <filesystem>
@@ -103,8 +104,18 @@ class Metrics::Impl {
     return prometheus::BuildGauge().Name(name).Help(help).Labels(constant).Register(*registry);
   }
 
+  // Counts the serves of /metrics: Collect() runs once per scrape and adds no series.
+  struct ScrapeCounter final : prometheus::Collectable {
+    std::vector<prometheus::MetricFamily> Collect() const override {
+      ++count;
+      return {};
+    }
+    mutable std::atomic<int64_t> count{0};
+  };
+
   MetricsOptions options;
   std::shared_ptr<prometheus::Registry> registry;
+  std::shared_ptr<ScrapeCounter> scrape_counter = std::make_shared<ScrapeCounter>();
   Labels constant;
 
   // Counters exist from the start (at 0); gauges of "the last value" appear with their first value.
@@ -366,8 +377,11 @@ std::string Metrics::Start() {
            "; training goes on without a metrics endpoint (choose a free port base, or 0 for any free port)";
   }
   m.port = m.endpoint.port;
+  m.endpoint.exposer->RegisterCollectable(m.scrape_counter);  // after the start probe: scrapers only
   return "";
 }
+
+int64_t Metrics::scrapes() const { return impl_->scrape_counter->count.load(); }
 
 int Metrics::port() const { return impl_->port; }
 

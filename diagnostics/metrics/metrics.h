@@ -133,6 +133,8 @@ class Metrics {
   std::string Start();
   // The bound port of the endpoint; 0 when there is none.
   int port() const;
+  // How many times the endpoint served /metrics (its own start probe not counted). Thread-safe.
+  int64_t scrapes() const;
   // This rank's endpoint as a file_sd target, for rank 0 to gather: the address scrapers reach it
   // at (the bind address; on all interfaces, the host name) and port().
   Target SelfTarget() const;

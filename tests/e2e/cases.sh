@@ -402,15 +402,6 @@ case ${1:?case} in
     # it every second; both ranks wait 8 s after their last step so that the final values are
     # scraped. Then a real Pushgateway after a bad label (exit 7), a NaN (exit 10) and a killed
     # peer (exit 6) holds each rank's last values with the failure's kind and exit code.
-    free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-    fetch() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"; }
-    # query PROMQL: the value of each series of an instant query, one "rank value" line each.
-    query() {
-      python3 -c 'import json, sys, urllib.parse, urllib.request
-url = sys.argv[1] + "/api/v1/query?" + urllib.parse.urlencode({"query": sys.argv[2]})
-for r in json.load(urllib.request.urlopen(url, timeout=5))["data"]["result"]:
-    print(r["metric"].get("rank", "-"), r["value"][1])' "http://127.0.0.1:$prom_port" "$1"
-    }
     prom_port=$(free_port) pgw_port=$(free_port)
     cat >"$WORK/prometheus.yml" <<YAML
 global: {scrape_interval: 1s, evaluation_interval: 1s}
@@ -420,7 +411,7 @@ scrape_configs:
     file_sd_configs: [{files: ["$WORK/targets.json"], refresh_interval: 1s}]
 YAML
     prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
-      --web.listen-address=127.0.0.1:$prom_port >"$WORK/prometheus.log" 2>&1 &
+      --web.listen-address="127.0.0.1:$prom_port" >"$WORK/prometheus.log" 2>&1 &
     prom=$!
     prometheus-pushgateway --web.listen-address=127.0.0.1:$pgw_port --persistence.file="$WORK/pgw.data" \
       >"$WORK/pgw.log" 2>&1 &
@@ -464,6 +455,35 @@ YAML
     done
     pushed e2e_killed | grep -q 'exit_code="6",.*kind="peer".*rank="0".*} 1' ||
       { pushed e2e_killed >&2; cat "$WORK/killed.err" >&2; fail "the surviving rank did not push 'peer' (exit 6)"; }
+    ;;
+  failure_scraped_at_15s)
+    # As the shipped PodMonitor sets it up: a real Prometheus scrapes the endpoints every 15 s, no
+    # Pushgateway. The 2 ranks train about 17 s (each is scraped at least once), then a NaN stops
+    # them; each keeps serving until it is scraped again (--metrics-linger, 20 s), so the failure
+    # is in Prometheus, and the job ends within that bound.
+    prom_port=$(free_port)
+    cat >"$WORK/prometheus.yml" <<YAML
+global: {scrape_interval: 15s, evaluation_interval: 15s}
+scrape_configs:
+  - job_name: trainguard
+    honor_labels: true
+    file_sd_configs: [{files: ["$WORK/targets.json"], refresh_interval: 1s}]
+YAML
+    prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
+      --web.listen-address="127.0.0.1:$prom_port" >"$WORK/prometheus.log" 2>&1 &
+    prom=$!
+    trap 'kill $prom 2>/dev/null; wait $prom 2>/dev/null; rm -rf "$WORK"' EXIT
+    for _ in $(seq 100); do fetch "http://127.0.0.1:$prom_port/-/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+    start=$(date +%s)
+    run nan 2 train --dataset synthetic --synthetic-samples 600 --width 0.25 --threads 1 --batch-size 16 --epochs 1 \
+      --no-eval --metrics-port 0 --metrics-bind 127.0.0.1 --metrics-targets "$WORK/targets.json" --metrics-job e2e \
+      --bundle-dir "$WORK/faults" --inject-fault sleep:rank=0:step=2:seconds=17:when=after,nan:rank=1:step=3
+    took=$(( $(date +%s) - start ))
+    expect_rc nan 10
+    [ "$took" -le 45 ] || fail "the job took ${took}s: 17 s of training, then at most 20 s of --metrics-linger"
+    got=$(query 'max_over_time(trainguard_failures_total{job="e2e",kind="non_finite"}[5m])' | sort)
+    [ "$got" = "$(printf '0 1\n1 1')" ] || { cat "$WORK/nan.err" >&2; fail "the failure of each rank in Prometheus: '$got'"; }
+    echo "measured: failure scraped from both ranks at a 15 s interval; the job took ${took}s"
     ;;
   shrink_folder)
     # make-folder's 28x28 JPEGs shrunk to a shorter side of 16, one unreadable file among them,

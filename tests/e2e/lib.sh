@@ -20,3 +20,15 @@ rc_of() { cat "$WORK/$1.rc"; }
 expect_rc() { [ "$(rc_of "$1")" = "$2" ] || { cat "$WORK/$1.out" "$WORK/$1.err" >&2; fail "$1: exit $(rc_of "$1"), expected $2"; }; }
 expect_text() { grep -qF -- "$3" "$WORK/$1.$2" || { cat "$WORK/$1.out" "$WORK/$1.err" >&2; fail "$1: '$3' not in std$2"; }; }
 
+
+# Loopback helpers of the cases with a real Prometheus or Pushgateway.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+fetch() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"; }
+# query PROMQL: the value of each series of an instant query to the Prometheus on $prom_port, one
+# "rank value" line each.
+query() {
+  python3 -c 'import json, sys, urllib.parse, urllib.request
+url = sys.argv[1] + "/api/v1/query?" + urllib.parse.urlencode({"query": sys.argv[2]})
+for r in json.load(urllib.request.urlopen(url, timeout=5))["data"]["result"]:
+    print(r["metric"].get("rank", "-"), r["value"][1])' "http://127.0.0.1:$prom_port" "$1"
+}

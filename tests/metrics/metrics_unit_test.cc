@@ -245,6 +245,22 @@ TEST(Endpoint, ServesMetricsThatPassPromtool) {
   EXPECT_EQ(output, "");
 }
 
+TEST(Endpoint, CountsScrapesButNotItsOwnStartProbe) {
+  MetricsOptions o;
+  o.port_base = 0;
+  o.bind = "127.0.0.1";
+  Metrics m(o);
+  EXPECT_EQ(m.scrapes(), 0);
+  ASSERT_EQ(m.Start(), "");
+  EXPECT_EQ(m.scrapes(), 0);
+  for (int k = 1; k <= 2; ++k) {
+    ASSERT_EQ(HttpGet("127.0.0.1", m.port(), "/metrics", 2).status, 200);
+    EXPECT_EQ(m.scrapes(), k);
+  }
+  m.Text();  // the text for a push or a textfile is no scrape
+  EXPECT_EQ(m.scrapes(), 2);
+}
+
 TEST(Endpoint, StopsWithinASecondAndFreesThePort) {
   int port = 0;
   std::chrono::steady_clock::time_point start;

@@ -88,6 +88,9 @@ struct TrainConfig {
   std::string pushgateway;                 // http://HOST:PORT: push at epoch ends and on every exit (empty: none)
   double push_timeout = 3;                 // seconds a push may delay the job at most
   std::string metrics_textfile;            // folder for node_exporter's textfile collector (empty: none)
+  // Seconds a stopping rank whose endpoint has been scraped waits for one more scrape (a bit over
+  // the shipped PodMonitor's 15 s interval), so that its failure is seen; 0: no wait.
+  double metrics_linger = 20;
 
   // --- prediction ---
   std::string predictions = "predictions.csv";  // predict: the submission CSV rank 0 writes
