@@ -39,7 +39,7 @@ struct Job {
   // training last became safe to lose: the run's start, then each checkpoint written (the
   // training thread's: StopRank reads it there).
   std::string failure_file;
-  bool failure_counted = false;  // CountFailure ran: the stop protocol does not count it again
+  bool failure_counted = false;    // CountFailure ran: the stop protocol does not count it again
   int64_t scrapes_at_failure = 0;  // the endpoint's scrapes when the failure was counted
   double metrics_linger_s = 0;     // --metrics-linger, set with the metrics
   std::chrono::steady_clock::time_point progress_saved_at = std::chrono::steady_clock::now();

@@ -135,8 +135,9 @@ void LingerForScrape(const Job& job, double linger_s) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(linger_s);
   while (job.metrics->scrapes() == job.scrapes_at_failure) {
     if (StopHurried() || std::chrono::steady_clock::now() > deadline) {
-      LogLine("the metrics endpoint was not scraped again within --metrics-linger: the failure may not be in "
-              "Prometheus (a Pushgateway or textfile keeps it)");
+      LogLine(
+          "the metrics endpoint was not scraped again within --metrics-linger: the failure may not be in "
+          "Prometheus (a Pushgateway or textfile keeps it)");
       return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <atomic>
 #include <chrono>
 #include <exception>
 #include <filesystem>
