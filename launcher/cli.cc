@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <set>
@@ -200,7 +201,9 @@ void AddMetricsOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_flag("--metrics-required", c.metrics_required, "stop (exit 2) when the metrics endpoint cannot start")
       ->default_str(BoolText(c.metrics_required));
   cmd.add_option("--metrics-targets", c.metrics_targets, "Prometheus file_sd JSON of every rank's endpoint (rank 0)");
-  cmd.add_option("--metrics-job", c.metrics_job, "job label of the metrics and Pushgateway job")->capture_default_str();
+  cmd.add_option("--metrics-job", c.metrics_job,
+                 "job label of the metrics and Pushgateway job (under Slurm: <job name>-<job id>)")
+      ->capture_default_str();
   cmd.add_option("--pushgateway", c.pushgateway,
                  "http://HOST:PORT of a Pushgateway: push at epoch ends and every exit");
   cmd.add_option("--push-timeout", c.push_timeout, "seconds a push may delay the job at most")
@@ -496,6 +499,15 @@ std::string ForeignFlag(const CLI::App& app, const std::string& subcommand, cons
 
 }  // namespace
 
+std::string SlurmMetricsJob(const std::string& job_name, const std::string& job_id) {
+  if (job_id.empty()) return "";
+  std::string job = (job_name.empty() ? "trainguard" : job_name) + "-" + job_id;
+  for (char& c : job) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') c = '_';
+  }
+  return job;
+}
+
 Command ParseCommandLine(int argc, const char* const* argv) {
   Command command;
   CLI::App app{"trainguard: data-parallel CNN training that does not die silently"};
@@ -506,6 +518,12 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   app.get_config_ptr()->envname("TRAINGUARD_CONFIG");
   app.allow_config_extras(CLI::config_extras_mode::error);  // an unknown key is a typo, not a no-op
   const Users users = AddOptions(app, command.train);
+  // Under Slurm each job has its own metrics identity (Pushgateway group, textfile names, the job
+  // label) unless --metrics-job is set: two jobs of one cluster never replace each other's.
+  const char* slurm_id = std::getenv("SLURM_JOB_ID");
+  const char* slurm_name = std::getenv("SLURM_JOB_NAME");
+  const std::string slurm_job = SlurmMetricsJob(slurm_name ? slurm_name : "", slurm_id ? slurm_id : "");
+  if (!slurm_job.empty()) app.get_option("--metrics-job")->default_val(slurm_job);
   CLI::App* train = app.add_subcommand("train", "train the HW3 classifier");
   CLI::App* validate = app.add_subcommand("validate", "only validate the labels of every rank's shard, then exit");
   CLI::App* diagnose = app.add_subcommand("diagnose", "re-run a failed step from its repro bundle and name the cause");

@@ -31,4 +31,9 @@ struct Command {
 // must not be silently ignored).
 Command ParseCommandLine(int argc, const char* const* argv);
 
+// The default --metrics-job of a Slurm job: "<SLURM_JOB_NAME>-<SLURM_JOB_ID>" (name "trainguard"
+// when empty), characters other than letters, digits, '_', '.' and '-' made '_'. One identity per
+// job: a requeued job keeps its id, a new job gets a new one. "" when `job_id` is empty.
+std::string SlurmMetricsJob(const std::string& job_name, const std::string& job_id);
+
 }  // namespace trainguard

@@ -133,7 +133,13 @@ int Train(const Command& command, Job& job) {
   ReportSkipped(*job.train, job.control, job.metrics.get());
   if (quarantine && mpi.rank() == 0) std::printf("%s", quarantine->Summary().c_str());
   plane.Shutdown();
-  if (s.preempted && job.metrics) job.metrics->OnPreemption();
+  if (job.metrics) {
+    if (s.preempted) {
+      job.metrics->OnPreemption();
+    } else {
+      job.metrics->OnFinished();
+    }
+  }
   FlushMetrics(job.metrics.get());
   if (s.preempted) {
     if (mpi.rank() == 0) {

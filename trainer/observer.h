@@ -25,7 +25,8 @@ struct StepReport {
   int64_t global_images = 0;    // images of this step over all ranks
   int64_t images = 0;           // this rank: images of its batch
   double loader_wait_s = 0;     // this rank: how long the step waited for its batch
-  double allreduce_wait_s = 0;  // this rank: how long the step waited for the gradient all-reduce after backward
+  double allreduce_wait_s = 0;  // this rank: how long the step waited for the others: the agreement after the
+                                // forward pass and the gradient all-reduce after backward
   int64_t ignored_targets = 0;  // this rank: targets of the batch the loss skipped
 };
 

@@ -185,7 +185,9 @@ double Trainer::Step(const Batch& batch) {
     own_failure = std::current_exception();
   }
   std::vector<int64_t> agreed{batch.valid_targets, stop_asked ? 1 : 0, own_failure ? 1 : 0};
-  ctx_.control.AllReduceSum(agreed);
+  const auto agree_start = std::chrono::steady_clock::now();
+  ctx_.control.AllReduceSum(agreed);  // waits for the slowest rank's forward pass: a wait, not compute
+  const double agree_wait_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - agree_start).count();
   const int64_t global_valid = agreed[0];
   stop_agreed_ = agreed[1] > 0;
   if (agreed[2] > 0) {  // before any gradient is exchanged: every rank leaves the step here
@@ -197,7 +199,8 @@ double Trainer::Step(const Batch& batch) {
   GlobalMean(local_sum, global_valid).backward();
   const auto reduce_start = std::chrono::steady_clock::now();
   reducer_->Finish();
-  allreduce_wait_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - reduce_start).count();
+  allreduce_wait_s_ =
+      agree_wait_s + std::chrono::duration<double>(std::chrono::steady_clock::now() - reduce_start).count();
   std::vector<torch::Tensor> grads;
   for (const auto& p : model_->parameters()) {
     if (p.grad().defined()) grads.push_back(p.grad());

@@ -124,7 +124,7 @@ class Trainer {
   // Goes back to the last checkpoint without the samples of `set_aside`; returns its position.
   TrainPosition ResumeWithout(const std::vector<int64_t>& samples, int64_t failed_step);
 
-  double allreduce_wait_s_ = 0;              // of the last Step: the wait for the gradient all-reduce after backward
+  double allreduce_wait_s_ = 0;              // of the last Step: its waits for the others (see StepReport)
   bool local_loss_finite_ = true;            // of the last Step: whether this rank's loss sum was finite
   bool gradient_not_finite_ = false;         // of the last Step: the reduced gradient norm was not finite
   bool stop_agreed_ = false;                 // a rank asked for a stop before the last Step (agreed in it)

@@ -142,6 +142,7 @@ class Metrics::Impl {
   Family<Counter>* failures = nullptr;
   Counter* preemptions = nullptr;
   Counter* quarantined = nullptr;
+  Family<Gauge>* finished = nullptr;
   Gauge* restarts = nullptr;
   Gauge* lost_training = nullptr;
   Family<Gauge>* last_success = nullptr;
@@ -187,7 +188,10 @@ Metrics::Metrics(const MetricsOptions& options) {
                          .Add({}, kStepBuckets);
   m.loader_wait = &m.CounterFamily("trainguard_loader_wait_seconds_total", "Time steps waited for batches.").Add({});
   m.allreduce_wait =
-      &m.CounterFamily("trainguard_allreduce_wait_seconds_total", "Time steps waited for gradient all-reduce.").Add({});
+      &m.CounterFamily(
+            "trainguard_allreduce_wait_seconds_total",
+            "Time steps waited for the other ranks: the agreement after the forward pass and the gradient all-reduce.")
+           .Add({});
   m.step_compute = &m.CounterFamily("trainguard_step_compute_seconds_total",
                                     "Time steps computed: their time less the waits for batches and the all-reduce.")
                         .Add({});
@@ -213,6 +217,8 @@ Metrics::Metrics(const MetricsOptions& options) {
   m.preemptions = &m.CounterFamily("trainguard_preemptions_total",
                                    "Stops on request (SIGUSR1, SIGTERM) after an agreed checkpoint: exit 12.")
                        .Add({});
+  m.finished = &m.GaugeFamily("trainguard_finished_timestamp_seconds",
+                              "Unix time the run ended cleanly (absent while it trains or after a failure).");
   m.quarantined =
       &m.CounterFamily("trainguard_quarantined_samples_total",
                        "Samples set aside by --bad-samples quarantine, the job's count on rank 0 (0 elsewhere).")
@@ -318,6 +324,8 @@ void Metrics::OnFailure(const std::string& kind, int exit_code) {
 }
 
 void Metrics::OnPreemption() { impl_->preemptions->Increment(); }
+
+void Metrics::OnFinished() { impl_->finished->Add({}).Set(UnixNow()); }
 
 void Metrics::AddQuarantinedSamples(int64_t count) { impl_->quarantined->Increment(static_cast<double>(count)); }
 

@@ -105,6 +105,9 @@ class Metrics {
   void OnFailure(const std::string& kind, int exit_code);
   // A stop on request with its checkpoint (exit 12): trainguard_preemptions_total += 1. Not a failure.
   void OnPreemption();
+  // The run ended cleanly: trainguard_finished_timestamp_seconds = now (unix time), which tells
+  // the silence alerts that its series stop moving on purpose.
+  void OnFinished();
   // trainguard_quarantined_samples_total += count: samples set aside (rank 0 counts the job's).
   void AddQuarantinedSamples(int64_t count);
   void SetGpuMemory(int64_t allocated_bytes, int64_t reserved_bytes);

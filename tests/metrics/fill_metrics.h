@@ -13,6 +13,8 @@ inline void FillEveryFamily(Metrics& m) {
   m.OnEpochEnd(1, 2.2, 0.41, 0.39, 512.5);
   m.OnCheckpoint(0.4, 123456);
   m.AddUnreadableImages(2);
+  m.AddQuarantinedSamples(3);
+  m.OnFinished();
   m.OnFailure("stall", 6);
   m.SetGpuMemory(1 << 20, 2 << 20);
   GpuHealth gpu;

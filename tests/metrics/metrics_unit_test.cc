@@ -132,6 +132,8 @@ TEST(MetricsText, ObserverMethodsSetTheSeries) {
   EXPECT_FALSE(Contains(m.Text(), "trainguard_loss{")) << "no loss series before a step";
 
   EXPECT_TRUE(Contains(m.Text(), "trainguard_preemptions_total{" + labels + "} 0\n")) << m.Text();
+  EXPECT_TRUE(Contains(m.Text(), "trainguard_quarantined_samples_total{" + labels + "} 0\n")) << m.Text();
+  EXPECT_FALSE(Contains(m.Text(), "trainguard_finished_timestamp_seconds{")) << "no end while the run trains";
 
   FillEveryFamily(m);
   m.OnFailure("no-such-kind", 1);
@@ -153,6 +155,8 @@ TEST(MetricsText, ObserverMethodsSetTheSeries) {
       Contains(text, "trainguard_failures_total{" + Labels({{"exit_code", "1"}, {"kind", "internal"}}) + "} 1\n"))
       << text;
   EXPECT_TRUE(Contains(text, "trainguard_ignored_targets_total{" + labels + "} 3\n")) << text;
+  EXPECT_TRUE(Contains(text, "trainguard_quarantined_samples_total{" + labels + "} 3\n")) << text;
+  EXPECT_TRUE(Contains(text, "trainguard_finished_timestamp_seconds{" + labels + "} ")) << text;
   EXPECT_TRUE(Contains(text, "world_size=\"1\"")) << text;
   const auto now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   const size_t at = text.find("trainguard_last_success_timestamp_seconds{" + labels + "} ");

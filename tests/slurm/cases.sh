@@ -112,6 +112,28 @@ case_cpu_job_trains() {
   expect_trained "$WORK/trainguard-runs/trainguard-cpu-$JOB"
 }
 
+# (h) Two jobs submitted together, one task each, into one textfile folder: each has its own
+# metrics identity (<job name>-<job id>), so neither replaces the other's textfile, and each
+# says at its clean end that it finished.
+case_two_jobs_separate_metrics() {
+  local jobs=() id prom
+  for _ in 1 2; do
+    TG_METRICS_TEXTFILE=$WORK/metrics submit trainguard-cpu.sbatch --ntasks-per-node=1 -- "${SMALL[@]}"
+    jobs+=("$JOB")
+  done
+  for id in "${jobs[@]}"; do
+    JOB=$id
+    wait_job_state "$JOB" 120 COMPLETED FAILED
+    expect_job COMPLETED 0:0 0
+    prom=$WORK/metrics/trainguard_trainguard-cpu-${id}_rank0.prom
+    [ -s "$prom" ] || job_failure "$JOB" "no textfile $prom of its own (folder: $(ls "$WORK/metrics"))"
+    grep -q "^trainguard_steps_total{.*job=\"trainguard-cpu-$id\"" "$prom" || job_failure "$JOB" "$prom: not its job label"
+    grep -q '^trainguard_finished_timestamp_seconds{' "$prom" || job_failure "$JOB" "$prom: no finished marker"
+  done
+  [ "$(find "$WORK/metrics" -name 'trainguard_*.prom' | wc -l)" = 2 ] || fail "not one textfile per job"
+  say "jobs ${jobs[*]}: one textfile each, with their own job label and a finished marker"
+}
+
 # (d) The GPU script itself (its #SBATCH lines scaled down to this node) with the mpirun fallback
 # and --device cpu: the same training, the same GPU choice from Open MPI's local rank.
 case_gpu_script_mpirun() {

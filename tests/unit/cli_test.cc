@@ -62,6 +62,20 @@ TEST_F(Cli, ARepeatedOptionTakesItsLastValue) {
   EXPECT_EQ(faults.train.inject_faults.size(), 2u);  // a list option keeps every value
 }
 
+TEST_F(Cli, UnderSlurmTheMetricsJobIsTheJobsOwnUnlessSet) {
+  EXPECT_EQ(SlurmMetricsJob("trainguard-cpu", "4242"), "trainguard-cpu-4242");
+  EXPECT_EQ(SlurmMetricsJob("", "7"), "trainguard-7");
+  EXPECT_EQ(SlurmMetricsJob("my job/1", "7"), "my_job_1-7");
+  EXPECT_EQ(SlurmMetricsJob("x", ""), "");
+  setenv("SLURM_JOB_ID", "4242", 1);
+  setenv("SLURM_JOB_NAME", "food", 1);
+  EXPECT_EQ(Parse({"train"}).train.metrics_job, "food-4242");
+  EXPECT_EQ(Parse({"train", "--metrics-job", "mine"}).train.metrics_job, "mine");
+  unsetenv("SLURM_JOB_ID");
+  unsetenv("SLURM_JOB_NAME");
+  EXPECT_EQ(Parse({"train"}).train.metrics_job, "trainguard");
+}
+
 TEST_F(Cli, BadEnvironmentValueNamesTheVariable) {
   setenv("TRAINGUARD_EPOCHS", "many", 1);
   const Command c = Parse({"train"});
