@@ -80,15 +80,15 @@ expect_job() {
     job_failure "$JOB" "job $JOB: state $state, exit code $code, restarts $restarts; expected $1, $2, $3"
 }
 
-# expect_two_gpus_one_each LAUNCHER: both tasks saw both fake GPUs and took different ones: rank R
-# (local rank R) the GPU of entry R, as trainguard's own local rank (the local_rank label of its
-# metrics textfile) says it does.
+# expect_two_gpus_one_each LAUNCHER METRICS_JOB: both tasks saw both fake GPUs and took different
+# ones: rank R (local rank R) the GPU of entry R, as trainguard's own local rank (the local_rank
+# label of its metrics textfile, named after the job's metrics identity) says it does.
 expect_two_gpus_one_each() {
   local rank prom
   for rank in 0 1; do
     expect_line "^\[task\] rank $rank local rank $rank on .*: GPU $rank \(entry $rank of CUDA_VISIBLE_DEVICES=0,1\)$" \
       "task line of rank $rank with GPU $rank"
-    prom=$WORK/metrics/trainguard_trainguard_rank$rank.prom
+    prom=$WORK/metrics/trainguard_$2_rank$rank.prom
     [ -f "$prom" ] || job_failure "$JOB" "no metrics textfile $prom"
     grep -q "local_rank=\"$rank\"" "$prom" || job_failure "$JOB" "$prom: rank $rank's local rank is not $rank under $1"
   done
@@ -108,7 +108,7 @@ case_cpu_job_trains() {
   wait_job_state "$JOB" 90 COMPLETED FAILED
   expect_job COMPLETED 0:0 0
   expect_line '^\[slurm job [0-9]+ .*\] srun exited 0 \(success\): ok$' "srun exit line"
-  expect_two_gpus_one_each srun
+  expect_two_gpus_one_each srun "trainguard-cpu-$JOB"
   expect_trained "$WORK/trainguard-runs/trainguard-cpu-$JOB"
 }
 
@@ -143,7 +143,7 @@ case_gpu_script_mpirun() {
   expect_job COMPLETED 0:0 0
   expect_line '^\[slurm job [0-9]+ .*\] mpirun -np 2 ' "mpirun command line"
   expect_line '^\[slurm job [0-9]+ .*\] mpirun exited 0 \(success\): ok$' "mpirun exit line"
-  expect_two_gpus_one_each mpirun
+  expect_two_gpus_one_each mpirun "trainguard-$JOB"
   expect_trained "$WORK/trainguard-runs/trainguard-$JOB"
 }
 
