@@ -71,6 +71,7 @@ void StartMetrics(Metrics* metrics, ControlPlane& control) {
 void StartJobMetrics(const TrainConfig& config, Job& job) {
   job.metrics = MakeMetrics(config, job.mpi.rank(), job.mpi.local_rank(), job.mpi.world());
   job.metrics_linger_s = config.metrics_linger;
+  if (job.metrics) job.metrics->SetProgressDeadline(config.step_timeout + config.fault_grace);
   StartMetrics(job.metrics.get(), job.control);
 }
 
@@ -101,6 +102,8 @@ void MetricsObserver::OnEpochBegin(int64_t, EpochPlan&) {
 }
 
 void MetricsObserver::OnStepEnd(const StepReport& report) {
+  if (!training_) metrics_.SetPhase("training");
+  training_ = true;
   const auto now = Clock::now();
   metrics_.OnStep(std::chrono::duration<double>(now - last_).count(), report.images, report.loss, report.loader_wait_s,
                   report.allreduce_wait_s, report.ignored_targets);
@@ -124,5 +127,23 @@ void MetricsObserver::OnEpochEnd(const EpochReport& report) {
 }
 
 void MetricsObserver::OnCheckpoint(int64_t, double seconds, int64_t bytes) { metrics_.OnCheckpoint(seconds, bytes); }
+
+void MetricsObserver::OnPhase(Phase phase) {
+  training_ = phase == Phase::kTraining;
+  switch (phase) {
+    case Phase::kStarting:
+      return metrics_.SetPhase("starting");
+    case Phase::kValidating:
+      return metrics_.SetPhase("validating");
+    case Phase::kEvaluating:
+      return metrics_.SetPhase("evaluating");
+    case Phase::kCheckpointing:
+      return metrics_.SetPhase("checkpointing");
+    case Phase::kTraining:
+      return metrics_.SetPhase("training");
+  }
+}
+
+void MetricsObserver::OnProgress() { metrics_.OnProgress(); }
 
 }  // namespace trainguard

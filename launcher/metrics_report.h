@@ -21,9 +21,9 @@
 namespace trainguard {
 
 // Collective: job.metrics from the flags (null when no metrics output is asked for; ConfigError,
-// naming the flag, for a bad value). The endpoint is started (a warning on failure, or
-// ConfigError under --metrics-required), and rank 0 writes the --metrics-targets file of every
-// rank's endpoint.
+// naming the flag, for a bad value), with its progress deadline (--step-timeout + --fault-grace). The endpoint is
+// started (a warning on failure, or ConfigError under --metrics-required), and rank 0 writes the --metrics-targets file
+// of every rank's endpoint.
 void StartJobMetrics(const TrainConfig& config, Job& job);
 
 // Label validation's counts, as trainguard_labels and trainguard_labels_per_class, on rank 0 only:
@@ -36,7 +36,8 @@ void FlushMetrics(const Metrics* metrics);
 // Counts a failure (kind and exit code) and flushes: every failing exit path calls it.
 void ReportFailure(Metrics* metrics, const std::string& kind, int exit_code);
 
-// Feeds the trainer's step and epoch reports into the metrics; flushes at each epoch end.
+// Feeds the trainer's step and epoch reports, phases and progress into the metrics; flushes at
+// each epoch end. The phase is "training" from the end of a step to the next OnPhase.
 class MetricsObserver final : public TrainObserver {
  public:
   MetricsObserver(Metrics& metrics, torch::Device device) : metrics_(metrics), device_(device) {}
@@ -44,10 +45,13 @@ class MetricsObserver final : public TrainObserver {
   void OnStepEnd(const StepReport& report) override;
   void OnEpochEnd(const EpochReport& report) override;  // also reads the GPU memory on a GPU
   void OnCheckpoint(int64_t global_step, double seconds, int64_t bytes) override;
+  void OnPhase(Phase phase) override;
+  void OnProgress() override;
 
  private:
   using Clock = std::chrono::steady_clock;
   Metrics& metrics_;
+  bool training_ = false;  // the phase is "training": a step ended since the last OnPhase
   torch::Device device_;
   Clock::time_point last_;  // the end of the last step, or the epoch's start
   Clock::time_point epoch_start_;

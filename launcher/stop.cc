@@ -151,6 +151,7 @@ void CountFailure(const std::exception& e, Job& job) {
   job.failure_counted = true;
   if (job.metrics) job.scrapes_at_failure = job.metrics->scrapes();
   if (KindOfAny(e) == ErrorKind::kQuarantined) {  // a planned rerun, counted as quarantined samples
+    if (job.metrics) job.metrics->SetExitCode(kExitQuarantined);
     FlushMetrics(job.metrics.get());
     return;
   }

@@ -136,6 +136,7 @@ int Train(const Command& command, Job& job) {
   if (job.metrics) {
     if (s.preempted) {
       job.metrics->OnPreemption();
+      job.metrics->SetExitCode(kExitPreempted);
     } else {
       job.metrics->OnFinished();
     }

@@ -6,7 +6,8 @@
 namespace trainguard {
 
 Accuracy Evaluate(Hw3Net& model, const Dataset& dataset, ControlPlane& control, torch::Device device,
-                  int64_t batch_size, int64_t ignore_index, const LoaderOptions& loader) {
+                  int64_t batch_size, int64_t ignore_index, const LoaderOptions& loader,
+                  const std::function<void()>& on_batch) {
   torch::NoGradGuard no_grad;
   model->eval();
   const auto shard = EvalShard(dataset.size(), control.rank(), control.world());
@@ -19,6 +20,7 @@ Accuracy Evaluate(Hw3Net& model, const Dataset& dataset, ControlPlane& control, 
     auto scored = targets.ge(0).logical_and(targets.lt(dataset.num_classes()));
     correct += predicted.eq(targets).logical_and(scored).sum();
     total += scored.sum();
+    if (on_batch) on_batch();
   });
   std::vector<int64_t> counts{correct.item<int64_t>(), total.item<int64_t>()};
   control.AllReduceSum(counts);

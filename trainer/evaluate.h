@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include <functional>
+
 #include "trainer/core/control_plane.h"
 #include "trainer/data/dataset.h"
 #include "trainer/data/prefetcher.h"
@@ -18,8 +20,9 @@ struct Accuracy {
 };
 
 // Leaves the model in eval mode; the caller switches back to train(). Batches are built ahead
-// as `loader` says.
+// as `loader` says; `on_batch` (when set) is called after each batch is queued.
 Accuracy Evaluate(Hw3Net& model, const Dataset& dataset, ControlPlane& control, torch::Device device,
-                  int64_t batch_size, int64_t ignore_index, const LoaderOptions& loader);
+                  int64_t batch_size, int64_t ignore_index, const LoaderOptions& loader,
+                  const std::function<void()>& on_batch = {});
 
 }  // namespace trainguard

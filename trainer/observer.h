@@ -40,9 +40,22 @@ struct EpochReport {
   int64_t test_total = 0;
 };
 
+// What a rank does between steps, as the trainer enters it (monitoring; training itself is
+// reported by OnStepEnd).
+enum class Phase {
+  kStarting,       // the initial broadcast of the weights, loading or reloading a checkpoint
+  kValidating,     // label validation before an epoch
+  kEvaluating,     // the evaluation after an epoch and the epoch's accuracy counts
+  kCheckpointing,  // writing a checkpoint (every rank takes part)
+  kTraining,       // agreeing on a failed batch's samples within a step
+};
+
 class TrainObserver {
  public:
   virtual ~TrainObserver() = default;
+  virtual void OnPhase(Phase phase) {}
+  // Progress within a phase: one evaluation batch done.
+  virtual void OnProgress() {}
   // May change `plan`; an exception stops training before the epoch's first step.
   virtual void OnEpochBegin(int64_t epoch, EpochPlan& plan) {}
   virtual void OnStepEnd(const StepReport& report) {}

@@ -92,10 +92,10 @@ Trainer::Trainer(const TrainConfig& config, const Dataset& train, const Dataset*
   reducer_ = std::make_unique<GradReducer>(model_->parameters(), ctx_.data,
                                            static_cast<int64_t>(config.bucket_mb * 1024 * 1024));
   shape_ = {ctx_.control.world(), config.batch_size, train.size(), static_cast<int64_t>(config.seed)};
-  EnterPhase("the initial broadcast of the weights");
+  EnterPhase(Phase::kStarting, "the initial broadcast of the weights");
   BroadcastInitialWeights();
   if (ResumeAgreed()) {
-    EnterPhase("loading the checkpoint " + config.checkpoint);
+    EnterPhase(Phase::kStarting, "loading the checkpoint " + config.checkpoint);
     RunAgreed(ctx_.control, [&] { start_ = LoadCheckpoint(config.checkpoint, *model_, *optimizer_, shape_); });
     last_saved_ = start_;
   }
@@ -115,8 +115,9 @@ bool Trainer::ResumeAgreed() {
   return seen[0] > 0;
 }
 
-void Trainer::EnterPhase(const std::string& what) {
+void Trainer::EnterPhase(Phase phase, const std::string& what) {
   for (StepHooks* h : ctx_.hooks) h->OnPhase(what);
+  for (TrainObserver* o : ctx_.observers) o->OnPhase(phase);
 }
 
 void Trainer::BroadcastInitialWeights() {
@@ -137,7 +138,7 @@ void Trainer::AverageBuffers() {
 void Trainer::SaveAgreed(const TrainPosition& position) {
   if (config_.checkpoint.empty()) return;
   if (last_saved_ == position) return;
-  EnterPhase("the checkpoint after step " + std::to_string(position.global_step));
+  EnterPhase(Phase::kCheckpointing, "the checkpoint after step " + std::to_string(position.global_step));
   AverageBuffers();
   RunAgreed(ctx_.control, [&] {
     if (ctx_.control.rank() != 0) return;
@@ -150,7 +151,7 @@ void Trainer::SaveAgreed(const TrainPosition& position) {
 }
 
 void Trainer::ReportTrainAccuracy(EpochReport& report) {
-  EnterPhase("the end of epoch " + std::to_string(report.epoch + 1));
+  EnterPhase(Phase::kEvaluating, "the end of epoch " + std::to_string(report.epoch + 1));
   std::vector<int64_t> counts{epoch_correct_.defined() ? epoch_correct_.item<int64_t>() : 0, epoch_valid_};
   ctx_.control.AllReduceSum(counts);
   if (counts[1] > 0) report.train_accuracy = static_cast<double>(counts[0]) / static_cast<double>(counts[1]);
@@ -237,10 +238,12 @@ double Trainer::Step(const Batch& batch) {
 
 std::optional<double> Trainer::EvaluateEpoch(EpochReport& report) {
   if (!config_.evaluate || test_ == nullptr) return std::nullopt;
-  EnterPhase("the evaluation after epoch " + std::to_string(report.epoch + 1));
+  EnterPhase(Phase::kEvaluating, "the evaluation after epoch " + std::to_string(report.epoch + 1));
   AverageBuffers();
   const Accuracy acc = Evaluate(model_, *test_, ctx_.control, ctx_.device, config_.batch_size, config_.ignore_index,
-                                LoaderFor(config_, ctx_.device));
+                                LoaderFor(config_, ctx_.device), [this] {
+                                  for (TrainObserver* o : ctx_.observers) o->OnProgress();
+                                });
   model_->train();
   report.test_accuracy = acc.fraction();
   report.test_correct = acc.correct;
@@ -257,7 +260,7 @@ EpochPlan Trainer::PlanEpoch(int64_t epoch) {
   plan.shard =
       TrainShard({train_.size(), ctx_.control.rank(), ctx_.control.world(), config_.seed, epoch, true, set_aside_});
   plan.unique_entries = UniqueShardEntries(kept, ctx_.control.rank(), ctx_.control.world());
-  EnterPhase("the label validation before epoch " + std::to_string(epoch + 1));
+  EnterPhase(Phase::kValidating, "the label validation before epoch " + std::to_string(epoch + 1));
   for (TrainObserver* o : ctx_.observers) o->OnEpochBegin(epoch, plan);
   // Observers must keep shard sizes equal, or ranks would run different step counts and hang.
   std::vector<int64_t> size{static_cast<int64_t>(plan.shard.size()), -static_cast<int64_t>(plan.shard.size())};
@@ -329,7 +332,7 @@ void Trainer::QuarantineOrStand(const StepFailure& failure) {
                          "--resume auto to continue from the last checkpoint without them",
                      failure.where.global_step);
   }
-  EnterPhase("the agreement on the bad samples of step " + std::to_string(failure.where.global_step));
+  EnterPhase(Phase::kTraining, "the agreement on the bad samples of step " + std::to_string(failure.where.global_step));
   std::vector<int64_t> samples;
   std::string refusal;  // the first refusing rank's reason
   const std::vector<std::string> verdicts = ctx_.control.AllGather(EncodeVerdict(mine));
@@ -354,7 +357,7 @@ TrainPosition Trainer::ResumeWithout(const std::vector<int64_t>& samples, int64_
   std::vector<int64_t> merged;
   std::set_union(set_aside_.begin(), set_aside_.end(), samples.begin(), samples.end(), std::back_inserter(merged));
   set_aside_ = std::move(merged);
-  EnterPhase("reloading the checkpoint " + config_.checkpoint + " after setting samples aside");
+  EnterPhase(Phase::kStarting, "reloading the checkpoint " + config_.checkpoint + " after setting samples aside");
   optimizer_ = MakeOptimizer(config_, model_);  // a fresh one: FusedAdam caches its step counts between steps
   TrainPosition back;
   RunAgreed(ctx_.control, [&] { back = LoadCheckpoint(config_.checkpoint, *model_, *optimizer_, shape_); });

@@ -101,7 +101,8 @@ class Trainer {
   Hw3Net& model() { return model_; }
 
  private:
-  void EnterPhase(const std::string& what);  // tells the hooks, for stall verdicts between steps
+  // Tells the hooks (`what`, for stall verdicts between steps) and the observers (`phase`).
+  void EnterPhase(Phase phase, const std::string& what);
   void BroadcastInitialWeights();
   void AverageBuffers();                           // BatchNorm running statistics, kept per rank between epochs
   bool ResumeAgreed();                             // whether to load --checkpoint, under config.resume

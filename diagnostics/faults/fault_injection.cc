@@ -15,7 +15,7 @@ FaultSpec ParseFaultSpec(const std::string& text) {
   const auto bad = [&](const std::string& why) {
     return ConfigError(
         "--inject-fault " + text + ": " + why +
-        " (expected KIND:rank=R:step=K[:seconds=S][:when=after] with KIND nan, kill, sleep or slow-diagnosis)");
+        " (expected KIND:rank=R:step=K[:seconds=S][:when=after] with KIND nan, kill, sleep, slow or slow-diagnosis)");
   };
   std::istringstream in(text);
   std::string part;
@@ -27,6 +27,8 @@ FaultSpec ParseFaultSpec(const std::string& text) {
     spec.kind = FaultSpec::Kind::kKill;
   else if (part == "sleep")
     spec.kind = FaultSpec::Kind::kSleep;
+  else if (part == "slow")
+    spec.kind = FaultSpec::Kind::kSlow;
   else if (part == "slow-diagnosis")
     spec.kind = FaultSpec::Kind::kSlowDiagnosis;
   else
@@ -65,6 +67,14 @@ FaultInjector::FaultInjector(std::vector<FaultSpec> specs, int rank) : specs_(st
 
 void FaultInjector::BeforeStep(const StepReport& where, Batch& batch) {
   for (const FaultSpec& s : specs_) {
+    if (s.kind == FaultSpec::Kind::kSlow && s.rank == rank_ && where.global_step >= s.step) {
+      if (where.global_step == s.step) {
+        LogLine("injected fault: sleeping " + std::to_string(s.seconds) + " s in every step from step " +
+                std::to_string(where.global_step) + " on");
+      }
+      std::this_thread::sleep_for(std::chrono::duration<double>(s.seconds));
+      continue;
+    }
     if (s.rank != rank_ || s.step != where.global_step || s.after_step) continue;
     switch (s.kind) {
       case FaultSpec::Kind::kNan:
@@ -80,6 +90,7 @@ void FaultInjector::BeforeStep(const StepReport& where, Batch& batch) {
                 std::to_string(where.global_step));
         std::this_thread::sleep_for(std::chrono::duration<double>(s.seconds));
         break;
+      case FaultSpec::Kind::kSlow:  // handled above: every step from K on
       case FaultSpec::Kind::kSlowDiagnosis:
         break;  // acts in the diagnosis (DelayDiagnosis), not in the step
     }

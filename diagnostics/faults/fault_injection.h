@@ -1,7 +1,8 @@
 // Fault injection for tests and demonstrations (--inject-fault): at global step K on rank R,
-// poison the batch with a NaN pixel, kill this process with SIGKILL, sleep inside the step, or
-// (slow-diagnosis) make the diagnosis of a failure at that step and rank sleep first.
-// Spec syntax: KIND:rank=R:step=K[:seconds=S][:when=after], KIND one of nan, kill, sleep,
+// poison the batch with a NaN pixel, kill this process with SIGKILL, sleep inside the step,
+// (slow) sleep inside every step from K on, making rank R a straggler, or (slow-diagnosis) make
+// the diagnosis of a failure at that step and rank sleep first.
+// Spec syntax: KIND:rank=R:step=K[:seconds=S][:when=after], KIND one of nan, kill, sleep, slow,
 // slow-diagnosis; `when=after` makes a sleep or a kill come after the step and its report (the
 // observers' OnStepEnd: progress, metrics), between steps (where the ranks meet in evaluation,
 // checkpoints and label validation). Register the injector as a hook and, after the other
@@ -17,10 +18,10 @@
 namespace trainguard {
 
 struct FaultSpec {
-  enum class Kind { kNan, kKill, kSleep, kSlowDiagnosis } kind = Kind::kNan;
+  enum class Kind { kNan, kKill, kSleep, kSlow, kSlowDiagnosis } kind = Kind::kNan;
   int rank = 0;
   int64_t step = 1;         // global step, 1-based
-  double seconds = 60;      // for sleep and slow-diagnosis
+  double seconds = 60;      // for sleep, slow (per step) and slow-diagnosis
   bool after_step = false;  // sleep after the step instead of inside it
 };
 

@@ -26,6 +26,8 @@ namespace trainguard {
 
 const char* const kFailureKinds[11] = {"bad_label",  "device_assert", "non_finite", "stall",         "peer",     "data",
                                        "checkpoint", "comm",          "internal",   "out_of_memory", "gpu_fault"};
+const char* const kPhases[7] = {"starting",      "validating", "training", "evaluating",
+                                "checkpointing", "stopping",   "finished"};
 
 namespace {
 
@@ -140,6 +142,10 @@ class Metrics::Impl {
   Counter* ignored_targets = nullptr;
   Counter* unreadable_images = nullptr;
   Family<Counter>* failures = nullptr;
+  Family<Gauge>* exit_code = nullptr;
+  Family<Gauge>* phase = nullptr;
+  Family<Gauge>* last_progress = nullptr;
+  Family<Gauge>* progress_deadline = nullptr;
   Counter* preemptions = nullptr;
   Counter* quarantined = nullptr;
   Family<Gauge>* finished = nullptr;
@@ -213,7 +219,19 @@ Metrics::Metrics(const MetricsOptions& options) {
            .Add({});
   m.unreadable_images =
       &m.CounterFamily("trainguard_unreadable_images_total", "Images that could not be decoded.").Add({});
-  m.failures = &m.CounterFamily("trainguard_failures_total", "Failures that stopped the run, by kind and exit code.");
+  m.failures = &m.CounterFamily("trainguard_failures_total", "Failures that stopped the run, by kind.");
+  for (const char* kind : kFailureKinds) m.failures->Add({{"kind", kind}});  // at 0, so increase() sees the first
+  m.exit_code = &m.GaugeFamily("trainguard_exit_code",
+                               "The exit code this rank ends with (README: exit codes); absent while it runs.");
+  m.phase = &m.GaugeFamily("trainguard_phase", "1 for the phase this rank is in, 0 for the others.");
+  for (const char* phase : kPhases) m.phase->Add({{"phase", phase}}).Set(std::string(phase) == "starting" ? 1 : 0);
+  m.last_progress = &m.GaugeFamily(
+      "trainguard_last_progress_timestamp_seconds",
+      "Unix time this rank last made progress: a step, an evaluation batch, a checkpoint or a new phase.");
+  m.last_progress->Add({}).Set(UnixNow());
+  m.progress_deadline = &m.GaugeFamily("trainguard_progress_deadline_seconds",
+                                       "How long this rank may go without progress before trainguard itself ends "
+                                       "the run (--step-timeout plus --fault-grace).");
   m.preemptions = &m.CounterFamily("trainguard_preemptions_total",
                                    "Stops on request (SIGUSR1, SIGTERM) after an agreed checkpoint: exit 12.")
                        .Add({});
@@ -272,8 +290,20 @@ void Metrics::OnStep(double seconds, int64_t samples, double loss, double loader
   m.loader_wait->Increment(loader_wait_s);
   m.allreduce_wait->Increment(allreduce_wait_s);
   m.ignored_targets->Increment(static_cast<double>(ignored_targets));
-  m.last_success->Add({}).Set(UnixNow());
+  const double now = UnixNow();
+  m.last_success->Add({}).Set(now);
+  m.last_progress->Add({}).Set(now);
 }
+
+void Metrics::SetPhase(const std::string& phase) {
+  Impl& m = *impl_;
+  for (const char* p : kPhases) m.phase->Add({{"phase", p}}).Set(phase == p ? 1 : 0);
+  m.last_progress->Add({}).Set(UnixNow());
+}
+
+void Metrics::OnProgress() { impl_->last_progress->Add({}).Set(UnixNow()); }
+
+void Metrics::SetProgressDeadline(double seconds) { impl_->progress_deadline->Add({}).Set(seconds); }
 
 void Metrics::OnEpochEnd(int64_t epoch, double mean_loss, std::optional<double> train_accuracy,
                          std::optional<double> eval_accuracy, double samples_per_second) {
@@ -290,6 +320,7 @@ void Metrics::OnCheckpoint(double seconds, int64_t bytes) {
   m.checkpoints->Increment();
   m.checkpoint_duration->Add({}).Set(seconds);
   m.checkpoint_bytes->Add({}).Set(static_cast<double>(bytes));
+  m.last_progress->Add({}).Set(UnixNow());
 }
 
 void Metrics::SetLabelCounts(const LabelCounts& counts, const std::vector<int64_t>& per_class) {
@@ -320,12 +351,21 @@ void Metrics::AddUnreadableImages(int64_t count) { impl_->unreadable_images->Inc
 
 void Metrics::OnFailure(const std::string& kind, int exit_code) {
   const bool known = std::find(std::begin(kFailureKinds), std::end(kFailureKinds), kind) != std::end(kFailureKinds);
-  impl_->failures->Add({{"kind", known ? kind : "internal"}, {"exit_code", std::to_string(exit_code)}}).Increment();
+  impl_->failures->Add({{"kind", known ? kind : "internal"}}).Increment();
+  SetExitCode(exit_code);
+}
+
+void Metrics::SetExitCode(int exit_code) {
+  impl_->exit_code->Add({}).Set(exit_code);
+  SetPhase(exit_code == 0 ? "finished" : "stopping");
 }
 
 void Metrics::OnPreemption() { impl_->preemptions->Increment(); }
 
-void Metrics::OnFinished() { impl_->finished->Add({}).Set(UnixNow()); }
+void Metrics::OnFinished() {
+  impl_->finished->Add({}).Set(UnixNow());
+  SetExitCode(0);
+}
 
 void Metrics::AddQuarantinedSamples(int64_t count) { impl_->quarantined->Increment(static_cast<double>(count)); }
 

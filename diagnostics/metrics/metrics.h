@@ -60,8 +60,13 @@ struct RunInfo {
   std::string precision;   // "fp32", ...
 };
 
-// The failure kinds of trainguard_failures_total; any other kind is counted as "internal".
+// The failure kinds of trainguard_failures_total (each series exists at 0 from the start); any
+// other kind is counted as "internal".
 extern const char* const kFailureKinds[11];
+// The phases of trainguard_phase{phase}: starting (until the first epoch's label validation),
+// validating, training, evaluating, checkpointing, stopping (after a failure or a stop request)
+// and finished (a clean end).
+extern const char* const kPhases[7];
 
 class Metrics {
  public:
@@ -80,7 +85,8 @@ class Metrics {
   void SetRunInfo(const RunInfo& info);
   // One successful step of `seconds`: steps_total += 1, samples_total += samples, loss = loss,
   // the step duration histogram, the loader and all-reduce wait totals, ignored_targets_total
-  // += ignored_targets, and last_success_timestamp_seconds = now (unix time).
+  // += ignored_targets, and last_success_timestamp_seconds = last_progress_timestamp_seconds =
+  // now (unix time).
   void OnStep(double seconds, int64_t samples, double loss, double loader_wait_s, double allreduce_wait_s,
               int64_t ignored_targets);
   // The end of an epoch: epoch, loss = mean_loss (the loss gauge holds the last step's loss
@@ -88,12 +94,20 @@ class Metrics {
   // samples_per_second.
   void OnEpochEnd(int64_t epoch, double mean_loss, std::optional<double> train_accuracy,
                   std::optional<double> eval_accuracy, double samples_per_second);
-  // A checkpoint written: checkpoints_total += 1, and its duration and size.
+  // A checkpoint written: checkpoints_total += 1, its duration and size, and progress.
   void OnCheckpoint(double seconds, int64_t bytes);
   // Label validation's counts: trainguard_labels{kind} and trainguard_labels_per_class{class}
   // for classes below max_class_series (classes above are counted in "valid" only).
   void SetLabelCounts(const LabelCounts& counts, const std::vector<int64_t>& per_class);
   void AddUnreadableImages(int64_t count);
+  // The rank enters `phase` (one of kPhases; any other sets none to 1): trainguard_phase and
+  // last_progress_timestamp_seconds = now.
+  void SetPhase(const std::string& phase);
+  // Progress within a phase (an evaluation batch): last_progress_timestamp_seconds = now.
+  void OnProgress();
+  // trainguard_progress_deadline_seconds: how long the rank may go without progress before
+  // trainguard ends the run itself; the no-progress alert compares the silence with it.
+  void SetProgressDeadline(double seconds);
   // A step's compute time (its time less its waits): step_compute_seconds_total += seconds.
   void AddStepCompute(double seconds);
   // trainguard_step_compute_ratio: this rank's mean compute time per step over the median rank's.
@@ -101,12 +115,15 @@ class Metrics {
   // trainguard_peer_silent{peer_rank, peer_host} = 1 for each rank this rank could not hear
   // when it stopped (rank -> host).
   void SetSilentPeers(const std::map<int, std::string>& peers);
-  // trainguard_failures_total{kind, exit_code} += 1; `kind` is one of kFailureKinds.
+  // trainguard_failures_total{kind} += 1 (`kind` is one of kFailureKinds) and SetExitCode.
   void OnFailure(const std::string& kind, int exit_code);
+  // The rank will exit with `exit_code`: trainguard_exit_code = exit_code, which tells the
+  // no-progress alert that the series stop on purpose, and the phase "finished" (0) or "stopping".
+  void SetExitCode(int exit_code);
   // A stop on request with its checkpoint (exit 12): trainguard_preemptions_total += 1. Not a failure.
   void OnPreemption();
   // The run ended cleanly: trainguard_finished_timestamp_seconds = now (unix time), which tells
-  // the silence alerts that its series stop moving on purpose.
+  // the silence alerts that its series stop moving on purpose, and SetExitCode(0).
   void OnFinished();
   // trainguard_quarantined_samples_total += count: samples set aside (rank 0 counts the job's).
   void AddQuarantinedSamples(int64_t count);

@@ -104,7 +104,8 @@ case ${1:?case} in
     grep -q '^trainguard_checkpoints_total{.*rank="0".*} 1$' "$WORK/trainguard_e2e_rank0.prom" || fail "not one checkpoint"
     for r in 0 1; do
       grep -q '^trainguard_preemptions_total{.*} 1$' "$WORK/trainguard_e2e_rank$r.prom" || fail "rank $r: no preemption counted"
-      grep -q '^trainguard_failures_total' "$WORK/trainguard_e2e_rank$r.prom" && fail "rank $r: a preemption is no failure"
+      grep -q '^trainguard_failures_total{.*} [1-9]' "$WORK/trainguard_e2e_rank$r.prom" && fail "rank $r: a preemption is no failure"
+      grep -q '^trainguard_exit_code{.*} 12$' "$WORK/trainguard_e2e_rank$r.prom" || fail "rank $r: exit code 12 not exported"
     done
     run second 2 "${common[@]}"
     expect_rc second 0
@@ -382,7 +383,8 @@ case ${1:?case} in
     run bad 2 "${common[@]}" --no-validate-labels --plant-label 37=11 --bundle-dir "$WORK/faults" --fault-grace 20
     expect_rc bad 8
     culprit=$(ls -d "$WORK/faults"/step*-rank* | sed 's/.*-rank//')
-    grep -q "trainguard_failures_total{.*exit_code=\"8\".*kind=\"bad_label\".*} 1" "$WORK/trainguard_e2e_rank$culprit.prom" ||
+    grep -q "trainguard_failures_total{.*kind=\"bad_label\"} 1" "$WORK/trainguard_e2e_rank$culprit.prom" &&
+      grep -q "^trainguard_exit_code{.*} 8$" "$WORK/trainguard_e2e_rank$culprit.prom" ||
       { cat "$WORK/trainguard_e2e_rank$culprit.prom" >&2; fail "the failing rank's textfile lacks its failure"; }
     scrape "http://127.0.0.1:$port/metrics" >"$WORK/pushed.txt"
     grep -q "trainguard_failures_total{.*kind=\"peer\".*} 1" "$WORK/pushed.txt" || fail "the other rank did not push 'peer'"
@@ -439,7 +441,13 @@ YAML
     finite=$(query 'count(last_over_time(trainguard_loss{job="e2e"}[5m]) < +Inf)' | awk '{print $2}')
     [ "$finite" = 2 ] || fail "a finite loss of both ranks: '$finite'"
 
-    pushed() { fetch "http://127.0.0.1:$pgw_port/metrics" | grep "^trainguard_failures_total{.*job=\"$1\""; }
+    # pushed JOB KIND CODE RANK: the Pushgateway holds RANK's failure of KIND and its exit code.
+    pushed() {
+      fetch "http://127.0.0.1:$pgw_port/metrics" >"$WORK/pgw.txt"
+      grep -q "^trainguard_failures_total{.*job=\"$1\",kind=\"$2\".*rank=\"$4\".*} 1$" "$WORK/pgw.txt" &&
+        grep -q "^trainguard_exit_code{.*job=\"$1\".*rank=\"$4\".*} $3$" "$WORK/pgw.txt" ||
+        { grep "job=\"$1\"" "$WORK/pgw.txt" | grep 'failures_total\|exit_code' >&2; return 1; }
+    }
     common=(train --dataset synthetic --synthetic-samples 600 --synthetic-classes 11 --width 0.25 --threads 1
             --batch-size 16 --epochs 1 --no-eval --fault-grace 15 --pushgateway "http://127.0.0.1:$pgw_port")
     run labels 2 "${common[@]}" --plant-label 37=11 --metrics-job e2e_labels
@@ -448,13 +456,10 @@ YAML
     expect_rc nan 10
     run killed 2 "${common[@]}" --inject-fault kill:rank=1:step=3 --metrics-job e2e_killed
     for r in 0 1; do
-      pushed e2e_labels | grep -q "exit_code=\"7\",.*kind=\"bad_label\".*rank=\"$r\".*} 1" ||
-        { pushed e2e_labels >&2; fail "rank $r did not push its bad-label failure (exit 7)"; }
-      pushed e2e_nan | grep -q "exit_code=\"10\",.*kind=\"non_finite\".*rank=\"$r\".*} 1" ||
-        { pushed e2e_nan >&2; fail "rank $r did not push its non-finite failure (exit 10)"; }
+      pushed e2e_labels bad_label 7 "$r" || fail "rank $r did not push its bad-label failure (exit 7)"
+      pushed e2e_nan non_finite 10 "$r" || fail "rank $r did not push its non-finite failure (exit 10)"
     done
-    pushed e2e_killed | grep -q 'exit_code="6",.*kind="peer".*rank="0".*} 1' ||
-      { pushed e2e_killed >&2; cat "$WORK/killed.err" >&2; fail "the surviving rank did not push 'peer' (exit 6)"; }
+    pushed e2e_killed peer 6 0 || { cat "$WORK/killed.err" >&2; fail "the surviving rank did not push 'peer' (exit 6)"; }
     ;;
   failure_scraped_at_15s)
     # As the shipped PodMonitor sets it up: a real Prometheus scrapes the endpoints every 15 s, no
@@ -576,8 +581,9 @@ YAML
     grep -q 'address-space limit' "$bundle" || fail "the bundle lacks the memory figures"
     [ -z "$(find "$WORK/faults" -name tensors.pt)" ] || fail "an out-of-memory bundle with tensors"
     for r in 0 1; do
-      grep -q '^trainguard_failures_total{.*exit_code="13",kind="\(out_of_memory\|peer\)"} 1$' \
-        "$WORK/trainguard_e2e_oom_rank$r.prom" || fail "rank $r: no out-of-memory failure counted"
+      grep -q '^trainguard_failures_total{.*kind="\(out_of_memory\|peer\)"} 1$' "$WORK/trainguard_e2e_oom_rank$r.prom" &&
+        grep -q '^trainguard_exit_code{.*} 13$' "$WORK/trainguard_e2e_oom_rank$r.prom" ||
+        fail "rank $r: no out-of-memory failure counted"
     done
     ;;
   signal_during_stop)
@@ -616,12 +622,13 @@ YAML
       expect_text "$name" err "SIGTERM during the stop (it cuts the stop short): this rank is already"
       grep -q "exiting with code 6" "$WORK/$name.err" && fail "$name: a rank exited 6"
       for prom in "$WORK"/trainguard_e2e_stop_rank*.prom; do
-        [ "$(grep -c '^trainguard_failures_total{.*exit_code="8".*} 1$' "$prom")" = 1 ] &&
-          [ "$(grep -c '^trainguard_failures_total{' "$prom")" = 1 ] || fail "$name: not one failure, code 8, in $prom"
+        [ "$(grep -c '^trainguard_failures_total{.*} [1-9]' "$prom")" = 1 ] &&
+          grep -q '^trainguard_failures_total{.*} 1$' "$prom" &&
+          grep -q '^trainguard_exit_code{.*} 8$' "$prom" || fail "$name: not one failure, code 8, in $prom"
       done
       # The sample lands on rank 0 of the one-rank job, on rank 1 of the two-rank one.
       culprit=$([ "$delay" = mpirun ] && echo 1 || echo 0)
-      grep -q '^trainguard_failures_total{.*exit_code="8",kind="bad_label"} 1$' "$WORK/trainguard_e2e_stop_rank$culprit.prom" ||
+      grep -q '^trainguard_failures_total{.*kind="bad_label"} 1$' "$WORK/trainguard_e2e_stop_rank$culprit.prom" ||
         fail "$name: the cause was not counted once on rank $culprit"
     done
     ;;
@@ -668,9 +675,10 @@ YAML
     echo $? >"$WORK/gone.rc"
     ((SECONDS - start <= 30)) || fail "the job took $((SECONDS - start)) s to end after rank 0 was killed"
     [ "$(rc_of gone)" != 0 ] || fail "the job succeeded"
-    grep -q '^trainguard_failures_total{.*rank="1",exit_code="8",kind="bad_label"} 1$' \
-      "$WORK/trainguard_e2e_gone_rank1.prom" || fail "rank 1's failure was not kept: $(cat "$WORK/trainguard_e2e_gone_rank1.prom")"
-    grep -q 'kind="peer"' "$WORK/trainguard_e2e_gone_rank1.prom" && fail "rank 1 counted a peer failure too"
+    grep -q '^trainguard_failures_total{.*rank="1",kind="bad_label"} 1$' "$WORK/trainguard_e2e_gone_rank1.prom" &&
+      grep -q '^trainguard_exit_code{.*} 8$' "$WORK/trainguard_e2e_gone_rank1.prom" ||
+      fail "rank 1's failure was not kept: $(cat "$WORK/trainguard_e2e_gone_rank1.prom")"
+    grep -q 'kind="peer"} [1-9]' "$WORK/trainguard_e2e_gone_rank1.prom" && fail "rank 1 counted a peer failure too"
     ;;
   peer_dies_in_validate)
     # validate --images (the dataset doctor): rank 1 is held reading its first image, rank 0

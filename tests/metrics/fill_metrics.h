@@ -12,6 +12,9 @@ inline void FillEveryFamily(Metrics& m) {
   m.OnStep(0.08, 64, 2.1, 0.0, 0.03, 0);
   m.OnEpochEnd(1, 2.2, 0.41, 0.39, 512.5);
   m.OnCheckpoint(0.4, 123456);
+  m.SetPhase("evaluating");
+  m.OnProgress();
+  m.SetProgressDeadline(330);
   m.AddUnreadableImages(2);
   m.AddQuarantinedSamples(3);
   m.OnFinished();

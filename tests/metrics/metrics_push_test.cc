@@ -40,10 +40,10 @@ TEST(Pushgateway, SecondPushReplacesTheRanksGroupOnly) {
   first.OnFailure("stall", 6);
   ASSERT_EQ(first.Push(), "");
   std::string text = gateway.Metrics();
-  EXPECT_TRUE(Contains(text, "rank=\"0\"} 3\n") && Contains(text, "trainguard_failures_total{")) << text;
+  EXPECT_TRUE(Contains(text, "rank=\"0\"} 3\n") && Contains(text, "trainguard_exit_code{")) << text;
 
-  // The same rank again (a restarted run): 5 steps and no failure series at all. A PUT replaces
-  // the whole group, so the failure series goes; a POST would have kept it.
+  // The same rank again (a restarted run): 5 steps and no exit code. A PUT replaces the whole
+  // group, so the exit code goes; a POST would have kept it.
   Metrics second(PushOptions(gateway.url(), 0));
   for (int i = 0; i < 5; ++i) second.OnStep(0.1, 8, 1, 0, 0, 0);
   ASSERT_EQ(second.Push(), "");
@@ -52,7 +52,7 @@ TEST(Pushgateway, SecondPushReplacesTheRanksGroupOnly) {
   const std::string rank1 = "instance=\"\",job=\"trainguard\",local_rank=\"0\",rank=\"1\"}";
   EXPECT_TRUE(Contains(text, "trainguard_steps_total{host=\"node-a\"," + rank0 + " 5\n")) << text;
   EXPECT_FALSE(Contains(text, "trainguard_steps_total{host=\"node-a\"," + rank0 + " 3\n")) << text;
-  EXPECT_FALSE(Contains(text, "trainguard_failures_total{")) << "the first push's group was not replaced:\n" << text;
+  EXPECT_FALSE(Contains(text, "trainguard_exit_code{")) << "the first push's group was not replaced:\n" << text;
   EXPECT_TRUE(Contains(text, "trainguard_steps_total{host=\"node-a\"," + rank1 + " 1\n")) << text;
 }
 

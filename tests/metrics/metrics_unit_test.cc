@@ -134,6 +134,13 @@ TEST(MetricsText, ObserverMethodsSetTheSeries) {
   EXPECT_TRUE(Contains(m.Text(), "trainguard_preemptions_total{" + labels + "} 0\n")) << m.Text();
   EXPECT_TRUE(Contains(m.Text(), "trainguard_quarantined_samples_total{" + labels + "} 0\n")) << m.Text();
   EXPECT_FALSE(Contains(m.Text(), "trainguard_finished_timestamp_seconds{")) << "no end while the run trains";
+  for (const char* kind : kFailureKinds) {
+    EXPECT_TRUE(Contains(m.Text(), "trainguard_failures_total{" + Labels({{"kind", kind}}) + "} 0\n")) << kind;
+  }
+  EXPECT_FALSE(Contains(m.Text(), "trainguard_exit_code{")) << "no exit code while the run trains";
+  EXPECT_TRUE(Contains(m.Text(), "trainguard_phase{" + Labels({{"phase", "starting"}}) + "} 1\n")) << m.Text();
+  EXPECT_TRUE(Contains(m.Text(), "trainguard_phase{" + Labels({{"phase", "training"}}) + "} 0\n")) << m.Text();
+  EXPECT_TRUE(Contains(m.Text(), "trainguard_last_progress_timestamp_seconds{" + labels + "} ")) << m.Text();
 
   FillEveryFamily(m);
   m.OnFailure("no-such-kind", 1);
@@ -149,11 +156,13 @@ TEST(MetricsText, ObserverMethodsSetTheSeries) {
   EXPECT_TRUE(Contains(text, "trainguard_labels{" + Labels({{"kind", "too_large"}}) + "} 2\n")) << text;
   EXPECT_TRUE(Contains(text, "trainguard_labels_per_class{" + Labels({{"class", "1"}}) + "} 30\n")) << text;
   EXPECT_FALSE(Contains(text, "class=\"2\"")) << "classes from max_class_series on have no series";
-  EXPECT_TRUE(Contains(text, "trainguard_failures_total{" + Labels({{"exit_code", "6"}, {"kind", "stall"}}) + "} 1\n"))
-      << text;
-  EXPECT_TRUE(
-      Contains(text, "trainguard_failures_total{" + Labels({{"exit_code", "1"}, {"kind", "internal"}}) + "} 1\n"))
-      << text;
+  EXPECT_TRUE(Contains(text, "trainguard_failures_total{" + Labels({{"kind", "stall"}}) + "} 1\n")) << text;
+  EXPECT_TRUE(Contains(text, "trainguard_failures_total{" + Labels({{"kind", "internal"}}) + "} 1\n")) << text;
+  EXPECT_TRUE(Contains(text, "trainguard_failures_total{" + Labels({{"kind", "non_finite"}}) + "} 0\n")) << text;
+  EXPECT_TRUE(Contains(text, "trainguard_exit_code{" + labels + "} 1\n")) << "the last failure's code:\n" << text;
+  EXPECT_TRUE(Contains(text, "trainguard_phase{" + Labels({{"phase", "stopping"}}) + "} 1\n")) << text;
+  EXPECT_TRUE(Contains(text, "trainguard_phase{" + Labels({{"phase", "evaluating"}}) + "} 0\n")) << text;
+  EXPECT_TRUE(Contains(text, "trainguard_progress_deadline_seconds{" + labels + "} 330\n")) << text;
   EXPECT_TRUE(Contains(text, "trainguard_ignored_targets_total{" + labels + "} 3\n")) << text;
   EXPECT_TRUE(Contains(text, "trainguard_quarantined_samples_total{" + labels + "} 3\n")) << text;
   EXPECT_TRUE(Contains(text, "trainguard_finished_timestamp_seconds{" + labels + "} ")) << text;
@@ -163,6 +172,22 @@ TEST(MetricsText, ObserverMethodsSetTheSeries) {
   ASSERT_NE(at, std::string::npos) << text;
   const double stamp = std::stod(text.substr(text.find("} ", at) + 2));
   EXPECT_NEAR(stamp, now, 60);
+}
+
+TEST(MetricsText, OnePhaseAtATime) {
+  MetricsOptions o;
+  o.rank = 3;
+  o.local_rank = 1;
+  o.host = "node-a";
+  Metrics m(o);
+  m.SetPhase("checkpointing");
+  for (const char* phase : kPhases) {
+    const std::string want = std::string(phase) == "checkpointing" ? "1" : "0";
+    EXPECT_TRUE(Contains(m.Text(), "trainguard_phase{" + Labels({{"phase", phase}}) + "} " + want + "\n")) << phase;
+  }
+  m.OnFinished();
+  EXPECT_TRUE(Contains(m.Text(), "trainguard_phase{" + Labels({{"phase", "finished"}}) + "} 1\n")) << m.Text();
+  EXPECT_TRUE(Contains(m.Text(), "trainguard_exit_code{" + Labels({}) + "} 0\n")) << m.Text();
 }
 
 TEST(Textfile, WrittenAtomicallyAndPassesPromtool) {

@@ -122,6 +122,7 @@ TEST(FaultSpec, ParsesAndRejects) {
   EXPECT_EQ(s.step, 4);
   EXPECT_EQ(s.seconds, 1.5);
   EXPECT_EQ(ParseFaultSpec("kill:step=3:rank=0").kind, FaultSpec::Kind::kKill);
+  EXPECT_EQ(ParseFaultSpec("slow:rank=1:step=1:seconds=0.05").kind, FaultSpec::Kind::kSlow);
   for (const char* bad : {"boom:rank=1:step=1", "nan:rank=1", "nan:rank=x:step=1", "nan:rank=1:step=0", "nan:rank"}) {
     EXPECT_THROW(ParseFaultSpec(bad), ConfigError) << bad;
   }
