@@ -211,8 +211,9 @@ void AddMetricsOptions(CLI::App& cmd, TrainConfig& c) {
       ->capture_default_str();
   cmd.add_option("--metrics-textfile", c.metrics_textfile, "folder for node_exporter's textfile collector");
   cmd.add_option("--metrics-linger", c.metrics_linger,
-                 "seconds a stopping rank whose endpoint has been scraped keeps serving until it is scraped once "
-                 "more, so that the failure reaches Prometheus (within --fault-grace; 0: no wait)")
+                 "seconds a stopping or finished rank whose endpoint has been scraped keeps serving until it is "
+                 "scraped once more, so that the failure or the end reaches Prometheus (a failure: within "
+                 "--fault-grace; 0: no wait)")
       ->check(kNonNegative)
       ->capture_default_str();
 }

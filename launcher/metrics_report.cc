@@ -4,12 +4,18 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 
 #include <cstdio>
+#include <thread>
 
 #include "trainer/core/errors.h"
+#include "trainer/core/exit_owner.h"
 #include "trainer/core/log.h"
+#include "trainer/step_errors.h"
 
 namespace trainguard {
 namespace {
+
+// Seconds between two readings of a GPU's health: a few per scrape at the shipped 15 s interval.
+constexpr double kGpuHealthPeriodS = 5;
 
 void Warn(const std::string& warning) {
   if (!warning.empty()) LogLine("warning: " + warning);
@@ -88,6 +94,31 @@ void FlushMetrics(const Metrics* metrics) {
   if (metrics == nullptr) return;
   Warn(metrics->WriteTextfile());  // first: it is quick, and a rank may be killed soon after a failure
   Warn(metrics->Push());
+}
+
+void LingerForScrape(const Metrics* metrics, int64_t scrapes_before, double linger_s, const std::string& what) {
+  if (metrics == nullptr || metrics->port() == 0 || scrapes_before == 0 || linger_s <= 0) return;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(linger_s);
+  while (metrics->scrapes() == scrapes_before) {
+    if (StopHurried() || std::chrono::steady_clock::now() > deadline) {
+      LogLine("the metrics endpoint was not scraped again within --metrics-linger: " + what +
+              " may not be in Prometheus (a Pushgateway or textfile keeps it)");
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+std::unique_ptr<GpuWatch> StartGpuWatch(const Job& job) {
+  if (!job.device.is_cuda()) return nullptr;
+  const std::string bus_id = GpuBusId(job.device);
+  std::string why;
+  std::unique_ptr<GpuHealthReader> reader = GpuHealthReader::Open(bus_id, GpuHealthReader::kNvmlLibrary, &why);
+  if (!reader) {
+    LogLine("GPU health is not read: " + why);
+    return nullptr;
+  }
+  return std::make_unique<GpuWatch>(std::move(reader), job.metrics.get(), kGpuHealthPeriodS);
 }
 
 void ReportFailure(Metrics* metrics, const std::string& kind, int exit_code) {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "diagnostics/labels/label_verdict.h"
+#include "diagnostics/metrics/gpu_watch.h"
 #include "diagnostics/metrics/metrics.h"
 #include "launcher/job.h"
 #include "trainer/core/config.h"
@@ -32,6 +33,18 @@ void RecordLabels(Metrics& metrics, const LabelReport& report, int rank);
 
 // Writes the textfile and pushes, printing the warnings; bounded by --push-timeout.
 void FlushMetrics(const Metrics* metrics);
+
+// After a failure or a clean end: an endpoint that a scraper reads (scraped at least once, i.e.
+// `scrapes_before` > 0, the serves when the end was recorded) keeps serving until it is scraped
+// once more, so that the end (`what`, for the log line when it is not) reaches Prometheus even at
+// a 15 s scrape interval with no Pushgateway. Bounded by `linger_s`; cut short when the launcher
+// ends the job (StopHurried). An endpoint nobody scraped does not wait: no scraper is there.
+void LingerForScrape(const Metrics* metrics, int64_t scrapes_before, double linger_s, const std::string& what);
+
+// On a CUDA device: a GpuWatch of this rank's GPU (its health into job.metrics, when there are
+// metrics; its Xid and ECC events logged and kept for a repro bundle). Null on the CPU, and when
+// NVML cannot be opened (no driver, no such GPU): that is logged once, and the run goes on.
+std::unique_ptr<GpuWatch> StartGpuWatch(const Job& job);
 
 // Counts a failure (kind and exit code) and flushes: every failing exit path calls it.
 void ReportFailure(Metrics* metrics, const std::string& kind, int exit_code);

@@ -126,24 +126,6 @@ void ReportLostTraining(const Job& job) {
   if (job.metrics) job.metrics->SetLostTrainingSeconds(lost);
 }
 
-// Once the failure is counted: an endpoint that a scraper reads (scraped at least once) keeps
-// serving until it is scraped once more, so that the failure reaches Prometheus even at a 15 s
-// scrape interval with no Pushgateway. Bounded by `linger_s`; cut short when the launcher ends
-// the job. A rank nobody scraped does not wait: no scraper is there to wait for.
-void LingerForScrape(const Job& job, double linger_s) {
-  if (!job.metrics || job.metrics->port() == 0 || job.scrapes_at_failure == 0 || linger_s <= 0) return;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(linger_s);
-  while (job.metrics->scrapes() == job.scrapes_at_failure) {
-    if (StopHurried() || std::chrono::steady_clock::now() > deadline) {
-      LogLine(
-          "the metrics endpoint was not scraped again within --metrics-linger: the failure may not be in "
-          "Prometheus (a Pushgateway or textfile keeps it)");
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-}
-
 }  // namespace
 
 void CountFailure(const std::exception& e, Job& job) {
@@ -186,8 +168,10 @@ void StopProtocol(const std::exception& e, Job& job, double grace_s, int code) {
     CountFailure(e, job);
   }
   // Before the rendezvous, so that no rank leaves (and has the launcher end the others) before
-  // every rank was scraped.
-  LingerForScrape(job, std::min(job.metrics_linger_s, grace_s));
+  // every rank was scraped; and said on the liveness channel, so that a peer already at the
+  // rendezvous waits for this rank (within the grace) instead of taking it for one stuck.
+  if (job.watch) job.watch->Stopping("waiting for one more scrape of its metrics");
+  LingerForScrape(job.metrics.get(), job.scrapes_at_failure, std::min(job.metrics_linger_s, grace_s), "the failure");
   if (job.watch) job.watch->AtEnd();
   if (job.mpi.world() > 1) WaitForTheOthers(job, grace_s);
   if (liveness != nullptr) liveness->Leave();

@@ -75,6 +75,16 @@ class SavedProgressClock final : public TrainObserver {
   Job& job_;
 };
 
+// Tells the GPU watch the last step this rank finished, so that a GPU event names it.
+class GpuStepClock final : public TrainObserver {
+ public:
+  explicit GpuStepClock(GpuWatch& watch) : watch_(watch) {}
+  void OnStepEnd(const StepReport& report) override { watch_.SetStep(report.global_step); }
+
+ private:
+  GpuWatch& watch_;
+};
+
 }  // namespace
 
 int Train(const Command& command, Job& job) {
@@ -93,6 +103,7 @@ int Train(const Command& command, Job& job) {
     job.metrics->SetRunInfo({TRAINGUARD_VERSION, UsesNccl(config, job.device) ? "nccl" : "mpi",
                              job.device.is_cuda() ? "cuda" : "cpu", config.precision});
   }
+  const std::unique_ptr<GpuWatch> gpu_watch = StartGpuWatch(job);
   DataPlane& plane = *job.data;
   const LabelCheckOptions label_options = LabelOptionsFor(config, *job.train);
   std::vector<FaultSpec> injected;
@@ -102,6 +113,7 @@ int Train(const Command& command, Job& job) {
   ProgressPrinter progress(mpi.rank() == 0, config.epochs, config.log_every);
   FaultOptions fault_options = FaultOptionsFor(command, *job.train, label_options);
   fault_options.on_found = [&job](ErrorKind kind) { CountFailure(FaultError(kind, ""), job); };
+  if (gpu_watch) fault_options.gpu_events = [&gpu_watch] { return gpu_watch->Events(); };
   FaultGuard faults(fault_options, job.faults, *job.watch, *job.train, job.device);
   FaultInjector injector(injected, mpi.rank());
   TrainContext context{job.control, plane, job.device, {}, {&faults, &injector}, &StopRequested()};
@@ -118,6 +130,8 @@ int Train(const Command& command, Job& job) {
   if (!config.checkpoint.empty()) context.observers.push_back(&saved_progress);
   StragglerReport stragglers(job.control, job.liveness.get(), job.metrics.get());
   if (mpi.world() > 1) context.observers.push_back(&stragglers);
+  std::optional<GpuStepClock> gpu_step_clock;
+  if (gpu_watch) context.observers.push_back(&gpu_step_clock.emplace(*gpu_watch));
   std::optional<MetricsObserver> metrics_observer;
   if (job.metrics) {
     labels.set_on_report([&job](const LabelReport& report) { RecordLabels(*job.metrics, report, job.mpi.rank()); });
@@ -141,6 +155,7 @@ int Train(const Command& command, Job& job) {
       job.metrics->OnFinished();
     }
   }
+  const int64_t scrapes_at_end = job.metrics ? job.metrics->scrapes() : 0;
   FlushMetrics(job.metrics.get());
   if (s.preempted) {
     if (mpi.rank() == 0) {
@@ -163,6 +178,10 @@ int Train(const Command& command, Job& job) {
                 static_cast<long long>(s.end.epoch), throughput);
     std::printf("%s (rank 0)\n", LoaderWaitLine(s).c_str());
   }
+  // A clean end must reach Prometheus, or the no-progress alert would read the silence of the
+  // gone endpoints as a hang. (Not after a stop on request: SIGTERM's --preempt-grace is short.)
+  std::fflush(stdout);
+  LingerForScrape(job.metrics.get(), scrapes_at_end, config.metrics_linger, "the run's end");
   return kExitOk;
 }
 

@@ -165,6 +165,16 @@ case_step() {  # trainguard's step on resident inputs (bench/step_bench.cc), bes
     "torch::optim::Adam vs FusedAdam, optimizer step alone"
 }
 
+case_gpu_health() {  # NVML's values for the rank's GPU as the run exports them (its textfile)
+  rm -rf "$WORK/textfile" && mkdir -p "$WORK/textfile"
+  run gpu_health 120 "${MPIRUN[@]}" -np 1 "$TG" train --dataset synthetic --synthetic-samples 20000 \
+    --synthetic-classes 11 --device cuda --epochs 2 --no-eval --metrics-textfile "$WORK/textfile" --metrics-job gpu-check
+  cp "$WORK"/textfile/*.prom "$LOGS/" 2>/dev/null
+  row gpu_health "rc=$RC in ${SECS}s; $(grep -hE '^trainguard_gpu_(utilization|temperature|power|memory_used|ecc|throttled)' \
+    "$WORK"/textfile/*.prom 2>/dev/null | grep -v ' 0$' | sed 's/{.*gpu="\([^"]*\)"[^}]*}/{\1}/' | tr '\n' ' ')" \
+    "NVML through the run; GPU lines of the log: $(grep -cE 'GPU health|GPU event' "$LOGS/gpu_health.log")"
+}
+
 case_pybench() {
   run pybench 300 python3 bench/gpu_step_bench.py
   row pybench "rc=$RC in ${SECS}s; $(grep mode= "$LOGS/pybench.log" | tr '\n' ' ')" "Python peers, resident inputs"
@@ -174,7 +184,7 @@ install_deps
 build
 say "built"
 cases=("$@")
-((${#cases[@]})) || cases=(info ctest step pybench jpeg jpeg_bf16 loader jpeg_photos)
+((${#cases[@]})) || cases=(info gpu_health ctest step pybench jpeg jpeg_bf16 loader jpeg_photos)
 for c in "${cases[@]}"; do "case_$c"; done
 say "done in $(($(date +%s) - T0)) s"
 # The device tool brings back few files: logs and bundles travel as one archive.

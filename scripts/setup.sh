@@ -14,7 +14,7 @@ VENV=$HOME_DIR/venv
 DEBIAN_PACKAGES=(build-essential cmake ninja-build ccache python3-venv openmpi-bin libopenmpi-dev
   libgtest-dev libgmock-dev libcli11-dev zlib1g-dev nlohmann-json3-dev libturbojpeg0-dev libjpeg62-turbo-dev
   clang-format dataset-fashion-mnist prometheus-cpp-dev prometheus prometheus-pushgateway
-  slurmctld slurmd slurm-client shellcheck bash-completion)
+  prometheus-node-exporter slurmctld slurmd slurm-client shellcheck bash-completion)
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -26,7 +26,7 @@ if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
-  # prometheus and prometheus-pushgateway start system services on all interfaces when
+  # prometheus, its Pushgateway and node_exporter start system services on all interfaces when
   # installed; a policy-rc.d that answers 101 keeps them (and any other service) stopped. Ours
   # is written only where none exists, and removed afterwards, even on failure.
   POLICY=/usr/sbin/policy-rc.d own_policy=0

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "diagnostics/faults/bundle.h"
 #include "diagnostics/faults/fault_watch.h"
@@ -31,6 +32,9 @@ struct FaultOptions {
   // Called first when this rank's own step failed, before the bundle and the diagnosis: the
   // failure is counted at once, since a launcher's teardown may end the rank before its stop.
   std::function<void(ErrorKind)> on_found;
+  // The GPU events (Xid, double-bit ECC) this rank saw so far, one line each (GpuWatch::Events):
+  // a bundle written while there are any carries them in gpu_events.txt. May be empty.
+  std::function<std::vector<std::string>()> gpu_events;
 };
 
 class FaultGuard final : public StepHooks {

@@ -10,6 +10,8 @@
  *   FAKE_NVML_ECC_CORRECTED, FAKE_NVML_ECC_UNCORRECTED   volatile counts (default 0)
  *   FAKE_NVML_XID           an Xid number: one pending Xid event, delivered once per event set
  *   FAKE_NVML_DBE           set: one pending double-bit ECC event, delivered once per event set
+ *   FAKE_NVML_XID_FILE      a file holding an Xid number: one Xid event, delivered once per event
+ *                           set once the file exists (a test writes it while a watch thread polls)
  *   FAKE_NVML_INIT_FAIL     an NVML code nvmlInit_v2 returns (9: Driver Not Loaded)
  *   FAKE_NVML_FAIL          an NVML code every device query returns (15: GPU is lost)
  *   FAKE_NVML_NOT_SUPPORTED comma list of util,memory,temp,power,throttle,ecc,dbe_events,events
@@ -194,6 +196,18 @@ nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t* data, unsi
     data->eventType = kEventXid;
     data->eventData = Number("FAKE_NVML_XID", 0);
     return kSuccess;
+  }
+  if ((set->registered & kEventXid) && getenv("FAKE_NVML_XID_FILE") != NULL && !set->xid_delivered) {
+    FILE* file = fopen(getenv("FAKE_NVML_XID_FILE"), "r");
+    unsigned long long xid = 0;
+    if (file != NULL && fscanf(file, "%llu", &xid) == 1) {
+      fclose(file);
+      set->xid_delivered = 1;
+      data->eventType = kEventXid;
+      data->eventData = xid;
+      return kSuccess;
+    }
+    if (file != NULL) fclose(file);
   }
   if ((set->registered & kEventDoubleBitEcc) && getenv("FAKE_NVML_DBE") != NULL && !set->dbe_delivered) {
     set->dbe_delivered = 1;

@@ -6,11 +6,15 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <stdio.h>
+
 #include <chrono>
 #include <fstream>
+#include <thread>
 #include <map>
 #include <sstream>
 
+#include "diagnostics/metrics/gpu_watch.h"
 #include "diagnostics/metrics/metrics.h"
 #include "tests/support/temp_dir.h"
 
@@ -39,7 +43,7 @@ class FakeNvml : public ::testing::Test {
     for (const char* name : {"FAKE_NVML_BUS_ID", "FAKE_NVML_UTIL", "FAKE_NVML_MEM_USED", "FAKE_NVML_MEM_TOTAL",
                              "FAKE_NVML_TEMP", "FAKE_NVML_POWER_MW", "FAKE_NVML_THROTTLE", "FAKE_NVML_ECC_CORRECTED",
                              "FAKE_NVML_ECC_UNCORRECTED", "FAKE_NVML_XID", "FAKE_NVML_DBE", "FAKE_NVML_INIT_FAIL",
-                             "FAKE_NVML_FAIL", "FAKE_NVML_NOT_SUPPORTED", "FAKE_NVML_LOG"}) {
+                             "FAKE_NVML_FAIL", "FAKE_NVML_NOT_SUPPORTED", "FAKE_NVML_LOG", "FAKE_NVML_XID_FILE"}) {
       ::unsetenv(name);
     }
   }
@@ -328,6 +332,61 @@ TEST_F(FakeNvml, ReaderToMetricsEndToEnd) {
   EXPECT_FALSE(Contains(text, "trainguard_gpu_power_watts{")) << text;
   EXPECT_TRUE(Contains(text, "trainguard_gpu_xid_events_total{" + Labels({{"gpu", kBusId}, {"xid", "94"}}) + "} 1\n"))
       << text;
+}
+
+// Waits up to 5 s for `done`, checking every 20 ms; returns whether it came.
+template <typename Done>
+bool WaitFor(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+TEST_F(FakeNvml, WatchReportsAnEventWithTheStepItCameAfter) {
+  TempDir dir;
+  const std::string xid_file = dir.File("xid");
+  Set("FAKE_NVML_XID_FILE", xid_file);
+  Set("FAKE_NVML_TEMP", "66");
+  Metrics m(Rank3());
+  GpuWatch watch(OpenFake(), &m, 0.2);
+  const std::string temperature = "trainguard_gpu_temperature_celsius{" + Labels({{"gpu", kBusId}}) + "} 66\n";
+  EXPECT_TRUE(WaitFor([&] { return Contains(m.Text(), temperature); })) << m.Text();
+  EXPECT_TRUE(watch.Events().empty());
+  watch.SetStep(12);
+  {
+    std::ofstream(xid_file + ".tmp") << "79\n";
+    ASSERT_EQ(::rename((xid_file + ".tmp").c_str(), xid_file.c_str()), 0);
+  }
+  ASSERT_TRUE(WaitFor([&] { return !watch.Events().empty(); })) << "the Xid was not reported within 5 s";
+  const std::vector<std::string> events = watch.Events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0], std::string("GPU ") + kBusId + ": Xid 79 (GPU has fallen off the bus) after step 12");
+  EXPECT_TRUE(Contains(m.Text(), "trainguard_gpu_xid_events_total{" + Labels({{"gpu", kBusId}, {"xid", "79"}}) + "} 1\n"))
+      << m.Text();
+}
+
+TEST_F(FakeNvml, WatchWithoutEventsReadsHealthAndStopsAtOnce) {
+  Set("FAKE_NVML_NOT_SUPPORTED", "events");
+  Set("FAKE_NVML_UTIL", "40");
+  Metrics m(Rank3());
+  auto watch = std::make_unique<GpuWatch>(OpenFake(), &m, 60);
+  const std::string utilization = "trainguard_gpu_utilization_ratio{" + Labels({{"gpu", kBusId}}) + "} 0.4\n";
+  EXPECT_TRUE(WaitFor([&] { return Contains(m.Text(), utilization); })) << m.Text();
+  const auto begin = std::chrono::steady_clock::now();
+  watch.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(1))
+      << "the watch must not sleep out its 60 s period when stopped";
+}
+
+TEST_F(FakeNvml, WatchStopsWithinAnEventWait) {
+  auto watch = std::make_unique<GpuWatch>(OpenFake(), nullptr, 60);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the thread waits for events now
+  const auto begin = std::chrono::steady_clock::now();
+  watch.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(1));
 }
 
 }  // namespace

@@ -1,0 +1,306 @@
+#!/usr/bin/env python3
+"""The shipped alerts against the faults they name (ctest -L alerts): each case runs a real
+2-rank trainguard job under mpirun with one fault, while a real Prometheus scrapes its endpoints
+at the shipped PodMonitor's 15 s (file_sd from --metrics-targets; the Kubernetes setup) and, for
+the Slurm setup, also a Pushgateway and node_exporter's textfile collector, and evaluates
+k8s/prometheusrule.yaml every 15 s. The case polls Prometheus's ALERTS series for the job
+(pending or firing: the alert's expression holds) and checks that the alert it expects holds,
+with the labels it expects, and that no other alert does while the job runs and for a while after.
+It prints the time from the fault (the line the job logs for it, or the signal the case sends)
+to the first evaluation in which the expression held.
+
+    alert_cases.py CASE        CASE: one of CASES below; $TG_TEST_BIN is the trainguard binary
+
+Prometheus, the Pushgateway and node_exporter are Debian's, started on free loopback ports in a
+temporary folder and stopped at the end. Run by tests/k8s/with_tools.sh (pyyaml).
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "k8s" / "prometheusrule.yaml"
+BIN = os.environ.get("TG_TEST_BIN", "")
+INTERVAL_S = 15  # the shipped PodMonitor's scrape interval; rules are evaluated as often
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-x", "OMP_NUM_THREADS=1", "-np", "2"]
+# Every case: 2 ranks of a small model on synthetic data, endpoints on loopback for file_sd, a
+# checkpoint each epoch. --step-timeout 30 + --fault-grace 20 make a 50 s progress deadline; the
+# grace also bounds --metrics-linger (20 s), which must exceed the scrape interval.
+COMMON = ["train", "--dataset", "synthetic", "--synthetic-classes", "11", "--width", "0.25", "--threads", "1",
+          "--batch-size", "16", "--step-timeout", "30", "--fault-grace", "20", "--metrics-port", "0",
+          "--metrics-bind", "127.0.0.1"]
+# Rank 0 sleeps 17 s in step 1 (rank 1 waits for it) so that Prometheus scrapes both ranks before
+# any fault: a failure before the first scrape reaches Prometheus only through a Pushgateway or
+# textfile.
+FIRST_SCRAPE = "sleep:rank=0:step=1:seconds=17"
+# Both ranks sleep 0.08 s in every step: a run long enough to be scraped a few times, with no
+# straggler.
+EVEN_SLOW = "slow:rank=0:step=1:seconds=0.08,slow:rank=1:step=1:seconds=0.08"
+
+
+class CaseFailed(Exception):
+    """The case failed; the message says what was expected and what Prometheus held."""
+
+
+# Each case: the job's flags, its expected exit code, the fault's log line (None: the case sends
+# the fault itself, or there is none), the alerts that must hold ({alertname: {label: value}}),
+# those that may also hold (and why), and how long to keep watching after the job ends.
+CASES = {
+    # A healthy run with evaluations and checkpoints, then its end: no alert, during the run or in
+    # the 80 s after it (past the 50 s deadline plus an evaluation: the exit code 0, scraped
+    # before the endpoints went, keeps TrainguardNoProgress silent).
+    "clean_end": dict(args=["--synthetic-samples", "1200", "--epochs", "6", "--inject-fault", EVEN_SLOW],
+                      exit=0, fault=None, expect={}, after_s=80),
+    # Planted bad labels under the ignore policy: counted by validation, the run trains on.
+    "invalid_labels": dict(args=["--synthetic-samples", "1200", "--epochs", "3", "--plant-label", "5=11,9=-3",
+                                 "--bad-labels", "ignore", "--inject-fault", FIRST_SCRAPE],
+                           exit=0, fault=None,
+                           expect={"TrainguardInvalidLabels": {"kind": "too_large"}}, after_s=20),
+    # A label out of range with validation off: the step fails on its data (exit 8).
+    "failed_step": dict(args=["--synthetic-samples", "600", "--epochs", "1", "--no-eval", "--no-validate-labels",
+                              "--plant-label", "37=11", "--inject-fault", FIRST_SCRAPE],
+                        exit=8, fault=r"error: ", expect={"TrainguardRunFailed": {"kind": "bad_label"}},
+                        after_s=20),
+    # A NaN in rank 1's batch (exit 10).
+    "nan": dict(args=["--synthetic-samples", "600", "--epochs", "1", "--no-eval",
+                      "--inject-fault", FIRST_SCRAPE + ",nan:rank=1:step=3"],
+                exit=10, fault=r"injected fault: NaN", expect={"TrainguardRunFailed": {"kind": "non_finite"}},
+                after_s=20),
+    # A NaN at rank 1's step 2, before Prometheus has scraped any endpoint, in the Slurm setup:
+    # the failure reaches Prometheus through the Pushgateway and the textfile alone.
+    "early_failure": dict(args=["--synthetic-samples", "600", "--epochs", "1", "--no-eval",
+                                "--inject-fault", "nan:rank=1:step=2"],
+                          exit=10, fault=r"injected fault: NaN", slurm=True,
+                          expect={"TrainguardRunFailed": {"kind": "non_finite"}}, after_s=20),
+    # Rank 1 killed (SIGKILL) at step 3, in the Slurm setup. mpirun tears down rank 0 within a
+    # second, which counts "peer", pushes it and writes its textfile before it exits.
+    "killed_rank": dict(args=["--synthetic-samples", "600", "--epochs", "1", "--no-eval",
+                              "--inject-fault", FIRST_SCRAPE + ",kill:rank=1:step=3"],
+                        exit=None, fault=r"injected fault: SIGKILL", slurm=True,
+                        expect={"TrainguardRunFailed": {"kind": "peer"}},
+                        allowed={"TrainguardRanksMissing": "rank 1's endpoint is gone while rank 0's still answers"},
+                        after_s=20),
+    # Every rank stopped with SIGSTOP (a frozen job: no watchdog runs): the endpoints stop
+    # answering and no rank says how it ended.
+    "frozen_job": dict(args=["--synthetic-samples", "6000", "--epochs", "20", "--inject-fault", EVEN_SLOW],
+                       exit=None, fault=None, freeze=True,
+                       expect={"TrainguardNoProgress": {}},
+                       allowed={"TrainguardRanksMissing": "the stopped endpoints fail their scrapes one at a time, "
+                                                          "so for a scrape one of the two ranks reports"},
+                       after_s=0),
+    # Rank 1 sleeps 0.15 s inside every step: its compute time per step is 1.8 times the median's
+    # (the other rank's wait for it counts as waiting, not compute). The ratio comes at each
+    # epoch's end: 8 epochs of about 6 s give Prometheus several scrapes of it.
+    "straggler": dict(args=["--synthetic-samples", "1200", "--epochs", "8", "--no-eval",
+                            "--inject-fault", "slow:rank=1:step=1:seconds=0.15"],
+                      exit=0, fault=r"injected fault: sleeping .* in every step", expect={"TrainguardStraggler": {"rank": "1"}},
+                      after_s=20),
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
+
+
+def wait_ready(url, what, proc):
+    for _ in range(200):
+        if proc.poll() is not None:
+            raise CaseFailed(f"{what} exited ({proc.returncode}) before it was ready")
+        try:
+            get(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise CaseFailed(f"{what} not ready at {url} within 20 s")
+
+
+class Prometheus:
+    """A Prometheus scraping the file_sd targets (and a Pushgateway and node_exporter) every
+    INTERVAL_S, with the shipped rules."""
+
+    def __init__(self, work, targets, pushgateway, node_exporter):
+        self.port = free_port()
+        rules = work / "rules.yml"
+        rules.write_text(yaml.safe_dump(yaml.safe_load(RULES.read_text())["spec"]))
+        scrape = [{"job_name": "trainguard", "honor_labels": True,
+                   "file_sd_configs": [{"files": [str(targets)], "refresh_interval": "1s"}]}]
+        if pushgateway:
+            scrape.append({"job_name": "pushgateway", "honor_labels": True,
+                           "static_configs": [{"targets": [pushgateway]}]})
+        if node_exporter:
+            scrape.append({"job_name": "node", "honor_labels": True,
+                           "static_configs": [{"targets": [node_exporter]}]})
+        config = {"global": {"scrape_interval": f"{INTERVAL_S}s", "evaluation_interval": f"{INTERVAL_S}s"},
+                  "rule_files": [str(rules)], "scrape_configs": scrape}
+        (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.log = open(work / "prometheus.log", "w")
+        self.proc = subprocess.Popen(
+            ["prometheus", f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{self.port}"], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_ready(f"http://127.0.0.1:{self.port}/-/ready", "Prometheus", self.proc)
+
+    def query(self, promql):
+        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        return json.loads(get(url))["data"]["result"]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        self.log.close()
+
+
+def trainguard_pids(job):
+    """The trainguard processes (ranks) of the job: their executable is BIN and their command line
+    names the job."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            same = os.path.samefile(entry / "exe", BIN)
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if same and job.encode() in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def holding(prom, job):
+    """{alertname: labels} of the alerts of `job` whose expression holds now (pending or firing)."""
+    return {r["metric"]["alertname"]: r["metric"] for r in prom.query(f'ALERTS{{job="{job}"}}')}
+
+
+def run_case(name, case, work):
+    job = f"alerts-{name.replace('_', '-')}"
+    targets = work / "targets.json"
+    services = []  # the Slurm setup's Pushgateway and node_exporter
+    pgw_addr = node_addr = None
+    args = COMMON + ["--metrics-targets", str(targets), "--metrics-job", job, "--checkpoint", str(work / "ckpt"),
+                     "--bundle-dir", str(work / "faults")] + case["args"]
+    if case.get("slurm"):
+        pgw_addr = f"127.0.0.1:{free_port()}"
+        node_addr = f"127.0.0.1:{free_port()}"
+        textfiles = work / "textfile"
+        textfiles.mkdir()
+        for command, addr, what in (
+                (["prometheus-pushgateway", f"--web.listen-address={pgw_addr}"], pgw_addr, "the Pushgateway"),
+                (["prometheus-node-exporter", "--collector.disable-defaults", "--collector.textfile",
+                  f"--collector.textfile.directory={textfiles}", f"--web.listen-address={node_addr}"],
+                 node_addr, "node_exporter")):
+            services.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            wait_ready(f"http://{addr}/metrics", what, services[-1])
+        args += ["--pushgateway", f"http://{pgw_addr}", "--metrics-textfile", str(textfiles)]
+    prom = Prometheus(work, targets, pgw_addr, node_addr)
+    err_path = work / "job.err"
+    with open(work / "job.out", "w") as out, open(err_path, "w") as err:
+        mpirun = subprocess.Popen(MPIRUN + [BIN] + args, stdout=out, stderr=err, start_new_session=True)
+    start = time.monotonic()
+    fault_at = None
+    ended_at = None
+    first = {}  # alertname -> (seconds after the start, labels)
+    frozen = []
+    try:
+        while True:
+            now = time.monotonic()
+            if now - start > 300:
+                raise CaseFailed("the case did not settle within 300 s")
+            if fault_at is None and case.get("fault") and re.search(case["fault"], err_path.read_text()):
+                fault_at = now
+            if case.get("freeze") and not frozen and prom.query(f'count(trainguard_steps_total{{job="{job}"}} > 0) == 2'):
+                frozen = trainguard_pids(job)  # both ranks scraped while training: freeze them
+                if len(frozen) != 2:
+                    raise CaseFailed(f"found {len(frozen)} trainguard processes of {job}, not 2")
+                for pid in frozen:
+                    os.kill(pid, signal.SIGSTOP)
+                fault_at = time.monotonic()
+            for alert, labels in holding(prom, job).items():
+                first.setdefault(alert, (now, labels))
+            if ended_at is None and mpirun.poll() is not None:
+                ended_at = now
+            expected_seen = all(a in first for a in case["expect"])
+            if case.get("freeze"):
+                if expected_seen:
+                    break
+            elif ended_at is not None and now - ended_at >= case["after_s"] and (expected_seen or now - ended_at > 60):
+                break
+            time.sleep(1)
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGKILL)
+        if mpirun.poll() is None:
+            os.killpg(mpirun.pid, signal.SIGKILL)
+        mpirun.wait()
+        prom.stop()
+        for service in services:
+            service.terminate()
+            service.wait()
+    log = err_path.read_text()
+    if case["exit"] is not None and mpirun.returncode != case["exit"]:
+        raise CaseFailed(f"the job exited {mpirun.returncode}, expected {case['exit']}:\n{log[-3000:]}")
+    if case.get("fault") and fault_at is None:
+        raise CaseFailed(f"the job never logged its fault /{case['fault']}/:\n{log[-3000:]}")
+    report = []
+    for alert, want in case["expect"].items():
+        if alert not in first:
+            raise CaseFailed(f"{alert} never held for job {job}; held: {sorted(first)}\n{log[-2000:]}")
+        seen_at, labels = first[alert]
+        wrong = {k: labels.get(k) for k, v in want.items() if labels.get(k) != v}
+        if wrong:
+            raise CaseFailed(f"{alert} held with {wrong}, expected {want}: {labels}")
+        since = f"{seen_at - fault_at:.0f} s after the fault" if fault_at else f"{seen_at - start:.0f} s after the start"
+        report.append(f"{alert} {want} held {since} (first seen {labels.get('alertstate')})")
+    unexpected = sorted(set(first) - set(case["expect"]) - set(case.get("allowed", {})))
+    if unexpected:
+        raise CaseFailed(f"alerts that must not hold did: " +
+                         "; ".join(f"{a} {first[a][1]}" for a in unexpected) + f"\n{log[-2000:]}")
+    for alert, why in case.get("allowed", {}).items():
+        if alert in first:
+            report.append(f"{alert} also held (allowed: {why})")
+    if not case["expect"]:
+        report.append(f"no alert held during the {ended_at - start:.0f} s run or the {case['after_s']} s after it")
+    return report
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
+        sys.exit(f"usage: alert_cases.py CASE (one of {', '.join(CASES)})")
+    if not BIN:
+        sys.exit("set TG_TEST_BIN to the trainguard executable")
+    for tool in ("prometheus", "prometheus-pushgateway", "prometheus-node-exporter", "mpirun"):
+        if not shutil.which(tool):
+            sys.exit(f"FAILED: {tool} is not installed (scripts/setup.sh installs it)")
+    name = sys.argv[1]
+    work = Path(tempfile.mkdtemp(prefix=f"tg_alerts_{name}_"))
+    try:
+        for line in run_case(name, CASES[name], work):
+            print(f"measured: {name}: {line}")
+    except CaseFailed as e:
+        print(f"FAILED: {name}: {e}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        if not os.environ.get("KEEP_WORK"):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
