@@ -122,7 +122,8 @@ void FaultGuard::OnStepFailed(const StepFailure& f) {
     ::mkdir(options_.bundle_dir.c_str(), 0755);
     WriteBundle(dir, Capture(f));
     if (!options_.environment.empty()) WriteFileAtomically(dir + "/environment.txt", options_.environment);
-    const std::vector<std::string> gpu_events = options_.gpu_events ? options_.gpu_events() : std::vector<std::string>{};
+    const std::vector<std::string> gpu_events =
+        options_.gpu_events ? options_.gpu_events() : std::vector<std::string>{};
     if (!gpu_events.empty()) {
       std::string text;
       for (const std::string& line : gpu_events) text += line + "\n";

@@ -4,15 +4,14 @@
 #include "diagnostics/metrics/gpu_health.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
-
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <chrono>
 #include <fstream>
-#include <thread>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "diagnostics/metrics/gpu_watch.h"
 #include "diagnostics/metrics/metrics.h"
@@ -346,7 +345,7 @@ bool WaitFor(Done done) {
 }
 
 TEST_F(FakeNvml, WatchReportsAnEventWithTheStepItCameAfter) {
-  TempDir dir;
+  TempDir dir("gpu_watch");
   const std::string xid_file = dir.File("xid");
   Set("FAKE_NVML_XID_FILE", xid_file);
   Set("FAKE_NVML_TEMP", "66");
@@ -364,7 +363,8 @@ TEST_F(FakeNvml, WatchReportsAnEventWithTheStepItCameAfter) {
   const std::vector<std::string> events = watch.Events();
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0], std::string("GPU ") + kBusId + ": Xid 79 (GPU has fallen off the bus) after step 12");
-  EXPECT_TRUE(Contains(m.Text(), "trainguard_gpu_xid_events_total{" + Labels({{"gpu", kBusId}, {"xid", "79"}}) + "} 1\n"))
+  EXPECT_TRUE(
+      Contains(m.Text(), "trainguard_gpu_xid_events_total{" + Labels({{"gpu", kBusId}, {"xid", "79"}}) + "} 1\n"))
       << m.Text();
 }
 
