@@ -60,7 +60,8 @@ std::string Join(const std::vector<std::string>& parts) {
 
 }  // namespace
 
-Endpoint StartEndpoint(const std::string& bind, int port, const std::shared_ptr<prometheus::Registry>& registry,
+Endpoint StartEndpoint(const std::string& bind, int port,
+                       const std::vector<std::shared_ptr<prometheus::Collectable>>& collectables,
                        double probe_timeout_s) {
   Endpoint endpoint;
   const std::string address = bind + ":" + std::to_string(port);
@@ -79,7 +80,7 @@ Endpoint StartEndpoint(const std::string& bind, int port, const std::shared_ptr<
     return endpoint;
   }
   civetweb_messages = nullptr;
-  endpoint.exposer->RegisterCollectable(registry);
+  for (const auto& collectable : collectables) endpoint.exposer->RegisterCollectable(collectable);
   const std::vector<int> ports = endpoint.exposer->GetListeningPorts();
   if (ports.empty() || ports.front() <= 0) {
     endpoint.exposer.reset();

@@ -5,11 +5,12 @@
 // serve) and expects 200. Internal to tg_metrics.
 #pragma once
 
+#include <prometheus/collectable.h>
 #include <prometheus/exposer.h>
-#include <prometheus/registry.h>
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace trainguard {
 
@@ -19,12 +20,14 @@ struct Endpoint {
   std::string error;  // why the start failed (address and civetweb's reason); empty on success
 };
 
-// Serves `registry` at http://bind:port/metrics with 2 server threads; a connection that does not
+// Serves `collectables`, collected in this order for each request, at http://bind:port/metrics
+// with 2 server threads; a connection that does not
 // deliver its request within 1 s is dropped, so clients that never finish a request delay scrapes
 // by about a second, not civetweb's default 30 s. `bind` is a numeric IPv4 address, port 0 asks
 // for a free port. Never throws: a failure is reported in Endpoint::error. Blocks at most about
 // probe_timeout_s (the self-probe).
-Endpoint StartEndpoint(const std::string& bind, int port, const std::shared_ptr<prometheus::Registry>& registry,
+Endpoint StartEndpoint(const std::string& bind, int port,
+                       const std::vector<std::shared_ptr<prometheus::Collectable>>& collectables,
                        double probe_timeout_s = 2);
 
 // Stops the endpoint (if any) in well under a second: civetweb's listener polls in 2 s quanta

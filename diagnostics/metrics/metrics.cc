@@ -105,7 +105,9 @@ class Metrics::Impl {
     return prometheus::BuildGauge().Name(name).Help(help).Labels(constant).Register(*registry);
   }
 
-  // Counts the serves of /metrics: Collect() runs once per scrape and adds no series.
+  // Counts the serves of /metrics: Collect() runs once per scrape and adds no series. It is
+  // collected before the registry, so a serve counted after a value was set carries the value
+  // (LingerForScrape waits for such a serve).
   struct ScrapeCounter final : prometheus::Collectable {
     std::vector<prometheus::MetricFamily> Collect() const override {
       ++count;
@@ -117,6 +119,7 @@ class Metrics::Impl {
   MetricsOptions options;
   std::shared_ptr<prometheus::Registry> registry;
   std::shared_ptr<ScrapeCounter> scrape_counter = std::make_shared<ScrapeCounter>();
+  std::atomic<int64_t> probe_serves{0};  // the serves of the endpoint's start probe, not a scraper's
   Labels constant;
 
   // Counters exist from the start (at 0); gauges of "the last value" appear with their first value.
@@ -417,18 +420,18 @@ std::string Metrics::Start() {
     if (m.options.required) throw MetricsError(why);
     return why;
   }
-  m.endpoint = StartEndpoint(m.options.bind, port, m.registry);
+  m.endpoint = StartEndpoint(m.options.bind, port, {m.scrape_counter, m.registry});
+  m.probe_serves = m.scrape_counter->count.load();
   if (!m.endpoint.error.empty()) {
     if (m.options.required) throw MetricsError(m.endpoint.error + " (metrics endpoint required)");
     return m.endpoint.error +
            "; training goes on without a metrics endpoint (choose a free port base, or 0 for any free port)";
   }
   m.port = m.endpoint.port;
-  m.endpoint.exposer->RegisterCollectable(m.scrape_counter);  // after the start probe: scrapers only
   return "";
 }
 
-int64_t Metrics::scrapes() const { return impl_->scrape_counter->count.load(); }
+int64_t Metrics::scrapes() const { return impl_->scrape_counter->count.load() - impl_->probe_serves; }
 
 int Metrics::port() const { return impl_->port; }
 

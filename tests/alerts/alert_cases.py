@@ -3,7 +3,7 @@
 2-rank trainguard job under mpirun with one fault, while a real Prometheus scrapes its endpoints
 at the shipped PodMonitor's 15 s (file_sd from --metrics-targets; the Kubernetes setup) and, for
 the Slurm setup, also a Pushgateway and node_exporter's textfile collector, and evaluates
-k8s/prometheusrule.yaml every 15 s. The case polls Prometheus's ALERTS series for the job
+k8s/prometheusrule.yaml every 15 s. The case polls Prometheus's active alerts of the job
 (pending or firing: the alert's expression holds) and checks that the alert it expects holds,
 with the labels it expects, and that no other alert does while the job runs and for a while after.
 It prints the time from the fault (the line the job logs for it, or the signal the case sends)
@@ -48,6 +48,8 @@ FIRST_SCRAPE = "sleep:rank=0:step=1:seconds=17"
 # Both ranks sleep 0.08 s in every step: a run long enough to be scraped a few times, with no
 # straggler.
 EVEN_SLOW = "slow:rank=0:step=1:seconds=0.08,slow:rank=1:step=1:seconds=0.08"
+# About a minute of full-speed steps on a 2-core machine (some 0.025 s each).
+SLOWDOWN_STEP = 2400
 
 
 class CaseFailed(Exception):
@@ -56,7 +58,9 @@ class CaseFailed(Exception):
 
 # Each case: the job's flags, its expected exit code, the fault's log line (None: the case sends
 # the fault itself, or there is none), the alerts that must hold ({alertname: {label: value}}),
-# those that may also hold (and why), and how long to keep watching after the job ends.
+# those that may also hold (and why), and how long to keep watching after the job ends; with
+# until_alert, the case ends (and kills the job) once the expected alerts hold; limit_s bounds
+# the whole case (default 300 s).
 CASES = {
     # A healthy run with evaluations and checkpoints, then its end: no alert, during the run or in
     # the 80 s after it (past the 50 s deadline plus an evaluation: the exit code 0, scraped
@@ -95,11 +99,24 @@ CASES = {
     # Every rank stopped with SIGSTOP (a frozen job: no watchdog runs): the endpoints stop
     # answering and no rank says how it ended.
     "frozen_job": dict(args=["--synthetic-samples", "6000", "--epochs", "20", "--inject-fault", EVEN_SLOW],
-                       exit=None, fault=None, freeze=True,
+                       exit=None, fault=None, freeze=True, until_alert=True,
                        expect={"TrainguardNoProgress": {}},
                        allowed={"TrainguardRanksMissing": "the stopped endpoints fail their scrapes one at a time, "
                                                           "so for a scrape one of the two ranks reports"},
                        after_s=0),
+    # Rank 1's endpoint cannot start (its port is taken; a warning, and the run trains on): one
+    # of two ranks reports. The rule skips a job's first minute.
+    "endpoint_missing": dict(args=["--synthetic-samples", "1200", "--epochs", "40", "--inject-fault", EVEN_SLOW],
+                             exit=None, fault=None, block_rank1_port=True, until_alert=True,
+                             expect={"TrainguardRanksMissing": {"reporting": "1", "world_size": "2"}}, after_s=0),
+    # The whole job slows down: from step SLOWDOWN_STEP (about a minute in) each rank sleeps
+    # 0.5 s in every step, some twenty times its step. The 5-minute rate falls below half the
+    # run's average a few minutes later; the case ends when the alert's expression holds.
+    "throughput_dropped": dict(args=["--synthetic-samples", "6000", "--epochs", "1000", "--no-eval",
+                                     "--inject-fault", f"slow:rank=0:step={SLOWDOWN_STEP}:seconds=0.5,"
+                                                       f"slow:rank=1:step={SLOWDOWN_STEP}:seconds=0.5"],
+                               exit=None, fault=r"injected fault: sleeping .* in every step", until_alert=True,
+                               limit_s=720, expect={"TrainguardThroughputDropped": {}}, after_s=0),
     # Rank 1 sleeps 0.15 s inside every step: its compute time per step is 1.8 times the median's
     # (the other rank's wait for it counts as waiting, not compute). The ratio comes at each
     # epoch's end: 8 epochs of about 6 s give Prometheus several scrapes of it.
@@ -114,6 +131,20 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def held_port_after_free_one():
+    """(a listening socket on port P + 1, P) where P is free: for endpoints at P + local rank."""
+    for _ in range(50):
+        base = free_port()
+        held = socket.socket()
+        try:
+            held.bind(("127.0.0.1", base + 1))
+            held.listen()
+            return held, base
+        except OSError:
+            held.close()
+    raise CaseFailed("found no two free ports in a row")
 
 
 def get(url, timeout=5):
@@ -186,8 +217,12 @@ def trainguard_pids(job):
 
 
 def holding(prom, job):
-    """{alertname: labels} of the alerts of `job` whose expression holds now (pending or firing)."""
-    return {r["metric"]["alertname"]: r["metric"] for r in prom.query(f'ALERTS{{job="{job}"}}')}
+    """{alertname: labels (with alertstate)} of the alerts of `job` whose expression holds now
+    (pending or firing). Read from the rule manager's state (/api/v1/alerts), which is current at
+    each evaluation; the ALERTS series it also writes was seen here to lag by up to 30 s."""
+    alerts = json.loads(get(f"http://127.0.0.1:{prom.port}/api/v1/alerts"))["data"]["alerts"]
+    return {a["labels"]["alertname"]: dict(a["labels"], alertstate=a["state"])
+            for a in alerts if a["labels"].get("job") == job}
 
 
 def run_case(name, case, work):
@@ -210,6 +245,11 @@ def run_case(name, case, work):
             services.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             wait_ready(f"http://{addr}/metrics", what, services[-1])
         args += ["--pushgateway", f"http://{pgw_addr}", "--metrics-textfile", str(textfiles)]
+    blocker = None
+    if case.get("block_rank1_port"):
+        # Endpoints on BASE + local rank, with BASE + 1 held here: rank 1's cannot start.
+        blocker, base = held_port_after_free_one()
+        args[args.index("--metrics-port") + 1] = str(base)
     prom = Prometheus(work, targets, pgw_addr, node_addr)
     err_path = work / "job.err"
     with open(work / "job.out", "w") as out, open(err_path, "w") as err:
@@ -222,8 +262,8 @@ def run_case(name, case, work):
     try:
         while True:
             now = time.monotonic()
-            if now - start > 300:
-                raise CaseFailed("the case did not settle within 300 s")
+            if now - start > case.get("limit_s", 300):
+                raise CaseFailed(f"the case did not settle within {case.get('limit_s', 300)} s; held: {sorted(first)}")
             if fault_at is None and case.get("fault") and re.search(case["fault"], err_path.read_text()):
                 fault_at = now
             if case.get("freeze") and not frozen and prom.query(f'count(trainguard_steps_total{{job="{job}"}} > 0) == 2'):
@@ -238,7 +278,7 @@ def run_case(name, case, work):
             if ended_at is None and mpirun.poll() is not None:
                 ended_at = now
             expected_seen = all(a in first for a in case["expect"])
-            if case.get("freeze"):
+            if case.get("until_alert"):
                 if expected_seen:
                     break
             elif ended_at is not None and now - ended_at >= case["after_s"] and (expected_seen or now - ended_at > 60):
@@ -251,6 +291,8 @@ def run_case(name, case, work):
             os.killpg(mpirun.pid, signal.SIGKILL)
         mpirun.wait()
         prom.stop()
+        if blocker:
+            blocker.close()
         for service in services:
             service.terminate()
             service.wait()
