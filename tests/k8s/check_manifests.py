@@ -268,10 +268,22 @@ def check_slots_and_ports(docs, config):
     selector = pm["spec"]["selector"]["matchLabels"]
     if any(labels.get(k) != v for k, v in selector.items()):
         raise CheckFailed(f"k8s/{pm_name}: selector {selector} does not match the worker labels {labels}")
-    job_label = pm["spec"].get("jobLabel")
-    if labels.get(job_label) != config.get("metrics-job"):
-        raise CheckFailed(f"k8s/{pm_name}: jobLabel {job_label} = {labels.get(job_label)!r} on the workers, but "
-                          f"metrics-job in k8s/configmap.yaml is {config.get('metrics-job')!r}")
+    # One identity per MPIJob: the operator's job-name pod label is the PodMonitor's job label,
+    # and the launcher hands the same label to every rank as TRAINGUARD_METRICS_JOB.
+    job_name_label = "training.kubeflow.org/job-name"
+    if pm["spec"].get("jobLabel") != job_name_label:
+        raise CheckFailed(f"k8s/{pm_name}: jobLabel is {pm['spec'].get('jobLabel')!r}, not {job_name_label}")
+    if "metrics-job" in config:
+        raise CheckFailed("k8s/configmap.yaml: metrics-job is set, which wins over the MPIJob's name")
+    launcher = job["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in launcher.get("env", [])}
+    source = env.get("TRAINGUARD_METRICS_JOB", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+    if source != f"metadata.labels['{job_name_label}']":
+        raise CheckFailed(f"k8s/{name}: the launcher's TRAINGUARD_METRICS_JOB comes from {source!r}, "
+                          f"not the pod label {job_name_label}")
+    args = launcher.get("args", [])
+    if not any(a == "-x" and b == "TRAINGUARD_METRICS_JOB" for a, b in zip(args, args[1:])):
+        raise CheckFailed(f"k8s/{name}: mpirun does not pass TRAINGUARD_METRICS_JOB to the ranks (-x)")
     print(f"ok: {slots} slots = {slots} GPUs = ports {base}-{base + slots - 1} = the PodMonitor's endpoints")
 
 
