@@ -216,6 +216,22 @@ def trainguard_pids(job):
     return pids
 
 
+def logged_at(pattern, log):
+    """The wall-clock time of the first log line matching `pattern`, from its "[HH:MM:SS rank R]"
+    stamp (local time, whole seconds: up to a second early), or None before there is one. A rank
+    that kills itself logs first, but mpirun may forward that line seconds later: the time of the
+    stamp, not of the reading, is the fault's."""
+    for line in log.splitlines():
+        if re.search(pattern, line):
+            stamp = re.match(r"\[(\d\d):(\d\d):(\d\d) ", line)
+            if not stamp:
+                return time.time()
+            now = time.localtime()
+            at = time.mktime(now[:3] + tuple(int(x) for x in stamp.groups()) + (0, 0, -1))
+            return at - 86400 if at > time.time() + 60 else at  # a stamp from before midnight
+    return None
+
+
 def holding(prom, job):
     """{alertname: labels (with alertstate)} of the alerts of `job` whose expression holds now
     (pending or firing). Read from the rule manager's state (/api/v1/alerts), which is current at
@@ -254,25 +270,25 @@ def run_case(name, case, work):
     err_path = work / "job.err"
     with open(work / "job.out", "w") as out, open(err_path, "w") as err:
         mpirun = subprocess.Popen(MPIRUN + [BIN] + args, stdout=out, stderr=err, start_new_session=True)
-    start = time.monotonic()
+    start = time.time()  # wall-clock times throughout: the fault's comes from the job's log
     fault_at = None
     ended_at = None
     first = {}  # alertname -> (seconds after the start, labels)
     frozen = []
     try:
         while True:
-            now = time.monotonic()
+            now = time.time()
             if now - start > case.get("limit_s", 300):
                 raise CaseFailed(f"the case did not settle within {case.get('limit_s', 300)} s; held: {sorted(first)}")
-            if fault_at is None and case.get("fault") and re.search(case["fault"], err_path.read_text()):
-                fault_at = now
+            if fault_at is None and case.get("fault"):
+                fault_at = logged_at(case["fault"], err_path.read_text())
             if case.get("freeze") and not frozen and prom.query(f'count(trainguard_steps_total{{job="{job}"}} > 0) == 2'):
                 frozen = trainguard_pids(job)  # both ranks scraped while training: freeze them
                 if len(frozen) != 2:
                     raise CaseFailed(f"found {len(frozen)} trainguard processes of {job}, not 2")
                 for pid in frozen:
                     os.kill(pid, signal.SIGSTOP)
-                fault_at = time.monotonic()
+                fault_at = time.time()
             for alert, labels in holding(prom, job).items():
                 first.setdefault(alert, (now, labels))
             if ended_at is None and mpirun.poll() is not None:
