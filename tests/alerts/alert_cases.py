@@ -273,7 +273,7 @@ def run_case(name, case, work):
     start = time.time()  # wall-clock times throughout: the fault's comes from the job's log
     fault_at = None
     ended_at = None
-    first = {}  # alertname -> (seconds after the start, labels)
+    first = {}  # alertname -> (the time it was first seen holding, its labels)
     frozen = []
     try:
         while True:
