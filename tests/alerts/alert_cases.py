@@ -14,7 +14,6 @@ to the first evaluation in which the expression held.
 Prometheus, the Pushgateway and node_exporter are Debian's, started on free loopback ports in a
 temporary folder and stopped at the end. Run by tests/k8s/with_tools.sh (pyyaml).
 """
-import json
 import os
 import re
 import shutil
@@ -24,11 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+from prometheus_server import Prometheus, free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "k8s" / "prometheusrule.yaml"
@@ -127,12 +128,6 @@ CASES = {
 }
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def held_port_after_free_one():
     """(a listening socket on port P + 1, P) where P is free: for endpoints at P + local rank."""
     for _ in range(50):
@@ -164,39 +159,18 @@ def wait_ready(url, what, proc):
     raise CaseFailed(f"{what} not ready at {url} within 20 s")
 
 
-class Prometheus:
+def start_prometheus(work, targets, pushgateway, node_exporter):
     """A Prometheus scraping the file_sd targets (and a Pushgateway and node_exporter) every
     INTERVAL_S, with the shipped rules."""
-
-    def __init__(self, work, targets, pushgateway, node_exporter):
-        self.port = free_port()
-        rules = work / "rules.yml"
-        rules.write_text(yaml.safe_dump(yaml.safe_load(RULES.read_text())["spec"]))
-        scrape = [{"job_name": "trainguard", "honor_labels": True,
-                   "file_sd_configs": [{"files": [str(targets)], "refresh_interval": "1s"}]}]
-        if pushgateway:
-            scrape.append({"job_name": "pushgateway", "honor_labels": True,
-                           "static_configs": [{"targets": [pushgateway]}]})
-        if node_exporter:
-            scrape.append({"job_name": "node", "honor_labels": True,
-                           "static_configs": [{"targets": [node_exporter]}]})
-        config = {"global": {"scrape_interval": f"{INTERVAL_S}s", "evaluation_interval": f"{INTERVAL_S}s"},
-                  "rule_files": [str(rules)], "scrape_configs": scrape}
-        (work / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.log = open(work / "prometheus.log", "w")
-        self.proc = subprocess.Popen(
-            ["prometheus", f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"], stdout=self.log, stderr=subprocess.STDOUT)
-        wait_ready(f"http://127.0.0.1:{self.port}/-/ready", "Prometheus", self.proc)
-
-    def query(self, promql):
-        url = f"http://127.0.0.1:{self.port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-        return json.loads(get(url))["data"]["result"]
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
-        self.log.close()
+    rules = work / "rules.yml"
+    rules.write_text(yaml.safe_dump(yaml.safe_load(RULES.read_text())["spec"]))
+    scrape = [{"job_name": "trainguard", "honor_labels": True,
+               "file_sd_configs": [{"files": [str(targets)], "refresh_interval": "1s"}]}]
+    for name, address in (("pushgateway", pushgateway), ("node", node_exporter)):
+        if address:
+            scrape.append({"job_name": name, "honor_labels": True, "static_configs": [{"targets": [address]}]})
+    return Prometheus(work, {"global": {"scrape_interval": f"{INTERVAL_S}s", "evaluation_interval": f"{INTERVAL_S}s"},
+                             "rule_files": [str(rules)], "scrape_configs": scrape}, error=CaseFailed)
 
 
 def trainguard_pids(job):
@@ -236,7 +210,7 @@ def holding(prom, job):
     """{alertname: labels (with alertstate)} of the alerts of `job` whose expression holds now
     (pending or firing). Read from the rule manager's state (/api/v1/alerts), which is current at
     each evaluation; the ALERTS series it also writes was seen here to lag by up to 30 s."""
-    alerts = json.loads(get(f"http://127.0.0.1:{prom.port}/api/v1/alerts"))["data"]["alerts"]
+    alerts = prom.api("alerts")["alerts"]
     return {a["labels"]["alertname"]: dict(a["labels"], alertstate=a["state"])
             for a in alerts if a["labels"].get("job") == job}
 
@@ -266,7 +240,7 @@ def run_case(name, case, work):
         # Endpoints on BASE + local rank, with BASE + 1 held here: rank 1's cannot start.
         blocker, base = held_port_after_free_one()
         args[args.index("--metrics-port") + 1] = str(base)
-    prom = Prometheus(work, targets, pgw_addr, node_addr)
+    prom = start_prometheus(work, targets, pgw_addr, node_addr)
     err_path = work / "job.err"
     with open(work / "job.out", "w") as out, open(err_path, "w") as err:
         mpirun = subprocess.Popen(MPIRUN + [BIN] + args, stdout=out, stderr=err, start_new_session=True)

@@ -23,26 +23,22 @@ Run by tests/k8s/with_tools.sh (pyyaml); the trainguard binary is $TG_TEST_BIN.
 import json
 import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import yaml
 
 import metric_names
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+from prometheus_server import Prometheus  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "k8s" / "dashboard.json"
 RULES = ROOT / "k8s" / "prometheusrule.yaml"
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 JOB = "k8s-dashboard-test"
 # Grafana's $__rate_interval and $__interval for a 1 s scrape would be a few seconds; the run's
 # last steps come a few seconds before its last scrape (the slowed diagnosis), so rates use 30 s.
@@ -134,77 +130,17 @@ def check_selectors_and_names(dashboard):
 # --- 2. Prometheus and a run -------------------------------------------------------------------
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Prometheus:
+def start_prometheus(workdir, targets_file):
     """A Prometheus on loopback that scrapes the file_sd targets of `targets_file` every second."""
-
-    def __init__(self, workdir, targets_file):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{
-                "job_name": "trainguard-files",
-                # trainguard's series carry job and rank themselves, as the file_sd labels do.
-                "honor_labels": True,
-                "file_sd_configs": [{"files": [str(targets_file)], "refresh_interval": "1s"}],
-            }],
-        }
-        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.log = open(workdir / "prometheus.log", "w")
-        self.proc = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        self.workdir = workdir
-        self._wait_ready()
-
-    def _wait_ready(self):
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise CheckFailed(f"prometheus exited {self.proc.returncode}: {self.log_text()}")
-            try:
-                with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            time.sleep(0.1)
-        raise CheckFailed(f"prometheus not ready within 30 s: {self.log_text()}")
-
-    def log_text(self):
-        self.log.flush()
-        return (self.workdir / "prometheus.log").read_text()[-3000:]
-
-    def api(self, path, **params):
-        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params, doseq=True)}"
-        try:
-            with urllib.request.urlopen(url, timeout=30) as r:
-                body = json.load(r)
-        except urllib.error.HTTPError as e:
-            body = json.load(e)
-        if body.get("status") != "success":
-            raise CheckFailed(f"{body.get('errorType')}: {body.get('error')}")
-        return body["data"]
-
-    def query(self, expr, at):
-        return self.api("query", query=expr, time=f"{at:.3f}")["result"]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+    return Prometheus(workdir, {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [{
+            "job_name": "trainguard-files",
+            # trainguard's series carry job and rank themselves, as the file_sd labels do.
+            "honor_labels": True,
+            "file_sd_configs": [{"files": [str(targets_file)], "refresh_interval": "1s"}],
+        }],
+    }, error=CheckFailed)
 
 
 def run_trainguard(workdir):
@@ -317,7 +253,7 @@ def main():
             check_variables(dashboard)
             check_panels_structure(dashboard)
             check_selectors_and_names(dashboard)
-            prom = Prometheus(workdir, workdir / "targets.json")
+            prom = start_prometheus(workdir, workdir / "targets.json")
             code, start, end, output = run_trainguard(workdir)
             print(f"trainguard run: exit {code} after {end - start:.1f} s")
             if code != EXPECTED_EXIT:
