@@ -60,6 +60,7 @@ FaultSpec ParseFaultSpec(const std::string& text) {
     }
   }
   if (!have_rank || !have_step || spec.step < 1 || spec.rank < 0) throw bad("rank >= 0 and step >= 1 are required");
+  if (spec.seconds < 0) throw bad("seconds must not be negative");
   return spec;
 }
 

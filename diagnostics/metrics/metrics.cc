@@ -475,9 +475,11 @@ std::string Metrics::CheckTextfile() {
   const std::string why = "--metrics-textfile " + dir +
                           " is not a folder this process can write: create it (node_exporter's textfile collector "
                           "reads it) or drop the flag";
-  if (impl_->options.required) throw MetricsError(why + " (--metrics-required)");
-  std::lock_guard<std::mutex> lock(impl_->writing);
-  impl_->textfile_warned = true;  // the writes' own failures would only repeat it
+  {
+    std::lock_guard<std::mutex> lock(impl_->writing);
+    impl_->textfile_warned = true;  // the writes' own failures (the exit's flush too) would only repeat it
+  }
+  if (impl_->options.required) throw MetricsError(why);
   return why + "; this rank writes no textfile";
 }
 

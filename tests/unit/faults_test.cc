@@ -123,7 +123,8 @@ TEST(FaultSpec, ParsesAndRejects) {
   EXPECT_EQ(s.seconds, 1.5);
   EXPECT_EQ(ParseFaultSpec("kill:step=3:rank=0").kind, FaultSpec::Kind::kKill);
   EXPECT_EQ(ParseFaultSpec("slow:rank=1:step=1:seconds=0.05").kind, FaultSpec::Kind::kSlow);
-  for (const char* bad : {"boom:rank=1:step=1", "nan:rank=1", "nan:rank=x:step=1", "nan:rank=1:step=0", "nan:rank"}) {
+  for (const char* bad : {"boom:rank=1:step=1", "nan:rank=1", "nan:rank=x:step=1", "nan:rank=1:step=0", "nan:rank",
+                          "slow:rank=0:step=1:seconds=-2"}) {
     EXPECT_THROW(ParseFaultSpec(bad), ConfigError) << bad;
   }
 }
