@@ -207,12 +207,11 @@ def logged_at(pattern, log):
 
 
 def holding(prom, job):
-    """{alertname: labels (with alertstate)} of the alerts of `job` whose expression holds now
-    (pending or firing). Read from the rule manager's state (/api/v1/alerts), which is current at
+    """The labels (with alertstate) of each alert of `job` whose expression holds now (pending or
+    firing); an alert may hold with several label sets (e.g. one per label kind). Read from the rule manager's state (/api/v1/alerts), which is current at
     each evaluation; the ALERTS series it also writes was seen here to lag by up to 30 s."""
     alerts = prom.api("alerts")["alerts"]
-    return {a["labels"]["alertname"]: dict(a["labels"], alertstate=a["state"])
-            for a in alerts if a["labels"].get("job") == job}
+    return [dict(a["labels"], alertstate=a["state"]) for a in alerts if a["labels"].get("job") == job]
 
 
 def run_case(name, case, work):
@@ -247,7 +246,7 @@ def run_case(name, case, work):
     start = time.time()  # wall-clock times throughout: the fault's comes from the job's log
     fault_at = None
     ended_at = None
-    first = {}  # alertname -> (the time it was first seen holding, its labels)
+    first = {}  # (alertname, its labels) -> (the time it was first seen holding, its labels with alertstate)
     frozen = []
     try:
         while True:
@@ -263,11 +262,13 @@ def run_case(name, case, work):
                 for pid in frozen:
                     os.kill(pid, signal.SIGSTOP)
                 fault_at = time.time()
-            for alert, labels in holding(prom, job).items():
-                first.setdefault(alert, (now, labels))
+            for labels in holding(prom, job):
+                key = (labels["alertname"], tuple(sorted((k, v) for k, v in labels.items() if k != "alertstate")))
+                first.setdefault(key, (now, labels))
             if ended_at is None and mpirun.poll() is not None:
                 ended_at = now
-            expected_seen = all(a in first for a in case["expect"])
+            held = {name for name, _ in first}
+            expected_seen = all(a in held for a in case["expect"])
             if case.get("until_alert"):
                 if expected_seen:
                     break
@@ -292,21 +293,24 @@ def run_case(name, case, work):
     if case.get("fault") and fault_at is None:
         raise CaseFailed(f"the job never logged its fault /{case['fault']}/:\n{log[-3000:]}")
     report = []
+    held = {name for name, _ in first}
     for alert, want in case["expect"].items():
-        if alert not in first:
-            raise CaseFailed(f"{alert} never held for job {job}; held: {sorted(first)}\n{log[-2000:]}")
-        seen_at, labels = first[alert]
-        wrong = {k: labels.get(k) for k, v in want.items() if labels.get(k) != v}
-        if wrong:
-            raise CaseFailed(f"{alert} held with {wrong}, expected {want}: {labels}")
+        seen = [first[key] for key in first if key[0] == alert]
+        if not seen:
+            raise CaseFailed(f"{alert} never held for job {job}; held: {sorted(held)}\n{log[-2000:]}")
+        matching = sorted((at, labels) for at, labels in seen if all(labels.get(k) == v for k, v in want.items()))
+        if not matching:
+            raise CaseFailed(f"{alert} held only with {[labels for _, labels in seen]}, expected {want}")
+        seen_at, labels = matching[0]
         since = f"{seen_at - fault_at:.0f} s after the fault" if fault_at else f"{seen_at - start:.0f} s after the start"
         report.append(f"{alert} {want} held {since} (first seen {labels.get('alertstate')})")
-    unexpected = sorted(set(first) - set(case["expect"]) - set(case.get("allowed", {})))
+    unexpected = sorted(held - set(case["expect"]) - set(case.get("allowed", {})))
     if unexpected:
         raise CaseFailed(f"alerts that must not hold did: " +
-                         "; ".join(f"{a} {first[a][1]}" for a in unexpected) + f"\n{log[-2000:]}")
+                         "; ".join(f"{labels}" for (name, _), (_, labels) in first.items() if name in unexpected) +
+                         f"\n{log[-2000:]}")
     for alert, why in case.get("allowed", {}).items():
-        if alert in first:
+        if alert in held:
             report.append(f"{alert} also held (allowed: {why})")
     if not case["expect"]:
         report.append(f"no alert held during the {ended_at - start:.0f} s run or the {case['after_s']} s after it")
