@@ -298,10 +298,10 @@ def run_case(name, case, work):
         seen = [first[key] for key in first if key[0] == alert]
         if not seen:
             raise CaseFailed(f"{alert} never held for job {job}; held: {sorted(held)}\n{log[-2000:]}")
-        matching = sorted((at, labels) for at, labels in seen if all(labels.get(k) == v for k, v in want.items()))
+        matching = [(at, labels) for at, labels in seen if all(labels.get(k) == v for k, v in want.items())]
         if not matching:
             raise CaseFailed(f"{alert} held only with {[labels for _, labels in seen]}, expected {want}")
-        seen_at, labels = matching[0]
+        seen_at, labels = min(matching, key=lambda entry: entry[0])
         since = f"{seen_at - fault_at:.0f} s after the fault" if fault_at else f"{seen_at - start:.0f} s after the start"
         report.append(f"{alert} {want} held {since} (first seen {labels.get('alertstate')})")
     unexpected = sorted(held - set(case["expect"]) - set(case.get("allowed", {})))
