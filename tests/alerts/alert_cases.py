@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -207,11 +208,14 @@ def logged_at(pattern, log):
 
 
 def holding(prom, job):
-    """The labels (with alertstate) of each alert of `job` whose expression holds now (pending or
-    firing); an alert may hold with several label sets (e.g. one per label kind). Read from the rule manager's state (/api/v1/alerts), which is current at
-    each evaluation; the ALERTS series it also writes was seen here to lag by up to 30 s."""
+    """(when, labels with alertstate) of each alert of `job` whose expression holds now (pending
+    or firing); an alert may hold with several label sets (e.g. one per label kind). `when` is the
+    rule evaluation in which the expression first held (Prometheus's activeAt), not the time this
+    poll saw it. Read from the rule manager's state (/api/v1/alerts), which is current at each
+    evaluation; the ALERTS series it also writes was seen here to lag by up to 30 s."""
     alerts = prom.api("alerts")["alerts"]
-    return [dict(a["labels"], alertstate=a["state"]) for a in alerts if a["labels"].get("job") == job]
+    return [(datetime.fromisoformat(a["activeAt"]).timestamp(), dict(a["labels"], alertstate=a["state"]))
+            for a in alerts if a["labels"].get("job") == job]
 
 
 def run_case(name, case, work):
@@ -227,7 +231,10 @@ def run_case(name, case, work):
         textfiles = work / "textfile"
         textfiles.mkdir()
         for command, addr, what in (
-                (["prometheus-pushgateway", f"--web.listen-address={pgw_addr}"], pgw_addr, "the Pushgateway"),
+                # Debian's Pushgateway persists its groups to /var/lib/prometheus by default, and
+                # would load those of earlier cases and runs: kept in memory only.
+                (["prometheus-pushgateway", f"--web.listen-address={pgw_addr}", "--persistence.file="],
+                 pgw_addr, "the Pushgateway"),
                 (["prometheus-node-exporter", "--collector.disable-defaults", "--collector.textfile",
                   f"--collector.textfile.directory={textfiles}", f"--web.listen-address={node_addr}"],
                  node_addr, "node_exporter")):
@@ -246,7 +253,7 @@ def run_case(name, case, work):
     start = time.time()  # wall-clock times throughout: the fault's comes from the job's log
     fault_at = None
     ended_at = None
-    first = {}  # (alertname, its labels) -> (the time it was first seen holding, its labels with alertstate)
+    first = {}  # (alertname, its labels) -> (the evaluation it first held in, its labels with alertstate)
     frozen = []
     try:
         while True:
@@ -262,9 +269,9 @@ def run_case(name, case, work):
                 for pid in frozen:
                     os.kill(pid, signal.SIGSTOP)
                 fault_at = time.time()
-            for labels in holding(prom, job):
+            for active_at, labels in holding(prom, job):
                 key = (labels["alertname"], tuple(sorted((k, v) for k, v in labels.items() if k != "alertstate")))
-                first.setdefault(key, (now, labels))
+                first.setdefault(key, (active_at, labels))
             if ended_at is None and mpirun.poll() is not None:
                 ended_at = now
             held = {name for name, _ in first}
