@@ -143,17 +143,12 @@ def held_port_after_free_one():
     raise CaseFailed("found no two free ports in a row")
 
 
-def get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode()
-
-
 def wait_ready(url, what, proc):
     for _ in range(200):
         if proc.poll() is not None:
             raise CaseFailed(f"{what} exited ({proc.returncode}) before it was ready")
         try:
-            get(url, timeout=1)
+            urllib.request.urlopen(url, timeout=1).close()
             return
         except OSError:
             time.sleep(0.1)
