@@ -21,10 +21,10 @@ struct Endpoint {
 };
 
 // Serves `collectables`, collected in this order for each request, at http://bind:port/metrics
-// with 2 server threads; a connection that does not deliver its request within 1 s is dropped, so
-// clients that never finish a request delay scrapes by about a second, not civetweb's default 30 s. `bind` is a numeric IPv4 address, port 0 asks
-// for a free port. Never throws: a failure is reported in Endpoint::error. Blocks at most about
-// probe_timeout_s (the self-probe).
+// with 2 server threads. A connection that does not deliver its request within 1 s is dropped, so
+// clients that never finish a request delay scrapes by about a second, not civetweb's default
+// 30 s. `bind` is a numeric IPv4 address; port 0 asks for a free port. Never throws: a failure is
+// reported in Endpoint::error. Blocks at most about probe_timeout_s (the self-probe).
 Endpoint StartEndpoint(const std::string& bind, int port,
                        const std::vector<std::shared_ptr<prometheus::Collectable>>& collectables,
                        double probe_timeout_s = 2);
