@@ -61,8 +61,14 @@ class CaseFailed(Exception):
 # Each case: the job's flags, its expected exit code, the fault's log line (None: the case sends
 # the fault itself, or there is none), the alerts that must hold ({alertname: {label: value}}),
 # those that may also hold (and why), and how long to keep watching after the job ends; with
-# until_alert, the case ends (and kills the job) once the expected alerts hold; limit_s bounds
-# the whole case (default 300 s).
+# until_alert, the case ends (and kills the job) once the expected alerts hold, and with
+# series_kept it first checks that both ranks' series were still there; limit_s bounds the whole
+# case (default 300 s).
+FROZEN_JOB = dict(args=["--synthetic-samples", "6000", "--epochs", "20", "--inject-fault", EVEN_SLOW],
+                  exit=None, fault=None, freeze=True, until_alert=True, expect={"TrainguardNoProgress": {}},
+                  allowed={"TrainguardRanksMissing": "the stopped endpoints fail their scrapes one at a time, so "
+                                                     "for a scrape one of the two ranks reports"},
+                  after_s=0)
 CASES = {
     # A healthy run with evaluations and checkpoints, then its end: no alert, during the run or in
     # the 80 s after it (past the 50 s deadline plus an evaluation: the exit code 0, scraped
@@ -100,12 +106,12 @@ CASES = {
                         after_s=20),
     # Every rank stopped with SIGSTOP (a frozen job: no watchdog runs): the endpoints stop
     # answering and no rank says how it ended.
-    "frozen_job": dict(args=["--synthetic-samples", "6000", "--epochs", "20", "--inject-fault", EVEN_SLOW],
-                       exit=None, fault=None, freeze=True, until_alert=True,
-                       expect={"TrainguardNoProgress": {}},
-                       allowed={"TrainguardRanksMissing": "the stopped endpoints fail their scrapes one at a time, "
-                                                          "so for a scrape one of the two ranks reports"},
-                       after_s=0),
+    "frozen_job": FROZEN_JOB,
+    # The same frozen job in the Slurm setup, stopped after both ranks pushed at an epoch end: the
+    # Pushgateway and the textfile keep serving the ranks' last values, so their series never go
+    # silent; the alert holds through its other branch, the last progress older than the rank's
+    # progress deadline (50 s).
+    "frozen_job_slurm": dict(FROZEN_JOB, slurm=True, series_kept=True),
     # Rank 1's endpoint cannot start (its port is taken; a warning, and the run trains on): one
     # of two ranks reports. The rule skips a job's first minute.
     "endpoint_missing": dict(args=["--synthetic-samples", "1200", "--epochs", "40", "--inject-fault", EVEN_SLOW],
@@ -213,6 +219,22 @@ def holding(prom, job):
             for a in alerts if a["labels"].get("job") == job]
 
 
+def pushed_ranks(pgw_addr, job):
+    """How many ranks of `job` have pushed their last progress to the Pushgateway."""
+    with urllib.request.urlopen(f"http://{pgw_addr}/metrics", timeout=5) as r:
+        lines = r.read().decode().splitlines()
+    return len({re.search(r'rank="(\d+)"', line).group(1) for line in lines
+                if line.startswith("trainguard_last_progress_timestamp_seconds{") and f'job="{job}"' in line})
+
+
+def check_series_kept(prom, job):
+    """Fails unless Prometheus still holds both ranks' last-progress series: the alert held while
+    the ranks' values stayed (Pushgateway, textfile), not because their series went silent."""
+    kept = prom.query(f'count(max by (rank) (trainguard_last_progress_timestamp_seconds{{job="{job}"}}))')
+    if not kept or kept[0]["value"][1] != "2":
+        raise CaseFailed(f"the ranks' last-progress series were not kept while the alert held: {kept}")
+
+
 def run_case(name, case, work):
     job = f"alerts-{name.replace('_', '-')}"
     targets = work / "targets.json"
@@ -257,8 +279,12 @@ def run_case(name, case, work):
                 raise CaseFailed(f"the case did not settle within {case.get('limit_s', 300)} s; held: {sorted(first)}")
             if fault_at is None and case.get("fault"):
                 fault_at = logged_at(case["fault"], err_path.read_text())
-            if case.get("freeze") and not frozen and prom.query(f'count(trainguard_steps_total{{job="{job}"}} > 0) == 2'):
-                frozen = trainguard_pids(job)  # both ranks scraped while training: freeze them
+            if case.get("freeze") and not frozen and prom.query(
+                    f'count(max by (rank) (trainguard_steps_total{{job="{job}"}}) > 0) == 2') and (
+                    not pgw_addr or pushed_ranks(pgw_addr, job) == 2):
+                # Both ranks scraped while training (and in the Slurm setup, both pushed at an
+                # epoch end): freeze them.
+                frozen = trainguard_pids(job)
                 if len(frozen) != 2:
                     raise CaseFailed(f"found {len(frozen)} trainguard processes of {job}, not 2")
                 for pid in frozen:
@@ -273,6 +299,8 @@ def run_case(name, case, work):
             expected_seen = all(a in held for a in case["expect"])
             if case.get("until_alert"):
                 if expected_seen:
+                    if case.get("series_kept"):
+                        check_series_kept(prom, job)
                     break
             elif ended_at is not None and now - ended_at >= case["after_s"] and (expected_seen or now - ended_at > 60):
                 break
