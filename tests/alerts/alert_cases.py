@@ -227,12 +227,19 @@ def pushed_ranks(pgw_addr, job):
                 if line.startswith("trainguard_last_progress_timestamp_seconds{") and f'job="{job}"' in line})
 
 
+def ranks_in(prom, selector):
+    """How many ranks Prometheus holds series of `selector` for now, however many outputs
+    (endpoint, Pushgateway, textfile) carry each rank's."""
+    result = prom.query(f"count(max by (rank) ({selector}))")
+    return int(result[0]["value"][1]) if result else 0
+
+
 def check_series_kept(prom, job):
     """Fails unless Prometheus still holds both ranks' last-progress series: the alert held while
     the ranks' values stayed (Pushgateway, textfile), not because their series went silent."""
-    kept = prom.query(f'count(max by (rank) (trainguard_last_progress_timestamp_seconds{{job="{job}"}}))')
-    if not kept or kept[0]["value"][1] != "2":
-        raise CaseFailed(f"the ranks' last-progress series were not kept while the alert held: {kept}")
+    kept = ranks_in(prom, f'trainguard_last_progress_timestamp_seconds{{job="{job}"}}')
+    if kept != 2:
+        raise CaseFailed(f"the ranks' last-progress series were not kept while the alert held: {kept} of 2 ranks")
 
 
 def run_case(name, case, work):
@@ -279,9 +286,9 @@ def run_case(name, case, work):
                 raise CaseFailed(f"the case did not settle within {case.get('limit_s', 300)} s; held: {sorted(first)}")
             if fault_at is None and case.get("fault"):
                 fault_at = logged_at(case["fault"], err_path.read_text())
-            if case.get("freeze") and not frozen and prom.query(
-                    f'count(max by (rank) (trainguard_steps_total{{job="{job}"}}) > 0) == 2') and (
-                    not pgw_addr or pushed_ranks(pgw_addr, job) == 2):
+            if (case.get("freeze") and not frozen
+                    and ranks_in(prom, f'trainguard_steps_total{{job="{job}"}} > 0') == 2
+                    and (not pgw_addr or pushed_ranks(pgw_addr, job) == 2)):
                 # Both ranks scraped while training (and in the Slurm setup, both pushed at an
                 # epoch end): freeze them.
                 frozen = trainguard_pids(job)
