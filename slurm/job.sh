@@ -1,9 +1,14 @@
 # The body of trainguard's Slurm batch jobs, sourced by slurm/trainguard.sbatch (GPU) and, through
 # it, slurm/trainguard-cpu.sbatch: launch the ranks (srun --mpi=pmix, or mpirun), forward a stop
 # request to them, and map trainguard's exit code to "requeue the job" or "end it with that code".
-# The settings (TG_*) are set by trainguard.sbatch before it sources this file.
+# The settings (TG_*) are set by trainguard.sbatch before it sources this file. What to do after
+# a step is the restart policy's (../recovery/restart_policy.sh, sourced here); how to do it
+# (nodes, steps, requeues) is this file's.
 # Functions only: sourcing it runs nothing.
 # shellcheck shell=bash
+
+# shellcheck source=../recovery/restart_policy.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../recovery/restart_policy.sh"
 
 # tg_log MESSAGE...: one line in the job's output file, prefixed with the job id and the time.
 tg_log() { printf '[slurm job %s %(%H:%M:%S)T] %s\n' "${SLURM_JOB_ID:-?}" -1 "$*" >&2; }
@@ -33,44 +38,12 @@ tg_code_name() {
   esac
 }
 
-# tg_exit_action CODE RESTARTS MAX_RESTARTS TERMINATED: prints what to do after the launcher
-# returned CODE (srun returns the highest code of its tasks, mpirun that of the first rank to
-# fail; either gives 128+N for a task killed by signal N); TERMINATED is 1 when the batch shell
-# got SIGTERM, i.e. Slurm itself is ending the job (scancel, the time limit, a preemption, an
-# administrator's requeue), else 0:
-#   ok         CODE 0;
-#   requeue    12 (checkpointed on request), what a lost node or peer leaves behind (5, 6, 11,
-#              a task killed by a signal) or a GPU fault (14, rerun without that node), while
-#              RESTARTS < MAX_RESTARTS and not TERMINATED; and 15 (bad samples set aside, the
-#              run goes on without them) whatever RESTARTS: trainguard's --max-quarantined
-#              bounds those requeues, and a set-aside sample is never met again;
-#   ending     the same codes when TERMINATED: Slurm decides (a cancelled job stays cancelled);
-#   exhausted  the same codes with no restart left;
-#   fail       anything else: a usage, data, label, checkpoint or memory error (2, 3, 4, 7, 8,
-#              9, 10, 13) would fail again, and 1 is a bug.
-tg_exit_action() {
-  local code=$1 restarts=$2 max=$3 terminated=$4
-  case "$code" in
-    0) echo ok; return ;;
-    15) if ((terminated)); then echo ending; else echo requeue; fi; return ;;
-    5 | 6 | 11 | 12 | 14) ;;
-    *) if ! ((code > 128 && code < 160)); then echo fail; return; fi ;;
-  esac
-  if ((terminated)); then
-    echo ending
-  elif ((restarts < max)); then
-    echo requeue
-  else
-    echo exhausted
-  fi
-}
-
 # tg_trainguard_args [EXTRA...]: prints (one per line) the arguments of `trainguard train` made of
 # the settings, then EXTRA (the arguments given to sbatch after the script).
 tg_trainguard_args() {
   printf '%s\n' train --resume auto --device "$TG_DEVICE" --checkpoint "$TG_CHECKPOINT" \
     --bundle-dir "$TG_BUNDLE_DIR" --label-report "$TG_LABEL_REPORT" --run-config "$TG_RUN_CONFIG" \
-    --log-dir "$TG_LOG_DIR" --restart-count "${SLURM_RESTART_COUNT:-0}"
+    --log-dir "$TG_LOG_DIR" --restart-count "$TG_RESTART_COUNT"
   [ -z "$TG_CONFIG" ] || printf '%s\n' --config "$TG_CONFIG"
   [ -z "$TG_PUSHGATEWAY" ] || printf '%s\n' --pushgateway "$TG_PUSHGATEWAY"
   [ -z "$TG_METRICS_TEXTFILE" ] || printf '%s\n' --metrics-textfile "$TG_METRICS_TEXTFILE"
@@ -177,66 +150,155 @@ tg_run_step() {
   return "$rc"
 }
 
-# tg_requeue: asks Slurm to requeue this job (it reruns the same script, with
-# SLURM_RESTART_COUNT one higher, after Slurm's requeue hold). Returns scontrol's status.
+# tg_requeue EXCLUDED: asks Slurm to requeue this job without the nodes EXCLUDED (comma-separated,
+# may be empty): it reruns the same script, with SLURM_RESTART_COUNT one higher, after Slurm's
+# requeue hold. A running job's ExcNodeList cannot be changed (Slurm refuses the update), so the
+# job is requeued held, updated while it leaves the running state (the batch shell survives the
+# requeue's SIGTERM through its trap), then released. Returns scontrol's status.
 tg_requeue() {
-  local out rc=0
-  out=$(scontrol requeue "$SLURM_JOB_ID" 2>&1) || rc=$?
-  ((rc == 0)) || tg_log "scontrol requeue $SLURM_JOB_ID failed ($rc): $out"
+  local out rc=0 deadline
+  out=$(scontrol requeuehold "$SLURM_JOB_ID" 2>&1) || rc=$?
+  if ((rc != 0)); then
+    tg_log "scontrol requeuehold $SLURM_JOB_ID failed ($rc): $out"
+    return "$rc"
+  fi
+  if [ -n "$1" ]; then
+    deadline=$((SECONDS + 10))
+    until out=$(scontrol update JobId="$SLURM_JOB_ID" ExcNodeList="$1" 2>&1); do
+      if ((SECONDS >= deadline)); then
+        tg_log "the requeued job could not exclude $1 (scontrol update: $out); it may land on them again"
+        break
+      fi
+      sleep 0.2
+    done
+  fi
+  out=$(scontrol release "$SLURM_JOB_ID" 2>&1) || {
+    rc=$?
+    tg_log "scontrol release $SLURM_JOB_ID failed ($rc): $out; release it by hand (scontrol release $SLURM_JOB_ID)"
+  }
   return "$rc"
 }
 
 # tg_check_settings: fails (exit 2, with what to change) on a launcher other than srun or
-# mpirun, a trainguard binary that is not executable, or a TG_LAUNCHER_WAIT that is not a count
-# of seconds.
+# mpirun, a trainguard binary that is not executable, a count setting that is not a whole
+# number, or the retired TG_MAX_RESTARTS.
 tg_check_settings() {
   case "$TG_LAUNCHER" in
     srun | mpirun) ;;
     *) tg_log "TG_LAUNCHER=$TG_LAUNCHER: use srun or mpirun"; exit 2 ;;
   esac
   [ -x "$TG_BIN" ] || { tg_log "TG_BIN=$TG_BIN is not an executable: build trainguard, or set TG_BIN"; exit 2; }
-  [[ $TG_LAUNCHER_WAIT =~ ^[0-9]+$ ]] ||
-    { tg_log "TG_LAUNCHER_WAIT=$TG_LAUNCHER_WAIT: give whole seconds (default 20)"; exit 2; }
+  local name
+  for name in TG_LAUNCHER_WAIT TG_MAX_FAILURES TG_MAX_IN_PLACE TG_SPARE_NODES TG_MIN_NODES; do
+    [[ ${!name} =~ ^[0-9]*$ ]] || { tg_log "$name=${!name}: give a whole number (see slurm/trainguard.sbatch)"; exit 2; }
+  done
+  [ -z "${TG_MAX_RESTARTS:-}" ] || {
+    tg_log "TG_MAX_RESTARTS is replaced by TG_MAX_FAILURES (planned stops no longer count against it)" \
+      "and TG_MAX_IN_PLACE: set those instead"
+    exit 2
+  }
 }
 
-# tg_same_failure FINGERPRINT MEMORY: whether this run's failure (FINGERPRINT, the line trainguard
-# writes beside the checkpoint: exit code, kind, step, and the host of a GPU fault) is the one the
-# job was last requeued for (MEMORY); if not, it is remembered there for the next run. A requeue
-# from the same checkpoint that meets the same failure would loop until TG_MAX_RESTARTS.
-tg_same_failure() {
-  local now
-  now=$(cat "$1" 2>/dev/null) || return 1
-  [ -n "$now" ] || return 1
-  [ "$now" = "$(cat "$2" 2>/dev/null)" ] && return 0
-  printf '%s\n' "$now" >"$2"
-  return 1
+# tg_silent_hosts LOG_DIR: prints, one per line, the hosts that the run's ranks named silent
+# ("rank R (host H) silent for" in LOG_DIR/rank*.log): those named by more than half of the
+# ranks that named any, or with no such majority (two hosts cut apart name each other) every
+# named host; never this batch host, which is alive and reaches Slurm.
+tg_silent_hosts() {
+  local log voters=0 line host
+  declare -A votes=()
+  for log in "$1"/rank*.log; do
+    [ -f "$log" ] || continue
+    line=$(sed -n 's/.*rank [0-9]* (host \([^)]*\)) silent for .*/\1/p' "$log" | sort -u)
+    [ -n "$line" ] || continue
+    voters=$((voters + 1))
+    for host in $line; do votes[$host]=$((${votes[$host]:-0} + 1)); done
+  done
+  local majority=() all=()
+  for host in "${!votes[@]}"; do
+    [ "$host" != "$(hostname)" ] || continue
+    all+=("$host")
+    ((2 * votes[$host] > voters)) && majority+=("$host")
+  done
+  if ((${#majority[@]})); then printf '%s\n' "${majority[@]}"; elif ((${#all[@]})); then printf '%s\n' "${all[@]}"; fi
 }
 
-# tg_exclude_failed_node FINGERPRINT: a GPU fault's node (host= in FINGERPRINT) is added to the
-# job's excluded nodes, so that the requeued run starts elsewhere. Node names are host names.
-tg_exclude_failed_node() {
-  local host current
-  host=$(sed -n 's/.* host=\([^ ]*\).*/\1/p' "$1" 2>/dev/null)
-  [ -n "$host" ] || return 0
-  current=$(scontrol show job "$SLURM_JOB_ID" 2>/dev/null | sed -n 's/.*ExcNodeList=\([^ ]*\).*/\1/p')
-  [ "$current" != "(null)" ] || current=
-  if scontrol update JobId="$SLURM_JOB_ID" ExcNodeList="${current:+$current,}$host"; then
-    tg_log "GPU fault on $host: the requeued job will not run there (ExcNodeList ${current:+$current,}$host)"
-  else
-    tg_log "GPU fault on $host: could not exclude it from the job (scontrol update failed)"
-  fi
+# tg_unhealthy_nodes NODES...: prints "NODE STATE" for each of NODES that Slurm holds down,
+# drained, draining, failing or not responding.
+tg_unhealthy_nodes() {
+  (($#)) || return 0
+  sinfo -h -N -n "$(IFS=,; echo "$*")" -o '%N %t' 2>/dev/null | sort -u |
+    awk '$2 ~ /(down|drain|drng|fail|maint|\*)/'
 }
 
-# tg_job_main [TRAINGUARD ARGS...]: the whole batch job: one `trainguard train` step over every
-# task of the allocation, then the exit-code mapping (tg_exit_action). Exits with trainguard's
-# code, or 0 once the job is requeued.
+# tg_exclude NODE REASON: adds NODE to the job's excluded nodes (TG_STATE_DIR/excluded: "NODE
+# REASON" lines, kept for the rest of the job, requeues included) unless it is there already.
+tg_exclude() {
+  grep -q "^$1 " "$TG_STATE_DIR/excluded" 2>/dev/null && return 0
+  printf '%s %s\n' "$1" "$2" >>"$TG_STATE_DIR/excluded"
+  tg_log "node $1 excluded from the rest of the job: $2"
+}
+
+# tg_exclude_failed_nodes FINGERPRINT LOG_DIR NODES...: excludes the nodes a run's failure names:
+# a GPU fault's host (host= in FINGERPRINT), the hosts the ranks named silent (tg_silent_hosts),
+# and those of NODES that Slurm holds unhealthy.
+tg_exclude_failed_nodes() {
+  local fingerprint=$1 logs=$2 host state
+  shift 2
+  host=$(sed -n 's/.* host=\([^ ]*\).*/\1/p' "$fingerprint" 2>/dev/null)
+  [ -z "$host" ] || tg_exclude "$host" "GPU fault ($(cat "$fingerprint"))"
+  while read -r host; do
+    [ -z "$host" ] || tg_exclude "$host" "its ranks went silent (the other ranks' verdict in $logs)"
+  done < <(tg_silent_hosts "$logs")
+  while read -r host state; do
+    [ -z "$host" ] || tg_exclude "$host" "Slurm holds it $state"
+  done < <(tg_unhealthy_nodes "$@")
+}
+
+# tg_pick_nodes NODES...: prints the nodes the next step runs on, one per line: the first
+# TG_ACTIVE_NODES of NODES not excluded (the others are spares), or all of them when fewer are
+# left but at least TG_MIN_NODES; nothing when fewer than TG_MIN_NODES are left.
+tg_pick_nodes() {
+  local node usable=()
+  for node in "$@"; do
+    grep -q "^$node " "$TG_STATE_DIR/excluded" 2>/dev/null || usable+=("$node")
+  done
+  ((${#usable[@]} >= TG_MIN_NODES)) || return 0
+  printf '%s\n' "${usable[@]:0:TG_ACTIVE_NODES}"
+}
+
+# tg_step_args NODES...: prints the launcher's placement arguments for a step on NODES with
+# TG_TASKS_PER_NODE tasks each.
+tg_step_args() {
+  local list
+  list=$(IFS=,; echo "$*")
+  case "$TG_LAUNCHER" in
+    srun) printf '%s\n' --nodes="$#" --ntasks=$(($# * TG_TASKS_PER_NODE)) --nodelist="$list" ;;
+    mpirun) printf '%s\n' -np $(($# * TG_TASKS_PER_NODE)) --host "$(printf "%s:$TG_TASKS_PER_NODE," "$@" | sed 's/,$//')" ;;
+  esac
+}
+
+# tg_first_step_after SINCE LOG: run in the background once a restarted run has started: waits
+# for its rank 0 to log its first step (or its end) and logs the time from SINCE (epoch seconds:
+# the failure's first rank exit) to it.
+tg_first_step_after() {
+  local since=$1 log=$2 deadline=$((SECONDS + 3600))
+  while ((SECONDS < deadline)); do
+    if grep -qE ' step [0-9]+/[0-9]+ | exiting with code ' "$log" 2>/dev/null; then
+      grep -qE ' step [0-9]+/[0-9]+ ' "$log" || return 0
+      tg_log "$(basename "$(dirname "$log")") trains again: $(($(date +%s) - since)) s from the failure to its first step"
+      return 0
+    fi
+    sleep 0.5
+  done
+}
+
+# tg_job_main [TRAINGUARD ARGS...]: the whole batch job: `trainguard train` steps on the
+# allocation's healthy nodes, one after the other as the restart policy (recovery/
+# restart_policy.sh) says: in place (a new step, without the failed nodes, a spare taking their
+# place) or through a requeue. Exits with trainguard's code, or 0 once the job is requeued.
 tg_job_main() {
-  local restarts=${SLURM_RESTART_COUNT:-0}
   tg_check_settings
-  mkdir -p "$TG_RUN_DIR"
-  # Each rank's log lines of this run (--log-dir), one folder per run of the job.
-  TG_LOG_DIR=$TG_RUN_DIR/logs/run$((restarts + 1))
-  mkdir -p "$TG_LOG_DIR"
+  mkdir -p "$TG_RUN_DIR" "$TG_STATE_DIR"
   # The textfile folder is node_exporter's, usually on each node's own disk: made here for the
   # batch node only.
   [ -z "$TG_METRICS_TEXTFILE" ] || mkdir -p "$TG_METRICS_TEXTFILE"
@@ -244,34 +306,80 @@ tg_job_main() {
   # the command line or in the config file wins; 0 is trainguard's own default).
   export TRAINGUARD_THREADS=${TRAINGUARD_THREADS:-${SLURM_CPUS_PER_TASK:-0}}
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}
-  local -a launcher trainguard
+  local -a nodes launcher
+  mapfile -t nodes < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
+  TG_TASKS_PER_NODE=${SLURM_NTASKS_PER_NODE:-$((SLURM_NTASKS / ${#nodes[@]}))}
+  TG_ACTIVE_NODES=$((${#nodes[@]} - TG_SPARE_NODES))
+  ((TG_ACTIVE_NODES > 0)) || { tg_log "TG_SPARE_NODES=$TG_SPARE_NODES leaves none of the ${#nodes[@]} node(s) to train on"; exit 2; }
+  TG_MIN_NODES=${TG_MIN_NODES:-$TG_ACTIVE_NODES}
   mapfile -t launcher < <(tg_launcher_args)
-  mapfile -t trainguard < <(tg_trainguard_args "$@")
-  tg_log "run $((restarts + 1)) (restart $restarts of at most $TG_MAX_RESTARTS): $SLURM_NTASKS task(s) on" \
-    "${SLURM_JOB_NODELIST:-?}, output in $TG_RUN_DIR"
-  tg_log "${launcher[*]} $TG_SLURM_DIR/task.sh $TG_BIN ${trainguard[*]}"
-
-  local rc=0 action fingerprint=$TG_CHECKPOINT.failure
-  rm -f "$fingerprint"  # a failure of this run writes its own
+  # shellcheck disable=SC2034 # the restart policy's settings
+  RP_STATE_DIR=$TG_STATE_DIR RP_MAX_FAILURES=$TG_MAX_FAILURES RP_MAX_IN_PLACE=$TG_MAX_IN_PLACE
+  # shellcheck disable=SC2034
+  RP_ALLOCATION=${SLURM_RESTART_COUNT:-0}
   TG_TERMINATED=0
-  tg_run_step "${launcher[@]}" "$TG_SLURM_DIR/task.sh" "$TG_BIN" "${trainguard[@]}" || rc=$?
-  action=$(tg_exit_action "$rc" "$restarts" "$TG_MAX_RESTARTS" "$TG_TERMINATED")
-  if [ "$action" = requeue ] && ((rc != 15)) && tg_same_failure "$fingerprint" "$TG_RUN_DIR/requeued-failure"; then
-    action=repeated
+  local rc=1 action run fingerprint=$TG_CHECKPOINT.failure active=() previous=() fault_at
+  while :; do
+    mapfile -t active < <(tg_pick_nodes "${nodes[@]}")
+    if ((${#active[@]} == 0)); then
+      tg_log "fewer than TG_MIN_NODES=$TG_MIN_NODES of the allocation's nodes are usable (excluded:" \
+        "$(cut -d' ' -f1 "$TG_STATE_DIR/excluded" | paste -sd,)): requeued"
+      tg_requeue_or_fail "$rc"
+    fi
+    rp_bump runs
+    run=$(rp_count runs)
+    TG_RESTART_COUNT=$((run - 1))
+    # Each rank's log lines of this run (--log-dir), one folder per run of the job.
+    TG_LOG_DIR=$TG_RUN_DIR/logs/run$run
+    mkdir -p "$TG_LOG_DIR"
+    local -a trainguard placement
+    mapfile -t trainguard < <(tg_trainguard_args "$@")
+    mapfile -t placement < <(tg_step_args "${active[@]}")
+    tg_log "run $run (restart $((run - 1)) of this job): $((${#active[@]} * TG_TASKS_PER_NODE)) task(s) on" \
+      "$(IFS=,; echo "${active[*]}"), output in $TG_RUN_DIR"
+    tg_log "${launcher[*]} ${placement[*]} $TG_SLURM_DIR/task.sh $TG_BIN ${trainguard[*]}"
+    [ -z "${fault_at:-}" ] || tg_first_step_after "$fault_at" "$TG_LOG_DIR/rank0.log" &
+    rm -f "$fingerprint" # a failure of this run writes its own
+    rc=0
+    tg_run_step "${launcher[@]}" "${placement[@]}" "$TG_SLURM_DIR/task.sh" "$TG_BIN" "${trainguard[@]}" || rc=$?
+    fault_at=$(date +%s)
+    ((rc == 0)) || tg_exclude_failed_nodes "$fingerprint" "$TG_LOG_DIR" "${active[@]}"
+    previous=("${active[@]}")
+    mapfile -t active < <(tg_pick_nodes "${nodes[@]}")
+    # In place when the step can go on here: not a stop that asked to leave the allocation
+    # (12: the time limit, a preemption), and enough nodes left.
+    action=$(rp_decide "$rc" "$TG_TERMINATED" "$(((rc != 12) && ${#active[@]} > 0))" "$fingerprint")
+    tg_log "$TG_LAUNCHER exited $rc ($(tg_code_name "$rc")): $action (${RP_REASON:-})"
+    case "$action" in
+      ok) exit 0 ;;
+      restart) tg_log_restart "$rc" "${previous[*]}" "${active[*]}" ;;
+      requeue) tg_requeue_or_fail "$rc" ;;
+      ending) tg_log "not requeued: Slurm is ending the job (SIGTERM); a rerun continues from $TG_CHECKPOINT"; exit "$rc" ;;
+      *) tg_log "not continued: $RP_REASON"; exit "$rc" ;;
+    esac
+  done
+}
+
+# tg_log_restart CODE PREVIOUS_NODES NEXT_NODES: the restart line: what failed, which nodes left
+# and which came in, the next world size, and the training lost (rank 0's own count).
+tg_log_restart() {
+  local left=() came=() node lost
+  for node in $2; do [[ " $3 " == *" $node "* ]] || left+=("$node"); done
+  for node in $3; do [[ " $2 " == *" $node "* ]] || came+=("$node"); done
+  lost=$(sed -n 's/.*\] \([0-9]* s\) of training since the last checkpoint.*/\1/p' "$TG_LOG_DIR/rank0.log" 2>/dev/null | tail -n 1)
+  tg_log "restart in place after exit $1 ($(tg_code_name "$1")):" \
+    "${left[*]:+without ${left[*]}}${came[*]:+, ${came[*]} taking over}${left[*]:+; }$(($(wc -w <<<"$3") * TG_TASKS_PER_NODE)) rank(s)" \
+    "on $(tr ' ' , <<<"$3"); ${lost:-no} training lost; continuing from $TG_CHECKPOINT (--resume auto)"
+}
+
+# tg_requeue_or_fail CODE: requeues the job without its excluded nodes and exits 0, or exits CODE
+# when Slurm refuses.
+tg_requeue_or_fail() {
+  local excluded
+  excluded=$(cut -d' ' -f1 "$TG_STATE_DIR/excluded" 2>/dev/null | paste -sd,)
+  if tg_requeue "$excluded"; then
+    tg_log "requeued${excluded:+ without $excluded}: the next run continues from $TG_CHECKPOINT (--resume auto)"
+    exit 0
   fi
-  tg_log "$TG_LAUNCHER exited $rc ($(tg_code_name "$rc")): $action"
-  case "$action" in
-    ok) exit 0 ;;
-    requeue)
-      ((rc != 14)) || tg_exclude_failed_node "$fingerprint"
-      if tg_requeue; then
-        tg_log "requeued: the next run continues from $TG_CHECKPOINT (--resume auto)"
-        exit 0
-      fi
-      ;;
-    exhausted) tg_log "not requeued: $restarts restart(s) already, TG_MAX_RESTARTS=$TG_MAX_RESTARTS" ;;
-    repeated) tg_log "not requeued: the run met the failure it was requeued for again ($(cat "$fingerprint"))" ;;
-    ending) tg_log "not requeued: Slurm is ending the job (SIGTERM); a rerun continues from $TG_CHECKPOINT" ;;
-  esac
-  exit "$rc"
+  exit "$1"
 }

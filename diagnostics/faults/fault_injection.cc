@@ -10,12 +10,18 @@
 #include "trainer/core/log.h"
 
 namespace trainguard {
+namespace {
+
+// cudaErrorIllegalAddress: a fault of the GPU or its node (trainer/step_errors.cc), exit 14.
+constexpr int32_t kInjectedGpuFaultCode = 700;
+
+}  // namespace
 
 FaultSpec ParseFaultSpec(const std::string& text) {
   const auto bad = [&](const std::string& why) {
     return ConfigError(
         "--inject-fault " + text + ": " + why +
-        " (expected KIND:rank=R:step=K[:seconds=S][:when=after] with KIND nan, kill, sleep, slow or slow-diagnosis)");
+        " (expected KIND:rank=R:step=K[:seconds=S][:when=after] with KIND nan, kill, sleep, slow, slow-diagnosis or gpu-fault)");
   };
   std::istringstream in(text);
   std::string part;
@@ -31,6 +37,8 @@ FaultSpec ParseFaultSpec(const std::string& text) {
     spec.kind = FaultSpec::Kind::kSlow;
   else if (part == "slow-diagnosis")
     spec.kind = FaultSpec::Kind::kSlowDiagnosis;
+  else if (part == "gpu-fault")
+    spec.kind = FaultSpec::Kind::kGpuFault;
   else
     throw bad("unknown kind '" + part + "'");
   bool have_rank = false, have_step = false;
@@ -91,6 +99,10 @@ void FaultInjector::BeforeStep(const StepReport& where, Batch& batch) {
                 std::to_string(where.global_step));
         std::this_thread::sleep_for(std::chrono::duration<double>(s.seconds));
         break;
+      case FaultSpec::Kind::kGpuFault:
+        LogLine("injected fault: a GPU fault (CUDA error 700) in step " + std::to_string(where.global_step));
+        throw c10::AcceleratorError({__func__, __FILE__, static_cast<uint32_t>(__LINE__)}, kInjectedGpuFaultCode,
+                                    "CUDA error: an illegal memory access was encountered (injected)");
       case FaultSpec::Kind::kSlow:  // handled above: every step from K on
       case FaultSpec::Kind::kSlowDiagnosis:
         break;  // acts in the diagnosis (DelayDiagnosis), not in the step

@@ -1,9 +1,10 @@
 // Fault injection for tests and demonstrations (--inject-fault): at global step K on rank R,
 // poison the batch with a NaN pixel, kill this process with SIGKILL, sleep inside the step,
-// (slow) sleep inside every step from K on, making rank R a straggler, or (slow-diagnosis) make
-// the diagnosis of a failure at that step and rank sleep first.
+// (slow) sleep inside every step from K on, making rank R a straggler, (slow-diagnosis) make
+// the diagnosis of a failure at that step and rank sleep first, or (gpu-fault) raise the CUDA
+// error of a failed GPU (illegal address) inside the step, on the CPU too.
 // Spec syntax: KIND:rank=R:step=K[:seconds=S][:when=after], KIND one of nan, kill, sleep, slow,
-// slow-diagnosis; `when=after` makes a sleep or a kill come after the step and its report (the
+// slow-diagnosis, gpu-fault; `when=after` makes a sleep or a kill come after the step and its report (the
 // observers' OnStepEnd: progress, metrics), between steps (where the ranks meet in evaluation,
 // checkpoints and label validation). Register the injector as a hook and, after the other
 // observers, as an observer.
@@ -18,7 +19,7 @@
 namespace trainguard {
 
 struct FaultSpec {
-  enum class Kind { kNan, kKill, kSleep, kSlow, kSlowDiagnosis } kind = Kind::kNan;
+  enum class Kind { kNan, kKill, kSleep, kSlow, kSlowDiagnosis, kGpuFault } kind = Kind::kNan;
   int rank = 0;
   int64_t step = 1;         // global step, 1-based
   double seconds = 60;      // for sleep, slow (per step) and slow-diagnosis

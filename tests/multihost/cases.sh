@@ -36,8 +36,9 @@ setup_hosts() {
   done
   BIN=$MH_DIR/bin/$(basename "$BIN")
   DIST=$MH_DIR/bin/$(basename "$DIST")
-  cp -r "$REPO/slurm" "$MH_DIR/slurm-scripts" || mh_fail "cannot copy $REPO/slurm"
-  SLURM_SCRIPTS=$MH_DIR/slurm-scripts
+  # slurm/ sources ../recovery/: both are copied side by side.
+  mkdir -p "$MH_DIR/scripts" && cp -r "$REPO/slurm" "$REPO/recovery" "$MH_DIR/scripts/" || mh_fail "cannot copy $REPO/slurm"
+  SLURM_SCRIPTS=$MH_DIR/scripts/slurm
 }
 
 # now: seconds since the epoch, with fractions.
@@ -158,7 +159,7 @@ cut_in_phase() {
 slurm_submit() {
   setup_hosts 2
   mh_slurm_start
-  JOB=$(cd "$MH_DIR" && TG_BIN=$BIN TG_LAUNCHER=$1 TG_MAX_RESTARTS=1 \
+  JOB=$(cd "$MH_DIR" && TG_BIN=$BIN TG_LAUNCHER=$1 TG_MAX_FAILURES=1 \
     sbatch --parsable -N2 --ntasks-per-node=1 --output="$MH_DIR/job-%j.out" "$SLURM_SCRIPTS/trainguard-cpu.sbatch" \
     --dataset synthetic --synthetic-samples 60000 --width 0.25 --epochs 3 --step-timeout "$STEP_TIMEOUT") ||
     mh_fail "sbatch was refused"
@@ -184,7 +185,104 @@ slurm_cut() {
   echo "measured: $CASE: Slurm job over h1 h2 ($launcher), h2 cut in a step: the launcher returned ${ended} s after the cut"
 }
 
+# recovery_submit HOSTS [VAR=VALUE...] -- [TRAINGUARD ARGS...]: HOSTS simulated hosts under
+# Slurm, slurm/trainguard-cpu.sbatch over all of them (one task each, srun) with the settings
+# VAR=VALUE and a checkpoint every 20 steps; returns once run 1 has trained past step 30. Sets
+# JOB, OUT (its output), RUN_DIR (its run folder) and LOGS (the runs' log folders' parent).
+recovery_submit() {
+  local hosts=$1 settings=()
+  shift
+  while (($#)) && [ "$1" != -- ]; do settings+=("$1"); shift; done
+  (($#)) && shift
+  setup_hosts "$hosts"
+  mh_slurm_start
+  JOB=$(cd "$MH_DIR" && env TG_BIN="$BIN" TG_LAUNCHER=srun TG_LAUNCHER_WAIT=3 "${settings[@]}" \
+    sbatch --parsable -N"$hosts" --ntasks-per-node=1 --output="$MH_DIR/job-%j.out" "$SLURM_SCRIPTS/trainguard-cpu.sbatch" \
+    "${RECOVERY_TRAIN[@]}" "$@") || mh_fail "sbatch was refused"
+  JOB=${JOB%%;*}
+  OUT=$MH_DIR/job-$JOB.out
+  RUN_DIR=$MH_DIR/trainguard-runs/trainguard-cpu-$JOB
+  LOGS=$RUN_DIR/logs
+  wait_for_line "$LOGS/run1/rank0.log" "epoch 1/1 step 3[0-9]/" 180 "job $JOB never trained past step 30"
+}
+# A job to cut: 12,000 synthetic samples, one epoch of 63 steps on 3 ranks, a line every step.
+RECOVERY_TRAIN=(--dataset synthetic --synthetic-samples 12000 --width 0.25 --epochs 1 --threads 1
+  --step-timeout "$STEP_TIMEOUT" --checkpoint-every 20 --log-every 1)
+
+# first_step_of RUN LIMIT WHAT: waits (LIMIT s) for run RUN's rank 0 to log a step; prints the
+# seconds from T0 to then.
+first_step_of() {
+  wait_for_line "$LOGS/run$1/rank0.log" " step [0-9]+/[0-9]+ loss" "$2" "$3"
+  since "$T0"
+}
+
+# expect_job_done LIMIT: the job ends COMPLETED, exit 0, within LIMIT s, never requeued.
+expect_job_done() {
+  local deadline=$((SECONDS + $1)) state
+  while :; do
+    state=$(scontrol show job "$JOB" | grep -o 'JobState=[A-Z_]*')
+    [ "$state" = JobState=COMPLETED ] && break
+    [[ $state =~ FAILED|CANCELLED|TIMEOUT|PENDING ]] && mh_fail "job $JOB: $state; output: $(tail -n 30 "$OUT")"
+    ((SECONDS < deadline)) || mh_fail "job $JOB did not complete within $1 s: $state; $(tail -n 20 "$OUT")"
+    sleep 1
+  done
+  scontrol show job "$JOB" | grep -q 'Restarts=0' || mh_fail "job $JOB went through a requeue"
+  expect_in "$OUT" "srun exited 0 (success): ok" "the job's end"
+}
+
 case "$CASE" in
+  slurm_spare_takes_over)
+    # 3 hosts train, h4 is a spare (TG_SPARE_NODES=1); h2 is cut in a step. The job goes on in
+    # the same allocation on h1, h3 and h4, without a requeue, and ends with the parameters of
+    # a run resumed by hand from the same checkpoint on those hosts.
+    recovery_submit 4 TG_SPARE_NODES=1 --
+    mh_cut h2
+    T0=$(now)
+    wait_for_line "$OUT" "restart in place after exit" 60 "no restart in place"
+    cp "$RUN_DIR/trainguard.ckpt" "$MH_DIR/resumed-from.ckpt" || mh_fail "no checkpoint to resume from"
+    expect_in "$OUT" "node h2 excluded from the rest of the job: its ranks went silent" "the exclusion"
+    expect_in "$OUT" "without h2, h4 taking over; 3 rank(s) on h1,h3,h4" "the restart line"
+    first=$(first_step_of 2 60 "run 2 never trained")
+    expect_job_done 300
+    expect_in "$OUT" "run2 trains again: " "the time to the first step"
+    expect_in "$LOGS/run2/rank0.log" "resuming from" "run 2's resume line"
+    # The same resume by hand, on the same hosts, from the copy of the checkpoint.
+    cp "$MH_DIR/resumed-from.ckpt" "$MH_DIR/by-hand.ckpt"
+    mapfile -t args < <(mh_mpirun_args 1)
+    args[1]=h1:1,h3:1,h4:1
+    mh_run h1 timeout 300 mpirun "${args[@]}" -x OMP_NUM_THREADS=1 "$BIN" train "${RECOVERY_TRAIN[@]}" \
+      --checkpoint "$MH_DIR/by-hand.ckpt" --resume yes >"$MH_DIR/by-hand.out" 2>&1 ||
+      mh_fail "the run resumed by hand failed: $(tail -n 20 "$MH_DIR/by-hand.out")"
+    "$TG_TORCH_PYTHON" -W ignore "$REPO/tests/e2e/same_tensors.py" "$RUN_DIR/trainguard.ckpt" "$MH_DIR/by-hand.ckpt" ||
+      mh_fail "the job's final parameters differ from those of the run resumed by hand"
+    echo "measured: $CASE: 3 hosts + 1 spare, h2 cut in a step: ${first} s from the cut to the first step of run 2 (on h1,h3,h4)"
+    ;;
+  slurm_shrink)
+    # 3 hosts, no spare, TG_MIN_NODES=2; every process of h3 killed in a step. The job goes on
+    # with 2 ranks from the checkpoint's sample, in the same allocation.
+    recovery_submit 3 TG_MIN_NODES=2 --
+    mh_kill h3
+    T0=$(now)
+    wait_for_line "$OUT" "restart in place after exit" 60 "no restart in place"
+    expect_in "$OUT" "node h3 excluded from the rest of the job" "the exclusion"
+    expect_in "$OUT" "without h3; 2 rank(s) on h1,h2" "the restart line"
+    first=$(first_step_of 2 60 "run 2 never trained")
+    expect_in "$LOGS/run2/rank0.log" "written by 3 ranks, resumed on 2" "run 2's resume line"
+    expect_job_done 300
+    echo "measured: $CASE: 3 hosts, h3 killed in a step: ${first} s from the kill to the first step of run 2 (on h1,h2)"
+    ;;
+  slurm_gpu_fault_excluded)
+    # A GPU fault (exit 14, injected on the CPU) on rank 1 (h2) at step 30, with a spare: the
+    # next step runs without h2, and Slurm says so.
+    recovery_submit 3 TG_SPARE_NODES=1 -- --inject-fault gpu-fault:rank=1:step=40
+    wait_for_line "$OUT" "restart in place after exit 14" 60 "no restart in place after the GPU fault"
+    expect_in "$OUT" "node h2 excluded from the rest of the job: GPU fault" "the exclusion"
+    wait_for_line "$LOGS/run2/rank0.log" " step [0-9]+/[0-9]+ loss" 60 "run 2 never trained"
+    step_nodes=$(squeue -h -s -j "$JOB" -o '%N' | tail -n 1)
+    [ "$step_nodes" = "h[1,3]" ] || mh_fail "the step after the GPU fault runs on '$step_nodes', not h[1,3]"
+    expect_job_done 300
+    echo "measured: $CASE: Slurm ran the step after the GPU fault on $step_nodes"
+    ;;
   slurm_link_cut_srun)
     slurm_cut srun
     ;;

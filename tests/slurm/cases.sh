@@ -164,7 +164,7 @@ case_preempt_requeue_resume() {
   expect_job COMPLETED 0:0 1
   expect_line '^\[slurm job [0-9]+ .*\] batch shell got SIGUSR1: asking the ranks to checkpoint' "forwarded USR1"
   expect_line '^\[slurm job [0-9]+ .*\] srun exited 12 \(preempted' "srun exit 12"
-  expect_line '^\[slurm job [0-9]+ .*\] run 2 \(restart 1 of at most 3\)' "second run"
+  expect_line '^\[slurm job [0-9]+ .*\] run 2 \(restart 1 of this job\)' "second run"
   expect_line '^\[slurm job [0-9]+ .*\] srun exited 0 \(success\): ok$' "successful end"
   [ -s "$run_dir/trainguard.ckpt" ] || job_failure "$JOB" "no checkpoint $run_dir/trainguard.ckpt"
   # The second run loaded the checkpoint: it did not start afresh, its first step is the one
@@ -196,54 +196,88 @@ case_bad_label_not_requeued() {
   if grep -qE 'requeued|run 2 ' "$(out)"; then job_failure "$JOB" "job $JOB was requeued after a label error"; fi
 }
 
-# (e) A rank killed at step 3 (a lost peer): srun aborts the step (137), the job is requeued, the
-# rerun loses its peer the same way, and with TG_MAX_RESTARTS=1 the job then ends FAILED with 137.
-case_lost_peer_requeue_bounded() {
-  TG_MAX_RESTARTS=1 submit trainguard-cpu.sbatch -- "${SMALL[@]}" --inject-fault kill:rank=1:step=3
-  wait_output "$JOB" "$(out)" 90 '\] requeued: '
-  release_requeued
-  wait_job_state "$JOB" 90 COMPLETED FAILED
-  expect_job FAILED 137:0 1
-  expect_line '^\[slurm job [0-9]+ .*\] srun exited 137 \(a task was killed by signal 9\): requeue$' "requeue of run 1"
-  expect_line '^\[slurm job [0-9]+ .*\] srun exited 137 \(a task was killed by signal 9\): exhausted$' "end of run 2"
-  expect_line '^\[slurm job [0-9]+ .*\] not requeued: 1 restart\(s\) already, TG_MAX_RESTARTS=1$' "restart bound"
+# (e) A rank killed at step 3 (a lost peer): srun ends the step (137), the job restarts in place
+# (the node is alive: nothing is excluded), the rerun loses its peer the same way, and with
+# TG_MAX_FAILURES=1 the job then ends FAILED with 137, never requeued.
+case_lost_peer_restart_bounded() {
+  TG_MAX_FAILURES=1 submit trainguard-cpu.sbatch -- "${SMALL[@]}" --inject-fault kill:rank=1:step=3
+  wait_job_state "$JOB" 120 COMPLETED FAILED
+  expect_job FAILED 137:0 0
+  expect_line '^\[slurm job [0-9]+ .*\] srun exited 137 \(a task was killed by signal 9\): restart \(failure 1 of at most 1; in-place restart 1 of at most 5\)$' \
+    "the restart of run 1"
+  expect_line '^\[slurm job [0-9]+ .*\] run 2 \(restart 1 of this job\): 2 task\(s\) on ' "run 2 in the same allocation"
+  expect_line '^\[slurm job [0-9]+ .*\] srun exited 137 \(a task was killed by signal 9\): exhausted \(1 failure\(s\) already, of at most 1\)$' \
+    "the end of run 2"
+  if grep -q 'excluded from the rest of the job' "$(out)"; then job_failure "$JOB" "the live node was excluded"; fi
 }
 
-# (f2) A failure that comes back at the same step after a requeue (a stall at step 3: the rerun
-# starts afresh, no checkpoint being written before it) ends the requeues at once, not after
-# TG_MAX_RESTARTS, and says so; the second run knows it is a restart.
-case_repeated_failure_not_requeued() {
-  TG_MAX_RESTARTS=5 submit trainguard-cpu.sbatch -- "${SMALL[@]}" --step-timeout 3 --fault-grace 3 \
+# (f2) A failure that comes back at the same step after a restart in place (a stall at step 3:
+# the rerun starts afresh, no checkpoint being written before it) ends the job at once, not
+# after TG_MAX_FAILURES, and says so; the second run knows it is a restart.
+case_repeated_failure_ends() {
+  TG_MAX_FAILURES=5 submit trainguard-cpu.sbatch -- "${SMALL[@]}" --step-timeout 3 --fault-grace 3 \
     --inject-fault sleep:rank=1:step=3:seconds=30
-  wait_output "$JOB" "$(out)" 90 '\] requeued: '
-  release_requeued
-  wait_job_state "$JOB" 90 COMPLETED FAILED
-  expect_job FAILED 11:0 1
-  expect_line '^\[slurm job [0-9]+ .*\] srun exited 11 \(stall.*\): requeue$' "requeue of run 1"
-  expect_line '^\[slurm job [0-9]+ .*\] not requeued: the run met the failure it was requeued for again \(exit=11 kind=stall step=3\)$' \
+  wait_job_state "$JOB" 150 COMPLETED FAILED
+  expect_job FAILED 11:0 0
+  expect_line '^\[slurm job [0-9]+ .*\] srun exited 11 \(stall.*\): restart \(failure 1 of at most 5; ' "restart of run 1"
+  expect_line '^\[slurm job [0-9]+ .*\] not continued: the run met the failure the last restart was for again \(exit=11 kind=stall step=3\)$' \
     "the end of the loop"
   expect_line 'restart 1 of this job \(--restart-count\)' "the restart count in run 2"
 }
 
 # (g) --bad-samples quarantine, by restart as after a CUDA device-side assert: two planted labels
-# out of range with validation off; each is set aside with exit 15 and the job requeued at once
-# (past TG_MAX_RESTARTS=1: the quarantine budget bounds these requeues), and the third run
-# completes without them.
-case_quarantine_requeued() {
-  local run
-  TG_MAX_RESTARTS=1 submit trainguard-cpu.sbatch -- "${SMALL[@]}" --synthetic-classes 10 --num-classes 10 \
+# out of range with validation off; each is set aside with exit 15 and the job restarts in place
+# (free: TG_MAX_FAILURES=1 is not spent; the quarantine budget bounds these restarts), and the
+# third run completes without them.
+case_quarantine_restarted_in_place() {
+  TG_MAX_FAILURES=1 submit trainguard-cpu.sbatch -- "${SMALL[@]}" --synthetic-classes 10 --num-classes 10 \
     --plant-label 3=11,200=12 --no-validate-labels --bad-samples quarantine --quarantine-by-restart --max-quarantined 5
-  for run in 1 2; do
-    wait_lines 90 '\] requeued: ' "$run"
-    release_requeued
-  done
-  wait_job_state "$JOB" 120 COMPLETED FAILED
-  expect_job COMPLETED 0:0 2
-  [ "$(grep -cE '^\[slurm job [0-9]+ .*\] srun exited 15 \(bad samples set aside .*\): requeue$' "$(out)")" = 2 ] ||
-    job_failure "$JOB" "not 2 requeues with exit 15"
+  wait_job_state "$JOB" 180 COMPLETED FAILED
+  expect_job COMPLETED 0:0 0
+  [ "$(grep -cE '^\[slurm job [0-9]+ .*\] srun exited 15 \(bad samples set aside .*\): restart \(a planned stop \(free\); ' "$(out)")" = 2 ] ||
+    job_failure "$JOB" "not 2 restarts in place with exit 15"
   expect_line '2 sample\(s\) set aside in .*trainguard.ckpt.quarantine' "the summary of the set-aside samples"
   [ "$(wc -l <"$WORK/trainguard-runs/trainguard-cpu-$JOB/trainguard.ckpt.quarantine")" = 2 ] ||
     job_failure "$JOB" "the quarantine file does not hold the 2 samples"
+}
+
+# (i) Planned stops are free: a job stopped on request (SIGUSR1, as the time limit's signal) five
+# times in a row, with TG_MAX_FAILURES=1, is requeued five times and then completes.
+case_planned_stops_free() {
+  local n
+  TG_MAX_FAILURES=1 submit trainguard-cpu.sbatch -- --dataset synthetic --synthetic-samples 600 --width 0.25 \
+    --epochs 20 --batch-size 16 --log-every 1
+  for n in 1 2 3 4 5; do
+    wait_lines 120 'epoch [0-9]+/20 step [0-9]+/' "$((n == 1 ? 1 : $(grep -cE 'epoch [0-9]+/20 step [0-9]+/' "$(out)") + 1))"
+    scancel -b -s USR1 "$JOB" || fail "scancel -b -s USR1 $JOB failed"
+    wait_lines 60 '\] requeued' "$n"
+    release_requeued
+    wait_lines 60 "\\] run $((n + 1)) \\(restart $n of this job\\)" 1
+  done
+  wait_job_state "$JOB" 300 COMPLETED FAILED
+  expect_job COMPLETED 0:0 5
+  [ "$(grep -cE '\] srun exited 12 \(preempted.*\): requeue \(a planned stop \(free\)\)$' "$(out)")" = 5 ] ||
+    job_failure "$JOB" "not 5 requeues after exit 12"
+  say "5 stops on request, 5 requeues, then the end"
+}
+
+# (j) A GPU fault (exit 14, injected on the CPU) on this single node: the node is excluded, no
+# node is left to restart in place, so the job is requeued with the node in its ExcNodeList
+# (read back from Slurm): it waits for another node instead of landing on the same one.
+case_gpu_fault_requeued_elsewhere() {
+  local node
+  node=$(hostname)
+  submit trainguard-cpu.sbatch -- "${SMALL[@]}" --inject-fault gpu-fault:rank=1:step=3
+  wait_output "$JOB" "$(out)" 90 '\] requeued without '
+  expect_line "\\] node $node excluded from the rest of the job: GPU fault \\(exit=14 kind=gpu_fault step=3 host=$node\\)" \
+    "the exclusion"
+  local deadline=$((SECONDS + 30))
+  until [ "$(job_field "$JOB" ExcNodeList)" = "$node" ] && [ "$(job_field "$JOB" JobState)" = PENDING ]; do
+    ((SECONDS < deadline)) ||
+      job_failure "$JOB" "the requeued job: state $(job_field "$JOB" JobState), ExcNodeList $(job_field "$JOB" ExcNodeList)"
+    sleep 0.5
+  done
+  say "requeued job $JOB is PENDING with ExcNodeList=$node"
 }
 
 # (f) A job cancelled while it trains (scancel): the batch shell and the tasks get SIGTERM, the
@@ -261,40 +295,49 @@ case_cancel_not_requeued() {
   [ -s "$WORK/trainguard-runs/trainguard-cpu-$JOB/trainguard.ckpt" ] || job_failure "$JOB" "no checkpoint"
 }
 
-# The exit-code mapping alone (tg_exit_action), without Slurm.
+# The restart policy alone (recovery/restart_policy.sh, through slurm/job.sh), without Slurm.
 case_exit_code_mapping() {
   # shellcheck source-path=SCRIPTDIR source=../../slurm/job.sh
   source "$REPO/slurm/job.sh"
-  local code want got
+  local code want got state
+  state=$(mktemp -d)
+  decide() { RP_STATE_DIR=$state/$RANDOM$RANDOM RP_MAX_FAILURES=3 rp_decide "$@" "$state/no-fingerprint"; }
   for code in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 134 137 143; do
     case "$code" in
       0) want=ok ;;
-      15)  # samples set aside: requeued whatever the restarts (--max-quarantined bounds them)
-        [ "$(tg_exit_action 15 0 3 0)$(tg_exit_action 15 3 3 0)" = requeuerequeue ] ||
-          fail "exit 15 is not requeued past TG_MAX_RESTARTS"
-        [ "$(tg_exit_action 15 0 3 1)" = ending ] || fail "exit 15 after a SIGTERM to the batch shell is requeued"
-        continue
-        ;;
-      5 | 6 | 11 | 12 | 14 | 134 | 137 | 143) want=requeue ;;
-      *) want=fail ;;
+      1 | 2 | 3 | 4 | 7 | 8 | 9 | 10 | 13) want=fail ;;
+      *) want=restart ;;
     esac
-    got=$(tg_exit_action "$code" 0 3 0)
-    [ "$got" = "$want" ] || fail "exit $code, no restart yet: '$got', expected '$want'"
-    got=$(tg_exit_action "$code" 3 3 0)
-    [ "$got" = "${want/requeue/exhausted}" ] || fail "exit $code after 3 of 3 restarts: '$got'"
-    got=$(tg_exit_action "$code" 0 3 1)
-    [ "$got" = "${want/requeue/ending}" ] || fail "exit $code after a SIGTERM to the batch shell: '$got'"
+    got=$(decide "$code" 0 1)
+    [ "$got" = "$want" ] || fail "exit $code, in place possible: '$got', expected '$want'"
+    got=$(decide "$code" 0 0)
+    [ "$got" = "${want/restart/requeue}" ] || fail "exit $code, in place impossible: '$got'"
+    got=$(decide "$code" 1 1)
+    [ "$got" = "${want/restart/ending}" ] || fail "exit $code after a SIGTERM to the batch shell: '$got'"
   done
-  say "exit-code mapping as documented"
-  # A failure is remembered at its first requeue and recognised when it comes back.
+  say "exit codes: ok, fail, restart, requeue and ending as documented"
+  # Budgets: failures are counted over the job, planned stops are free, in-place restarts are
+  # bounded per allocation.
+  export RP_STATE_DIR=$state/budget RP_MAX_FAILURES=2 RP_MAX_IN_PLACE=3 RP_ALLOCATION=0
+  got=""
+  for code in 12 15 12 11 11 11; do got+="$(rp_decide "$code" 0 1 "$state/no-fingerprint") "; done
+  [ "$got" = "restart restart restart requeue requeue exhausted " ] || fail "budgets: '$got'"
+  [ "$(rp_count failures)" = 2 ] || fail "failures counted: $(rp_count failures), expected 2"
+  RP_ALLOCATION=1
+  [ "$(rp_decide 12 0 1 "$state/no-fingerprint")" = restart ] || fail "a new allocation has no in-place restarts of its own"
+  say "budgets: planned stops free, failures over the job, in-place restarts per allocation"
+  unset RP_STATE_DIR RP_MAX_FAILURES RP_MAX_IN_PLACE RP_ALLOCATION
+  rm -rf "$state"
+  # A failure is remembered and recognised when it comes back.
   local dir
   dir=$(mktemp -d)
-  tg_same_failure "$dir/none" "$dir/memory" && fail "no fingerprint was taken for a repeated failure"
+  RP_STATE_DIR=$dir/state
+  rp_repeated "$dir/none" && fail "no fingerprint was taken for a repeated failure"
   echo "exit=11 kind=stall step=3" >"$dir/fp"
-  tg_same_failure "$dir/fp" "$dir/memory" && fail "a first failure was taken for a repeated one"
-  tg_same_failure "$dir/fp" "$dir/memory" || fail "the same failure twice was not recognised"
+  rp_repeated "$dir/fp" && fail "a first failure was taken for a repeated one"
+  rp_repeated "$dir/fp" || fail "the same failure twice was not recognised"
   echo "exit=11 kind=stall step=4" >"$dir/fp"
-  tg_same_failure "$dir/fp" "$dir/memory" && fail "a failure at another step was taken for a repeated one"
+  rp_repeated "$dir/fp" && fail "a failure at another step was taken for a repeated one"
   rm -rf "$dir"
   say "repeated failures: recognised by their fingerprint"
   # The launcher bound reads the first rank that logged its exit; a bad TG_LAUNCHER_WAIT is refused.
@@ -305,10 +348,26 @@ case_exit_code_mapping() {
   printf '[12:00:01 rank 1] error: x\n[12:00:02 rank 1] exiting with code 11\n' >"$logs/rank1.log"
   [ "$(tg_first_exit "$logs")" = "1 11" ] || fail "tg_first_exit: '$(tg_first_exit "$logs")', expected '1 11'"
   rm -rf "$logs"
-  (TG_LAUNCHER=srun TG_BIN=/bin/true TG_LAUNCHER_WAIT=abc tg_check_settings 2>/dev/null) &&
+  local ok=(TG_LAUNCHER=srun TG_BIN=/bin/true TG_LAUNCHER_WAIT=20 TG_MAX_FAILURES=3 TG_MAX_IN_PLACE=5
+    TG_SPARE_NODES=0 TG_MIN_NODES=)
+  (env "${ok[@]}" TG_LAUNCHER_WAIT=abc bash -c "source $REPO/slurm/job.sh; tg_check_settings" 2>/dev/null) &&
     fail "TG_LAUNCHER_WAIT=abc was accepted"
-  (TG_LAUNCHER=srun TG_BIN=/bin/true TG_LAUNCHER_WAIT=20 tg_check_settings) || fail "TG_LAUNCHER_WAIT=20 was refused"
-  say "launcher bound: first exit read, bad TG_LAUNCHER_WAIT refused"
+  (env "${ok[@]}" TG_SPARE_NODES=-1 bash -c "source $REPO/slurm/job.sh; tg_check_settings" 2>/dev/null) &&
+    fail "TG_SPARE_NODES=-1 was accepted"
+  (env "${ok[@]}" TG_MAX_RESTARTS=3 bash -c "source $REPO/slurm/job.sh; tg_check_settings" 2>/dev/null) &&
+    fail "the retired TG_MAX_RESTARTS was accepted"
+  (env "${ok[@]}" bash -c "source $REPO/slurm/job.sh; tg_check_settings") || fail "the default settings were refused"
+  # The silent hosts: a majority of the ranks that named any, never this host.
+  logs=$(mktemp -d)
+  printf '[12:00:00 rank 0] rank 1 (host hb) silent for 5.1 s\n' >"$logs/rank0.log"
+  printf '[12:00:00 rank 1] rank 0 (host ha) silent for 5.0 s\n' >"$logs/rank1.log"
+  printf '[12:00:00 rank 2] rank 1 (host hb) silent for 5.2 s\n' >"$logs/rank2.log"
+  [ "$(tg_silent_hosts "$logs")" = hb ] || fail "silent hosts by majority: '$(tg_silent_hosts "$logs")', expected hb"
+  rm "$logs/rank2.log"
+  printf '[12:00:00 rank 0] rank 1 (host %s) silent for 5.1 s\n' "$(hostname)" >"$logs/rank1.log"
+  [ "$(tg_silent_hosts "$logs")" = hb ] || fail "two hosts naming each other: '$(tg_silent_hosts "$logs")', expected hb"
+  rm -rf "$logs"
+  say "launcher bound: first exit read; bad settings refused; silent hosts by majority"
 }
 
 if [ "$CASE" = exit_code_mapping ]; then
