@@ -1,5 +1,5 @@
-// Properties of DistributedSampler-style sharding over many (samples, world, seed), with the
-// ranks simulated in a loop.
+// Properties of DistributedSampler-style sharding over many (samples, world, seed), a resume on
+// another world size included, with the ranks simulated in a loop.
 #include "trainer/core/sharding.h"
 
 #include <gtest/gtest.h>
@@ -113,6 +113,75 @@ TEST(Sharding, ExcludedSamplesLeaveAndTheOthersKeepTheirOrder) {
       EXPECT_EQ(order, expected) << n << " samples, world " << world;
     }
   }
+}
+
+// The epoch's order of kept samples, unpadded: the shard of a world of one.
+std::vector<int64_t> EpochOrder(int64_t n, uint64_t seed, int64_t epoch, const std::vector<int64_t>& excluded = {}) {
+  return TrainShard({n, 0, 1, seed, epoch, true, excluded});
+}
+
+TEST(Sharding, ResumeOnAnotherWorldTrainsEverySampleOnceAcrossTheCheckpoint) {
+  for (int64_t n : {1, 2, 5, 7, 10, 64, 97}) {
+    const std::vector<int64_t> order = EpochOrder(n, 11, 4);
+    for (int64_t batch : {1, 3, 8}) {
+      for (int before : {1, 2, 3, 4}) {
+        const int64_t steps = StepsPerEpoch(TrainShardSize(n, before), batch);
+        for (int64_t s = 0; s < steps; ++s) {
+          const int64_t start = TrainedEntries(0, s, batch, before, n);
+          ASSERT_LT(start, n) << "mid-epoch, a prefix of the order is trained";
+          ASSERT_EQ(start, s * batch * before);
+          for (int after : {1, 2, 3, 4}) {
+            std::map<int64_t, int> trained;
+            for (int64_t p = 0; p < start; ++p) ++trained[order[static_cast<size_t>(p)]];
+            for (int r = 0; r < after; ++r) {
+              const auto shard = TrainShard({n, r, after, 11, 4, true, {}, start});
+              ASSERT_EQ(static_cast<int64_t>(shard.size()), TrainShardSize(n - start, after)) << "equal sizes";
+              const int64_t unique = UniqueShardEntries(n - start, r, after);
+              for (int64_t k = 0; k < unique; ++k) ++trained[shard[static_cast<size_t>(k)]];
+              for (int64_t k = unique; k < static_cast<int64_t>(shard.size()); ++k) {
+                const int64_t position = start + r + k * after;  // padding repeats the epoch's start
+                ASSERT_EQ(shard[static_cast<size_t>(k)], order[static_cast<size_t>((position - n) % n)]);
+              }
+            }
+            ASSERT_EQ(static_cast<int64_t>(trained.size()), n)
+                << n << " samples, batch " << batch << ", step " << s << " of " << before << " ranks, on " << after;
+            for (const auto& [index, count] : trained) ASSERT_EQ(count, 1) << "sample " << index;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Sharding, ResumeOnTheSameWorldIsTheTailOfTheWholeShard) {
+  for (int64_t n : {1, 7, 10, 97}) {
+    for (int world : {1, 2, 3, 4}) {
+      for (int64_t batch : {1, 3, 8}) {
+        const int64_t steps = StepsPerEpoch(TrainShardSize(n, world), batch);
+        for (int64_t s = 0; s < steps; ++s) {
+          for (int r = 0; r < world; ++r) {
+            const auto whole = TrainShard({n, r, world, 5, 1, true, {3}});
+            const auto tail = TrainShard({n, r, world, 5, 1, true, {3}, s * batch * world});
+            ASSERT_EQ(tail, std::vector<int64_t>(whole.begin() + s * batch, whole.end()))
+                << n << " samples, world " << world << ", batch " << batch << ", step " << s << ", rank " << r;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Sharding, TrainedEntriesStopAtTheKeptCount) {
+  EXPECT_EQ(TrainedEntries(0, 0, 8, 3, 100), 0);
+  EXPECT_EQ(TrainedEntries(24, 2, 8, 2, 100), 56);
+  EXPECT_EQ(TrainedEntries(96, 1, 8, 2, 100), 100);
+}
+
+TEST(Sharding, StartAtTheEndGivesEmptyShardsAndPastItIsRefused) {
+  EXPECT_TRUE(TrainShard({10, 1, 3, 0, 0, true, {}, 10}).empty());
+  EXPECT_THROW(TrainShard({10, 0, 3, 0, 0, true, {}, 11}), std::invalid_argument);
+  EXPECT_THROW(TrainShard({10, 0, 3, 0, 0, true, {4}, 10}), std::invalid_argument);  // 9 kept
+  EXPECT_THROW(TrainShard({10, 0, 3, 0, 0, true, {}, -1}), std::invalid_argument);
 }
 
 TEST(Sharding, ExcludingEverySampleIsRefused) {

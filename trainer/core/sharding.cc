@@ -20,11 +20,15 @@ std::vector<int64_t> SeededPermutation(int64_t n, uint64_t seed) {
   return order;
 }
 
-int64_t UniqueShardEntries(int64_t num_samples, int rank, int world) {
-  return num_samples > rank ? (num_samples - rank + world - 1) / world : 0;
+int64_t UniqueShardEntries(int64_t entries, int rank, int world) {
+  return entries > rank ? (entries - rank + world - 1) / world : 0;
 }
 
-int64_t TrainShardSize(int64_t num_samples, int world) { return (num_samples + world - 1) / world; }
+int64_t TrainShardSize(int64_t entries, int world) { return (entries + world - 1) / world; }
+
+int64_t TrainedEntries(int64_t start, int64_t steps, int64_t batch_size, int world, int64_t kept) {
+  return std::min(kept, start + steps * batch_size * world);
+}
 
 int64_t KeptSamples(int64_t num_samples, const std::vector<int64_t>& excluded) {
   int64_t left = num_samples;
@@ -37,8 +41,9 @@ int64_t KeptSamples(int64_t num_samples, const std::vector<int64_t>& excluded) {
 
 std::vector<int64_t> TrainShard(const ShardSpec& s) {
   const int64_t kept = KeptSamples(s.num_samples, s.excluded);
-  if (kept <= 0 || s.world <= 0 || s.rank < 0 || s.rank >= s.world) {
-    throw std::invalid_argument("TrainShard: need a sample left after the exclusion and 0 <= rank < world");
+  if (kept <= 0 || s.world <= 0 || s.rank < 0 || s.rank >= s.world || s.start < 0 || s.start > kept) {
+    throw std::invalid_argument(
+        "TrainShard: need a sample left after the exclusion, 0 <= rank < world and 0 <= start <= kept");
   }
   std::vector<int64_t> order;
   if (s.shuffle) {
@@ -53,14 +58,14 @@ std::vector<int64_t> TrainShard(const ShardSpec& s) {
                                [&](int64_t i) { return std::binary_search(s.excluded.begin(), s.excluded.end(), i); }),
                 order.end());
   }
-  const int64_t shard = TrainShardSize(kept, s.world);
-  const int64_t total = shard * s.world;
-  for (int64_t i = kept; i < total; ++i) {  // pad by repeating from the start
+  const int64_t shard = TrainShardSize(kept - s.start, s.world);
+  const int64_t end = s.start + shard * s.world;
+  for (int64_t i = kept; i < end; ++i) {  // pad by repeating from the epoch's start
     order.push_back(order[static_cast<size_t>((i - kept) % kept)]);
   }
   std::vector<int64_t> mine;
   mine.reserve(static_cast<size_t>(shard));
-  for (int64_t i = s.rank; i < total; i += s.world) mine.push_back(order[static_cast<size_t>(i)]);
+  for (int64_t i = s.start + s.rank; i < end; i += s.world) mine.push_back(order[static_cast<size_t>(i)]);
   return mine;
 }
 
