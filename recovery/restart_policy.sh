@@ -70,8 +70,10 @@ rp_repeated() {
   return 1
 }
 
-# rp_decide CODE TERMINATED IN_PLACE_POSSIBLE FINGERPRINT_FILE: prints the action for a run that
-# ended with CODE, and counts it in RP_STATE_DIR:
+# rp_decide CODE TERMINATED IN_PLACE_POSSIBLE FINGERPRINT_FILE: sets RP_ACTION to what follows a
+# run that ended with CODE, and RP_REASON to a short phrase saying why (for the log line), and
+# counts it in RP_STATE_DIR. Call it directly, not in $(...), or the counts stay but the two
+# variables are lost. RP_ACTION is one of:
 #   ok         CODE 0
 #   fail       a permanent code
 #   ending     TERMINATED is 1: the platform is stopping the job (not continued here)
@@ -79,30 +81,29 @@ rp_repeated() {
 #   exhausted  a failure with no failure left in RP_MAX_FAILURES
 #   restart    go on in place: IN_PLACE_POSSIBLE is 1 and this allocation has restarts left
 #   requeue    go on through the scheduler
-# RP_REASON is set to a short phrase saying why (for the log line).
 rp_decide() {
   local code=$1 terminated=$2 in_place=$3 fingerprint=$4 kind used
   kind=$(rp_kind "$code")
   RP_REASON=""
   case "$kind" in
-    ok) echo ok; return ;;
-    permanent) RP_REASON="a permanent failure: the same input fails the same way"; echo fail; return ;;
+    ok) RP_ACTION=ok; return ;;
+    permanent) RP_REASON="a permanent failure: the same input fails the same way"; RP_ACTION=fail; return ;;
   esac
   if ((terminated)); then
     RP_REASON="the platform is ending the job"
-    echo ending
+    RP_ACTION=ending
     return
   fi
   if [ "$kind" = failure ]; then
     if rp_repeated "$fingerprint"; then
       RP_REASON="the run met the failure the last restart was for again ($(cat "$fingerprint"))"
-      echo repeated
+      RP_ACTION=repeated
       return
     fi
     used=$(rp_count failures)
     if ((used >= RP_MAX_FAILURES)); then
       RP_REASON="$used failure(s) already, of at most $RP_MAX_FAILURES"
-      echo exhausted
+      RP_ACTION=exhausted
       return
     fi
     rp_bump failures
@@ -114,9 +115,9 @@ rp_decide() {
   if ((in_place)) && ((used < RP_MAX_IN_PLACE)); then
     rp_bump "in-place.$RP_ALLOCATION"
     RP_REASON+="; in-place restart $((used + 1)) of at most $RP_MAX_IN_PLACE"
-    echo restart
+    RP_ACTION=restart
   else
     ((in_place)) && RP_REASON+="; $used in-place restart(s) already, of at most $RP_MAX_IN_PLACE"
-    echo requeue
+    RP_ACTION=requeue
   fi
 }

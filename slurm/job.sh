@@ -7,7 +7,7 @@
 # Functions only: sourcing it runs nothing.
 # shellcheck shell=bash
 
-# shellcheck source=../recovery/restart_policy.sh
+# shellcheck source-path=SCRIPTDIR source=../recovery/restart_policy.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../recovery/restart_policy.sh"
 
 # tg_log MESSAGE...: one line in the job's output file, prefixed with the job id and the time.
@@ -101,10 +101,22 @@ tg_first_exit() {
   done
 }
 
+# tg_all_accounted LOG_DIR RANKS: whether each of ranks 0..RANKS-1 has either logged its exit in
+# LOG_DIR or sits on a host the others named silent (tg_silent_hosts): nothing more will come.
+tg_all_accounted() {
+  local r silent
+  silent=" $(tg_silent_ranks "$1" | tr '\n' ' ') "
+  for ((r = 0; r < $2; r++)); do
+    grep -q ' exiting with code ' "$1/rank$r.log" 2>/dev/null || [[ $silent == *" $r "* ]] || return 1
+  done
+}
+
 # tg_bound_launcher PID: run in the background beside the launcher PID. Once a rank has logged its
-# exit in TG_LOG_DIR, the launcher gets TG_LAUNCHER_WAIT seconds to return; past them it is ended
-# (SIGTERM twice: mpirun's and srun's "terminate now", then SIGKILL 5 s later) and the exiting
-# rank's code is written to TG_LOG_DIR/launcher-ended, for tg_run_step to return.
+# exit in TG_LOG_DIR, the launcher gets TG_LAUNCHER_WAIT seconds to return, or 2 s once every rank
+# of the step (TG_STEP_RANKS) is accounted for (tg_all_accounted: a launcher then waits only for
+# the daemon of a node it cannot reach); past that it is ended (SIGTERM twice: mpirun's and
+# srun's "terminate now", then SIGKILL 5 s later) and the exiting rank's code is written to
+# TG_LOG_DIR/launcher-ended, for tg_run_step to return.
 tg_bound_launcher() {
   local pid=$1 first="" deadline
   while kill -0 "$pid" 2>/dev/null && [ -z "$first" ]; do
@@ -113,10 +125,15 @@ tg_bound_launcher() {
   done
   [ -n "$first" ] || return 0
   deadline=$((SECONDS + TG_LAUNCHER_WAIT))
-  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 1; done
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+    if tg_all_accounted "$TG_LOG_DIR" "${TG_STEP_RANKS:-0}"; then
+      deadline=$((SECONDS + 2 < deadline ? SECONDS + 2 : deadline))
+    fi
+    sleep 0.5
+  done
   kill -0 "$pid" 2>/dev/null || return 0
-  tg_log "rank ${first% *} exited with code ${first#* } over ${TG_LAUNCHER_WAIT} s ago and $TG_LAUNCHER has not" \
-    "returned (a node it cannot reach?): ending it (TG_LAUNCHER_WAIT)"
+  tg_log "rank ${first% *} exited with code ${first#* } and $TG_LAUNCHER has not returned (a node it cannot" \
+    "reach?): ending it (TG_LAUNCHER_WAIT)"
   echo "${first#* }" >"$TG_LOG_DIR/launcher-ended"
   kill -TERM "$pid" 2>/dev/null
   sleep 0.5
@@ -199,28 +216,31 @@ tg_check_settings() {
   }
 }
 
-# tg_silent_hosts LOG_DIR: prints, one per line, the hosts that the run's ranks named silent
-# ("rank R (host H) silent for" in LOG_DIR/rank*.log): those named by more than half of the
-# ranks that named any, or with no such majority (two hosts cut apart name each other) every
-# named host; never this batch host, which is alive and reaches Slurm.
-tg_silent_hosts() {
-  local log voters=0 line host
+# tg_silent_ranks LOG_DIR: prints "RANK HOST", one per line, for the ranks that the run's ranks
+# named silent ("rank R (host H) silent for" in LOG_DIR/rank*.log): those named by more than half
+# of the ranks that named any, or with no such majority (two hosts cut apart name each other)
+# every named rank; never one on this batch host, which is alive and reaches Slurm.
+tg_silent_ranks() {
+  local log voters=0 named pair
   declare -A votes=()
   for log in "$1"/rank*.log; do
     [ -f "$log" ] || continue
-    line=$(sed -n 's/.*rank [0-9]* (host \([^)]*\)) silent for .*/\1/p' "$log" | sort -u)
-    [ -n "$line" ] || continue
+    named=$(sed -n 's/.*rank \([0-9]*\) (host \([^)]*\)) silent for .*/\1:\2/p' "$log" | sort -u)
+    [ -n "$named" ] || continue
     voters=$((voters + 1))
-    for host in $line; do votes[$host]=$((${votes[$host]:-0} + 1)); done
+    for pair in $named; do votes[$pair]=$((${votes[$pair]:-0} + 1)); done
   done
   local majority=() all=()
-  for host in "${!votes[@]}"; do
-    [ "$host" != "$(hostname)" ] || continue
-    all+=("$host")
-    ((2 * votes[$host] > voters)) && majority+=("$host")
+  for pair in "${!votes[@]}"; do
+    [ "${pair#*:}" != "$(hostname)" ] || continue
+    all+=("${pair/:/ }")
+    ((2 * votes[$pair] > voters)) && majority+=("${pair/:/ }")
   done
   if ((${#majority[@]})); then printf '%s\n' "${majority[@]}"; elif ((${#all[@]})); then printf '%s\n' "${all[@]}"; fi
 }
+
+# tg_silent_hosts LOG_DIR: the hosts of tg_silent_ranks, one per line.
+tg_silent_hosts() { tg_silent_ranks "$1" | awk '{print $2}' | sort -u; }
 
 # tg_unhealthy_nodes NODES...: prints "NODE STATE" for each of NODES that Slurm holds down,
 # drained, draining, failing or not responding.
@@ -267,12 +287,15 @@ tg_pick_nodes() {
 }
 
 # tg_step_args NODES...: prints the launcher's placement arguments for a step on NODES with
-# TG_TASKS_PER_NODE tasks each.
+# TG_TASKS_PER_NODE tasks each. srun's --overlap: a step that lost a node ends only once that
+# node answers or Slurm declares it down (SlurmdTimeout, 300 s by default), and until then holds
+# its CPUs on the survivors ("step creation temporarily disabled ... Requested nodes are busy");
+# the restarted step shares them, as its processes are gone.
 tg_step_args() {
   local list
   list=$(IFS=,; echo "$*")
   case "$TG_LAUNCHER" in
-    srun) printf '%s\n' --nodes="$#" --ntasks=$(($# * TG_TASKS_PER_NODE)) --nodelist="$list" ;;
+    srun) printf '%s\n' --overlap --nodes="$#" --ntasks=$(($# * TG_TASKS_PER_NODE)) --nodelist="$list" ;;
     mpirun) printf '%s\n' -np $(($# * TG_TASKS_PER_NODE)) --host "$(printf "%s:$TG_TASKS_PER_NODE," "$@" | sed 's/,$//')" ;;
   esac
 }
@@ -318,7 +341,7 @@ tg_job_main() {
   # shellcheck disable=SC2034
   RP_ALLOCATION=${SLURM_RESTART_COUNT:-0}
   TG_TERMINATED=0
-  local rc=1 action run fingerprint=$TG_CHECKPOINT.failure active=() previous=() fault_at
+  local rc=1 run fingerprint=$TG_CHECKPOINT.failure active=() previous=() fault_at
   while :; do
     mapfile -t active < <(tg_pick_nodes "${nodes[@]}")
     if ((${#active[@]} == 0)); then
@@ -335,7 +358,8 @@ tg_job_main() {
     local -a trainguard placement
     mapfile -t trainguard < <(tg_trainguard_args "$@")
     mapfile -t placement < <(tg_step_args "${active[@]}")
-    tg_log "run $run (restart $((run - 1)) of this job): $((${#active[@]} * TG_TASKS_PER_NODE)) task(s) on" \
+    TG_STEP_RANKS=$((${#active[@]} * TG_TASKS_PER_NODE))
+    tg_log "run $run (restart $((run - 1)) of this job): $TG_STEP_RANKS task(s) on" \
       "$(IFS=,; echo "${active[*]}"), output in $TG_RUN_DIR"
     tg_log "${launcher[*]} ${placement[*]} $TG_SLURM_DIR/task.sh $TG_BIN ${trainguard[*]}"
     [ -z "${fault_at:-}" ] || tg_first_step_after "$fault_at" "$TG_LOG_DIR/rank0.log" &
@@ -348,9 +372,9 @@ tg_job_main() {
     mapfile -t active < <(tg_pick_nodes "${nodes[@]}")
     # In place when the step can go on here: not a stop that asked to leave the allocation
     # (12: the time limit, a preemption), and enough nodes left.
-    action=$(rp_decide "$rc" "$TG_TERMINATED" "$(((rc != 12) && ${#active[@]} > 0))" "$fingerprint")
-    tg_log "$TG_LAUNCHER exited $rc ($(tg_code_name "$rc")): $action (${RP_REASON:-})"
-    case "$action" in
+    rp_decide "$rc" "$TG_TERMINATED" "$(((rc != 12) && ${#active[@]} > 0))" "$fingerprint"
+    tg_log "$TG_LAUNCHER exited $rc ($(tg_code_name "$rc")): $RP_ACTION ($RP_REASON)"
+    case "$RP_ACTION" in
       ok) exit 0 ;;
       restart) tg_log_restart "$rc" "${previous[*]}" "${active[*]}" ;;
       requeue) tg_requeue_or_fail "$rc" ;;

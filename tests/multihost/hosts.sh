@@ -1,4 +1,4 @@
-# Simulated hosts for multi-host tests, sourced by test scripts: 2 or 3 "hosts" h1..hN on this one
+# Simulated hosts for multi-host tests, sourced by test scripts: 2 to 4 "hosts" h1..hN on this one
 # machine, each a Linux network namespace (its own eth0 on one bridge, a private /24 subnet), its
 # own host name (UTS namespace), its own /tmp (mount namespace: OpenMPI's and slurmstepd's session
 # folders would collide in a shared one) and its own cgroup (cgroup v1 cpu, for mh_slow). The rest
@@ -257,11 +257,11 @@ _mh_chain_exit_trap() {
   trap "mh_teardown${cmd:+; $cmd}" EXIT
 }
 
-# mh_setup N: makes hosts h1..hN (N = 2 or 3) and exports MH_DIR, MH_SUBNET, MH_N (see the header);
+# mh_setup N: makes hosts h1..hN (N = 2, 3 or 4) and exports MH_DIR, MH_SUBNET, MH_N (see the header);
 # fails (exit 1) when any step fails. Takes ~0.3 s.
 mh_setup() {
   local n=${1:?usage: mh_setup N}
-  case $n in 2 | 3) ;; *) mh_fail "mh_setup: N must be 2 or 3, not '$n'" ;; esac
+  case $n in 2 | 3 | 4) ;; *) mh_fail "mh_setup: N must be 2, 3 or 4, not '$n'" ;; esac
   [ -z "${MH_N:-}" ] || mh_fail "mh_setup: hosts already set up ($MH_DIR)"
   MH_OWNER=$$ # not exported: only this shell tears the run down
   MH_ID=$MH_PREFIX$MH_OWNER

@@ -301,7 +301,10 @@ case_exit_code_mapping() {
   source "$REPO/slurm/job.sh"
   local code want got state
   state=$(mktemp -d)
-  decide() { RP_STATE_DIR=$state/$RANDOM$RANDOM RP_MAX_FAILURES=3 rp_decide "$@" "$state/no-fingerprint"; }
+  decide() {
+    RP_STATE_DIR=$state/$RANDOM$RANDOM RP_MAX_FAILURES=3 rp_decide "$@" "$state/no-fingerprint"
+    echo "$RP_ACTION"
+  }
   for code in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 134 137 143; do
     case "$code" in
       0) want=ok ;;
@@ -320,11 +323,15 @@ case_exit_code_mapping() {
   # bounded per allocation.
   export RP_STATE_DIR=$state/budget RP_MAX_FAILURES=2 RP_MAX_IN_PLACE=3 RP_ALLOCATION=0
   got=""
-  for code in 12 15 12 11 11 11; do got+="$(rp_decide "$code" 0 1 "$state/no-fingerprint") "; done
+  for code in 12 15 12 11 11 11; do
+    rp_decide "$code" 0 1 "$state/no-fingerprint"
+    got+="$RP_ACTION "
+  done
   [ "$got" = "restart restart restart requeue requeue exhausted " ] || fail "budgets: '$got'"
   [ "$(rp_count failures)" = 2 ] || fail "failures counted: $(rp_count failures), expected 2"
   RP_ALLOCATION=1
-  [ "$(rp_decide 12 0 1 "$state/no-fingerprint")" = restart ] || fail "a new allocation has no in-place restarts of its own"
+  rp_decide 12 0 1 "$state/no-fingerprint"
+  [ "$RP_ACTION" = restart ] || fail "a new allocation has no in-place restarts of its own"
   say "budgets: planned stops free, failures over the job, in-place restarts per allocation"
   unset RP_STATE_DIR RP_MAX_FAILURES RP_MAX_IN_PLACE RP_ALLOCATION
   rm -rf "$state"
