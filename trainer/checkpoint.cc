@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -33,6 +34,26 @@ int64_t GetScalar(torch::serialize::InputArchive& a, const char* key) {
   return t.item<int64_t>();
 }
 
+// The scalar under `key`, or `absent` in a file written before it was stored.
+int64_t GetScalarOr(torch::serialize::InputArchive& a, const char* key, int64_t absent) {
+  torch::Tensor t;
+  return a.try_read(key, t) ? t.item<int64_t>() : absent;
+}
+
+// "3 ranks", "1 rank".
+std::string Ranks(int64_t n) { return std::to_string(n) + (n == 1 ? " rank" : " ranks"); }
+
+// "2026-12-07 21:50:12 UTC", or "at an unknown time" for 0.
+std::string UtcText(int64_t unix_seconds) {
+  if (unix_seconds <= 0) return "at an unknown time";
+  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char text[64];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &utc);
+  return text;
+}
+
 // Shapes of every parameter and buffer, by name.
 std::map<std::string, std::vector<int64_t>> ShapesOf(const torch::nn::Module& model) {
   std::map<std::string, std::vector<int64_t>> shapes;
@@ -59,6 +80,8 @@ int64_t SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch:
   PutScalar(archive, "epoch", pos.epoch);
   PutScalar(archive, "step_in_epoch", pos.step_in_epoch);
   PutScalar(archive, "global_step", pos.global_step);
+  PutScalar(archive, "samples_in_epoch", pos.samples_in_epoch);
+  PutScalar(archive, "written_at", static_cast<int64_t>(std::time(nullptr)));
   PutScalar(archive, "world", shape.world);
   PutScalar(archive, "batch_size", shape.batch_size);
   PutScalar(archive, "train_samples", shape.train_samples);
@@ -137,7 +160,7 @@ void LoadModelPart(const std::string& path, torch::serialize::InputArchive& mode
 }  // namespace
 
 TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
-                             const RunShape& shape) {
+                             const RunShape& shape, CheckpointOrigin* origin) {
   const std::string payload = ReadPayload(path);
   const std::string refuse = "checkpoint " + path + " is unusable: ";
   const std::string fix = "; delete it or resume from another file";
@@ -154,7 +177,7 @@ TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model, 
                               "; resume with the same settings, or start afresh without --resume");
       }
     };
-    differs("world size", saved.world, shape.world);
+    // The world size may differ: the position says which samples of the epoch are trained.
     differs("--batch-size", saved.batch_size, shape.batch_size);
     differs("training samples", saved.train_samples, shape.train_samples);
     differs("--seed", saved.seed, shape.seed);
@@ -170,12 +193,30 @@ TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model, 
     pos.epoch = GetScalar(archive, "epoch");
     pos.step_in_epoch = GetScalar(archive, "step_in_epoch");
     pos.global_step = GetScalar(archive, "global_step");
+    pos.samples_in_epoch = GetScalarOr(archive, "samples_in_epoch", pos.step_in_epoch * saved.batch_size * saved.world);
+    if (origin != nullptr) *origin = {saved.world, saved.batch_size, GetScalarOr(archive, "written_at", 0)};
   } catch (const CheckpointError&) {
     throw;
   } catch (const c10::Error& e) {
     throw CheckpointError(refuse + "does not match this model (" + e.what_without_backtrace() + ")" + fix);
   }
   return pos;
+}
+
+std::string ResumeLine(const std::string& path, const CheckpointOrigin& origin, const TrainPosition& position,
+                       int64_t epoch_samples, int64_t world, int64_t batch_size) {
+  std::string line = "resuming from checkpoint " + path + " written " + UtcText(origin.written_at) + ": epoch " +
+                     std::to_string(position.epoch + 1) + ", step " + std::to_string(position.step_in_epoch) +
+                     " of the epoch, global step " + std::to_string(position.global_step) + ", " +
+                     std::to_string(position.samples_in_epoch) + " of " + std::to_string(epoch_samples) +
+                     " samples of the epoch done, written by " + Ranks(origin.world);
+  if (origin.world == world) return line;
+  // --batch-size is per rank and stays so: raising it on a shrink to keep the global batch could
+  // exceed the memory the user sized it for, turning a recoverable failure into a fatal
+  // out-of-memory. The global batch follows the world size instead.
+  return line + ", resumed on " + std::to_string(world) + ": the per-rank batch stays " + std::to_string(batch_size) +
+         ", the global batch goes from " + std::to_string(origin.batch_size * origin.world) + " to " +
+         std::to_string(batch_size * world);
 }
 
 void LoadModelWeights(const std::string& path, torch::nn::Module& model) {

@@ -8,12 +8,14 @@
 
 namespace trainguard {
 
-// This rank's samples for one epoch, which observers may change before it starts (label
-// validation drops or ignores bad labels). Every rank's shard must keep the same size.
+// This rank's samples for (the rest of) one epoch, which observers may change before it starts
+// (label validation drops or ignores bad labels). Every rank's shard must keep the same size.
 struct EpochPlan {
   std::vector<int64_t> shard;    // dataset indices in visiting order
   int64_t unique_entries = 0;    // leading entries of `shard` that are not sampler padding
   std::vector<int64_t> ignored;  // sorted dataset indices whose targets become the ignore index
+  int64_t start = 0;             // leading entries of the epoch's order trained before this plan
+  int64_t epoch_samples = 0;     // entries of the epoch's order: the samples not set aside
 };
 
 struct StepReport {

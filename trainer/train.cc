@@ -94,12 +94,18 @@ Trainer::Trainer(const TrainConfig& config, const Dataset& train, const Dataset*
   shape_ = {ctx_.control.world(), config.batch_size, train.size(), static_cast<int64_t>(config.seed)};
   EnterPhase(Phase::kStarting, "the initial broadcast of the weights");
   BroadcastInitialWeights();
+  std::optional<CheckpointOrigin> resumed;
   if (ResumeAgreed()) {
     EnterPhase(Phase::kStarting, "loading the checkpoint " + config.checkpoint);
-    RunAgreed(ctx_.control, [&] { start_ = LoadCheckpoint(config.checkpoint, *model_, *optimizer_, shape_); });
+    RunAgreed(ctx_.control,
+              [&] { start_ = LoadCheckpoint(config.checkpoint, *model_, *optimizer_, shape_, &resumed.emplace()); });
     last_saved_ = start_;
   }
   if (ctx_.bad_samples != nullptr) set_aside_ = ctx_.bad_samples->SetAside();
+  if (resumed && ctx_.control.rank() == 0) {
+    LogLine(ResumeLine(config.checkpoint, *resumed, start_, KeptSamples(train.size(), set_aside_), ctx_.control.world(),
+                       config.batch_size));
+  }
 }
 
 bool Trainer::ResumeAgreed() {
@@ -251,15 +257,17 @@ std::optional<double> Trainer::EvaluateEpoch(EpochReport& report) {
   return acc.fraction();
 }
 
-EpochPlan Trainer::PlanEpoch(int64_t epoch) {
+EpochPlan Trainer::PlanEpoch(int64_t epoch, int64_t start) {
   EpochPlan plan;
   const int64_t kept = KeptSamples(train_.size(), set_aside_);
   if (kept == 0) {
     throw DataError("every training sample is in the quarantine file: nothing is left to train on; fix the data");
   }
-  plan.shard =
-      TrainShard({train_.size(), ctx_.control.rank(), ctx_.control.world(), config_.seed, epoch, true, set_aside_});
-  plan.unique_entries = UniqueShardEntries(kept, ctx_.control.rank(), ctx_.control.world());
+  plan.epoch_samples = kept;
+  plan.start = std::min(start, kept);
+  plan.shard = TrainShard(
+      {train_.size(), ctx_.control.rank(), ctx_.control.world(), config_.seed, epoch, true, set_aside_, plan.start});
+  plan.unique_entries = UniqueShardEntries(kept - plan.start, ctx_.control.rank(), ctx_.control.world());
   EnterPhase(Phase::kValidating, "the label validation before epoch " + std::to_string(epoch + 1));
   for (TrainObserver* o : ctx_.observers) o->OnEpochBegin(epoch, plan);
   // Observers must keep shard sizes equal, or ranks would run different step counts and hang.
@@ -383,14 +391,18 @@ TrainSummary Trainer::Run() {
   // With --bad-samples quarantine a checkpoint exists from the start: the place to go back to.
   if (ctx_.bad_samples != nullptr) SaveAgreed(pos);
   while (pos.epoch < config_.epochs && budget_left() && !stop_agreed_) {
-    const EpochPlan plan = PlanEpoch(pos.epoch);
-    const int64_t steps_per_epoch = StepsPerEpoch(static_cast<int64_t>(plan.shard.size()), config_.batch_size);
+    // The plan covers the rest of the epoch on this world: `step` counts its steps, while
+    // pos.step_in_epoch counts the epoch's steps on every world that trained it.
+    const EpochPlan plan = PlanEpoch(pos.epoch, pos.samples_in_epoch);
+    const int64_t plan_steps = StepsPerEpoch(static_cast<int64_t>(plan.shard.size()), config_.batch_size);
+    const int64_t steps_per_epoch = pos.step_in_epoch + plan_steps;
+    int64_t step = 0;
     double loss_sum = 0;
     int64_t loss_count = 0;
     const LoaderOptions loader = LoaderFor(config_, ctx_.device);
     BatchPrefetcher batches(
-        [&, epoch = pos.epoch](int64_t step) {
-          Batch b = MakeBatch(train_, Slice(plan.shard, step * config_.batch_size, config_.batch_size),
+        [&, epoch = pos.epoch](int64_t plan_step) {
+          Batch b = MakeBatch(train_, Slice(plan.shard, plan_step * config_.batch_size, config_.batch_size),
                               config_.ignore_index, plan.ignored, {epoch});
           if (loader.pin) {  // faster copies to the GPU, asynchronous to the host
             b.images = b.images.pin_memory();
@@ -398,10 +410,10 @@ TrainSummary Trainer::Run() {
           }
           return b;
         },
-        pos.step_in_epoch, steps_per_epoch, loader.threads, loader.window);
+        0, plan_steps, loader.threads, loader.window);
     const Clock::time_point loop_start = Clock::now();
     bool went_back = false;  // samples were set aside: the epoch of the checkpoint is planned again
-    while (pos.step_in_epoch < steps_per_epoch && budget_left()) {
+    while (step < plan_steps && budget_left()) {
       const Clock::time_point wait_start = Clock::now();
       Batch batch = batches.Next();
       const double loader_wait = std::chrono::duration<double>(Clock::now() - wait_start).count();
@@ -424,8 +436,10 @@ TrainSummary Trainer::Run() {
         if (device_lost && ctx_.on_device_lost) ctx_.on_device_lost(e);
         throw;
       }
+      ++step;
       ++pos.step_in_epoch;
       ++pos.global_step;
+      pos.samples_in_epoch = TrainedEntries(plan.start, step, config_.batch_size, world, plan.epoch_samples);
       ++summary.steps_this_run;
       loss_sum += loss;
       ++loss_count;
@@ -446,16 +460,17 @@ TrainSummary Trainer::Run() {
     }
     summary.loop_seconds += std::chrono::duration<double>(Clock::now() - loop_start).count();
     if (went_back) continue;
-    if (pos.step_in_epoch < steps_per_epoch) break;  // stopped mid-epoch by max_steps or a stop request
+    if (step < plan_steps) break;  // stopped mid-epoch by max_steps or a stop request
     EpochReport report;
     report.epoch = pos.epoch;
     report.mean_loss = loss_count > 0 ? loss_sum / loss_count : 0;
     summary.test_accuracy = EvaluateEpoch(report);
     ReportTrainAccuracy(report);
     for (TrainObserver* o : ctx_.observers) o->OnEpochEnd(report);
-    SaveAgreed({pos.epoch + 1, 0, pos.global_step});
+    SaveAgreed({pos.epoch + 1, 0, pos.global_step, 0});
     ++pos.epoch;
     pos.step_in_epoch = 0;
+    pos.samples_in_epoch = 0;
   }
   if (pos.epoch < config_.epochs && pos.step_in_epoch > 0) SaveAgreed(pos);  // stopped mid-epoch
   summary.preempted = stop_agreed_ && pos.epoch < config_.epochs && budget_left();

@@ -84,7 +84,9 @@ class Trainer {
  public:
   // `test` may be null (no evaluation). Broadcasts rank 0's initial weights to every rank and,
   // with config.resume "yes" (or "auto" when a rank sees the file), loads the checkpoint (agreed
-  // across ranks).
+  // across ranks; rank 0 logs its ResumeLine). A checkpoint of another world size resumes from
+  // the same sample of the epoch with --batch-size per rank unchanged: the global batch follows
+  // the world size.
   Trainer(const TrainConfig& config, const Dataset& train, const Dataset* test, TrainContext context);
 
   // Trains until the configured epochs or max_steps are done. With a BadSamples, a step that
@@ -111,7 +113,9 @@ class Trainer {
   // device read per epoch) and resets the counts.
   void ReportTrainAccuracy(EpochReport& report);
   std::optional<double> EvaluateEpoch(EpochReport& report);
-  EpochPlan PlanEpoch(int64_t epoch);
+  // This rank's shard of the rest of `epoch`: the epoch's order from entry `start` on (clamped
+  // to the kept samples: a set-aside sample can shorten the order below a checkpoint's position).
+  EpochPlan PlanEpoch(int64_t epoch, int64_t start);
   // Runs Step; on failure tells the hooks (with this rank's share of the blame) and throws
   // FaultError. Errors of other ranks (PeerError) and of the library (CommError) pass through.
   double GuardedStep(Batch& batch, const StepReport& where);

@@ -81,6 +81,33 @@ case ${1:?case} in
     expect_rc second 0
     expect_text second out "steps: 11, epoch 2"   # 8 steps per epoch: 16 in all, 5 done before
     ;;
+  resume_on_other_world)
+    # A checkpoint written mid-epoch by 3 ranks resumes on 2 and, separately, on 4 from the same
+    # sample: the rest of the epoch, K - s*B*3 samples, is split over the new ranks with the
+    # per-rank batch kept, so it takes ceil(ceil((K - s*B*3) / M) / B) steps; epoch 2 is a whole
+    # one on M ranks. 200 samples, batch 8: 9 steps per epoch on 3 ranks, a stop after 4.
+    k=200 b=8 s=4
+    common=(train --dataset synthetic --synthetic-samples "$k" --width 0.25 --batch-size "$b" --epochs 2
+            --threads 1 --no-eval --log-every 1)
+    run three 3 "${common[@]}" --checkpoint "$WORK/ckpt" --max-steps "$s"
+    expect_rc three 0
+    [ -f "$WORK/ckpt" ] || fail "no checkpoint written"
+    left=$((k - s * b * 3))
+    for m in 2 4; do
+      cp "$WORK/ckpt" "$WORK/ckpt$m"
+      run "on$m" $m "${common[@]}" --checkpoint "$WORK/ckpt$m" --resume
+      expect_rc "on$m" 0
+      expect_text "on$m" err "resuming from checkpoint $WORK/ckpt$m written "
+      expect_text "on$m" err "UTC: epoch 1, step $s of the epoch, global step $s, $((s * b * 3)) of $k samples of the epoch done, written by 3 ranks, resumed on $m: the per-rank batch stays $b, the global batch goes from $((b * 3)) to $((b * m))"
+      [ "$(grep -c 'resuming from checkpoint' "$WORK/on$m.err")" = 1 ] || fail "on$m: rank 0 alone says it resumes"
+      rest=$(( ((left + m - 1) / m + b - 1) / b ))
+      whole=$(( ((k + m - 1) / m + b - 1) / b ))
+      expect_text "on$m" err "epoch 1/2 step $((s + rest))/$((s + rest)) "
+      grep -q "epoch 1/2 step $((s + rest + 1))/" "$WORK/on$m.err" && fail "on$m: more than $rest steps to end epoch 1"
+      expect_text "on$m" err "epoch 2/2 step $whole/$whole "
+      expect_text "on$m" out "steps: $((rest + whole)), epoch 2"
+    done
+    ;;
   preempted_by_signal)
     # SIGUSR1 to mpirun, which forwards it to every rank at once (Slurm's --signal and the
     # Kubernetes launcher's wrapper send it): the ranks agree on a step, rank 0 writes one

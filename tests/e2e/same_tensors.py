@@ -1,7 +1,8 @@
 """same_tensors.py A B: exit 0 when the trainguard checkpoints A and B hold the same tensors, bit for
 bit (weights, BatchNorm statistics, optimizer state, position); else exit 1 naming the first that
-differs. Checkpoint files are not byte-comparable: the archive numbers its records in no fixed
-order. Runs on the Python of the torch wheel's venv (TG_TORCH_PYTHON)."""
+differs; the time each was written (written_at) is not compared. Checkpoint files are not
+byte-comparable: the archive numbers its records in no fixed order. Runs on the Python of the
+torch wheel's venv (TG_TORCH_PYTHON)."""
 import io
 import sys
 
@@ -13,6 +14,7 @@ def tensors(path):
     archive = torch.jit.load(io.BytesIO(data[data.index(b"PK\x03\x04"):]))  # after trainguard's header
     found = dict(archive.named_parameters())
     found.update(archive.named_buffers())
+    found.pop("written_at", None)
     return found
 
 

@@ -1,8 +1,12 @@
 // Checkpoints across ranks under mpirun: stop + resume matches an uninterrupted run on every
-// rank (a stop at --max-steps, or on request from one rank), ranks hold identical weights, and a checkpoint that cannot
-// be written or read stops every rank with an error instead of leaving some waiting.
+// rank (a stop at --max-steps, or on request from one rank), ranks hold identical weights, a
+// checkpoint of every rank resumes on one rank fewer from the same sample, and a checkpoint that
+// cannot be written or read stops every rank with an error instead of leaving some waiting.
 #include <gtest/gtest.h>
 #include <mpi.h>
+
+#include <map>
+#include <sstream>
 
 #include "tests/support/synthetic_config.h"
 #include "tests/support/temp_dir.h"
@@ -10,6 +14,7 @@
 #include "trainer/comm/mpi_data_plane.h"
 #include "trainer/core/atomic_file.h"
 #include "trainer/core/errors.h"
+#include "trainer/core/sharding.h"
 #include "trainer/data/synthetic.h"
 #include "trainer/train.h"
 
@@ -135,6 +140,73 @@ TEST(DistResume, StopRequestOnOneRankStopsEveryRankAtOneCheckpointAndResumesExac
   EXPECT_EQ(resumed.steps_this_run, full.steps_this_run - 4);
   const auto a = Params(uninterrupted), b = Params(part2);
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+}
+
+// Records the dataset indices of this rank's batches of epoch 1, padding included.
+class EpochOneSamples final : public StepHooks {
+ public:
+  void BeforeStep(const StepReport& where, Batch& batch) override {
+    if (where.epoch == 0) indices.insert(indices.end(), batch.indices.begin(), batch.indices.end());
+  }
+  std::vector<int64_t> indices;
+};
+
+// How often each index was trained, over every rank of `control`.
+std::map<int64_t, int> CountOverRanks(ControlPlane& control, const std::vector<int64_t>& mine) {
+  std::string text;
+  for (int64_t i : mine) text += std::to_string(i) + " ";
+  std::map<int64_t, int> counts;
+  for (const std::string& part : control.AllGather(text)) {
+    std::istringstream in(part);
+    for (int64_t i = 0; in >> i;) ++counts[i];
+  }
+  return counts;
+}
+
+TEST(DistResume, CheckpointOfEveryRankResumesOnOneFewerFromTheSameSample) {
+  Ranks ranks;
+  constexpr int64_t kSamples = 90, kBatch = 8, kStop = 2;
+  auto data = MakeSyntheticDataset({kSamples, 4, {1, 32, 32}, 2, 0.5, {}});
+  std::unique_ptr<testing::TempDir> dir;
+  if (ranks.control.rank() == 0) dir = std::make_unique<testing::TempDir>("dist_reshape");
+  const int before = ranks.control.world();
+  TrainConfig first = Config();
+  first.checkpoint = SharedPath(ranks.control, dir.get());
+  first.max_steps = kStop;
+  EpochOneSamples trained_before;
+  TrainContext context = ranks.context();
+  context.hooks.push_back(&trained_before);
+  Trainer(first, *data, nullptr, context).Run();
+  const std::map<int64_t, int> counts_before = CountOverRanks(ranks.control, trained_before.indices);
+
+  // The last rank sits the resume out.
+  const bool resumes = ranks.control.rank() < before - 1;
+  MPI_Comm fewer = MPI_COMM_NULL;
+  MPI_Comm_split(MPI_COMM_WORLD, resumes ? 0 : MPI_UNDEFINED, ranks.control.rank(), &fewer);
+  if (resumes) {
+    const int after = before - 1;
+    MpiControlPlane control(fewer);
+    MpiDataPlane plane(fewer);
+    TrainConfig second = first;
+    second.max_steps = 0;
+    second.resume = "yes";
+    EpochOneSamples trained_after;
+    Trainer part2(second, *data, nullptr, {control, plane, torch::kCPU, {}, {&trained_after}});
+    const TrainSummary resumed = part2.Run();
+    const int64_t start = kStop * kBatch * before;
+    const int64_t rest = StepsPerEpoch(TrainShardSize(kSamples - start, after), kBatch);
+    EXPECT_EQ(resumed.steps_this_run, rest + StepsPerEpoch(TrainShardSize(kSamples, after), kBatch));
+    EXPECT_EQ(resumed.end.global_step, kStop + resumed.steps_this_run);
+    std::map<int64_t, int> counts = CountOverRanks(control, trained_after.indices);
+    for (const auto& [index, n] : counts_before) counts[index] += n;
+    EXPECT_EQ(static_cast<int64_t>(counts.size()), kSamples) << "every sample of epoch 1 is trained";
+    int64_t repeats = 0;
+    for (const auto& [index, n] : counts) repeats += n - 1;
+    EXPECT_EQ(repeats, TrainShardSize(kSamples - start, after) * after - (kSamples - start))
+        << "only the padding of the resumed shard repeats a sample";
+    MPI_Comm_free(&fewer);
+  }
+  SumAcrossRanks(ranks.control, 0);  // the last rank waits for the others
 }
 
 TEST(DistResume, UnwritableCheckpointStopsEveryRank) {
