@@ -38,7 +38,8 @@ class StepHooks {
   // The rank enters a phase between steps whose collectives wait for the others (label
   // validation, evaluation, a checkpoint, the initial broadcast); `what` names it for verdicts.
   virtual void OnPhase(const std::string& what) {}
-  // Before the forward pass; may change the batch (fault injection).
+  // Before the forward pass; may change the batch (fault injection). What it throws is the
+  // step's failure, as if the step had raised it.
   virtual void BeforeStep(const StepReport& where, Batch& batch) {}
   // After the optimizer step.
   virtual void AfterStep(const StepReport& where, torch::nn::Module& model) {}

@@ -281,12 +281,13 @@ EpochPlan Trainer::PlanEpoch(int64_t epoch, int64_t start) {
 }
 
 double Trainer::GuardedStep(Batch& batch, const StepReport& where) {
-  for (StepHooks* h : ctx_.hooks) h->BeforeStep(where, batch);
   StepFailure failure;
   failure.where = where;
   failure.batch = &batch;
   failure.model = model_.ptr().get();
   try {
+    // Inside the guard: what a hook raises before the step (an injected fault) is the step's.
+    for (StepHooks* h : ctx_.hooks) h->BeforeStep(where, batch);
     const double loss = Step(batch);
     for (StepHooks* h : ctx_.hooks) h->AfterStep(where, *model_);
     return loss;

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "trainer/core/errors.h"
+#include "trainer/core/host_addresses.h"
 #include "trainer/core/log.h"
 
 namespace trainguard {
@@ -21,7 +22,7 @@ FaultSpec ParseFaultSpec(const std::string& text) {
   const auto bad = [&](const std::string& why) {
     return ConfigError(
         "--inject-fault " + text + ": " + why +
-        " (expected KIND:rank=R:step=K[:seconds=S][:when=after] with KIND nan, kill, sleep, slow, slow-diagnosis or gpu-fault)");
+        " (expected KIND:rank=R:step=K[:seconds=S][:when=after][:host=H] with KIND nan, kill, sleep, slow, slow-diagnosis or gpu-fault)");
   };
   std::istringstream in(text);
   std::string part;
@@ -56,6 +57,9 @@ FaultSpec ParseFaultSpec(const std::string& text) {
         have_step = true;
       } else if (key == "seconds") {
         spec.seconds = std::stod(value, &used);
+      } else if (key == "host" && !value.empty()) {
+        spec.host = value;
+        used = value.size();
       } else if (key == "when" && (value == "after" || value == "before")) {
         spec.after_step = value == "after";
         used = value.size();
@@ -72,7 +76,12 @@ FaultSpec ParseFaultSpec(const std::string& text) {
   return spec;
 }
 
-FaultInjector::FaultInjector(std::vector<FaultSpec> specs, int rank) : specs_(std::move(specs)), rank_(rank) {}
+FaultInjector::FaultInjector(std::vector<FaultSpec> specs, int rank) : rank_(rank) {
+  const std::string here = HostName();
+  for (FaultSpec& s : specs) {
+    if (s.host.empty() || s.host == here) specs_.push_back(std::move(s));
+  }
+}
 
 void FaultInjector::BeforeStep(const StepReport& where, Batch& batch) {
   for (const FaultSpec& s : specs_) {

@@ -65,7 +65,11 @@ expect_in() {
 wait_for_line() {
   local deadline=$((SECONDS + $3))
   until grep -qE -- "$2" "$1" 2>/dev/null; do
-    ((SECONDS < deadline)) || mh_fail "$4: '$2' did not appear in $1 within $3 s"
+    ((SECONDS < deadline)) || {
+      printf -- '--- %s:\n' "$1" >&2
+      tail -n 25 "$1" >&2 2>/dev/null
+      mh_fail "$4: '$2' did not appear in $1 within $3 s"
+    }
     sleep 0.2
   done
 }
@@ -272,13 +276,14 @@ case "$CASE" in
     echo "measured: $CASE: 3 hosts, h3 killed in a step: ${first} s from the kill to the first step of run 2 (on h1,h2)"
     ;;
   slurm_gpu_fault_excluded)
-    # A GPU fault (exit 14, injected on the CPU) on rank 1 (h2) at step 30, with a spare: the
+    # A GPU fault (exit 14, injected on the CPU) of h2 (rank 1) at step 40, with a spare: the
     # next step runs without h2, and Slurm says so.
-    recovery_submit 3 TG_SPARE_NODES=1 -- --inject-fault gpu-fault:rank=1:step=40
+    recovery_submit 3 TG_SPARE_NODES=1 -- --inject-fault gpu-fault:rank=1:step=40:host=h2
     wait_for_line "$OUT" "restart in place after exit 14" 60 "no restart in place after the GPU fault"
     expect_in "$OUT" "node h2 excluded from the rest of the job: GPU fault" "the exclusion"
     wait_for_line "$LOGS/run2/rank0.log" " step [0-9]+/[0-9]+ loss" 60 "run 2 never trained"
-    step_nodes=$(squeue -h -s -j "$JOB" -o '%N' | tail -n 1)
+    # The job's steps as Slurm lists them ("JOB.N NODES"; not the batch step): the newest one.
+    step_nodes=$(squeue -h -s -j "$JOB" -o '%i %N' | awk -v j="$JOB" '$1 ~ "^" j "\\.[0-9]+$" {print $2}' | sort | tail -n 1)
     [ "$step_nodes" = "h[1,3]" ] || mh_fail "the step after the GPU fault runs on '$step_nodes', not h[1,3]"
     expect_job_done 300
     echo "measured: $CASE: Slurm ran the step after the GPU fault on $step_nodes"

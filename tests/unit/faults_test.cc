@@ -6,6 +6,8 @@
 #include "diagnostics/faults/fault_injection.h"
 #include "tests/support/temp_dir.h"
 #include "trainer/core/atomic_file.h"
+#include "trainer/core/host_addresses.h"
+#include "trainer/step_errors.h"
 #include "trainer/model/hw3_net.h"
 
 namespace trainguard {
@@ -123,8 +125,9 @@ TEST(FaultSpec, ParsesAndRejects) {
   EXPECT_EQ(s.seconds, 1.5);
   EXPECT_EQ(ParseFaultSpec("kill:step=3:rank=0").kind, FaultSpec::Kind::kKill);
   EXPECT_EQ(ParseFaultSpec("slow:rank=1:step=1:seconds=0.05").kind, FaultSpec::Kind::kSlow);
+  EXPECT_EQ(ParseFaultSpec("gpu-fault:rank=1:step=3:host=node7").host, "node7");
   for (const char* bad : {"boom:rank=1:step=1", "nan:rank=1", "nan:rank=x:step=1", "nan:rank=1:step=0", "nan:rank",
-                          "slow:rank=0:step=1:seconds=-2"}) {
+                          "slow:rank=0:step=1:seconds=-2", "gpu-fault:rank=0:step=1:host="}) {
     EXPECT_THROW(ParseFaultSpec(bad), ConfigError) << bad;
   }
 }
@@ -138,6 +141,20 @@ TEST(FaultInjection, PoisonsOnlyTheChosenRankAndStep) {
   injector.BeforeStep({0, 2, 5, 2, 0, 2}, batch);
   EXPECT_FALSE(torch::isfinite(batch.images[0]).all().item<bool>());
   EXPECT_TRUE(torch::isfinite(batch.images[1]).all().item<bool>());
+}
+
+TEST(FaultInjection, AGpuFaultFailsTheStepWithTheGpuFaultCodeOnThisHostOnly) {
+  Batch batch;
+  batch.images = torch::zeros({2, 1, 4, 4});
+  FaultInjector here({ParseFaultSpec("gpu-fault:rank=0:step=1:host=" + HostName())}, 0);
+  try {
+    here.BeforeStep({0, 1, 5, 1, 0, 2}, batch);
+    ADD_FAILURE() << "no GPU fault raised";
+  } catch (const std::exception& e) {
+    EXPECT_EQ(ClassifyStepError(e), ErrorKind::kGpuFault) << e.what();
+  }
+  FaultInjector elsewhere({ParseFaultSpec("gpu-fault:rank=0:step=1:host=not-" + HostName())}, 0);
+  EXPECT_NO_THROW(elsewhere.BeforeStep({0, 1, 5, 1, 0, 2}, batch));
 }
 
 }  // namespace
