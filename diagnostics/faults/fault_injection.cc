@@ -20,9 +20,9 @@ constexpr int32_t kInjectedGpuFaultCode = 700;
 
 FaultSpec ParseFaultSpec(const std::string& text) {
   const auto bad = [&](const std::string& why) {
-    return ConfigError(
-        "--inject-fault " + text + ": " + why +
-        " (expected KIND:rank=R:step=K[:seconds=S][:when=after][:host=H] with KIND nan, kill, sleep, slow, slow-diagnosis or gpu-fault)");
+    return ConfigError("--inject-fault " + text + ": " + why +
+                       " (expected KIND:rank=R:step=K[:seconds=S][:when=after][:host=H] with KIND nan, kill, sleep, "
+                       "slow, slow-diagnosis or gpu-fault)");
   };
   std::istringstream in(text);
   std::string part;

@@ -5,8 +5,8 @@
 // error of a failed GPU (illegal address) inside the step, on the CPU too.
 // Spec syntax: KIND:rank=R:step=K[:seconds=S][:when=after][:host=H], KIND one of nan, kill,
 // sleep, slow, slow-diagnosis, gpu-fault; `host=H` fires it only while rank R runs on host H (a
-// fault of a node, which a rerun on other nodes does not meet); `when=after` makes a sleep or a kill come after the step and its report (the
-// observers' OnStepEnd: progress, metrics), between steps (where the ranks meet in evaluation,
+// fault of a node, which a rerun on other nodes does not meet); `when=after` makes a sleep or a kill come after the
+// step and its report (the observers' OnStepEnd: progress, metrics), between steps (where the ranks meet in evaluation,
 // checkpoints and label validation). Register the injector as a hook and, after the other
 // observers, as an observer.
 // (A planted bad label with validation off is --plant-label with --no-validate-labels.)

@@ -7,8 +7,8 @@
 #include "tests/support/temp_dir.h"
 #include "trainer/core/atomic_file.h"
 #include "trainer/core/host_addresses.h"
-#include "trainer/step_errors.h"
 #include "trainer/model/hw3_net.h"
+#include "trainer/step_errors.h"
 
 namespace trainguard {
 namespace {
