@@ -136,10 +136,13 @@ check_settings() {
   fi
 }
 
-# Counts this run in the policy's folder and exports the number of earlier runs of the job.
+# Counts this run in the policy's folder and exports the number of earlier runs of the job, and
+# of those the restarts in place.
 count_attempt() {
   rp_bump runs
   export TRAINGUARD_RESTART_COUNT=$(($(rp_count runs) - 1))
+  TRAINGUARD_RESTARTS_IN_PLACE=$(rp_count in-place)
+  export TRAINGUARD_RESTARTS_IN_PLACE
 }
 
 # Exits at once with the code of an earlier run in this pod that ended the job.

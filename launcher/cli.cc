@@ -241,6 +241,15 @@ void AddCheckpointOptions(CLI::App& cmd, TrainConfig& c) {
                  "exported as trainguard_restarts")
       ->check(kNonNegative)
       ->capture_default_str();
+  cmd.add_option("--restarts-in-place", c.restarts_in_place,
+                 "of --restart-count, the restarts inside the allocation or pod, without a requeue (slurm/ and "
+                 "k8s/ set it): exported as trainguard_restarts_in_place")
+      ->check(kNonNegative)
+      ->capture_default_str();
+  cmd.add_option("--excluded-nodes", c.excluded_nodes,
+                 "the nodes the launcher left out of this run after failures, comma-separated (slurm/ sets it): "
+                 "logged and exported as trainguard_excluded_node{node}")
+      ->delimiter(',');
 }
 
 // Prediction: what predict writes.

@@ -92,14 +92,18 @@ int Train(const Command& command, Job& job) {
   MpiSession& mpi = job.mpi;
   if (!config.checkpoint.empty()) job.failure_file = config.checkpoint + ".failure";
   if (mpi.rank() == 0 && config.restart_count > 0) {
-    LogLine("restart " + std::to_string(config.restart_count) + " of this job (--restart-count)");
+    std::string excluded;
+    for (const std::string& node : config.excluded_nodes) excluded += (excluded.empty() ? "" : ",") + node;
+    LogLine("restart " + std::to_string(config.restart_count) + " of this job (--restart-count), " +
+            std::to_string(config.restarts_in_place) + " of them in place (--restarts-in-place)" +
+            (excluded.empty() ? "" : "; nodes left out after failures: " + excluded));
   }
   job.watch->SetPhase("the set-up of the data plane");
   job.data = MakeDataPlane(config, job.device, job.control, job.watch.get());
   job.watch->SetPhase("the start of the metrics");
   StartJobMetrics(config, job);
   if (job.metrics) {
-    job.metrics->SetRestarts(config.restart_count);
+    job.metrics->SetRestarts(config.restart_count, config.restarts_in_place, config.excluded_nodes);
     job.metrics->SetRunInfo({TRAINGUARD_VERSION, UsesNccl(config, job.device) ? "nccl" : "mpi",
                              job.device.is_cuda() ? "cuda" : "cpu", config.precision});
   }

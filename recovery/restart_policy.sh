@@ -26,6 +26,8 @@
 #   last-failure        the fingerprint of the last failure
 #   in-place.<ALLOC>    the in-place restarts of allocation ALLOC (RP_ALLOCATION: a Slurm
 #                       requeue count, a pod name)
+#   in-place            the in-place restarts of the whole job
+#   runs                the runs started so far (the platform counts them)
 # shellcheck shell=bash
 
 # Defaults; the caller may set each before calling.
@@ -114,6 +116,7 @@ rp_decide() {
   used=$(rp_count "in-place.$RP_ALLOCATION")
   if ((in_place)) && ((used < RP_MAX_IN_PLACE)); then
     rp_bump "in-place.$RP_ALLOCATION"
+    rp_bump in-place
     RP_REASON+="; in-place restart $((used + 1)) of at most $RP_MAX_IN_PLACE"
     RP_ACTION=restart
   else

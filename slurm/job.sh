@@ -43,7 +43,8 @@ tg_code_name() {
 tg_trainguard_args() {
   printf '%s\n' train --resume auto --device "$TG_DEVICE" --checkpoint "$TG_CHECKPOINT" \
     --bundle-dir "$TG_BUNDLE_DIR" --label-report "$TG_LABEL_REPORT" --run-config "$TG_RUN_CONFIG" \
-    --log-dir "$TG_LOG_DIR" --restart-count "$TG_RESTART_COUNT"
+    --log-dir "$TG_LOG_DIR" --restart-count "$TG_RESTART_COUNT" --restarts-in-place "$(rp_count in-place)"
+  [ ! -s "$TG_STATE_DIR/excluded" ] || printf '%s\n' --excluded-nodes "$(cut -d' ' -f1 "$TG_STATE_DIR/excluded" | paste -sd,)"
   [ -z "$TG_CONFIG" ] || printf '%s\n' --config "$TG_CONFIG"
   [ -z "$TG_PUSHGATEWAY" ] || printf '%s\n' --pushgateway "$TG_PUSHGATEWAY"
   [ -z "$TG_METRICS_TEXTFILE" ] || printf '%s\n' --metrics-textfile "$TG_METRICS_TEXTFILE"

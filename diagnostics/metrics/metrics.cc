@@ -153,6 +153,8 @@ class Metrics::Impl {
   Counter* quarantined = nullptr;
   Family<Gauge>* finished = nullptr;
   Gauge* restarts = nullptr;
+  Gauge* restarts_in_place = nullptr;
+  Family<Gauge>* excluded_node = nullptr;
   Gauge* lost_training = nullptr;
   Family<Gauge>* last_success = nullptr;
   Family<Gauge>* gpu_allocated = nullptr;
@@ -247,6 +249,11 @@ Metrics::Metrics(const MetricsOptions& options) {
   m.last_success =
       &m.GaugeFamily("trainguard_last_success_timestamp_seconds", "Unix time of the last successful step.");
   m.restarts = &m.GaugeFamily("trainguard_restarts", "Times the launcher restarted this job before this run.").Add({});
+  m.restarts_in_place = &m.GaugeFamily("trainguard_restarts_in_place",
+                                       "Of trainguard_restarts, those inside the allocation or pod, without a requeue.")
+                             .Add({});
+  m.excluded_node =
+      &m.GaugeFamily("trainguard_excluded_node", "Nodes the launcher left out of this run after failures (1 each).");
   m.lost_training = &m.GaugeFamily("trainguard_lost_training_seconds",
                                    "At a failure: training time since the last checkpoint, to be redone on resume.")
                          .Add({});
@@ -372,7 +379,11 @@ void Metrics::OnFinished() {
 
 void Metrics::AddQuarantinedSamples(int64_t count) { impl_->quarantined->Increment(static_cast<double>(count)); }
 
-void Metrics::SetRestarts(int64_t restarts) { impl_->restarts->Set(static_cast<double>(restarts)); }
+void Metrics::SetRestarts(int64_t restarts, int64_t in_place, const std::vector<std::string>& excluded_nodes) {
+  impl_->restarts->Set(static_cast<double>(restarts));
+  impl_->restarts_in_place->Set(static_cast<double>(in_place));
+  for (const std::string& node : excluded_nodes) impl_->excluded_node->Add({{"node", node}}).Set(1);
+}
 
 void Metrics::SetLostTrainingSeconds(double seconds) { impl_->lost_training->Set(seconds); }
 

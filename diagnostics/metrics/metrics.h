@@ -128,8 +128,10 @@ class Metrics {
   // trainguard_quarantined_samples_total += count: samples set aside (rank 0 counts the job's).
   void AddQuarantinedSamples(int64_t count);
   void SetGpuMemory(int64_t allocated_bytes, int64_t reserved_bytes);
-  // trainguard_restarts: how many times the launcher restarted the job before this run.
-  void SetRestarts(int64_t restarts);
+  // trainguard_restarts: how many times the launcher restarted the job before this run;
+  // trainguard_restarts_in_place: how many of them stayed in the allocation or pod;
+  // trainguard_excluded_node{node} = 1 for each node the launcher left out after failures.
+  void SetRestarts(int64_t restarts, int64_t in_place, const std::vector<std::string>& excluded_nodes);
   // trainguard_lost_training_seconds: at a failure, the training time since the last checkpoint
   // (or since this run began), which a resumed run must redo.
   void SetLostTrainingSeconds(double seconds);

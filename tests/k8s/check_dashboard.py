@@ -69,6 +69,7 @@ ALERTS_EXPECTED = {
     "TrainguardStraggler": None,  # two ranks on a shared machine: depends on its load
     "TrainguardThroughputDropped": None,  # depends on the machine's load
     "TrainguardRanksMissing": False,  # both ranks up
+    "TrainguardRecoveredInPlace": False,  # one run, never restarted
 }
 
 

@@ -190,6 +190,20 @@ TEST(MetricsText, OnePhaseAtATime) {
   EXPECT_TRUE(Contains(m.Text(), "trainguard_exit_code{" + Labels({}) + "} 0\n")) << m.Text();
 }
 
+TEST(MetricsText, RestartsInPlaceAndExcludedNodes) {
+  MetricsOptions o;
+  o.rank = 3;
+  o.local_rank = 1;
+  o.host = "node-a";
+  Metrics m(o);
+  m.SetRestarts(3, 2, {"node-b", "node-c"});
+  const std::string text = m.Text();
+  EXPECT_TRUE(Contains(text, "trainguard_restarts{" + Labels({}) + "} 3\n")) << text;
+  EXPECT_TRUE(Contains(text, "trainguard_restarts_in_place{" + Labels({}) + "} 2\n")) << text;
+  EXPECT_TRUE(Contains(text, "trainguard_excluded_node{" + Labels({{"node", "node-b"}}) + "} 1\n")) << text;
+  EXPECT_TRUE(Contains(text, "trainguard_excluded_node{" + Labels({{"node", "node-c"}}) + "} 1\n")) << text;
+}
+
 TEST(Textfile, WrittenAtomicallyAndPassesPromtool) {
   TempDir tmp("textfile");
   MetricsOptions o;

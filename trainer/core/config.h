@@ -101,8 +101,10 @@ struct TrainConfig {
   // "no"; "yes": start from --checkpoint, which must exist; "auto": start from it when it
   // exists, afresh otherwise (the same command line serves the first run and every requeue).
   std::string resume = "no";
-  double preempt_grace = 20;  // seconds after SIGTERM to agree on a checkpoint before exit 6
-  int64_t restart_count = 0;  // how many times the launcher restarted this job before (slurm/, k8s/ set it)
+  double preempt_grace = 20;      // seconds after SIGTERM to agree on a checkpoint before exit 6
+  int64_t restart_count = 0;      // how many times the launcher restarted this job before (slurm/, k8s/ set it)
+  int64_t restarts_in_place = 0;  // of those, restarts inside the allocation or pod
+  std::vector<std::string> excluded_nodes;  // nodes the launcher left out of this run after failures
 };
 
 // Checks relations between fields that single-flag checks cannot see.
