@@ -44,7 +44,7 @@ tg_trainguard_args() {
   printf '%s\n' train --resume auto --device "$TG_DEVICE" --checkpoint "$TG_CHECKPOINT" \
     --bundle-dir "$TG_BUNDLE_DIR" --label-report "$TG_LABEL_REPORT" --run-config "$TG_RUN_CONFIG" \
     --log-dir "$TG_LOG_DIR" --restart-count "$TG_RESTART_COUNT" --restarts-in-place "$(rp_count in-place)"
-  [ ! -s "$TG_STATE_DIR/excluded" ] || printf '%s\n' --excluded-nodes "$(cut -d' ' -f1 "$TG_STATE_DIR/excluded" | paste -sd,)"
+  [ ! -s "$TG_STATE_DIR/excluded" ] || printf '%s\n' --excluded-nodes "$(tg_excluded_list)"
   [ -z "$TG_CONFIG" ] || printf '%s\n' --config "$TG_CONFIG"
   [ -z "$TG_PUSHGATEWAY" ] || printf '%s\n' --pushgateway "$TG_PUSHGATEWAY"
   [ -z "$TG_METRICS_TEXTFILE" ] || printf '%s\n' --metrics-textfile "$TG_METRICS_TEXTFILE"
@@ -172,7 +172,7 @@ tg_run_step() {
 # may be empty): it reruns the same script, with SLURM_RESTART_COUNT one higher, after Slurm's
 # requeue hold. A running job's ExcNodeList cannot be changed (Slurm refuses the update), so the
 # job is requeued held, updated while it leaves the running state (the batch shell survives the
-# requeue's SIGTERM through its trap), then released. Returns scontrol's status.
+# requeue's SIGTERM through its trap), then released. Returns 0, or scontrol's failing status.
 tg_requeue() {
   local out rc=0 deadline
   out=$(scontrol requeuehold "$SLURM_JOB_ID" 2>&1) || rc=$?
@@ -190,11 +190,18 @@ tg_requeue() {
       sleep 0.2
     done
   fi
-  out=$(scontrol release "$SLURM_JOB_ID" 2>&1) || {
+  # The requeue's SIGTERM reaches every process of the batch step, a scontrol running then too:
+  # the release is tried again until it goes through (before KillWait's SIGKILL).
+  deadline=$((SECONDS + 10))
+  until out=$(scontrol release "$SLURM_JOB_ID" 2>&1); do
     rc=$?
-    tg_log "scontrol release $SLURM_JOB_ID failed ($rc): $out; release it by hand (scontrol release $SLURM_JOB_ID)"
-  }
-  return "$rc"
+    if ((SECONDS >= deadline)); then
+      tg_log "scontrol release $SLURM_JOB_ID failed ($rc): $out; release it by hand (scontrol release $SLURM_JOB_ID)"
+      return "$rc"
+    fi
+    sleep 0.2
+  done
+  return 0
 }
 
 # tg_check_settings: fails (exit 2, with what to change) on a launcher other than srun or
@@ -265,7 +272,7 @@ tg_exclude() {
 tg_exclude_failed_nodes() {
   local fingerprint=$1 logs=$2 host state
   shift 2
-  host=$(sed -n 's/.* host=\([^ ]*\).*/\1/p' "$fingerprint" 2>/dev/null)
+  host=$(sed -n 's/.* host=\([^ ]*\).*/\1/p' "$fingerprint" 2>/dev/null) || host="" # no fingerprint: none
   [ -z "$host" ] || tg_exclude "$host" "GPU fault ($(cat "$fingerprint"))"
   while read -r host; do
     [ -z "$host" ] || tg_exclude "$host" "its ranks went silent (the other ranks' verdict in $logs)"
@@ -273,6 +280,11 @@ tg_exclude_failed_nodes() {
   while read -r host state; do
     [ -z "$host" ] || tg_exclude "$host" "Slurm holds it $state"
   done < <(tg_unhealthy_nodes "$@")
+}
+
+# tg_excluded_list: prints the job's excluded nodes, comma-separated (nothing when there are none).
+tg_excluded_list() {
+  [ ! -s "$TG_STATE_DIR/excluded" ] || cut -d' ' -f1 "$TG_STATE_DIR/excluded" | paste -sd,
 }
 
 # tg_pick_nodes NODES...: prints the nodes the next step runs on, one per line: the first
@@ -347,7 +359,7 @@ tg_job_main() {
     mapfile -t active < <(tg_pick_nodes "${nodes[@]}")
     if ((${#active[@]} == 0)); then
       tg_log "fewer than TG_MIN_NODES=$TG_MIN_NODES of the allocation's nodes are usable (excluded:" \
-        "$(cut -d' ' -f1 "$TG_STATE_DIR/excluded" | paste -sd,)): requeued"
+        "$(tg_excluded_list)): requeued"
       tg_requeue_or_fail "$rc"
     fi
     rp_bump runs
@@ -374,7 +386,7 @@ tg_job_main() {
     # In place when the step can go on here: not a stop that asked to leave the allocation
     # (12: the time limit, a preemption), and enough nodes left.
     rp_decide "$rc" "$TG_TERMINATED" "$(((rc != 12) && ${#active[@]} > 0))" "$fingerprint"
-    tg_log "$TG_LAUNCHER exited $rc ($(tg_code_name "$rc")): $RP_ACTION ($RP_REASON)"
+    tg_log "$TG_LAUNCHER exited $rc ($(tg_code_name "$rc")): $RP_ACTION${RP_REASON:+ ($RP_REASON)}"
     case "$RP_ACTION" in
       ok) exit 0 ;;
       restart) tg_log_restart "$rc" "${previous[*]}" "${active[*]}" ;;
@@ -391,7 +403,8 @@ tg_log_restart() {
   local left=() came=() node lost
   for node in $2; do [[ " $3 " == *" $node "* ]] || left+=("$node"); done
   for node in $3; do [[ " $2 " == *" $node "* ]] || came+=("$node"); done
-  lost=$(sed -n 's/.*\] \([0-9]* s\) of training since the last checkpoint.*/\1/p' "$TG_LOG_DIR/rank0.log" 2>/dev/null | tail -n 1)
+  lost=$(sed -n 's/.*\] \([0-9]* s\) of training since the last checkpoint.*/\1/p' "$TG_LOG_DIR/rank0.log" 2>/dev/null |
+    tail -n 1) || lost=""
   tg_log "restart in place after exit $1 ($(tg_code_name "$1")):" \
     "${left[*]:+without ${left[*]}}${came[*]:+, ${came[*]} taking over}${left[*]:+; }$(($(wc -w <<<"$3") * TG_TASKS_PER_NODE)) rank(s)" \
     "on $(tr ' ' , <<<"$3"); ${lost:-no} training lost; continuing from $TG_CHECKPOINT (--resume auto)"
@@ -401,7 +414,7 @@ tg_log_restart() {
 # when Slurm refuses.
 tg_requeue_or_fail() {
   local excluded
-  excluded=$(cut -d' ' -f1 "$TG_STATE_DIR/excluded" 2>/dev/null | paste -sd,)
+  excluded=$(tg_excluded_list)
   if tg_requeue "$excluded"; then
     tg_log "requeued${excluded:+ without $excluded}: the next run continues from $TG_CHECKPOINT (--resume auto)"
     exit 0
