@@ -315,13 +315,16 @@ tg_step_args() {
 
 # tg_first_step_after SINCE LOG: run in the background once a restarted run has started: waits
 # for its rank 0 to log its first step (or its end) and logs the time from SINCE (epoch seconds:
-# the failure's first rank exit) to it.
+# the end of the failed run) to it, and where the run continued (rank 0's resume line).
 tg_first_step_after() {
-  local since=$1 log=$2 deadline=$((SECONDS + 3600))
+  local since=$1 log=$2 deadline=$((SECONDS + 3600)) from
   while ((SECONDS < deadline)); do
     if grep -qE ' step [0-9]+/[0-9]+ | exiting with code ' "$log" 2>/dev/null; then
       grep -qE ' step [0-9]+/[0-9]+ ' "$log" || return 0
-      tg_log "$(basename "$(dirname "$log")") trains again: $(($(date +%s) - since)) s from the failure to its first step"
+      from=$(sed -n 's/.*resuming from checkpoint .*: \(epoch [0-9]*\), \(step [0-9]*\) of the epoch, \(global step [0-9]*\),.*/\3 (\1, \2 of the epoch)/p' \
+        "$log" | head -n 1) || from=""
+      tg_log "$(basename "$(dirname "$log")") trains again: its first step came $(($(date +%s) - since)) s after the" \
+        "failed run ended; it continued from ${from:-the start (no checkpoint yet)}"
       return 0
     fi
     sleep 0.5

@@ -248,7 +248,8 @@ case "$CASE" in
     expect_in "$OUT" "without h2, h4 taking over; 3 rank(s) on h1,h3,h4" "the restart line"
     first=$(first_step_of 2 60 "run 2 never trained")
     expect_job_done 300
-    expect_in "$OUT" "run2 trains again: " "the time to the first step"
+    expect_in "$OUT" "run2 trains again: its first step came" "the time to the first step"
+    expect_in "$OUT" "; it continued from global step " "where run 2 continued"
     expect_in "$LOGS/run2/rank0.log" "resuming from" "run 2's resume line"
     # The same resume by hand, on the same hosts, from the copy of the checkpoint.
     cp "$MH_DIR/resumed-from.ckpt" "$MH_DIR/by-hand.ckpt"
