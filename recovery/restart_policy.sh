@@ -83,6 +83,7 @@ rp_repeated() {
 #   exhausted  a failure with no failure left in RP_MAX_FAILURES
 #   restart    go on in place: IN_PLACE_POSSIBLE is 1 and this allocation has restarts left
 #   requeue    go on through the scheduler
+# shellcheck disable=SC2034 # RP_ACTION and RP_REASON are read by the caller
 rp_decide() {
   local code=$1 terminated=$2 in_place=$3 fingerprint=$4 kind used
   kind=$(rp_kind "$code")
