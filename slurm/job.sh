@@ -358,9 +358,9 @@ tg_job_main() {
   RP_ALLOCATION=${SLURM_RESTART_COUNT:-0}
   TG_TERMINATED=0
   local rc=1 run fingerprint=$TG_CHECKPOINT.failure active=() previous=() fault_at
+  mapfile -t active < <(tg_pick_nodes "${nodes[@]}")
   while :; do
-    mapfile -t active < <(tg_pick_nodes "${nodes[@]}")
-    if ((${#active[@]} == 0)); then
+    if ((${#active[@]} == 0)); then # a requeued job whose allocation holds too few usable nodes
       tg_log "fewer than TG_MIN_NODES=$TG_MIN_NODES of the allocation's nodes are usable (excluded:" \
         "$(tg_excluded_list)): requeued"
       tg_requeue_or_fail "$rc"

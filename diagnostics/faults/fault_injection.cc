@@ -57,7 +57,8 @@ FaultSpec ParseFaultSpec(const std::string& text) {
         have_step = true;
       } else if (key == "seconds") {
         spec.seconds = std::stod(value, &used);
-      } else if (key == "host" && !value.empty()) {
+      } else if (key == "host") {
+        if (value.empty()) throw bad("host= needs a host name");
         spec.host = value;
         used = value.size();
       } else if (key == "when" && (value == "after" || value == "before")) {
