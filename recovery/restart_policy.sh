@@ -4,7 +4,7 @@
 # requeue; Kubernetes: mpirun again in the launcher pod, or a container restart).
 # Functions only: sourcing it runs nothing. Every name starts with rp_.
 #
-# The rules (README: Recovery):
+# The rules (docs/slurm.md, "Recovery in the allocation"):
 # - 0 is done. The permanent codes (RP_PERMANENT_CODES) would fail the same way again: usage,
 #   data, checkpoint, labels, a batch's data, a device-side assert, non-finite values, memory.
 # - Planned stops are free: 12 (a stop on request wrote a checkpoint: the time limit, a

@@ -105,8 +105,8 @@ start_mpirun() {
   MPIRUN_PID=$!
 }
 
-# end_mpirun WHAT: mpirun waits for the daemon of a host it cannot reach, for ever; README says to
-# end it with two SIGTERMs (its "terminate now"), as slurm/job.sh does. It must be gone 5 s later.
+# end_mpirun WHAT: mpirun waits for the daemon of a host it cannot reach, for ever; docs/multi-host.md
+# says to end it with two SIGTERMs (its "terminate now"), as slurm/job.sh does. It must be gone 5 s later.
 end_mpirun() {
   local pid
   for pid in $(mh_pids h1); do
