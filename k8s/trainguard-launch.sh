@@ -43,8 +43,15 @@
 # volume: a restarted container or a new launcher pod goes on counting). A GPU fault names its
 # node: an MPIJob cannot move a worker off it, so the log says to cordon it.
 #
-# Each run exports TRAINGUARD_RESTART_COUNT, the number of earlier runs of the job (mpirun passes
-# it on with -x), so that trainguard logs and exports it. Before each run this script waits,
+# Ranks started over ssh get sshd's environment, not the worker pod's nor this one's. So when the
+# command is mpirun (or mpiexec), every NCCL_*, TRAINGUARD_* and CUDA_* variable set in this
+# script's environment is passed to the ranks with `-x NAME` (mpirun reads the value here, so any
+# value travels as it is), unless the command line already has a -x for that name: set such
+# variables on the launcher container (k8s/mpijob.yaml), not on the workers. OMPI_MCA_* variables
+# need nothing: mpirun passes them to its daemons and the ranks itself.
+#
+# Each run exports TRAINGUARD_RESTART_COUNT, the number of earlier runs of the job (forwarded as
+# above), so that trainguard logs and exports it. Before each run this script waits,
 # bounded, until every host of the MPI hostfile accepts connections on the ssh port, so that a
 # restart after a lost worker does not fail to start mpirun.
 #
@@ -211,14 +218,35 @@ wait_child() {
   done
 }
 
+# with_forwarded_env COMMAND...: sets `command` to COMMAND with `-x NAME` after its first word for
+# every NCCL_*, TRAINGUARD_* and CUDA_* variable exported here that COMMAND does not pass already,
+# when that word is mpirun or mpiexec; to COMMAND unchanged otherwise.
+with_forwarded_env() {
+  command=("$@")
+  case ${1##*/} in
+    mpirun | mpiexec) ;;
+    *) return 0 ;;
+  esac
+  local given=" " name i
+  local -a extra=()
+  for ((i = 1; i < $# - 1; i++)); do
+    [[ ${command[i]} != -x ]] || given+="${command[i + 1]%%=*} "
+  done
+  while read -r name; do
+    [[ $given == *" $name "* ]] || extra+=(-x "$name")
+  done < <(compgen -e | grep -E '^(NCCL|TRAINGUARD|CUDA)_' | sort)
+  command=("$1" "${extra[@]}" "${@:2}")
+}
+
 # run_once COMMAND...: one run of COMMAND with the stop forwarding; sets `status` to its exit code
 # and `terminated` to 1 when the pod got SIGTERM (or SIGINT) meanwhile.
 run_once() {
   count_attempt
   [[ -z $failure_file ]] || rm -f "$failure_file" # a failure of this run writes its own
   stop_sent=0 signalled=0 pending=0 terminated=0 child=
+  with_forwarded_env "$@" # after count_attempt: its counts are forwarded too
   trap on_stop TERM INT
-  "$@" &
+  "${command[@]}" &
   child=$!
   if ((pending)); then on_stop; fi
   wait_child

@@ -242,6 +242,35 @@ if [[ $code != 2 || -s $RUNS ]] || ! grep -q "TG_LAUNCH_MAX_FAILURES=three" "$tm
 fi
 echo "ok: launcher: a bad setting is refused (exit 2) and named"
 
+# 3h. The ranks get the launcher's NCCL_*, TRAINGUARD_* and CUDA_* variables although mpirun
+#     starts them over ssh: a real mpirun starts its daemon through a stand-in for ssh that, as
+#     sshd does, gives it a bare environment. Other variables do not travel; a -x already on the
+#     command line keeps its value; a command that is not mpirun is run as it is.
+cat >"$tmp/bare-ssh" <<'EOF'
+#!/usr/bin/env bash
+# ssh HOST COMMAND as mpirun's plm_rsh_agent: the command runs here with sshd's bare environment.
+while [[ $1 == -* ]]; do shift; done
+shift
+exec env -i PATH=/usr/bin:/bin HOME="$HOME" bash -c "$*"
+EOF
+chmod +x "$tmp/bare-ssh"
+# shellcheck disable=SC2016 # expanded by the rank
+show_env='for v in NCCL_IB_HCA NCCL_DEBUG TRAINGUARD_STORE_PORT CUDA_DEVICE_ORDER TRAINGUARD_RESTART_COUNT TG_OTHER; do
+  echo "$v=${!v-unset}"; done >"$0"'
+root_flag=()
+[[ $(id -u) != 0 ]] || root_flag=(--allow-run-as-root)
+fresh
+launch NCCL_IB_HCA=mlx5_0,mlx5_1 NCCL_DEBUG=INFO TRAINGUARD_STORE_PORT=29400 CUDA_DEVICE_ORDER=PCI_BUS_ID \
+  TG_OTHER=1 "$launch" mpirun "${root_flag[@]}" --mca plm_rsh_agent "$tmp/bare-ssh" -host remote-host:1 -np 1 \
+  -x NCCL_DEBUG=WARN bash -c "$show_env" "$tmp/rank-env"
+want="NCCL_IB_HCA=mlx5_0,mlx5_1 NCCL_DEBUG=WARN TRAINGUARD_STORE_PORT=29400 CUDA_DEVICE_ORDER=PCI_BUS_ID"
+want+=" TRAINGUARD_RESTART_COUNT=0 TG_OTHER=unset"
+[[ $code == 0 && $(paste -sd' ' "$tmp/rank-env" 2>/dev/null) == "$want" ]] ||
+  fail "launcher: a rank started over ssh saw '$(paste -sd' ' "$tmp/rank-env" 2>&1)', expected '$want' (exit $code): $(log)"
+launch TG_OTHER=1 TRAINGUARD_STORE_PORT=29400 "$launch" bash -c "$show_env" "$tmp/direct-env"
+grep -qx "TRAINGUARD_STORE_PORT=29400" "$tmp/direct-env" || fail "launcher: a command that is not mpirun was changed"
+echo "ok: launcher: a rank started over ssh gets the launcher's NCCL_*, TRAINGUARD_*, CUDA_* variables, nothing else"
+
 # 4. Waiting for the workers: an unreachable ssh port delays the start by TG_LAUNCH_WAIT_S at most.
 printf '127.0.0.1 slots=2\n' >"$tmp/hostfile"
 start=$SECONDS
