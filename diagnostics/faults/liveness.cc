@@ -145,8 +145,10 @@ void Liveness::Leave() {
   board_->SetOwn(p);
   const auto now = LivenessClock::now();
   if (board_->rank() == LivenessBoard::kHub) {
-    const std::string digest = board_->Digest(now);
-    for (const auto& [rank, address] : senders_) SendTo(address, digest);
+    const std::vector<std::string> digest = board_->Digest(now);
+    for (const auto& [rank, address] : senders_) {
+      for (const std::string& part : digest) SendTo(address, part);
+    }
   } else {
     const std::string beacon = board_->Beacon(now);
     if (hub_) {
@@ -186,7 +188,7 @@ void Liveness::Receive(LivenessClock::time_point now) {
     if (sender < 0) continue;
     if (board_->rank() == LivenessBoard::kHub) {
       senders_[sender] = from;
-      SendTo(from, board_->Digest(now));
+      for (const std::string& part : board_->Digest(now)) SendTo(from, part);
     } else {
       hub_ = from;  // the address of rank 0 that answers
     }

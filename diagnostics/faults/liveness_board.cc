@@ -1,9 +1,11 @@
 // The liveness board (see liveness_board.h). Wire format, text, one datagram each:
-//   beacon  "TG1 B <nonce> <rank> <state> <step> <collective> <waiting> <age_ms> <phase>"
-//   digest  "TG1 D <nonce> <world> <states>\n" then detail lines
-//           "<rank> <state> <silent> <unheard_ms> <step> <collective> <waiting> <age_ms> <phase>\n"
-// where <states> has one character per rank: its state, or Q when the hub counts it silent, and
-// ages are milliseconds before the sender's now (no clocks are compared across hosts).
+//   beacon       "TG2 B <nonce> <rank> <state> <step> <collective> <waiting> <age_ms> <phase>"
+//   digest part  "TG2 D <nonce> <world> <first> <states>\n" then detail lines
+//                "<rank> <state> <silent> <unheard_ms> <step> <collective> <waiting> <age_ms> <phase>\n"
+// where <states> has one character per rank from <first> on (the part covers those ranks): its
+// state, or Q when the hub counts it silent; the detail lines are of ranks the part covers; ages
+// are milliseconds before the sender's now (no clocks are compared across hosts); a phase is at
+// most kMaxPhaseBytes. TG1 (one digest datagram for every rank) is not understood.
 #include "diagnostics/faults/liveness_board.h"
 
 #include <algorithm>
@@ -33,10 +35,19 @@ std::string RestOfLine(std::istringstream& in) {
   return rest;
 }
 
-std::string OneLine(std::string text) {
+// The phase as it goes on the wire: one line, at most kMaxPhaseBytes, not cut inside a UTF-8
+// character.
+std::string WirePhase(std::string text) {
   std::replace(text.begin(), text.end(), '\n', ' ');
+  if (text.size() > LivenessBoard::kMaxPhaseBytes) {
+    size_t end = LivenessBoard::kMaxPhaseBytes;
+    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+    text.resize(end);
+  }
   return text;
 }
+
+constexpr char kMagic[] = "TG2";
 
 }  // namespace
 
@@ -66,8 +77,8 @@ void LivenessBoard::SetOwn(const Progress& progress) { peers_[rank_].progress = 
 std::string LivenessBoard::Beacon(LivenessClock::time_point now) const {
   const Progress& p = own();
   std::ostringstream out;
-  out << "TG1 B " << nonce_ << ' ' << rank_ << ' ' << p.state << ' ' << p.step << ' ' << p.collective << ' '
-      << (p.waiting ? 1 : 0) << ' ' << MsBetween(p.since, now) << ' ' << OneLine(p.phase);
+  out << kMagic << " B " << nonce_ << ' ' << rank_ << ' ' << p.state << ' ' << p.step << ' ' << p.collective << ' '
+      << (p.waiting ? 1 : 0) << ' ' << MsBetween(p.since, now) << ' ' << WirePhase(p.phase);
   return out.str();
 }
 
@@ -76,39 +87,62 @@ bool LivenessBoard::SilentAtHub(int rank, LivenessClock::time_point now) const {
   return SecondsBetween(peers_[rank].heard, now) > options_.silent_after_s;
 }
 
-std::string LivenessBoard::Digest(LivenessClock::time_point now) const {
+bool LivenessBoard::Uncovered(int rank, LivenessClock::time_point now) const {
+  if (rank_ == kHub || rank == kHub || !hub_ever_heard_ || peers_[rank].silent_at_hub) return false;
+  return SecondsBetween(peers_[rank].heard, now) > options_.silent_after_s;
+}
+
+std::string LivenessBoard::DetailLine(int r, LivenessClock::time_point now) const {
+  const Peer& peer = peers_[r];
+  const Progress& p = peer.progress;
   std::ostringstream out;
-  out << "TG1 D " << nonce_ << ' ' << world() << ' ';
-  for (int r = 0; r < world(); ++r) out << (SilentAtHub(r, now) ? 'Q' : peers_[r].progress.state);
-  out << '\n';
+  out << r << ' ' << p.state << ' ' << (SilentAtHub(r, now) ? 1 : 0) << ' '
+      << (r == kHub ? 0 : MsBetween(peer.heard, now)) << ' ' << p.step << ' ' << p.collective << ' '
+      << (p.waiting ? 1 : 0) << ' ' << MsBetween(p.since, now) << ' ' << WirePhase(p.phase) << '\n';
+  return out.str();
+}
+
+std::vector<std::string> LivenessBoard::Digest(LivenessClock::time_point now) const {
   // Details, most telling first: the hub, the silent, the stopping, then those not in a wait.
-  auto priority = [&](int r) {
-    if (r == kHub) return 0;
-    if (SilentAtHub(r, now)) return 1;
-    if (peers_[r].progress.state != 'R') return 2;
-    return peers_[r].progress.waiting ? 4 : 3;
-  };
+  std::vector<int> priority(world());
   std::vector<int> order;
   for (int r = 0; r < world(); ++r) {
-    if (peers_[r].detailed && priority(r) < 4) order.push_back(r);
+    const bool silent = SilentAtHub(r, now);
+    priority[r] = r == kHub ? 0 : silent ? 1 : peers_[r].progress.state != 'R' ? 2 : peers_[r].progress.waiting ? 4 : 3;
+    if (peers_[r].detailed && priority[r] < 4) order.push_back(r);
   }
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return priority(a) < priority(b); });
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return priority[a] < priority[b]; });
   if (order.size() > kMaxDetails) order.resize(kMaxDetails);
-  for (int r : order) {
-    const Peer& peer = peers_[r];
-    const Progress& p = peer.progress;
-    out << r << ' ' << p.state << ' ' << (SilentAtHub(r, now) ? 1 : 0) << ' '
-        << (r == kHub ? 0 : MsBetween(peer.heard, now)) << ' ' << p.step << ' ' << p.collective << ' '
-        << (p.waiting ? 1 : 0) << ' ' << MsBetween(p.since, now) << ' ' << OneLine(p.phase) << '\n';
+  std::vector<std::string> details(world());
+  for (int r : order) details[r] = DetailLine(r, now);
+
+  // Parts: ranks in order, each part as many as fit. The header's <first> is at most as long as
+  // <world>, so a header written with <world> twice is never shorter than the real one.
+  const std::string prefix = std::string(kMagic) + " D " + std::to_string(nonce_) + ' ' + std::to_string(world()) + ' ';
+  const size_t header_bytes = prefix.size() + std::to_string(world()).size() + 2;  // "<first> " and '\n'
+  std::vector<std::string> parts;
+  int first = 0;
+  while (first < world()) {
+    std::string states;
+    std::string lines;
+    int r = first;
+    for (; r < world(); ++r) {
+      const char state = SilentAtHub(r, now) ? 'Q' : peers_[r].progress.state;
+      if (r > first && header_bytes + states.size() + 1 + lines.size() + details[r].size() > kMaxDatagramBytes) break;
+      states += state;
+      lines += details[r];
+    }
+    parts.push_back(prefix + std::to_string(first) + ' ' + states + '\n' + lines);
+    first = r;
   }
-  return out.str();
+  return parts;
 }
 
 int LivenessBoard::Take(const std::string& datagram, LivenessClock::time_point now) {
   std::istringstream in(datagram);
   std::string magic, type;
   uint64_t nonce = 0;
-  if (!(in >> magic >> type >> nonce) || magic != "TG1" || nonce != nonce_) return -1;
+  if (!(in >> magic >> type >> nonce) || magic != kMagic || nonce != nonce_) return -1;
   if (type == "B" && rank_ == kHub) return TakeBeacon(in, now);
   if (type == "D" && rank_ != kHub) return TakeDigest(in, now);
   return -1;
@@ -130,20 +164,23 @@ int LivenessBoard::TakeBeacon(std::istringstream& in, LivenessClock::time_point 
 }
 
 int LivenessBoard::TakeDigest(std::istringstream& in, LivenessClock::time_point now) {
-  int world_there = 0;
+  int world_there = 0, first = -1;
   std::string states;
-  if (!(in >> world_there >> states) || world_there != world() || static_cast<int>(states.size()) != world()) {
+  if (!(in >> world_there >> first >> states) || world_there != world() || first < 0 ||
+      states.size() > static_cast<size_t>(world() - first) || states.empty()) {
     return -1;
   }
   in.ignore(1);  // the end of the first line
+  const int end = first + static_cast<int>(states.size());
   hub_heard_ = now;
   hub_ever_heard_ = true;
-  for (int r = 0; r < world(); ++r) {
+  for (int r = first; r < end; ++r) {
     if (r == rank_) continue;
     Peer& peer = peers_[r];
-    peer.silent_at_hub = states[r] == 'Q';
+    const char state = states[r - first];
+    peer.silent_at_hub = state == 'Q';
     if (peer.silent_at_hub) continue;
-    if (ValidState(states[r])) peer.progress.state = states[r];
+    if (ValidState(state)) peer.progress.state = state;
     peer.heard = now;
     peer.detailed = false;  // until a detail line below says what it does (a silent rank keeps its last)
   }
@@ -155,9 +192,9 @@ int LivenessBoard::TakeDigest(std::istringstream& in, LivenessClock::time_point 
     int64_t unheard_ms = 0, step = 0, age_ms = 0;
     int32_t collective = 0;
     if (!(detail >> r >> state >> silent >> unheard_ms >> step >> collective >> waiting >> age_ms)) continue;
-    if (r < 0 || r >= world() || r == rank_ || !ValidState(state)) continue;
+    if (r < first || r >= end || r == rank_ || !ValidState(state)) continue;
     Peer& peer = peers_[r];
-    peer.heard = now - Ms(unheard_ms);
+    if (peer.silent_at_hub) peer.heard = now - Ms(unheard_ms);  // others: vouched for now, above
     peer.detailed = true;
     peer.progress = {state, step, collective, waiting != 0, RestOfLine(detail), now - Ms(age_ms)};
   }
@@ -174,7 +211,8 @@ std::set<int> LivenessBoard::Silent(LivenessClock::time_point now) const {
   const bool hub_lost = HubLost(now);
   for (int r = 0; r < world(); ++r) {
     if (r == rank_ || Left(r)) continue;
-    const bool is_silent = rank_ == kHub ? SilentAtHub(r, now) : (hub_lost || peers_[r].silent_at_hub);
+    const bool is_silent =
+        rank_ == kHub ? SilentAtHub(r, now) : (hub_lost || peers_[r].silent_at_hub || Uncovered(r, now));
     if (is_silent) silent.insert(r);
   }
   return silent;
@@ -248,6 +286,10 @@ std::string LivenessBoard::Describe(int rank, LivenessClock::time_point now) con
              " s (this rank hears the others only through it)" + last_seen;
     }
     return Name(rank) + " unknown: heard only through rank 0, which is silent" + last_seen;
+  }
+  if (Uncovered(rank, now)) {
+    return Name(rank) + " not heard of for " + Seconds(SecondsBetween(peer.heard, now)) +
+           " s (rank 0's digests about it were lost)" + last_seen;
   }
   if (Silent(now).count(rank) != 0) {
     return Name(rank) + " silent for " + Seconds(SecondsBetween(peer.heard, now)) + " s" + last_seen;

@@ -10,9 +10,14 @@
 //  - a rank that has not heard the hub for `silent_after_s` is cut off from it: it counts the hub
 //    and every rank it heard of through the hub as silent, and says that it may itself be the one
 //    cut off.
-// Messages: each rank sends one beacon per interval and gets one digest back, so at 1,024 ranks
-// and 2 beacons per second the hub takes and answers 2,048 datagrams per second (a digest holds
-// a byte per rank plus at most kMaxDetails lines: about 3 KB), and every other rank 2 each way.
+// Messages: each rank sends one beacon per interval and gets the digest back. A digest holds a
+// byte per rank plus at most kMaxDetails progress lines; it goes out as one or more parts, each a
+// datagram of at most kMaxDatagramBytes (one Ethernet MTU less the IPv4 and UDP headers, so that
+// no datagram is fragmented: a fragmented datagram is lost whole when any fragment is). Each part
+// covers a contiguous range of ranks and stands alone: a lost part leaves the other ranks' state
+// as the parts that arrived say. At 1,024 ranks a digest is 1 KB of states plus up to 32 detail
+// lines of 40 to 190 bytes: two to five parts; at 2 beacons per second the hub takes 2,048
+// beacons per second and answers each with a digest.
 #pragma once
 
 #include <chrono>
@@ -46,7 +51,9 @@ struct LivenessOptions {
 class LivenessBoard {
  public:
   static constexpr int kHub = 0;
-  static constexpr size_t kMaxDetails = 32;  // progress lines in one digest
+  static constexpr size_t kMaxDetails = 32;          // progress lines in one digest (all its parts)
+  static constexpr size_t kMaxDatagramBytes = 1472;  // UDP payload in one 1,500-byte Ethernet frame
+  static constexpr size_t kMaxPhaseBytes = 96;       // phase text on the wire (longer is cut)
 
   // `hosts`: every rank's host name, rank order. `start`: when every rank was last known alive
   // (all took part in the collective that set the board up).
@@ -63,13 +70,16 @@ class LivenessBoard {
 
   // The beacon this rank sends to the hub now.
   std::string Beacon(LivenessClock::time_point now) const;
-  // The hub's answer to whoever sent a beacon: this board as the hub sees it.
-  std::string Digest(LivenessClock::time_point now) const;
-  // Takes a datagram (a beacon at the hub, a digest elsewhere) received at `now`; returns the
+  // The hub's answer to whoever sent a beacon: this board as the hub sees it, as the datagrams
+  // (parts) to send, each at most kMaxDatagramBytes, covering every rank once in rank order.
+  std::vector<std::string> Digest(LivenessClock::time_point now) const;
+  // Takes a datagram (a beacon at the hub, a digest part elsewhere) received at `now`; returns the
   // sender's rank, or -1 when it is not one of this job's (another job's nonce, garbage).
   int Take(const std::string& datagram, LivenessClock::time_point now);
 
   // Ranks this rank counts as silent at `now` (never itself; a rank that left is not silent).
+  // Elsewhere than at the hub: a rank the hub's digest calls silent, every rank when the hub is
+  // lost, and a rank no digest part has covered for silent_after_s while other parts arrived.
   std::set<int> Silent(LivenessClock::time_point now) const;
   // Seconds the longest-silent rank has been silent at `now` (0 when none is).
   double LongestSilence(LivenessClock::time_point now) const;
@@ -96,15 +106,20 @@ class LivenessBoard {
  private:
   struct Peer {
     Progress progress;
-    LivenessClock::time_point heard;  // last beacon (hub), or when the hub last heard it (others)
-    bool silent_at_hub = false;       // others: the hub's digest said so
-    bool detailed = false;            // progress known (beacon, or a digest's detail line)
-    bool ever_heard = false;          // hub: a beacon came once (the channel works for it)
+    // Hub: the last beacon. Others: for a rank the hub calls silent, when the hub last heard it;
+    // for any other, the last digest part that covered it (the hub vouched for it then).
+    LivenessClock::time_point heard;
+    bool silent_at_hub = false;  // others: the hub's digest said so
+    bool detailed = false;       // progress known (beacon, or a digest's detail line)
+    bool ever_heard = false;     // hub: a beacon came once (the channel works for it)
   };
   int TakeBeacon(std::istringstream& in, LivenessClock::time_point now);
   int TakeDigest(std::istringstream& in, LivenessClock::time_point now);
   bool SilentAtHub(int rank, LivenessClock::time_point now) const;
+  // Others: no digest part has covered `rank` for silent_after_s, though the hub is heard.
+  bool Uncovered(int rank, LivenessClock::time_point now) const;
   std::string ProgressLine(int rank, LivenessClock::time_point now) const;
+  std::string DetailLine(int rank, LivenessClock::time_point now) const;  // one rank's line in a digest
 
   int rank_;
   std::vector<std::string> hosts_;

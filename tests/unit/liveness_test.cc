@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <sstream>
 #include <thread>
 
 #include "diagnostics/faults/liveness_board.h"
@@ -29,7 +31,7 @@ struct Cluster {
   // Rank r beacons to the hub at `at`, and the hub's digest comes back.
   void RoundTrip(int r, Clock::time_point at) {
     ASSERT_EQ(boards[0].Take(boards[r].Beacon(at), at), r);
-    ASSERT_EQ(boards[r].Take(boards[0].Digest(at), at), 0);
+    for (const std::string& part : boards[0].Digest(at)) ASSERT_EQ(boards[r].Take(part, at), 0);
   }
   Clock::time_point At(int ms) const { return t0 + milliseconds(ms); }
 };
@@ -117,10 +119,13 @@ TEST(LivenessBoard, DatagramsOfAnotherJobOrGarbageAreRefused) {
   Cluster c;
   LivenessBoard other(1, kHosts, kNonce + 1, LivenessOptions{}, c.t0);
   EXPECT_EQ(c.boards[0].Take(other.Beacon(c.At(10)), c.At(10)), -1);
-  EXPECT_EQ(c.boards[0].Take("TG1 B 42 9 R 1 1 1 1 x", c.At(10)), -1);  // no rank 9
-  EXPECT_EQ(c.boards[0].Take("TG1 B 42 1 Z 1 1 1 1 x", c.At(10)), -1);  // no state Z
+  EXPECT_EQ(c.boards[0].Take("TG2 B 42 9 R 1 1 1 1 x", c.At(10)), -1);  // no rank 9
+  EXPECT_EQ(c.boards[0].Take("TG2 B 42 1 Z 1 1 1 1 x", c.At(10)), -1);  // no state Z
+  EXPECT_EQ(c.boards[0].Take("TG1 B 42 1 R 1 1 1 1 x", c.At(10)), -1);  // the unsplit wire of before
   EXPECT_EQ(c.boards[0].Take("hello", c.At(10)), -1);
-  EXPECT_EQ(c.boards[1].Take("TG1 D 42 2 RR\n", c.At(10)), -1);             // a world of 2 is not this job
+  EXPECT_EQ(c.boards[1].Take("TG2 D 42 2 0 RR\n", c.At(10)), -1);           // a world of 2 is not this job
+  EXPECT_EQ(c.boards[1].Take("TG2 D 42 3 2 RR\n", c.At(10)), -1);           // ranks 2 and 3 of 3
+  EXPECT_EQ(c.boards[1].Take("TG1 D 42 3 RRR\n", c.At(10)), -1);            // the unsplit digest of before
   EXPECT_EQ(c.boards[1].Take(c.boards[1].Beacon(c.At(10)), c.At(10)), -1);  // only the hub takes beacons
 }
 
@@ -157,6 +162,150 @@ TEST(LivenessBoard, AStoppingRankIsWaitedForAndSaysWhy) {
   EXPECT_FALSE(c.boards[1].AnyStopping(c.At(1000))) << "its own state does not count";
   EXPECT_FALSE(c.boards[0].AnyStopping(c.At(5000))) << "a silent rank is not waited for, stopping or not";
   EXPECT_EQ(c.boards[2].Describe(1, c.At(1000)), "rank 1 (host h2) alive, stopping (diagnosing step 4) for 1.0 s");
+}
+
+// A job of `world` ranks as the hub sees it, with the digest's receiver (rank 5) beside it.
+struct BigJob {
+  Clock::time_point t0 = Clock::now();
+  std::vector<std::string> hosts;
+  LivenessBoard hub;
+  LivenessBoard receiver;
+  explicit BigJob(int world)
+      : hosts(Hosts(world)),
+        hub(0, hosts, kNonce, LivenessOptions{}, t0),
+        receiver(kReceiver, hosts, kNonce, LivenessOptions{}, t0) {}
+  static constexpr int kReceiver = 5;
+  static std::vector<std::string> Hosts(int world) {
+    std::vector<std::string> hosts;
+    for (int r = 0; r < world; ++r) hosts.push_back("node-" + std::to_string(r / 8) + ".cluster.example.org");
+    return hosts;
+  }
+  Clock::time_point At(int ms) const { return t0 + milliseconds(ms); }
+  // Rank r's beacon with `progress`, as its own board writes it.
+  std::string BeaconOf(int r, const Progress& progress, Clock::time_point at) const {
+    LivenessBoard sender(r, hosts, kNonce, LivenessOptions{}, t0);
+    sender.SetOwn(progress);
+    return sender.Beacon(at);
+  }
+  // Every rank but those in `quiet` beacons at `at` (a mix of states, every fourth stopping with a
+  // long reason, so that the digest carries its full kMaxDetails lines).
+  void AllBeacon(Clock::time_point at, const std::set<int>& quiet = {}) {
+    for (int r = 1; r < receiver.world(); ++r) {
+      if (quiet.count(r) != 0) continue;
+      Progress p = InStep(100 + r, r % 3, r % 2 == 0, at - milliseconds(r % 700));
+      if (r % 4 == 1) {
+        p.state = 'S';
+        p.phase = "diagnosing step " + std::to_string(100 + r) + ": " + std::string(400, 'x');
+      }
+      ASSERT_EQ(hub.Take(BeaconOf(r, p, at), at), r);
+    }
+  }
+};
+
+// Parses a part's header: its first rank and how many ranks it covers.
+std::pair<int, int> Covers(const std::string& part) {
+  std::istringstream in(part);
+  std::string magic, type, states;
+  uint64_t nonce = 0;
+  int world = 0, first = -1;
+  in >> magic >> type >> nonce >> world >> first >> states;
+  return {first, static_cast<int>(states.size())};
+}
+
+TEST(LivenessBoard, EveryDatagramFitsOneEthernetMtuAt1024And4096RanksWithLongPhases) {
+  for (int world : {1024, 4096}) {
+    BigJob job(world);
+    Progress own = InStep(0, 0, false, job.t0);
+    own.phase = std::string(5000, 'p');
+    job.hub.SetOwn(own);
+    const std::string beacon = job.BeaconOf(world - 1, own, job.At(10));
+    EXPECT_LE(beacon.size(), LivenessBoard::kMaxDatagramBytes);
+    job.AllBeacon(job.At(100));
+    job.AllBeacon(job.At(3000), {7, 300, world - 2});  // three go silent: Q, with detail lines
+    const std::vector<std::string> parts = job.hub.Digest(job.At(3500));
+    ASSERT_GE(parts.size(), 2u) << "world " << world << ": the digest must need splitting to test it";
+    int next = 0;
+    size_t details = 0;
+    for (const std::string& part : parts) {
+      EXPECT_LE(part.size(), LivenessBoard::kMaxDatagramBytes) << "world " << world;
+      const auto [first, count] = Covers(part);
+      EXPECT_EQ(first, next) << "parts cover the ranks in order, each once";
+      next = first + count;
+      details += static_cast<size_t>(std::count(part.begin(), part.end(), '\n') - 1);
+    }
+    EXPECT_EQ(next, world);
+    EXPECT_EQ(details, LivenessBoard::kMaxDetails);
+  }
+}
+
+TEST(LivenessBoard, ASplitDigestGivesTheHubsViewInAnyOrderOfItsParts) {
+  BigJob job(1024);
+  job.AllBeacon(job.At(100));
+  job.AllBeacon(job.At(3000), {7, 300, 1001});
+  const auto now = job.At(3500);
+  std::vector<std::string> parts = job.hub.Digest(now);
+  ASSERT_GE(parts.size(), 2u);
+  std::reverse(parts.begin(), parts.end());
+  for (const std::string& part : parts) ASSERT_EQ(job.receiver.Take(part, now), 0);
+  const std::set<int> silent{7, 300, 1001};
+  EXPECT_EQ(job.hub.Silent(now), silent);
+  EXPECT_EQ(job.receiver.Silent(now), silent);
+  EXPECT_NEAR(job.receiver.LongestSilence(now), job.hub.LongestSilence(now), 1e-9);
+  EXPECT_NEAR(job.receiver.LongestSilence(now), 3.4, 1e-9);
+  EXPECT_TRUE(job.receiver.AnyStopping(now));
+  for (int r : {0, 7, 300, 1001}) EXPECT_EQ(job.receiver.Describe(r, now), job.hub.Describe(r, now));
+  EXPECT_NE(job.receiver.Describe(1001, now).find("last seen stopping (diagnosing step 1101: xxx"), std::string::npos)
+      << "the detail line of a rank in the last part: " << job.receiver.Describe(1001, now);
+  EXPECT_EQ(job.receiver.Describe(2, now), job.receiver.Name(2) + " alive");
+}
+
+TEST(LivenessBoard, ALostPartLeavesTheOthersIntactAndItsRanksSilentOnlyAfterTheThreshold) {
+  BigJob job(1024);
+  std::set<int> never_covered;  // by a part that arrived since the last part was first lost
+  for (int r = 1; r < 1024; ++r) never_covered.insert(r);
+  auto deliver = [&](Clock::time_point at, bool lose_last) {
+    std::vector<std::string> parts = job.hub.Digest(at);
+    if (lose_last) {
+      parts.pop_back();
+      for (const std::string& part : parts) {
+        const auto [first, count] = Covers(part);
+        for (int r = first; r < first + count; ++r) never_covered.erase(r);
+      }
+    }
+    for (const std::string& part : parts) ASSERT_EQ(job.receiver.Take(part, at), 0);
+  };
+  job.AllBeacon(job.At(0));
+  ASSERT_GE(job.hub.Digest(job.At(0)).size(), 2u);
+  // Rank 7 (in the first part, which arrives) stops after 0; the last part arrives last at 1.0 s
+  // (its first rank moves as the detail lines change).
+  for (int ms = 0; ms <= 3500; ms += 500) {
+    if (ms > 0) job.AllBeacon(job.At(ms), {7});
+    deliver(job.At(ms), ms > 1000);
+  }
+  EXPECT_EQ(job.receiver.Silent(job.At(3500)), std::set<int>{7}) << "the arriving parts say so";
+  EXPECT_NE(job.receiver.Describe(7, job.At(3500)).find("silent for 3.5 s; last seen in step 107"), std::string::npos)
+      << job.receiver.Describe(7, job.At(3500));
+  job.AllBeacon(job.At(4000), {7});
+  deliver(job.At(4000), true);
+  EXPECT_EQ(job.receiver.Silent(job.At(4000)), std::set<int>{7})
+      << "the lost part's ranks are not silent 3.0 s after it last came";
+  // 3.1 s after the last part last came, its ranks are not heard of: silent, named as such, each
+  // for as long as since that part; the hub and the ranks of the other parts are not.
+  const auto now = job.At(4100);
+  ASSERT_EQ(never_covered.count(1023), 1u);
+  ASSERT_GT(never_covered.size(), 100u);
+  std::set<int> expected = never_covered;
+  expected.insert(7);
+  EXPECT_EQ(job.receiver.Silent(now), expected);
+  EXPECT_FALSE(job.receiver.HubLost(now));
+  EXPECT_NEAR(job.receiver.LongestSilence(now), 4.1, 1e-9) << "rank 7, silent since 0";
+  EXPECT_NE(job.receiver.Describe(1023, now).find("not heard of for 3.1 s (rank 0's digests about it were lost)"),
+            std::string::npos)
+      << job.receiver.Describe(1023, now);
+  // The part arrives again: its ranks are alive.
+  job.AllBeacon(job.At(4500), {7});
+  deliver(job.At(4500), false);
+  EXPECT_EQ(job.receiver.Silent(job.At(4500)), std::set<int>{7});
 }
 
 TEST(Stragglers, ARankWellAboveTheMedianIsNamedWithItsRatio) {
