@@ -16,7 +16,12 @@
 4. That the files agree with each other and with trainguard: GPUs = slots, one metrics port per
    local rank at metrics-port + r, the PodMonitor's ports, selector and job label, the volumes and
    claims, the config file's keys and values (read by the trainguard binary, $TG_TEST_BIN), the
-   entrypoints that k8s/Dockerfile installs.
+   entrypoints that k8s/Dockerfile installs, the variables the ranks need on the launcher (mpirun
+   starts the ranks over ssh: the workers' environment does not reach them).
+5. The NetworkPolicies (k8s/networkpolicy.yaml): no CRD schema is needed, they are a built-in
+   kind, which kubernetes-validate --strict checks (2.). Here: they select the MPIJob's pods and
+   allow every port the job uses (read from k8s/mpijob.yaml and the ConfigMap) from the peers that
+   use it, and DNS; a copy without the liveness port must fail this check.
 
 Run by tests/k8s/with_tools.sh (the tools venv: pyyaml, jsonschema, kubernetes-validate).
 """
@@ -36,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 SCHEMAS = ROOT.parent / "shared" / "k8s-schemas"
 SKIP = 77
-MANIFESTS = ["mpijob.yaml", "configmap.yaml", "pvc.yaml", "podmonitor.yaml", "prometheusrule.yaml"]
+MANIFESTS = ["mpijob.yaml", "configmap.yaml", "pvc.yaml", "podmonitor.yaml", "prometheusrule.yaml",
+             "networkpolicy.yaml"]
 
 
 class CheckFailed(Exception):
@@ -281,9 +287,13 @@ def check_slots_and_ports(docs, config):
     if source != f"metadata.labels['{job_name_label}']":
         raise CheckFailed(f"k8s/{name}: the launcher's TRAINGUARD_METRICS_JOB comes from {source!r}, "
                           f"not the pod label {job_name_label}")
-    args = launcher.get("args", [])
-    if not any(a == "-x" and b == "TRAINGUARD_METRICS_JOB" for a, b in zip(args, args[1:])):
-        raise CheckFailed(f"k8s/{name}: mpirun does not pass TRAINGUARD_METRICS_JOB to the ranks (-x)")
+    # trainguard-launch passes the launcher's NCCL_*, TRAINGUARD_* and CUDA_* variables to the
+    # ranks (tests/k8s/check_entrypoints.sh); the same variables on a worker never reach a rank.
+    on_workers = [e["name"] for e in container(job, "Worker").get("env", [])
+                  if re.match(r"(NCCL|TRAINGUARD|CUDA)_", e["name"])]
+    if on_workers:
+        raise CheckFailed(f"k8s/{name}: {on_workers} are set on the workers, whose environment the ranks "
+                          "(started over ssh) do not get: set them on the launcher")
     print(f"ok: {slots} slots = {slots} GPUs = ports {base}-{base + slots - 1} = the PodMonitor's endpoints")
 
 
@@ -361,6 +371,110 @@ def check_restart_policy(docs, config):
     print(f"ok: restart policy, grace periods {grace}, resume = auto and the entrypoints agree")
 
 
+# --- 5. NetworkPolicy ------------------------------------------------------------------------------
+
+
+def job_ports(docs, config):
+    """[(what, peer component, protocol, port)]: every port a pod of the job listens on, by the
+    component (worker, launcher) that connects to it, from k8s/mpijob.yaml and the ConfigMap."""
+    name, job = the(docs, "MPIJob")
+    env = {e["name"]: e.get("value") for e in container(job, "Launcher").get("env", [])}
+    need = ["TRAINGUARD_STORE_PORT", "TRAINGUARD_LIVENESS_PORT", "OMPI_MCA_oob_tcp_static_ipv4_ports",
+            "OMPI_MCA_btl_tcp_port_min_v4", "OMPI_MCA_btl_tcp_port_range_v4"]
+    missing = [n for n in need if not str(env.get(n) or "").isdigit()]
+    if missing:
+        raise CheckFailed(f"k8s/{name}: the launcher does not pin {missing} (a port number each): a "
+                          "NetworkPolicy cannot allow a port the kernel picks")
+    ssh = {p["name"]: p["containerPort"] for p in container(job, "Worker")["ports"]}["ssh"]
+    oob = int(env["OMPI_MCA_oob_tcp_static_ipv4_ports"])
+    btl = int(env["OMPI_MCA_btl_tcp_port_min_v4"])
+    ports = [("ssh (tree spawn)", "worker", "TCP", ssh), ("ssh (mpirun)", "launcher", "TCP", ssh),
+             ("TCPStore", "worker", "TCP", int(env["TRAINGUARD_STORE_PORT"])),
+             ("liveness hub", "worker", "UDP", int(env["TRAINGUARD_LIVENESS_PORT"])),
+             ("OpenMPI out-of-band", "worker", "TCP", oob), ("OpenMPI out-of-band", "launcher", "TCP", oob)]
+    ports += [("OpenMPI TCP transport", "worker", "TCP", p)
+              for p in range(btl, btl + int(env["OMPI_MCA_btl_tcp_port_range_v4"]))]
+    ports += [(f"metrics-{r}", "prometheus", "TCP", config["metrics-port"] + r) for r in range(job["spec"]["slotsPerWorker"])]
+    return ports
+
+
+def allows(rules, peer_key, peer_test, protocol, port):
+    """Whether a rule of `rules` (ingress or egress) lets a peer that passes `peer_test` reach
+    `port` over `protocol`; peer_key is "from" or "to"."""
+    for rule in rules or []:
+        if not any(peer_test(p) for p in rule.get(peer_key, [])):
+            continue
+        for p in rule.get("ports", []):
+            low = p.get("port")
+            if p.get("protocol", "TCP") == protocol and isinstance(low, int) and low <= port <= p.get("endPort", low):
+                return True
+    return False
+
+
+def check_network_policy(docs, config):
+    name, job = the(docs, "MPIJob")
+    policies = [d for f, d in docs if d["kind"] == "NetworkPolicy"]
+    job_label = "training.kubeflow.org/job-name"
+
+    def component(selector):
+        labels = (selector or {}).get("matchLabels", {})
+        if labels.get(job_label) != job["metadata"]["name"]:
+            return None
+        return labels.get("app.kubernetes.io/component")
+
+    by_component = {}
+    for policy in policies:
+        which = component(policy["spec"]["podSelector"])
+        if which is None or set(policy["spec"].get("policyTypes", [])) != {"Ingress", "Egress"}:
+            raise CheckFailed(f"k8s/networkpolicy.yaml {policy['metadata']['name']}: selects no pod of the MPIJob "
+                              f"{job['metadata']['name']} by {job_label}, or does not govern both directions")
+        by_component[which] = policy["spec"]
+    for role in ("Launcher", "Worker"):
+        labels = job["spec"]["mpiReplicaSpecs"][role]["template"]["metadata"]["labels"]
+        if labels.get("app.kubernetes.io/component") not in by_component:
+            raise CheckFailed(f"k8s/networkpolicy.yaml: no policy selects the {role} pods ({labels})")
+    is_job = lambda comp: lambda peer: "namespaceSelector" not in peer and component(peer.get("podSelector")) == comp
+    is_prometheus = lambda peer: "namespaceSelector" in peer and "podSelector" in peer
+    is_dns = lambda peer: peer.get("podSelector", {}).get("matchLabels", {}).get("k8s-app") == "kube-dns"
+    problems = []
+    for what, peer, protocol, port in job_ports(docs, config):
+        # The listener: a worker, but for the out-of-band port, which mpirun (launcher) and every
+        # daemon (workers) listen on.
+        servers = ["worker"] + (["launcher"] if what == "OpenMPI out-of-band" and peer == "worker" else [])
+        for server in servers:
+            peer_test = is_prometheus if peer == "prometheus" else is_job(peer)
+            if not allows(by_component[server].get("ingress"), "from", peer_test, protocol, port):
+                problems.append(f"{server} ingress from {peer}: {what} {protocol} {port}")
+            if peer != "prometheus" and not allows(by_component[peer].get("egress"), "to", is_job(server), protocol, port):
+                problems.append(f"{peer} egress to {server}: {what} {protocol} {port}")
+    for comp, spec in by_component.items():
+        for protocol in ("UDP", "TCP"):
+            if not allows(spec.get("egress"), "to", is_dns, protocol, 53):
+                problems.append(f"{comp} egress: DNS {protocol} 53")
+    if problems:
+        raise CheckFailed("k8s/networkpolicy.yaml does not allow ports the job uses:\n  " + "\n  ".join(problems))
+    return len(job_ports(docs, config))
+
+
+def check_network_policies(docs, config):
+    count = check_network_policy(docs, config)
+    # The check must catch a missing port: the same policies without the liveness hub's UDP port.
+    bad = copy.deepcopy(docs)
+    for _, doc in bad:
+        if doc["kind"] != "NetworkPolicy":
+            continue
+        for rule in doc["spec"].get("ingress", []) + doc["spec"].get("egress", []):
+            rule["ports"] = [p for p in rule.get("ports", []) if p.get("protocol") != "UDP" or p.get("port") == 53]
+    try:
+        check_network_policy(bad, config)
+    except CheckFailed:
+        pass
+    else:
+        raise CheckFailed("k8s/networkpolicy.yaml without the liveness port passed the NetworkPolicy check")
+    print(f"ok: the NetworkPolicies select the MPIJob's pods and allow its {count} ports and DNS; "
+          "one without the liveness port is refused")
+
+
 def check_config_with_trainguard(text, tmp):
     """The ConfigMap's file, read by the real trainguard: it must get past its configuration
     (unknown keys and bad values exit 2) and stop at the dataset, which is not here (exit 3)."""
@@ -399,6 +513,7 @@ def main():
             check_slots_and_ports(docs, config)
             check_volumes(docs, config)
             check_restart_policy(docs, config)
+            check_network_policies(docs, config)
             check_config_with_trainguard(text, tmp)
         except CheckFailed as e:
             print(f"FAILED: {e}")
