@@ -52,11 +52,18 @@ tg_trainguard_args() {
   (($# == 0)) || printf '%s\n' "$@"
 }
 
+# tg_words NAME: prints (one per line) the words of the setting NAME, split as a shell splits a
+# command line but without expanding anything: blanks separate words, quotes ('...', "...") and
+# backslashes keep blanks inside one. Fails (xargs' message on stderr) on unbalanced quotes.
+tg_words() {
+  printf '%s' "${!1}" | xargs -r printf '%s\n'
+}
+
 # tg_launcher_args: prints (one per line) the launcher's command line up to the task command:
-# srun --mpi=pmix with one task per Slurm task and its CPUs bound, or mpirun (TG_LAUNCHER=mpirun)
-# with TG_MPIRUN_ARGS.
+# srun --mpi=pmix with one task per Slurm task and its CPUs bound, then TG_SRUN_ARGS, or mpirun
+# (TG_LAUNCHER=mpirun) with TG_MPIRUN_ARGS.
 tg_launcher_args() {
-  local extra
+  local -a extra
   case "$TG_LAUNCHER" in
     srun)
       # No --kill-on-bad-exit: trainguard's ranks stop together with the code of the cause;
@@ -65,9 +72,10 @@ tg_launcher_args() {
       # SLURM_CPUS_PER_TASK from the job: it is passed on explicitly.
       printf '%s\n' srun --mpi=pmix --cpu-bind=cores --kill-on-bad-exit=0
       [ -z "${SLURM_CPUS_PER_TASK:-}" ] || printf '%s\n' "--cpus-per-task=$SLURM_CPUS_PER_TASK"
+      tg_words TG_SRUN_ARGS
       ;;
     mpirun)
-      read -r -a extra <<<"$TG_MPIRUN_ARGS"
+      mapfile -t extra < <(tg_words TG_MPIRUN_ARGS)
       # -x: the thread settings reach the ranks on every node.
       printf '%s\n' mpirun -np "$SLURM_NTASKS" -x TRAINGUARD_THREADS -x OMP_NUM_THREADS
       ((${#extra[@]} == 0)) || printf '%s\n' "${extra[@]}"
@@ -206,14 +214,21 @@ tg_requeue() {
 
 # tg_check_settings: fails (exit 2, with what to change) on a launcher other than srun or
 # mpirun, a trainguard binary that is not executable, a count setting that is not a whole
-# number, or the retired TG_MAX_RESTARTS.
+# number, launcher arguments with unbalanced quotes, or the retired TG_MAX_RESTARTS.
 tg_check_settings() {
   case "$TG_LAUNCHER" in
     srun | mpirun) ;;
     *) tg_log "TG_LAUNCHER=$TG_LAUNCHER: use srun or mpirun"; exit 2 ;;
   esac
   [ -x "$TG_BIN" ] || { tg_log "TG_BIN=$TG_BIN is not an executable: build trainguard, or set TG_BIN"; exit 2; }
-  local name
+  local name why
+  for name in TG_SRUN_ARGS TG_MPIRUN_ARGS; do
+    why=$(tg_words "$name" 2>&1 >/dev/null) || {
+      tg_log "$name=${!name}: cannot be split into words (${why#xargs: }): close each quote, or escape" \
+        "it with a backslash (docs/slurm.md, \"Extra launcher arguments\")"
+      exit 2
+    }
+  done
   for name in TG_LAUNCHER_WAIT TG_MAX_FAILURES TG_MAX_IN_PLACE TG_SPARE_NODES TG_MIN_NODES; do
     [[ ${!name} =~ ^[0-9]*$ ]] || { tg_log "$name=${!name}: give a whole number (see slurm/trainguard.sbatch)"; exit 2; }
   done

@@ -295,6 +295,31 @@ case_cancel_not_requeued() {
   [ -s "$WORK/trainguard-runs/trainguard-cpu-$JOB/trainguard.ckpt" ] || job_failure "$JOB" "no checkpoint"
 }
 
+# (m) TG_SRUN_ARGS reaches srun, split into words as a shell splits them: --label (srun prefixes
+# every task's output line with its task number), a task prolog (srun runs it in each task's
+# environment and writes its "print" lines to the task's output), and --export with a quoted
+# value that holds a blank, which the prolog prints whole. Unbalanced quotes stop the job before
+# any step, exit 2, naming the setting.
+case_srun_extra_args() {
+  local rank
+  # shellcheck disable=SC2016 # expanded by the prolog
+  printf '#!/bin/sh\necho "print probe: task $SLURM_PROCID TG_PROBE=$TG_PROBE"\n' >"$WORK/prolog.sh"
+  chmod +x "$WORK/prolog.sh"
+  TG_SRUN_ARGS="--label --task-prolog=$WORK/prolog.sh --export='ALL,TG_PROBE=two words'" \
+    submit trainguard-cpu.sbatch -- "${SMALL[@]}"
+  wait_job_state "$JOB" 90 COMPLETED FAILED
+  expect_job COMPLETED 0:0 0
+  for rank in 0 1; do
+    expect_line "^$rank: probe: task $rank TG_PROBE=two words$" "task $rank's prolog line with the exported value"
+    expect_line "^$rank: \[task\] rank $rank " "task $rank's line labelled by srun --label"
+  done
+  TG_SRUN_ARGS="--label 'unclosed" submit trainguard-cpu.sbatch -- "${SMALL[@]}"
+  wait_job_state "$JOB" 60 COMPLETED FAILED
+  expect_job FAILED 2:0 0
+  expect_line "TG_SRUN_ARGS=--label 'unclosed: cannot be split into words \(unmatched single quote" \
+    "refusal of unbalanced quotes"
+}
+
 # The restart policy alone (recovery/restart_policy.sh, through slurm/job.sh), without Slurm.
 case_exit_code_mapping() {
   # shellcheck source-path=SCRIPTDIR source=../../slurm/job.sh
