@@ -126,6 +126,12 @@ void AddDistributionOptions(CLI::App& cmd, TrainConfig& c) {
   cmd.add_option("--data-plane", c.data_plane, "gradient all-reduce: auto (NCCL on CUDA, MPI on CPU), nccl or mpi")
       ->capture_default_str();
   cmd.add_option("--store-addr", c.store_addr, "NCCL bootstrap: address other ranks reach rank 0 at (default: its IP)");
+  cmd.add_option("--store-port", c.store_port, "NCCL bootstrap: TCP port of rank 0's store (0: any free port)")
+      ->check(CLI::Range(int64_t{0}, int64_t{65535}))
+      ->capture_default_str();
+  cmd.add_option("--liveness-port", c.liveness_port, "UDP port of rank 0's liveness hub (0: any free port)")
+      ->check(CLI::Range(int64_t{0}, int64_t{65535}))
+      ->capture_default_str();
   cmd.add_option("--threads", c.threads, "intra-op threads per rank (0: cores / ranks on the node)")
       ->check(kNonNegative)
       ->capture_default_str();
@@ -290,7 +296,7 @@ const std::vector<OptionGroup>& OptionGroups() {
       {"Distribution and devices",
        AddDistributionOptions,
        kJobs,
-       {{"data-plane", kTrain}, {"store-addr", kTrain}, {"bucket-mb", kTrain}}},
+       {{"data-plane", kTrain}, {"store-addr", kTrain}, {"store-port", kTrain}, {"bucket-mb", kTrain}}},
       {"Label checks", AddLabelOptions, {"train", "validate"}, {}},
       {"Faults and diagnosis",
        AddFaultOptions,

@@ -46,7 +46,9 @@ int RunJob(const Command& command, MpiSession& mpi, const std::function<int(Job&
   // Every rank's liveness and progress on a side channel, so that a rank that goes silent (a
   // lost node, a cut link, a frozen process) is named, with its host, and not waited for.
   try {
-    if (mpi.world() > 1) job.liveness = std::make_unique<Liveness>(job.control, LivenessOptions{}, "");
+    if (mpi.world() > 1)
+      job.liveness = std::make_unique<Liveness>(job.control, LivenessOptions{}, "",
+                                                static_cast<uint16_t>(command.train.liveness_port));
   } catch (const std::exception& e) {
     StopRank(e, job, command.train.fault_grace);
   }

@@ -27,57 +27,81 @@ std::optional<sockaddr_in> Ipv4(const std::string& text, uint16_t port) {
   return a;
 }
 
-// A UDP socket on every interface, on a free port, non-blocking.
-int OpenSocket() {
+}  // namespace
+
+int OpenLivenessSocket(uint16_t port) {
   const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw CommError(std::string("liveness: cannot open a UDP socket: ") + std::strerror(errno));
   sockaddr_in any{};
   any.sin_family = AF_INET;
   any.sin_addr.s_addr = htonl(INADDR_ANY);
+  any.sin_port = htons(port);
   if (bind(fd, reinterpret_cast<sockaddr*>(&any), sizeof any) != 0) {
     const int e = errno;
     close(fd);
+    if (port != 0 && (e == EADDRINUSE || e == EACCES)) {
+      throw ConfigError("--liveness-port " + std::to_string(port) + ": rank 0 cannot bind UDP port " +
+                        std::to_string(port) + " (" + std::strerror(e) +
+                        "): another process holds it, or it is privileged; pick a free port (and allow it "
+                        "between the nodes), or 0 for any free port");
+    }
     throw CommError(std::string("liveness: cannot bind a UDP socket: ") + std::strerror(e));
   }
   return fd;
 }
 
-uint16_t PortOf(int fd) {
+uint16_t BoundPort(int fd) {
   sockaddr_in bound{};
   socklen_t size = sizeof bound;
   getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &size);
   return ntohs(bound.sin_port);
 }
 
-}  // namespace
-
-Liveness::Liveness(ControlPlane& control, LivenessOptions options, const std::string& hub_addr) : options_(options) {
-  RunAgreed(control, [this] { fd_ = OpenSocket(); });  // one rank without a socket stops every rank
+Liveness::Liveness(ControlPlane& control, LivenessOptions options, const std::string& hub_addr, uint16_t hub_port)
+    : options_(options) {
+  const bool hub = control.rank() == LivenessBoard::kHub;
+  int fd = -1;
+  RunAgreed(control, [&] { fd = OpenLivenessSocket(hub ? hub_port : 0); });  // one rank without a socket stops all
   // Rank 0 offers "<nonce> <port> <address>..."; the nonce keeps another job's datagrams out.
   std::string offer;
-  if (control.rank() == LivenessBoard::kHub) {
+  if (hub) {
     std::ostringstream out;
     std::random_device random;
     const uint64_t nonce = (uint64_t{random()} << 32) | random();
-    out << nonce << ' ' << PortOf(fd_);
+    out << nonce << ' ' << BoundPort(fd);
     const std::vector<std::string> addresses = hub_addr.empty() ? HostAddresses() : std::vector<std::string>{hub_addr};
     for (const auto& a : addresses) out << ' ' << a;
     offer = out.str();
   }
   control.Broadcast(offer, LivenessBoard::kHub);
-  const std::vector<std::string> hosts = control.AllGather(HostName());
+  LivenessEndpoint endpoint;
+  endpoint.rank = control.rank();
+  endpoint.fd = fd;
+  endpoint.hosts = control.AllGather(HostName());
   std::istringstream in(offer);
-  uint64_t nonce = 0;
   uint16_t port = 0;
-  if (!(in >> nonce >> port) || port == 0) {
-    close(fd_);
+  if (!(in >> endpoint.nonce >> port) || port == 0) {
+    close(fd);
     throw CommError("liveness: rank 0's offer is malformed: '" + offer + "'");
   }
-  hub_port_ = port;
   for (std::string a; in >> a;) {
-    if (auto address = Ipv4(a, port)) hub_candidates_.push_back(*address);
+    if (auto address = Ipv4(a, port)) endpoint.hub_addresses.push_back(*address);
   }
-  board_ = std::make_unique<LivenessBoard>(control.rank(), hosts, nonce, options_, LivenessClock::now());
+  Start(std::move(endpoint));
+}
+
+Liveness::Liveness(LivenessEndpoint endpoint, LivenessOptions options) : options_(options) {
+  Start(std::move(endpoint));
+}
+
+void Liveness::Start(LivenessEndpoint endpoint) {
+  fd_ = endpoint.fd;
+  hub_port_ = endpoint.rank == LivenessBoard::kHub ? BoundPort(fd_)
+              : endpoint.hub_addresses.empty()     ? 0
+                                                   : ntohs(endpoint.hub_addresses.front().sin_port);
+  hub_candidates_ = std::move(endpoint.hub_addresses);
+  board_ = std::make_unique<LivenessBoard>(endpoint.rank, std::move(endpoint.hosts), endpoint.nonce, options_,
+                                           LivenessClock::now());
   thread_ = std::thread([this] { Run(); });
 }
 

@@ -40,12 +40,33 @@ class PeerView {
   virtual std::string Host(int rank) = 0;  // "h2"
 };
 
+// What one rank's channel runs on: found by the collective constructor of Liveness in a job, or
+// given directly (the benchmark, which simulates many ranks in a few processes without MPI).
+struct LivenessEndpoint {
+  int rank = 0;
+  std::vector<std::string> hosts;          // every rank's host name, rank order
+  uint64_t nonce = 0;                      // this job's, in every datagram (another job's are refused)
+  int fd = -1;                             // this rank's UDP socket (OpenLivenessSocket); Liveness closes it
+  std::vector<sockaddr_in> hub_addresses;  // rank 0's addresses with its port (empty for rank 0)
+};
+
+// A non-blocking IPv4 UDP socket bound on every interface to `port` (0: any free port). Throws
+// ConfigError naming --liveness-port when `port` is set and taken or not allowed, CommError when
+// no socket can be had.
+int OpenLivenessSocket(uint16_t port);
+// The port `fd` is bound to.
+uint16_t BoundPort(int fd);
+
 class Liveness final : public PeerView {
  public:
-  // Collective over `control`: rank 0 opens its socket and offers its IPv4 addresses (`hub_addr`
-  // alone when not empty), every rank says its host name; then the thread starts. Throws on
-  // every rank when one cannot make its socket (CommError there, PeerError elsewhere).
-  Liveness(ControlPlane& control, LivenessOptions options, const std::string& hub_addr);
+  // Collective over `control`: rank 0 opens its socket on `hub_port` (0: any free port) and
+  // offers its IPv4 addresses (`hub_addr` alone when not empty), every rank says its host name;
+  // then the thread starts. Throws on every rank when one cannot make its socket (its own error
+  // there, PeerError elsewhere).
+  Liveness(ControlPlane& control, LivenessOptions options, const std::string& hub_addr, uint16_t hub_port);
+  // Starts the thread on `endpoint` (no collective). Every rank of the job must use the same
+  // hosts, nonce and hub.
+  Liveness(LivenessEndpoint endpoint, LivenessOptions options);
   ~Liveness() override;  // Leave(), if not done
   Liveness(const Liveness&) = delete;
   Liveness& operator=(const Liveness&) = delete;
@@ -65,6 +86,7 @@ class Liveness final : public PeerView {
   void Leave();
 
  private:
+  void Start(LivenessEndpoint endpoint);
   void Run();
   void SendBeacon(LivenessClock::time_point now);
   void Receive(LivenessClock::time_point now);

@@ -13,6 +13,7 @@
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
 #include "trainer/comm/mpi_control_plane.h"
+#include "trainer/core/errors.h"
 #include "trainer/core/host_addresses.h"
 
 namespace trainguard {
@@ -20,7 +21,7 @@ namespace {
 
 TEST(StoreBootstrap, EveryRankReachesRankZerosStoreAndSeesTheOthersKeys) {
   MpiControlPlane control(MPI_COMM_WORLD);
-  auto store = ConnectStore(control, "", 30);
+  auto store = ConnectStore(control, "", 0, 30);
   const std::string mine = "rank" + std::to_string(control.rank());
   const std::string value = HostName();
   store->set(mine, std::vector<uint8_t>(value.begin(), value.end()));
@@ -35,6 +36,70 @@ TEST(StoreBootstrap, EveryRankReachesRankZerosStoreAndSeesTheOthersKeys) {
   }
   std::vector<int64_t> done{1};
   control.AllReduceSum(done);  // rank 0's store outlives every other rank's last read
+}
+
+// A TCP socket listening on a free loopback-and-everywhere port; its port in `port`.
+int Listener(int& port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  at.sin_addr.s_addr = htonl(INADDR_ANY);
+  socklen_t size = sizeof at;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 || listen(fd, 4) != 0) return -1;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&at), &size);
+  port = ntohs(at.sin_port);
+  return fd;
+}
+
+// Rank 0's free port (found by binding 0 and letting go), the same on every rank.
+int FreePortOfRankZero(MpiControlPlane& control) {
+  std::string text;
+  if (control.rank() == 0) {
+    int port = 0;
+    close(Listener(port));
+    text = std::to_string(port);
+  }
+  control.Broadcast(text, 0);
+  return std::stoi(text);
+}
+
+TEST(StoreBootstrap, RankZerosStoreListensOnTheSetPort) {
+  MpiControlPlane control(MPI_COMM_WORLD);
+  const int port = FreePortOfRankZero(control);
+  auto store = ConnectStore(control, "127.0.0.1", static_cast<uint16_t>(port), 30);
+  EXPECT_EQ(FirstReachable({"127.0.0.1"}, port, 1.0), "127.0.0.1") << "nothing listens on --store-port " << port;
+  const std::string mine = "rank" + std::to_string(control.rank());
+  store->set(mine, std::vector<uint8_t>{1});
+  store->wait({"rank0"});
+  std::vector<int64_t> done{1};
+  control.AllReduceSum(done);
+}
+
+TEST(StoreBootstrap, ATakenPortStopsEveryRankWithAnErrorNamingTheFlagAndThePort) {
+  MpiControlPlane control(MPI_COMM_WORLD);
+  int port = 0;
+  int held = -1;
+  std::string text;
+  if (control.rank() == 0) {
+    held = Listener(port);  // another process's server, as far as the store can tell
+    text = std::to_string(port);
+  }
+  control.Broadcast(text, 0);
+  port = std::stoi(text);
+  const std::string expected = "--store-port " + text + ": rank 0 cannot open its TCPStore on TCP port " + text +
+                               " (in use, or privileged): pick a free port";
+  try {
+    ConnectStore(control, "127.0.0.1", static_cast<uint16_t>(port), 30);
+    ADD_FAILURE() << "ConnectStore opened a store on a port in use";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(control.rank(), 0);
+    EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+  } catch (const PeerError& e) {
+    EXPECT_NE(control.rank(), 0);
+    EXPECT_EQ(e.origin(), ErrorKind::kConfig);
+    EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+  }
+  if (held >= 0) close(held);
 }
 
 TEST(StoreBootstrap, FirstReachableSkipsAddressesThatDoNotAnswer) {

@@ -330,7 +330,7 @@ TEST(Liveness, RanksOnLoopbackSeeEachOtherAndOneThatLeaves) {
   std::atomic<int> left{0};
   std::vector<std::string> seen_by_0;
   testing::RunRanks(3, [&](ControlPlane& control) {
-    Liveness live(control, fast, "127.0.0.1");
+    Liveness live(control, fast, "127.0.0.1", 0);
     Progress p;
     p.step = 10 + control.rank();
     p.waiting = true;

@@ -27,7 +27,10 @@ std::unique_ptr<DataPlane> MakeDataPlane(const TrainConfig& config, torch::Devic
                                          WaitGuard* guard) {
   if (UsesNccl(config, device)) {
 #ifdef TRAINGUARD_WITH_NCCL
-    return MakeNcclDataPlane(control, {device.index(), NcclTimeoutFor(config.step_timeout), config.store_addr}, guard);
+    return MakeNcclDataPlane(control,
+                             {device.index(), NcclTimeoutFor(config.step_timeout), config.store_addr,
+                              static_cast<uint16_t>(config.store_port)},
+                             guard);
 #else
     throw ConfigError(
         "--device cuda: this build has no NCCL data plane; rebuild against a CUDA Torch, or pass "

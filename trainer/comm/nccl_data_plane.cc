@@ -89,7 +89,8 @@ std::unique_ptr<DataPlane> MakeNcclDataPlane(ControlPlane& control, const NcclPl
   const int rank = control.rank(), world = control.world();
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(options.timeout_s * 1000));
 
-  c10::intrusive_ptr<c10d::Store> store = ConnectStore(control, options.store_addr, options.timeout_s);
+  c10::intrusive_ptr<c10d::Store> store =
+      ConnectStore(control, options.store_addr, options.store_port, options.timeout_s);
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>("trainguard", store);
   auto pg_options = c10d::ProcessGroupNCCL::Options::create();
   pg_options->timeout = timeout;

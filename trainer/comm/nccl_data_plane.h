@@ -5,6 +5,7 @@
 
 #include <c10/util/intrusive_ptr.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -19,9 +20,10 @@ class Backend;
 namespace trainguard {
 
 struct NcclPlaneOptions {
-  int device_index = 0;    // this rank's CUDA device
-  double timeout_s = 360;  // c10d's own collective timeout (NcclTimeoutFor: after trainguard's stall verdict)
-  std::string store_addr;  // address the other ranks reach rank 0's TCPStore at (empty: rank 0's IP)
+  int device_index = 0;     // this rank's CUDA device
+  double timeout_s = 360;   // c10d's own collective timeout (NcclTimeoutFor: after trainguard's stall verdict)
+  std::string store_addr;   // address the other ranks reach rank 0's TCPStore at (empty: rank 0's IP)
+  uint16_t store_port = 0;  // TCP port of rank 0's TCPStore (0: any free port)
 };
 
 // The c10d process-group policy trainguard needs, set in the environment before any thread

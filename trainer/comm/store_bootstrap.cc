@@ -39,6 +39,22 @@ bool Accepts(const std::string& address, int port, double timeout_s) {
   return ok;
 }
 
+// Whether a TCP socket can bind `port` on every interface now (SO_REUSEADDR, as the store's own
+// listening socket): c10d's error for a port in use names neither the port nor a remedy.
+bool PortFree(uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return true;  // the store's own attempt will say what is wrong
+  const int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  any.sin_addr.s_addr = htonl(INADDR_ANY);
+  any.sin_port = htons(port);
+  const bool free = bind(fd, reinterpret_cast<sockaddr*>(&any), sizeof any) == 0;
+  close(fd);
+  return free;
+}
+
 }  // namespace
 
 std::string FirstReachable(const std::vector<std::string>& addresses, int port, double timeout_s) {
@@ -48,23 +64,31 @@ std::string FirstReachable(const std::vector<std::string>& addresses, int port, 
   return "";
 }
 
-c10::intrusive_ptr<c10d::Store> ConnectStore(ControlPlane& control, const std::string& store_addr, double timeout_s) {
+c10::intrusive_ptr<c10d::Store> ConnectStore(ControlPlane& control, const std::string& store_addr, uint16_t store_port,
+                                             double timeout_s) {
   const int rank = control.rank();
   c10d::TCPStoreOptions opts;
   opts.isServer = rank == 0;
-  opts.port = 0;  // rank 0 binds a free port (on every interface); the others learn it below
+  opts.port = store_port;  // rank 0 binds it (0: a free one) on every interface; the others learn it below
   opts.numWorkers = control.world();
   opts.waitWorkers = false;
   opts.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   c10::intrusive_ptr<c10d::TCPStore> store;
-  std::string offer;  // "<port> <address>..."
-  if (rank == 0) {
+  std::string offer;        // "<port> <address>..."
+  RunAgreed(control, [&] {  // a rank 0 without its store stops every rank
+    if (rank != 0) return;
     const std::vector<std::string> addresses =
         store_addr.empty() ? HostAddresses() : std::vector<std::string>{store_addr};
+    if (store_port != 0 && !PortFree(store_port)) {
+      throw ConfigError("--store-port " + std::to_string(store_port) +
+                        ": rank 0 cannot open its TCPStore on TCP port " + std::to_string(store_port) +
+                        " (in use, or privileged): pick a free port (and allow it between the nodes), or 0 for any "
+                        "free port");
+    }
     store = c10::make_intrusive<c10d::TCPStore>(addresses.front(), opts);
     offer = std::to_string(store->getPort());
     for (const auto& a : addresses) offer += " " + a;
-  }
+  });
   control.Broadcast(offer, 0);  // guarded like every control-plane wait
   if (rank == 0) return store;
 

@@ -42,6 +42,8 @@ struct TrainConfig {
   std::string fused_blocks = "auto";  // BatchNorm-ReLU-pool fused in training: "auto", "on", "off"
   std::string data_plane = "auto";    // gradients: "auto" (NCCL on CUDA, MPI on CPU), "nccl" or "mpi"
   std::string store_addr;             // NCCL bootstrap: address peers reach rank 0's TCPStore at (empty: its IP)
+  int64_t store_port = 0;             // NCCL bootstrap: TCP port of rank 0's TCPStore (0: any free port)
+  int64_t liveness_port = 0;          // UDP port of rank 0's liveness hub (0: any free port)
   std::string run_config = "trainguard-run.toml";  // the whole resolved configuration, by rank 0 (empty: none)
   int64_t threads = 0;                             // intra-op threads per rank (0: cores / ranks on the node)
   double bucket_mb = 25.0;                         // gradient all-reduce bucket size, MiB
