@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "diagnostics/faults/deadlines.h"
 #include "trainer/core/errors.h"
 #include "trainer/core/exit_owner.h"
 #include "trainer/core/log.h"
@@ -77,7 +78,15 @@ void StartMetrics(Metrics* metrics, ControlPlane& control) {
 void StartJobMetrics(const TrainConfig& config, Job& job) {
   job.metrics = MakeMetrics(config, job.mpi.rank(), job.mpi.local_rank(), job.mpi.world());
   job.metrics_linger_s = config.metrics_linger;
-  if (job.metrics) job.metrics->SetProgressDeadline(config.step_timeout + config.fault_grace);
+  if (job.metrics) {
+    job.metrics->SetProgressDeadline(config.step_timeout + config.fault_grace);
+    // Every phase starts at --step-timeout; the fault watch reports each learned change.
+    const Deadlines& deadlines = job.watch->deadlines();
+    for (int p = 0; p < kWaitPhases; ++p) {
+      const auto phase = static_cast<WaitPhase>(p);
+      job.metrics->SetWaitDeadline(WaitPhaseLabel(phase), deadlines.Of(phase));
+    }
+  }
   StartMetrics(job.metrics.get(), job.control);
 }
 

@@ -53,15 +53,26 @@ int RunJob(const Command& command, MpiSession& mpi, const std::function<int(Job&
     StopRank(e, job, command.train.fault_grace);
   }
   // Every wait for other ranks, in every subcommand, gives up on a peer's fault notice or at
-  // --step-timeout; a rank stuck in a step's computation is ended by the watchdog.
-  job.watch = std::make_unique<FaultWatch>(job.faults, job.liveness.get(), command.train.step_timeout,
-                                           std::min(command.train.fault_grace, 5.0), [&job](const std::string&) {
-                                             if (!ClaimExit(kExitStall)) StandAside("the watchdog's stall verdict");
-                                             LogLine("the training thread's call stack:\n" + TrainingThreadStack(2.0));
-                                             ReportFailure(job.metrics.get(), "stall", kExitStall);
-                                             std::fflush(nullptr);
-                                             std::_Exit(kExitStall);
-                                           });
+  // its deadline (learned, at most --step-timeout); a rank stuck in a step's computation is
+  // ended by the watchdog.
+  FaultWatchOptions watch;
+  watch.peers = job.liveness.get();
+  watch.step_timeout_s = command.train.step_timeout;
+  watch.grace_s = std::min(command.train.fault_grace, 5.0);
+  watch.claims_exit = true;
+  watch.on_stuck = [&job](const std::string&) {
+    if (!ClaimExit(kExitStall)) StandAside("the watchdog's stall verdict");
+    LogLine("the training thread's call stack:\n" + TrainingThreadStack(2.0));
+    ReportFailure(job.metrics.get(), "stall", kExitStall);
+    std::fflush(nullptr);
+    std::_Exit(kExitStall);
+  };
+  watch.on_deadline = [&job](WaitPhase phase, const Deadlines& deadlines) {
+    if (job.control.rank() == 0)
+      LogLine(std::string("deadline of ") + WaitPhaseWords(phase) + ": " + deadlines.Explain(phase));
+    if (job.metrics) job.metrics->SetWaitDeadline(WaitPhaseLabel(phase), deadlines.Of(phase));
+  };
+  job.watch = std::make_unique<FaultWatch>(job.faults, std::move(watch));
   job.control.set_wait_guard(job.watch.get());
   RememberTrainingThread();  // this thread trains: the watchdog logs its stack if it gets stuck
   try {

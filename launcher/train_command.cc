@@ -49,6 +49,7 @@ FaultOptions FaultOptionsFor(const Command& command, const Dataset& train, const
   o.model.in_channels = train.shape().channels;
   o.model.image_size = train.shape().height;
   o.model.width = c.width;
+  o.model.precision = c.precision;
   return o;
 }
 
@@ -132,7 +133,7 @@ int Train(const Command& command, Job& job) {
   context.observers.push_back(&progress);
   SavedProgressClock saved_progress(job);
   if (!config.checkpoint.empty()) context.observers.push_back(&saved_progress);
-  StragglerReport stragglers(job.control, job.liveness.get(), job.metrics.get());
+  StragglerReport stragglers(job.control, job.liveness.get(), job.metrics.get(), job.watch.get());
   if (mpi.world() > 1) context.observers.push_back(&stragglers);
   std::optional<GpuStepClock> gpu_step_clock;
   if (gpu_watch) context.observers.push_back(&gpu_step_clock.emplace(*gpu_watch));

@@ -30,6 +30,7 @@ struct StepReport {
   double allreduce_wait_s = 0;  // this rank: how long the step waited for the others: the agreement after the
                                 // forward pass and the gradient all-reduce after backward
   int64_t ignored_targets = 0;  // this rank: targets of the batch the loss skipped
+  double seconds = 0;           // this rank: the step's wall time, its loader wait included
 };
 
 struct EpochReport {

@@ -26,6 +26,7 @@ struct StepFailure {
   // once it stands; and when `agreed` too, the process goes on, so no exit is claimed.
   bool quarantine = false;
   const Batch* batch = nullptr;        // the batch as fed to the model (host tensors)
+  int64_t global_valid_targets = 0;    // the loss's divisor: valid targets over all ranks (0: not agreed yet)
   torch::nn::Module* model = nullptr;  // its weights are those the step started from
 };
 
@@ -37,7 +38,7 @@ class StepHooks {
   virtual void OnModelReady(int64_t global_step, torch::nn::Module& model) {}
   // The rank enters a phase between steps whose collectives wait for the others (label
   // validation, evaluation, a checkpoint, the initial broadcast); `what` names it for verdicts.
-  virtual void OnPhase(const std::string& what) {}
+  virtual void OnPhase(Phase phase, const std::string& what) {}
   // Before the forward pass; may change the batch (fault injection). What it throws is the
   // step's failure, as if the step had raised it.
   virtual void BeforeStep(const StepReport& where, Batch& batch) {}

@@ -122,7 +122,7 @@ bool Trainer::ResumeAgreed() {
 }
 
 void Trainer::EnterPhase(Phase phase, const std::string& what) {
-  for (StepHooks* h : ctx_.hooks) h->OnPhase(what);
+  for (StepHooks* h : ctx_.hooks) h->OnPhase(phase, what);
   for (TrainObserver* o : ctx_.observers) o->OnPhase(phase);
 }
 
@@ -177,6 +177,7 @@ double Trainer::Step(const Batch& batch) {
   local_loss_finite_ = true;
   gradient_not_finite_ = false;
   failure_agreed_ = false;
+  global_valid_ = 0;
   auto images = batch.images.to(ctx_.device, /*non_blocking=*/true);
   auto targets = batch.targets.to(ctx_.device, /*non_blocking=*/true);
   const bool stop_asked = ctx_.stop_requested != nullptr && ctx_.stop_requested->load();
@@ -196,6 +197,7 @@ double Trainer::Step(const Batch& batch) {
   ctx_.control.AllReduceSum(agreed);  // waits for the slowest rank's forward pass: a wait, not compute
   const double agree_wait_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - agree_start).count();
   const int64_t global_valid = agreed[0];
+  global_valid_ = global_valid;
   stop_agreed_ = agreed[1] > 0;
   if (agreed[2] > 0) {  // before any gradient is exchanged: every rank leaves the step here
     failure_agreed_ = true;
@@ -317,6 +319,7 @@ double Trainer::GuardedStep(Batch& batch, const StepReport& where) {
   }
   failure.quarantine = ctx_.bad_samples != nullptr &&
                        (failure.kind == ErrorKind::kBatchData || failure.kind == ErrorKind::kDeviceAssert);
+  failure.global_valid_targets = global_valid_;
   for (StepHooks* h : ctx_.hooks) h->OnStepFailed(failure);
   if (failure.quarantine) QuarantineOrStand(failure);
   throw FaultError(failure.kind,
@@ -454,7 +457,8 @@ TrainSummary Trainer::Run() {
                               static_cast<int64_t>(indices.size()),
                               loader_wait,
                               allreduce_wait_s_,
-                              static_cast<int64_t>(indices.size()) - batch.valid_targets};
+                              static_cast<int64_t>(indices.size()) - batch.valid_targets,
+                              std::chrono::duration<double>(Clock::now() - wait_start).count()};
       for (TrainObserver* o : ctx_.observers) o->OnStepEnd(report);
       if (config_.checkpoint_every > 0 && pos.global_step % config_.checkpoint_every == 0) SaveAgreed(pos);
       if (stop_agreed_) break;

@@ -130,6 +130,7 @@ class Trainer {
   TrainPosition ResumeWithout(const std::vector<int64_t>& samples, int64_t failed_step);
 
   double allreduce_wait_s_ = 0;              // of the last Step: its waits for the others (see StepReport)
+  int64_t global_valid_ = 0;                 // of the last Step: valid targets over all ranks (0 until agreed)
   bool local_loss_finite_ = true;            // of the last Step: whether this rank's loss sum was finite
   bool gradient_not_finite_ = false;         // of the last Step: the reduced gradient norm was not finite
   bool stop_agreed_ = false;                 // a rank asked for a stop before the last Step (agreed in it)

@@ -13,10 +13,13 @@ namespace trainguard {
 
 using json = nlohmann::json;
 
-// meta.json is BundleMeta field by field, under the fields' names.
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(BundleMeta, kind, error, rank, world, epoch, step_in_epoch, global_step, indices,
-                                   sources, raw_labels, num_classes, ignore_index, in_channels, image_size, width,
-                                   device, weights_from, config)
+// meta.json is BundleMeta field by field, under the fields' names; a field missing from an older
+// bundle keeps its default.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BundleMeta, kind, error, rank, world, epoch, step_in_epoch, global_step,
+                                                indices, sources, raw_labels, num_classes, ignore_index, in_channels,
+                                                image_size, width, device, precision, global_valid_targets,
+                                                weights_from, weights_own, weights_ready_step, last_good_step,
+                                                last_good_norms, config)
 
 std::map<std::string, torch::Tensor> HostWeights(const torch::nn::Module& model) {
   std::map<std::string, torch::Tensor> out;

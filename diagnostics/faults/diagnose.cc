@@ -3,75 +3,28 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
-#include <numeric>
 #include <optional>
 #include <sstream>
 
+#include "diagnostics/faults/rerun.h"
 #include "trainer/core/log.h"
-#include "trainer/model/hw3_net.h"
 
 namespace trainguard {
 namespace {
 
 using json = nlohmann::json;
-namespace F = torch::nn::functional;
+using Stage = RerunOutcome::Stage;
 
-Hw3Net LoadModel(const Bundle& b, torch::Device device) {
-  Hw3Options o;
-  o.in_channels = b.meta.in_channels;
-  o.image_size = b.meta.image_size;
-  o.width = b.meta.width;
-  o.num_classes = b.meta.num_classes;
-  Hw3Net model(o);
-  torch::NoGradGuard no_grad;
-  for (auto& p : model->named_parameters()) p.value().copy_(b.weights.at(p.key()));
-  for (auto& buf : model->named_buffers()) buf.value().copy_(b.weights.at(buf.key()));
-  model->to(device);
-  model->eval();  // running statistics: a subset of rows behaves as in the batch
-  return model;
-}
+constexpr double kBf16Max = 3.3895313892515355e38;  // bf16's largest finite value
 
-torch::Tensor Loss(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index) {
-  return F::cross_entropy(logits, targets,
-                          F::CrossEntropyFuncOptions().ignore_index(ignore_index).reduction(torch::kSum));
-}
-
-// "torch::nn::Conv2dImpl" -> "Conv2d"
-std::string TypeName(const torch::nn::Module& m) {
-  std::string n = m.name();
-  if (n.rfind("torch::nn::", 0) == 0) n = n.substr(11);
-  if (n.size() > 4 && n.compare(n.size() - 4, 4, "Impl") == 0) n.resize(n.size() - 4);
-  return n;
-}
-
-// Whether the rows fail (raise, or give a non-finite output or loss) on the CPU.
-bool Fails(Hw3Net& model, const Bundle& b, const std::vector<int64_t>& rows) {
-  auto idx = torch::tensor(rows, torch::kInt64);
-  try {
-    torch::NoGradGuard no_grad;
-    auto logits = model->forward(b.images.index_select(0, idx));
-    auto loss = Loss(logits, b.targets.index_select(0, idx), b.meta.ignore_index);
-    return !torch::isfinite(logits).all().item<bool>() || !std::isfinite(loss.item<double>());
-  } catch (const std::exception&) {
-    return true;
-  }
-}
-
-// Halves the failing set while one half still fails on its own.
-std::vector<int64_t> Bisect(Hw3Net& model, const Bundle& b, std::vector<int64_t> rows) {
-  while (rows.size() > 1) {
-    const auto mid = rows.begin() + static_cast<std::ptrdiff_t>(rows.size() / 2);
-    std::vector<int64_t> left(rows.begin(), mid), right(mid, rows.end());
-    if (Fails(model, b, left))
-      rows = left;
-    else if (Fails(model, b, right))
-      rows = right;
-    else
-      break;  // only the two halves together fail
-  }
-  return rows;
+std::string Num(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3g", v);
+  return text;
 }
 
 // Collects what the process writes to stdout and stderr while it is alive: the CUDA runtime
@@ -127,23 +80,33 @@ std::string AssertionLine(const std::string& text) {
 struct Reproduction {
   std::string summary;        // what the re-run did
   std::string device_assert;  // the kernel's failed assertion, when the device printed one
+  bool failed = false;        // the step failed as it did in training
+  bool device_usable = true;  // the device can run the localisation (no CUDA error)
 };
 
-// Reproduces the step's forward and loss on the device it ran on (if present).
-Reproduction Reproduce(const Bundle& b) {
+// Reproduces the step as it ran, on the device it ran on (if present).
+Reproduction Reproduce(const Bundle& b, const RerunMode& mode) {
   torch::Device device = torch::kCPU;
   if (b.meta.device.rfind("cuda", 0) == 0 && torch::cuda::is_available()) device = torch::Device(b.meta.device);
-  const std::string where = "re-run on " + device.str() + (device.is_cuda() ? " with CUDA_LAUNCH_BLOCKING=1" : "");
+  const std::string where = "re-run on " + device.str() + (device.is_cuda() ? " with CUDA_LAUNCH_BLOCKING=1" : "") +
+                            " in " + mode.Name() + ", forward and backward";
   CapturedOutput output;
   Reproduction r;
   try {
-    Hw3Net model = LoadModel(b, device);
-    torch::NoGradGuard no_grad;
-    auto loss = Loss(model->forward(b.images.to(device)), b.targets.to(device), b.meta.ignore_index);
-    const double value = loss.item<double>();  // synchronises
-    r.summary = where + ": loss sum " + std::to_string(value);
+    const Rerun rerun(b, device);
+    const RerunOutcome o = rerun.Step(mode, rerun.AllRows());
+    r.failed = o.fails();
+    if (o.stage == Stage::kRaised) {
+      r.summary = where + " raised: " + o.error;
+      r.device_usable = !device.is_cuda();
+    } else {
+      r.summary = where + ": loss " + Num(o.loss) +
+                  (o.stage == Stage::kForward || o.stage == Stage::kLoss ? "" : ", gradient norm " + Num(o.grad_norm));
+    }
   } catch (const std::exception& e) {
     r.summary = where + " raised: " + FirstLine(e.what());
+    r.failed = true;
+    r.device_usable = !device.is_cuda();
   }
   r.device_assert = AssertionLine(output.Release());
   return r;
@@ -158,49 +121,216 @@ void NameSamples(Diagnosis& d, const Bundle& b) {
   }
 }
 
-// Rows of x (first dimension) that hold a non-finite value.
 std::vector<int64_t> NonFiniteRows(const torch::Tensor& x) {
   auto rows = torch::isfinite(x).logical_not().flatten(1).any(1).nonzero().view(-1);
   return std::vector<int64_t>(rows.data_ptr<int64_t>(), rows.data_ptr<int64_t>() + rows.numel());
 }
 
-// The model run module by module with a finiteness check after each.
-struct ModuleWalk {
-  std::string module;         // the first module whose output is not finite, or that raised
-  std::string operation;      // its type
-  std::string error;          // what it raised, if it raised
-  std::vector<int64_t> rows;  // rows whose output is not finite there
+// "features.0.weight" -> "features.0"
+std::string ModuleOf(const std::string& name) { return name.substr(0, name.rfind('.')); }
+
+double NormOf(const torch::Tensor& t) { return t.to(torch::kFloat64).norm().item<double>(); }
+
+// The first parameter, then buffer, of the bundle's weights that holds a NaN or an infinity.
+struct BadWeight {
+  std::string name;
+  int64_t nans = 0, infs = 0, values = 0;
+  bool buffer = false;
 };
 
-std::optional<ModuleWalk> FirstFailingModule(Hw3Net& model, const torch::Tensor& images) {
-  torch::NoGradGuard no_grad;
-  torch::Tensor x = images;
-  std::vector<std::pair<std::string, torch::nn::Sequential>> stages{{"features", model->features},
-                                                                    {"classifier", model->classifier}};
-  for (auto& [stage, seq] : stages) {
-    size_t i = 0;
-    for (auto& child : *seq) {
-      ModuleWalk walk;
-      walk.operation = TypeName(*seq[i]);
-      walk.module = stage + "." + std::to_string(i) + " (" + walk.operation + ")";
-      ++i;
-      try {
-        x = child.forward(x);
-      } catch (const std::exception& e) {
-        walk.error = FirstLine(e.what());
-        return walk;
-      }
-      walk.rows = NonFiniteRows(x);
-      if (!walk.rows.empty()) return walk;
-    }
+std::optional<BadWeight> FirstNonFiniteWeight(const Bundle& b) {
+  std::optional<BadWeight> buffer;
+  for (const auto& [name, t] : b.weights) {
+    if (!t.is_floating_point() || torch::isfinite(t).all().item<bool>()) continue;
+    BadWeight w{name, torch::isnan(t).sum().item<int64_t>(), torch::isinf(t).sum().item<int64_t>(), t.numel()};
+    const bool is_buffer = name.find("running_") != std::string::npos;
+    if (!is_buffer) return w;
+    w.buffer = true;
+    if (!buffer) buffer = w;
   }
-  return std::nullopt;
+  return buffer;
 }
 
-std::vector<int64_t> AllRows(const Bundle& b) {
-  std::vector<int64_t> all(static_cast<size_t>(b.images.size(0)));
-  std::iota(all.begin(), all.end(), 0);
-  return all;
+// How the parameter `name` came to hold its values, from the bundle's weight history.
+std::string LastChange(const BundleMeta& m, const std::string& name) {
+  if (!m.weights_own) return "these weights are a " + m.weights_from + ", not the step's own";
+  if (m.last_good_step == 0) {
+    return "no step of this run changed it: it holds these values since the weights were built or loaded with " +
+           std::to_string(m.weights_ready_step) + " step(s) done (the initialisation or the checkpoint)";
+  }
+  const auto before = m.last_good_norms.find(name);
+  return "the update of step " + std::to_string(m.last_good_step) + " last changed it" +
+         (before != m.last_good_norms.end() ? " (its norm was " + Num(before->second) + " at that step's start)" : "");
+}
+
+// The weights' growth in the update of the last good step: the parameter that grew most, and
+// `named` (when given and known).
+std::string Growth(const Bundle& b, const std::string& named) {
+  const BundleMeta& m = b.meta;
+  if (!m.weights_own || m.last_good_step == 0 || m.last_good_norms.empty()) return "";
+  std::string most;
+  double most_factor = 0, most_before = 0, most_after = 0;
+  for (const auto& [name, before] : m.last_good_norms) {
+    const auto now = b.weights.find(name);
+    if (now == b.weights.end() || before <= 0) continue;
+    const double after = NormOf(now->second);
+    if (!std::isfinite(after)) continue;
+    if (after / before > most_factor) {
+      most = name;
+      most_factor = after / before;
+      most_before = before;
+      most_after = after;
+    }
+  }
+  if (most.empty()) return "";
+  std::string text = "in the update of step " + std::to_string(m.last_good_step) + ", the last good step, " + most +
+                     "'s norm grew x" + Num(most_factor) + " (" + Num(most_before) + " -> " + Num(most_after) + ")";
+  const auto before = m.last_good_norms.find(named);
+  const auto now = b.weights.find(named);
+  if (!named.empty() && named != most && before != m.last_good_norms.end() && now != b.weights.end()) {
+    const double after = NormOf(now->second);
+    text += ", " + named + "'s x" + Num(after / before->second) + " (" + Num(before->second) + " -> " + Num(after) + ")";
+  }
+  return text;
+}
+
+// The step under the other precision and in eval mode: `modes` lists each outcome, `differs`
+// what fails only under some.
+struct Comparison {
+  std::string modes, differs;
+  bool other_precision_fails = false, eval_fails = false;
+};
+
+Comparison Compare(const Rerun& rerun, const RerunMode& trained, bool trained_fails) {
+  const RerunMode other{trained.training, !trained.bf16};
+  const RerunMode eval{false, trained.bf16};
+  Comparison c;
+  c.other_precision_fails = rerun.Step(other, rerun.AllRows()).fails();
+  c.eval_fails = rerun.Step(eval, rerun.AllRows()).fails();
+  const auto said = [](bool fails) { return fails ? "fails" : "passes"; };
+  c.modes = std::string(trained_fails ? "fails" : "passes") + " in " + trained.Name() + " (as the step ran); " +
+            said(c.other_precision_fails) + " in " + other.Name() + "; " + said(c.eval_fails) + " in " + eval.Name();
+  if (!trained_fails) return c;
+  const std::string precision = trained.bf16 ? "bf16" : "fp32";
+  if (!c.other_precision_fails && !c.eval_fails) {
+    c.differs = "fails in " + precision + " and training mode only";
+  } else if (!c.other_precision_fails) {
+    c.differs = "fails in " + precision + " only";
+  } else if (!c.eval_fails) {
+    c.differs = "fails in training mode only: with the batch's own statistics (BatchNorm), not the running ones";
+  }
+  return c;
+}
+
+// Why a module fails in bf16 and not in fp32: its input or its output exceeds bf16's range.
+std::string Bf16Reason(const Bundle& b, const Rerun& rerun, const ForwardFinding& f, const std::vector<int64_t>& rows) {
+  const RerunMode fp32{true, false};
+  double input = 0;
+  if (f.index == 0) {
+    const auto idx = torch::tensor(rows, torch::kInt64);
+    input = b.images.index_select(0, idx).abs().max().item<double>();
+  } else {
+    input = rerun.LargestOutput(fp32, rows, f.index - 1);
+  }
+  const double output = rerun.LargestOutput(fp32, rows, f.index);
+  if (input > kBf16Max) {
+    return f.module + "'s input exceeds bf16's range (largest |value| " + Num(input) + " in fp32, bf16's largest " +
+           Num(kBf16Max) + "): autocast rounds it to infinity";
+  }
+  if (output > kBf16Max) {
+    return f.module + "'s output exceeds bf16's range (largest |value| " + Num(output) + " in fp32, bf16's largest " +
+           Num(kBf16Max) + ")";
+  }
+  return f.module + "'s output is not finite in bf16 while in fp32 its largest |value| is " + Num(output);
+}
+
+// The failing rows of a step that fails as it ran: the smallest failing subset, when the rest
+// of the batch passes without it (else the batch as a whole is not at fault: none).
+std::vector<int64_t> FailingRows(const Rerun& rerun, const RerunMode& mode, const std::vector<int64_t>& start,
+                                 std::string* note) {
+  std::vector<int64_t> rows = rerun.Bisect(mode, start);
+  if (rows.size() > 1 && rows.size() == rerun.AllRows().size()) {
+    *note = "; no half of the batch fails alone: the whole batch's sum fails, no sample is singled out";
+    return {};
+  }
+  std::vector<int64_t> rest;
+  for (int64_t r : rerun.AllRows()) {
+    if (std::find(rows.begin(), rows.end(), r) == rows.end()) rest.push_back(r);
+  }
+  if (rest.empty() || !rerun.Step(mode, rest).fails()) return rows;
+  *note = "; every part of the batch fails alone (row " + std::to_string(rows[0]) +
+          " alone, and the batch without it), so no sample is at fault";
+  return {};
+}
+
+void NotFinite(Diagnosis& d, const Bundle& b, const Rerun& rerun, const RerunMode& mode, const RerunOutcome& o) {
+  std::string note;
+  if (o.stage == Stage::kGradient) {
+    const std::optional<GradientFinding> g = rerun.FirstNonFiniteGradient(mode, rerun.AllRows());
+    d.fault = "non_finite_gradient";
+    if (g) {
+      d.module = g->module;
+      d.operation = g->operation;
+      d.parameter = g->parameter;
+      if (g->values_finite) {
+        d.detail = "the loss is finite; every gradient value is finite, but the norm of " + g->parameter +
+                   "'s gradient overflows fp32 (largest |value| " + Num(g->largest) +
+                   "): the first, in backward order, whose norm is not finite";
+      } else if (!g->parameter.empty()) {
+        d.detail = "the loss is finite; the gradient of " + g->parameter + " is not finite: the first, in backward " +
+                   "order, made by " + g->operation;
+      } else {
+        d.detail = "the loss is finite; the gradient that " + g->module + " passes back to its input is not finite: " +
+                   "the first, in backward order, made by " + g->operation;
+      }
+    } else {
+      d.detail = "the loss is finite and every gradient's norm is, but their sum is not";
+    }
+    d.rows = FailingRows(rerun, mode, rerun.AllRows(), &note);
+    d.detail += note;
+    d.weights_growth = Growth(b, d.parameter);
+    d.hint = d.weights_growth.empty()
+                 ? "the gradient overflows on this batch: lower --lr, or check the listed samples for extreme values"
+                 : "lower --lr: the update of step " + std::to_string(b.meta.last_good_step) +
+                       " grew the weights (see above) until the gradient overflows";
+    return;
+  }
+  const std::optional<ForwardFinding> walk = rerun.FirstNonFiniteModule(mode, rerun.AllRows());
+  if (walk && walk->error.empty()) {
+    d.fault = "non_finite_activation";
+    d.module = walk->module;
+    d.operation = walk->operation;
+    d.detail = "the output of " + walk->module + " is not finite for " + std::to_string(walk->rows.size()) +
+               " row(s) whose inputs are finite";
+    d.rows = FailingRows(rerun, mode, walk->rows, &note);
+    d.detail += note;
+    d.hint =
+        "weights or activations overflow: lower --lr, check the weights (resume from an earlier checkpoint), or check "
+        "the listed samples for extreme values";
+  } else if (walk) {
+    d.fault = "exception";
+    d.module = walk->module;
+    d.operation = walk->operation;
+    d.detail = walk->error;
+    d.rows = rerun.Bisect(mode, rerun.AllRows());
+    d.hint = "the module raised on this batch; the error names the operation";
+  } else if (o.stage == Stage::kRaised) {
+    d.fault = "exception";
+    d.module = "loss";
+    d.operation = "cross_entropy / nll_loss";
+    d.detail = o.error;
+    d.rows = rerun.Bisect(mode, rerun.AllRows());
+    d.hint = "the loss or backward raised on this batch; the error names the operation";
+  } else {
+    d.fault = "non_finite_loss";
+    d.module = "loss";
+    d.operation = "cross_entropy / nll_loss";
+    d.detail = "the loss is not finite while every activation is";
+    d.rows = FailingRows(rerun, mode, rerun.AllRows(), &note);
+    d.detail += note;
+    d.hint = "check the listed samples' targets and the logits' scale";
+  }
+  d.weights_growth = Growth(b, "");
 }
 
 }  // namespace
@@ -208,9 +338,12 @@ std::vector<int64_t> AllRows(const Bundle& b) {
 Diagnosis Diagnose(const Bundle& b) {
   Diagnosis d;
   d.meta = b.meta;
-  Reproduction r = Reproduce(b);
+  const RerunMode trained{true, b.meta.precision == "bf16"};
+  d.mode = trained.Name();
+  const Reproduction r = Reproduce(b, trained);
   d.reproduction = r.summary;
   d.device_assert = r.device_assert;
+  d.reproduced = r.failed;
   const int64_t classes = b.meta.num_classes, ignore = b.meta.ignore_index;
 
   // Targets: the classic device-side assert.
@@ -230,15 +363,30 @@ Diagnosis Diagnose(const Bundle& b) {
     NameSamples(d, b);
     return d;
   }
-  // Inputs, then the model module by module on the CPU.
-  Hw3Net model = LoadModel(b, torch::kCPU);
+  const Rerun rerun(b, r.device_usable && b.meta.device.rfind("cuda", 0) == 0 && torch::cuda::is_available()
+                           ? torch::Device(b.meta.device)
+                           : torch::Device(torch::kCPU));
+  // The weights before the batch: a NaN there is no sample's doing.
+  if (const std::optional<BadWeight> w = FirstNonFiniteWeight(b)) {
+    d.fault = "non_finite_weights";
+    d.parameter = w->name;
+    d.module = ModuleOf(w->name);
+    d.detail = w->name + " holds " + std::to_string(w->nans) + " NaN and " + std::to_string(w->infs) +
+               " infinite value(s) of " + std::to_string(w->values) + " before the step ran; " + LastChange(b.meta, w->name);
+    d.modes = std::string(r.failed ? "fails" : "passes") + " in " + trained.Name() + " (as the step ran)";
+    d.hint = w->buffer ? "a BatchNorm running statistic is not finite: an earlier batch held non-finite values; resume "
+                         "from a checkpoint written before it"
+                       : "the weights are not finite before the step, whatever the batch: resume from a checkpoint "
+                         "written before the step named above, and lower --lr";
+    return d;
+  }
+  // Inputs.
   const std::vector<int64_t> bad_inputs = NonFiniteRows(b.images);
-  const std::optional<ModuleWalk> walk = FirstFailingModule(model, b.images);
   if (!bad_inputs.empty()) {
     d.fault = "non_finite_input";
     d.rows = bad_inputs;
     d.detail = std::to_string(d.rows.size()) + " input image(s) hold NaN or infinite pixels";
-    if (walk) {
+    if (const std::optional<ForwardFinding> walk = rerun.FirstNonFiniteModule(trained, rerun.AllRows())) {
       d.module = walk->module;
       d.operation = walk->operation;
       d.detail += "; the first module whose output is not finite is " + walk->module;
@@ -249,45 +397,34 @@ Diagnosis Diagnose(const Bundle& b) {
     NameSamples(d, b);
     return d;
   }
-  if (walk) {
-    d.module = walk->module;
-    d.operation = walk->operation;
-    if (!walk->error.empty()) {
-      d.fault = "exception";
-      d.detail = walk->error;
-      d.rows = Bisect(model, b, AllRows(b));
-      d.hint = "the module raised on this batch; the error names the operation";
-    } else {
-      d.fault = "non_finite_activation";
-      d.detail = "the output of " + walk->module + " is not finite for " + std::to_string(walk->rows.size()) +
-                 " row(s) whose inputs are finite";
-      d.rows = Bisect(model, b, walk->rows);
-      d.hint =
-          "weights or activations overflow: lower --lr, check the weights (resume from an earlier "
-          "checkpoint), or check the listed samples for extreme values";
+  // The step as it ran, then under the other precision and in eval mode.
+  const RerunOutcome step = rerun.Step(trained, rerun.AllRows());
+  d.reproduced = step.fails();
+  const Comparison c = Compare(rerun, trained, step.fails());
+  d.modes = c.modes;
+  d.differs = c.differs;
+  if (step.fails()) {
+    NotFinite(d, b, rerun, trained, step);
+    if (trained.bf16 && !c.other_precision_fails && d.fault == "non_finite_activation") {
+      const std::optional<ForwardFinding> walk = rerun.FirstNonFiniteModule(trained, rerun.AllRows());
+      if (walk) d.differs += ": " + Bf16Reason(b, rerun, *walk, rerun.AllRows());
     }
     NameSamples(d, b);
     return d;
   }
-  // The loss.
-  d.module = "loss";
-  d.operation = "cross_entropy / nll_loss";
-  if (Fails(model, b, AllRows(b))) {
-    d.fault = "non_finite_loss";
-    d.detail = "the loss is not finite while every activation is";
-    d.rows = Bisect(model, b, AllRows(b));
-    d.hint = "check the listed samples' targets and the logits' scale";
-    NameSamples(d, b);
-    return d;
-  }
   d.fault = "not_reproduced";
-  d.module.clear();
-  d.operation.clear();
-  d.detail =
-      "the batch passes on the CPU: the fault may depend on the device, on the newer weights the failing "
-      "step had (weights: " +
-      b.meta.weights_from + "), or on another rank's batch";
-  d.hint = "re-run `trainguard diagnose` on a GPU machine, and compare with the other ranks' bundles";
+  d.detail = "the step passes when re-run as it ran (" + trained.Name() + ", forward and backward, " +
+             b.meta.weights_from + ")";
+  if (!b.meta.weights_own) {
+    d.detail += "; the failing step had newer weights than these";
+    d.hint = "re-run `trainguard diagnose` where the newer weights are (a bundle of a step whose device survived " +
+             std::string("holds its own), and compare with the other ranks' bundles");
+  } else if (b.meta.device.rfind("cuda", 0) == 0 && !rerun.device().is_cuda()) {
+    d.detail += " on the CPU; the step ran on " + b.meta.device;
+    d.hint = "re-run `trainguard diagnose` on a GPU machine, and compare with the other ranks' bundles";
+  } else {
+    d.hint = "the step's gradient is the sum over every rank's batch: compare with the other ranks' bundles";
+  }
   return d;
 }
 
@@ -297,10 +434,16 @@ std::string FormatDiagnosis(const Diagnosis& d) {
                     std::to_string(d.meta.world) + ": " + d.fault + "\n";
   out += "  error seen: " + FirstLine(d.meta.error) + "\n";
   out += "  " + d.reproduction + "\n";
+  out += std::string("  ") + (d.reproduced ? "reproduced" : "not reproduced") + " in " + d.mode + " (" +
+         d.meta.weights_from + ")\n";
+  if (!d.modes.empty()) out += "  modes: " + d.modes + "\n";
+  if (!d.differs.empty()) out += "  " + d.differs + "\n";
   if (!d.device_assert.empty()) out += "  device assert: " + d.device_assert + "\n";
   if (!d.module.empty())
     out += "  module: " + d.module + (d.operation.empty() ? "" : ", operation: " + d.operation) + "\n";
+  if (!d.parameter.empty()) out += "  parameter: " + d.parameter + "\n";
   out += "  " + d.detail + "\n";
+  if (!d.weights_growth.empty()) out += "  weights: " + d.weights_growth + "\n";
   for (size_t k = 0; k < d.rows.size(); ++k) {
     out += "  row " + std::to_string(d.rows[k]) + ": sample " + std::to_string(d.samples[k]) + ", file " + d.files[k] +
            ", label '" + d.labels[k] + "'\n";
@@ -318,6 +461,14 @@ std::string DiagnosisJson(const Diagnosis& d) {
   json j = {{"fault", d.fault},
             {"module", d.module},
             {"operation", d.operation},
+            {"parameter", d.parameter},
+            {"reproduced", d.reproduced},
+            {"mode", d.mode},
+            {"modes", d.modes},
+            {"differs", d.differs},
+            {"weights_growth", d.weights_growth},
+            {"weights_own", d.meta.weights_own},
+            {"precision", d.meta.precision},
             {"reproduction", d.reproduction},
             {"detail", d.detail},
             {"samples", samples},

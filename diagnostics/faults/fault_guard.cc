@@ -42,17 +42,32 @@ FaultGuard::FaultGuard(FaultOptions options, FaultChannel& channel, FaultWatch& 
 // GPU runs: the first host copy is taken before the first step, so that a bundle written at the
 // first step of a run (a fresh start or a resume) carries weights too.
 void FaultGuard::OnModelReady(int64_t global_step, torch::nn::Module& model) {
+  history_.Ready(global_step, model);
   if (!device_.is_cuda()) return;
   host_weights_ = HostWeights(model);
   host_weights_step_ = global_step;
 }
 
-void FaultGuard::OnPhase(const std::string& what) { watch_.SetPhase(what); }
+void FaultGuard::OnPhase(Phase phase, const std::string& what) {
+  switch (phase) {
+    case Phase::kStarting:
+      return watch_.SetPhase(what, WaitPhase::kStarting);
+    case Phase::kValidating:
+      return watch_.SetPhase(what, WaitPhase::kValidating);
+    case Phase::kEvaluating:
+      return watch_.SetPhase(what, WaitPhase::kEvaluating);
+    case Phase::kCheckpointing:
+      return watch_.SetPhase(what, WaitPhase::kCheckpointing);
+    case Phase::kTraining:  // within a failed step: the agreement on its bad samples
+      return watch_.SetPhase(what, WaitPhase::kAgreeing);
+  }
+}
 
 void FaultGuard::BeforeStep(const StepReport& where, Batch&) { watch_.Arm(where.global_step); }
 
 void FaultGuard::AfterStep(const StepReport& where, torch::nn::Module& model) {
-  watch_.Disarm();
+  watch_.EndStep();
+  history_.StepPassed(where.global_step, model);
   if (device_.is_cuda() && where.global_step % options_.host_copy_every == 0) {
     host_weights_ = HostWeights(model);
     host_weights_step_ = where.global_step;
@@ -84,14 +99,28 @@ Bundle FaultGuard::Capture(const StepFailure& f) const {
   b.images = f.batch->images;
   b.targets = f.batch->targets;
   b.rng_state = at::detail::getDefaultCPUGenerator().get_state();
-  if (device_.is_cuda()) {
-    b.weights = host_weights_;
-    m.weights_from = host_weights_step_ == 0 ? "host copy of the initial weights"
-                                             : "host copy after step " + std::to_string(host_weights_step_);
-  } else {
-    b.weights = HostWeights(*f.model);  // the optimizer has not stepped: these are the step's weights
-    m.weights_from = "the failing step's own weights";
+  m.global_valid_targets = f.global_valid_targets;
+  m.weights_ready_step = history_.ready_step();
+  m.last_good_step = history_.last_good_step();
+  m.last_good_norms = history_.LastGoodNorms();
+  // The optimizer has not stepped: the model holds the step's own weights. On a GPU they can be
+  // read unless the device is lost (a device-side assert or a GPU fault poisons the context).
+  const bool device_lost = f.kind == ErrorKind::kDeviceAssert || f.kind == ErrorKind::kGpuFault ||
+                           (f.kind == ErrorKind::kInternal && device_.is_cuda());
+  if (!device_lost) {
+    try {
+      b.weights = HostWeights(*f.model);
+      m.weights_from = "the failing step's own weights";
+      m.weights_own = true;
+      return b;
+    } catch (const std::exception& e) {
+      LogLine("the failing step's weights could not be copied from " + device_.str() + " (" + FirstLine(e.what()) +
+              "); the bundle gets the last host copy");
+    }
   }
+  b.weights = host_weights_;
+  m.weights_from = host_weights_step_ == 0 ? "host copy of the initial weights"
+                                           : "host copy after step " + std::to_string(host_weights_step_);
   return b;
 }
 
@@ -108,7 +137,7 @@ void FaultGuard::OnStepFailed(const StepFailure& f) {
   const std::string doing = "writing the repro bundle of step " + std::to_string(f.where.global_step) +
                             " and diagnosing it" + (f.quarantine ? " to set its bad samples aside" : "");
   if (goes_on) {
-    watch_.SetPhase(doing);
+    watch_.SetPhase(doing, WaitPhase::kAgreeing);
   } else {
     watch_.Stopping(doing);
   }

@@ -1,6 +1,8 @@
 // FaultGuard: the StepHooks the launcher plugs in for fault capture. It arms the FaultWatch for
 // each step, keeps a host copy of the weights when training on a GPU (after a device-side
-// assert nothing can be copied off the device), and when a step fails on this rank:
+// assert nothing can be copied off the device; any other failure leaves the device readable and
+// the bundle gets the step's own weights), keeps the parameters' norms before the last good step
+// (WeightHistory), and when a step fails on this rank:
 //   1. tells every other rank at once (unless the failure is already agreed, e.g. non-finite, or
 //      may yet be quarantined: then the stop tells them, with the outcome),
 //   2. writes the repro bundle,
@@ -14,6 +16,7 @@
 
 #include "diagnostics/faults/bundle.h"
 #include "diagnostics/faults/fault_watch.h"
+#include "diagnostics/faults/weight_history.h"
 #include "trainer/core/sample.h"
 #include "trainer/step_hooks.h"
 
@@ -42,7 +45,7 @@ class FaultGuard final : public StepHooks {
   FaultGuard(FaultOptions options, FaultChannel& channel, FaultWatch& watch, const SampleCatalog& catalog,
              torch::Device device);
   void OnModelReady(int64_t global_step, torch::nn::Module& model) override;
-  void OnPhase(const std::string& what) override;
+  void OnPhase(Phase phase, const std::string& what) override;
   void BeforeStep(const StepReport& where, Batch& batch) override;
   void AfterStep(const StepReport& where, torch::nn::Module& model) override;
   void OnStepFailed(const StepFailure& failure) override;
@@ -61,6 +64,7 @@ class FaultGuard final : public StepHooks {
   torch::Device device_;
   std::map<std::string, torch::Tensor> host_weights_;  // GPU runs: last host copy
   int64_t host_weights_step_ = 0;
+  WeightHistory history_;
   std::string bundle_;
 };
 

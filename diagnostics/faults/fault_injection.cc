@@ -22,7 +22,7 @@ FaultSpec ParseFaultSpec(const std::string& text) {
   const auto bad = [&](const std::string& why) {
     return ConfigError("--inject-fault " + text + ": " + why +
                        " (expected KIND:rank=R:step=K[:seconds=S][:when=after][:host=H] with KIND nan, kill, sleep, "
-                       "slow, slow-diagnosis or gpu-fault)");
+                       "slow, slow-diagnosis, slow-checkpoint, slow-validation, gpu-fault, nan-weight or bf16-overflow)");
   };
   std::istringstream in(text);
   std::string part;
@@ -38,8 +38,16 @@ FaultSpec ParseFaultSpec(const std::string& text) {
     spec.kind = FaultSpec::Kind::kSlow;
   else if (part == "slow-diagnosis")
     spec.kind = FaultSpec::Kind::kSlowDiagnosis;
+  else if (part == "slow-checkpoint")
+    spec.kind = FaultSpec::Kind::kSlowCheckpoint;
+  else if (part == "slow-validation")
+    spec.kind = FaultSpec::Kind::kSlowValidation;
   else if (part == "gpu-fault")
     spec.kind = FaultSpec::Kind::kGpuFault;
+  else if (part == "nan-weight")
+    spec.kind = FaultSpec::Kind::kNanWeight;
+  else if (part == "bf16-overflow")
+    spec.kind = FaultSpec::Kind::kBf16Overflow;
   else
     throw bad("unknown kind '" + part + "'");
   bool have_rank = false, have_step = false;
@@ -113,14 +121,56 @@ void FaultInjector::BeforeStep(const StepReport& where, Batch& batch) {
         LogLine("injected fault: a GPU fault (CUDA error 700) in step " + std::to_string(where.global_step));
         throw c10::AcceleratorError({__func__, __FILE__, static_cast<uint32_t>(__LINE__)}, kInjectedGpuFaultCode,
                                     "CUDA error: an illegal memory access was encountered (injected)");
-      case FaultSpec::Kind::kSlow:  // handled above: every step from K on
+      case FaultSpec::Kind::kBf16Overflow: {
+        LogLine("injected fault: a pixel of 3.4e38 (beyond bf16's range) in row 0 of step " +
+                std::to_string(where.global_step));
+        const int64_t side = batch.images.size(-1);
+        batch.images[0][0][side / 2][side / 2] = 3.4e38f;
+        break;
+      }
+      case FaultSpec::Kind::kNanWeight:  // acts after the step's update (AfterStep)
+      case FaultSpec::Kind::kSlow:       // handled above: every step from K on
       case FaultSpec::Kind::kSlowDiagnosis:
-        break;  // acts in the diagnosis (DelayDiagnosis), not in the step
+      case FaultSpec::Kind::kSlowCheckpoint:
+      case FaultSpec::Kind::kSlowValidation:
+        break;  // act in the diagnosis (DelayDiagnosis), a checkpoint or a validation, not in the step
     }
   }
 }
 
+void FaultInjector::AfterStep(const StepReport& where, torch::nn::Module& model) {
+  for (const FaultSpec& s : specs_) {
+    if (s.kind != FaultSpec::Kind::kNanWeight || s.rank != rank_ || s.step != where.global_step) continue;
+    const auto& first = model.named_parameters().front();
+    LogLine("injected fault: NaN in " + first.key() + " after the update of step " +
+            std::to_string(where.global_step));
+    torch::NoGradGuard no_grad;
+    torch::Tensor element = first.value();  // its first element, whatever the memory layout
+    while (element.dim() > 0) element = element[0];
+    element.fill_(std::numeric_limits<float>::quiet_NaN());
+  }
+}
+
+void FaultInjector::OnEpochBegin(int64_t epoch, EpochPlan&) {
+  for (const FaultSpec& s : specs_) {
+    if (s.kind != FaultSpec::Kind::kSlowValidation || s.rank != rank_ || last_step_ + 1 < s.step) continue;
+    LogLine("injected fault: the label validation before epoch " + std::to_string(epoch + 1) + " sleeps " +
+            std::to_string(s.seconds) + " s");
+    std::this_thread::sleep_for(std::chrono::duration<double>(s.seconds));
+  }
+}
+
+void FaultInjector::OnCheckpoint(int64_t global_step, double, int64_t) {
+  for (const FaultSpec& s : specs_) {
+    if (s.kind != FaultSpec::Kind::kSlowCheckpoint || s.rank != rank_ || global_step < s.step) continue;
+    LogLine("injected fault: the checkpoint after step " + std::to_string(global_step) + " takes " +
+            std::to_string(s.seconds) + " s more to write");
+    std::this_thread::sleep_for(std::chrono::duration<double>(s.seconds));
+  }
+}
+
 void FaultInjector::OnStepEnd(const StepReport& where) {
+  last_step_ = where.global_step;
   for (const FaultSpec& s : specs_) {
     if (s.rank != rank_ || s.step != where.global_step || !s.after_step) continue;
     if (s.kind == FaultSpec::Kind::kKill) {

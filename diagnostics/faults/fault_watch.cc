@@ -28,31 +28,19 @@ class ChannelLink final : public FaultLink {
   FaultChannel& channel_;
 };
 
-FaultWatchOptions WatchOptions(PeerView* peers, double step_timeout_s, double grace_s,
-                               std::function<void(const std::string&)> on_stuck) {
-  FaultWatchOptions o;
-  o.peers = peers;
-  o.step_timeout_s = step_timeout_s;
-  o.grace_s = grace_s;
-  o.on_stuck = std::move(on_stuck);
-  o.claims_exit = true;
-  return o;
-}
-
 }  // namespace
 
-FaultWatch::FaultWatch(FaultChannel& channel, PeerView* peers, double step_timeout_s, double grace_s,
-                       std::function<void(const std::string&)> on_stuck)
-    : FaultWatch(std::make_unique<ChannelLink>(channel), nullptr,
-                 WatchOptions(peers, step_timeout_s, grace_s, std::move(on_stuck))) {}
+FaultWatch::FaultWatch(FaultChannel& channel, FaultWatchOptions options)
+    : FaultWatch(std::make_unique<ChannelLink>(channel), nullptr, std::move(options)) {}
 
 FaultWatch::FaultWatch(FaultLink& link, FaultWatchOptions options) : FaultWatch(nullptr, &link, std::move(options)) {}
 
 FaultWatch::FaultWatch(std::unique_ptr<FaultLink> owned, FaultLink* link, FaultWatchOptions options)
     : owned_link_(std::move(owned)),
       channel_(link != nullptr ? *link : *owned_link_),
-      timeout_s_(options.step_timeout_s),
       grace_s_(options.grace_s),
+      on_deadline_(std::move(options.on_deadline)),
+      deadlines_(options.step_timeout_s),
       on_stuck_(std::move(options.on_stuck)),
       now_(std::move(options.now)),
       peers_(options.peers),
@@ -68,7 +56,14 @@ FaultWatch::~FaultWatch() {
 }
 
 void FaultWatch::Arm(int64_t step) {
-  const auto deadline = Now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
+  EndOccurrence();
+  armed_at_ = Now();
+  const auto deadline = armed_at_ + std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double>(deadlines_.Of(WaitPhase::kStep)));
+  {
+    std::lock_guard<std::mutex> lock(phase_mutex_);
+    step_deadline_words_ = DeadlineWords(step);
+  }
   deadline_ = deadline.time_since_epoch().count();
   step_ = step;
   wait_key_ = 0;
@@ -78,7 +73,23 @@ void FaultWatch::Arm(int64_t step) {
   Publish();
 }
 
-void FaultWatch::SetPhase(const std::string& what) {
+void FaultWatch::EndStep() {
+  if (step_ != 0) Learn(WaitPhase::kStep, std::chrono::duration<double>(Now() - armed_at_).count());
+  Disarm();
+}
+
+void FaultWatch::Learn(WaitPhase phase, double seconds) {
+  if (deadlines_.Record(phase, seconds) && on_deadline_) on_deadline_(phase, deadlines_);
+}
+
+void FaultWatch::EndOccurrence() {
+  if (longest_wait_ >= 0) Learn(phase_kind_, longest_wait_);
+  longest_wait_ = -1;
+}
+
+void FaultWatch::SetPhase(const std::string& what, WaitPhase kind) {
+  EndOccurrence();
+  phase_kind_ = kind;
   {
     std::lock_guard<std::mutex> lock(phase_mutex_);
     phase_ = what;
@@ -94,10 +105,15 @@ void FaultWatch::BeginWait() {
   Publish();
   if (step_ != 0) return;  // inside a step: the step's deadline holds
   wait_key_ = -(++waits_);
-  wait_deadline_ = Now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
+  wait_began_ = Now();
+  wait_deadline_ = wait_began_ + std::chrono::duration_cast<Clock::duration>(
+                                     std::chrono::duration<double>(deadlines_.Of(phase_kind_)));
 }
 
 void FaultWatch::EndWait() {
+  if (step_ == 0 && wait_key_ != 0) {
+    longest_wait_ = std::max(longest_wait_, std::chrono::duration<double>(Now() - wait_began_).count());
+  }
   progress_.waiting = false;
   Publish();
 }
@@ -136,6 +152,11 @@ void FaultWatch::Drain() {
   while (auto notice = channel_.Poll()) {
     if (notice->kind == FaultChannel::kWaiting) {
       waiting_[notice->step].insert(notice->from);
+      // This rank waits in the same collective (Drain runs inside waits): it says so at once,
+      // rather than when its own deadline passes, so that the verdict of the rank that gave up
+      // first counts it as arrived.
+      const int64_t key = step_ != 0 ? step_.load() : wait_key_;
+      if (notice->step == key && progress_.waiting) Announce(key);
     } else if (!peer_failure_) {
       // This rank now stops with its peer: a later SIGTERM or watchdog verdict must not decide
       // its exit (Drain runs on the waiting thread, the one that goes on to the stop protocol).
@@ -161,19 +182,32 @@ void FaultWatch::Check() {
   const int64_t step = step_;
   if (step > 0 && Now().time_since_epoch().count() > deadline_) StallVerdict(step);
   if (step == 0 && wait_key_ != 0 && Now() > wait_deadline_) StallVerdict(wait_key_);
-  // A collective needs every rank: one silent for --step-timeout (at most kMaxSilenceS) ends the
-  // wait, however recently it began (a wait between steps may begin long after the peer went
-  // silent, and a lost node should not hold the job for a long --step-timeout).
+  // A collective needs every rank: one silent for kSilenceVerdictS ends the wait, however
+  // recently it began (a wait between steps may begin long after the peer went silent, and a
+  // lost node should not hold the job for a long deadline).
   const int64_t key = step > 0 ? step : wait_key_;
   if (peers_ != nullptr && key != 0 && Now() >= next_silence_check_) {
     next_silence_check_ = Now() + std::chrono::milliseconds(100);  // the view costs a lock and a pass over the ranks
-    if (peers_->LongestSilence() >= std::min(timeout_s_, kMaxSilenceS)) StallVerdict(key);
+    if (peers_->LongestSilence() >= std::min(deadlines_.ceiling(), kSilenceVerdictS)) StallVerdict(key);
   }
 }
 
+void FaultWatch::Announce(int64_t key) {
+  if (announced_ == key) return;
+  announced_ = key;
+  channel_.Tell(FaultChannel::kWaiting, key, "waiting");
+  waiting_[key].insert(channel_.rank());
+}
+
+std::string FaultWatch::DeadlineWords(int64_t key) {
+  const WaitPhase phase = key > 0 ? WaitPhase::kStep : phase_kind_;
+  if (!deadlines_.Learned(phase))
+    return "--step-timeout " + std::to_string(static_cast<int>(deadlines_.ceiling())) + " s";
+  return "the deadline of " + deadlines_.Explain(phase);
+}
+
 void FaultWatch::StallVerdict(int64_t step) {  // a step, or the key (< 0) of a wait between steps
-  channel_.Tell(FaultChannel::kWaiting, step, "waiting");
-  waiting_[step].insert(channel_.rank());
+  Announce(step);
   const auto until = Now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(grace_s_));
   std::set<int> missing;
   for (;;) {
@@ -197,9 +231,9 @@ void FaultWatch::StallVerdict(int64_t step) {  // a step, or the key (< 0) of a 
   Disarm();  // the verdict is the cause: the watchdog must not report this rank as stuck too
   ClaimStop("the stall verdict");
   throw FaultError(ErrorKind::kStall,
-                   "stall in " + Describe(step) + ": rank(s) " + RankList(missing) +
-                       " did not arrive within --step-timeout " + std::to_string(static_cast<int>(timeout_s_)) +
-                       " s (waiting: rank(s) " + RankList(waiting_[step]) + ")" + MissingRanks(missing),
+                   "stall in " + Describe(step) + ": rank(s) " + RankList(missing) + " did not arrive within " +
+                       DeadlineWords(step) + " (waiting: rank(s) " + RankList(waiting_[step]) + ")" +
+                       MissingRanks(missing),
                    step > 0 ? step : 0);
 }
 
@@ -230,9 +264,13 @@ void FaultWatch::Watchdog() {
     const bool polling = now - last_check_ < duration_cast<Clock::duration>(seconds(1)).count();
     if (polling || now <= deadline_ + slack) continue;
     // The training thread is not in a collective and the step is long overdue: stuck computing.
+    std::string deadline;
+    {
+      std::lock_guard<std::mutex> lock(phase_mutex_);
+      deadline = step_deadline_words_;
+    }
     const std::string message = "rank " + std::to_string(channel_.rank()) + " is stuck in the computation of step " +
-                                std::to_string(step) + ", past --step-timeout " +
-                                std::to_string(static_cast<int>(timeout_s_)) + " s";
+                                std::to_string(step) + ", past " + deadline;
     channel_.Tell(static_cast<int>(ErrorKind::kStall), step, message);
     LogLine("error: " + message);
     on_stuck_(message);

@@ -5,14 +5,19 @@
 //    verdict first, e.g. a non-finite loss, may tell before this rank's own part of the same
 //    collective completes; the second lets this rank reach the verdict itself and do its share,
 //    such as writing the bundle. If the collective completes, the notice stays for the next wait.)
-//  - the step overruns --step-timeout, or, between steps (label validation, evaluation, a
-//    checkpoint, the initial broadcast, validate, predict), the wait itself does: the rank
-//    announces that it waits, collects the same announcement from the others for `grace`
-//    seconds, and throws FaultError(kStall) naming the ranks that did not arrive. With a
-//    PeerView, a rank that is silent on the liveness channel (gone, frozen, cut off) is not
-//    waited for, and the verdict says of each missing rank its host and what it was last doing.
-//  - a peer has been silent on the liveness channel for --step-timeout (or kMaxSilenceS, if
-//    shorter), whenever the wait began: the same verdict at once.
+//  - the step overruns its deadline, or, between steps (label validation, evaluation, a
+//    checkpoint, the initial broadcast, validate, predict), the wait itself overruns the deadline
+//    of its phase: the rank announces that it waits, collects the same announcement from the
+//    others for `grace` seconds, and throws FaultError(kStall) naming the ranks that did not
+//    arrive. A rank waiting in the same collective answers an announcement at once, so ranks
+//    whose deadlines differ a little still agree on who is missing. With a PeerView, a rank that
+//    is silent on the liveness channel (gone, frozen, cut off) is not waited for, and the verdict
+//    says of each missing rank its host and what it was last doing.
+//  - a peer has been silent on the liveness channel for kSilenceVerdictS, whenever the wait
+//    began and whatever the deadlines: the same verdict at once.
+// Deadlines are learned from this run's durations of each phase (deadlines.h); --step-timeout
+// is their ceiling and the default until a phase is learned. Each change of a deadline in force
+// goes to FaultWatchOptions::on_deadline.
 // A rank stuck outside any collective (in computation) is caught by the watchdog thread, which
 // tells the others and calls `on_stuck` (the launcher exits the process). Every verdict
 // disarms the watch, so that a failure is reported with one cause.
@@ -33,6 +38,7 @@
 #include <string>
 #include <thread>
 
+#include "diagnostics/faults/deadlines.h"
 #include "diagnostics/faults/liveness.h"
 #include "trainer/comm/fault_channel.h"
 #include "trainer/core/errors.h"
@@ -51,7 +57,7 @@ class FaultLink {
 };
 
 struct FaultWatchOptions {
-  double step_timeout_s = 300;                       // --step-timeout: a step's deadline, and each wait's between steps
+  double step_timeout_s = 300;                       // --step-timeout: the ceiling of every deadline
   double grace_s = 5;                                // how long a stalled rank collects the others' announcements
   std::function<void(const std::string&)> on_stuck;  // the watchdog's verdict on this rank
   std::function<std::chrono::steady_clock::time_point()> now;  // the clock; empty: steady_clock
@@ -59,26 +65,34 @@ struct FaultWatchOptions {
   // A rank's watch: a peer's notice or a stall verdict claims the process's exit for the waiting
   // thread (exit_owner.h). Off where several watches share a process (tests' simulated ranks).
   bool claims_exit = false;
+  // A deadline in force changed (`phase`'s, in `deadlines`): for the log and the metrics.
+  std::function<void(WaitPhase phase, const Deadlines& deadlines)> on_deadline;
 };
 
 class FaultWatch final : public WaitGuard {
  public:
-  // A peer silent this long (120 missed beacons) is gone, whatever --step-timeout allows a step.
-  static constexpr double kMaxSilenceS = 60;
+  // A peer silent this long (12 missed beacons, twice the liveness channel's "silent") is gone,
+  // whatever the deadlines allow: a frozen or lost rank ends the job in seconds, while a merely
+  // slow one keeps beaconing (its liveness thread does not wait for its training thread).
+  static constexpr double kSilenceVerdictS = 6;
 
-  FaultWatch(FaultChannel& channel, PeerView* peers, double step_timeout_s, double grace_s,
-             std::function<void(const std::string&)> on_stuck);
   FaultWatch(FaultLink& link, FaultWatchOptions options);  // the link must outlive the watch
-  ~FaultWatch() override;                                  // stops the watchdog
+  FaultWatch(FaultChannel& channel, FaultWatchOptions options);
+  ~FaultWatch() override;  // stops the watchdog
   FaultWatch(const FaultWatch&) = delete;
   FaultWatch& operator=(const FaultWatch&) = delete;
 
-  // A step begins (1-based global step): its deadline is now + step timeout.
+  // A step begins (1-based global step): its deadline is now + the step's deadline.
   void Arm(int64_t step);
+  // The step ended well: its duration is learned from; then Disarm().
+  void EndStep();
   // No step is running (between steps, evaluation, checkpoints).
   void Disarm();
-  // Names what the rank does between steps, for the verdicts (e.g. "evaluation after epoch 2").
-  void SetPhase(const std::string& what);
+  // Names what the rank does between steps, for the verdicts (e.g. "evaluation after epoch 2"),
+  // and its kind, whose deadline holds for each wait until the next phase or step.
+  void SetPhase(const std::string& what, WaitPhase kind = WaitPhase::kStarting);
+  // The deadlines as learned so far (training thread only).
+  const Deadlines& deadlines() const { return deadlines_; }
   void BeginWait() override;
   void EndWait() override;
   void Check() override;
@@ -91,7 +105,11 @@ class FaultWatch final : public WaitGuard {
   using Clock = std::chrono::steady_clock;
   FaultWatch(std::unique_ptr<FaultLink> owned, FaultLink* link, FaultWatchOptions options);  // link or *owned
   Clock::time_point Now() const { return now_ ? now_() : Clock::now(); }
-  void Drain();                            // reads notices: waiting announcements are recorded, faults throw
+  void Drain();                // reads notices: waiting announcements are recorded (and answered), faults throw
+  void Announce(int64_t key);  // tells the others this rank waits in `key` (once per key)
+  void EndOccurrence();        // the phase between steps ends: its longest wait is learned from
+  void Learn(WaitPhase phase, double seconds);
+  std::string DeadlineWords(int64_t key);  // how the deadline of `key` was chosen, for the verdict
   void ClaimStop(const std::string& why);  // this rank stops: claims the exit (options.claims_exit)
   [[noreturn]] void StallVerdict(int64_t key);
   std::string Describe(int64_t key);  // "step 4", or the phase of a wait between steps
@@ -101,7 +119,15 @@ class FaultWatch final : public WaitGuard {
 
   std::unique_ptr<FaultLink> owned_link_;  // the adapter of a FaultChannel, if the watch made one
   FaultLink& channel_;
-  const double timeout_s_, grace_s_;
+  const double grace_s_;
+  std::function<void(WaitPhase, const Deadlines&)> on_deadline_;
+  Deadlines deadlines_;  // training thread only
+  WaitPhase phase_kind_ = WaitPhase::kStarting;
+  Clock::time_point armed_at_;       // the start of the running step
+  Clock::time_point wait_began_;     // the start of the running wait between steps
+  double longest_wait_ = -1;         // of the phase's waits so far; -1: none yet
+  int64_t announced_ = 0;            // the last key this rank announced waiting in
+  std::string step_deadline_words_;  // for the watchdog's message (under phase_mutex_)
   std::function<void(const std::string&)> on_stuck_;
   std::function<Clock::time_point()> now_;
   std::map<int64_t, std::set<int>> waiting_;  // step -> ranks that announced waiting
@@ -114,7 +140,7 @@ class FaultWatch final : public WaitGuard {
   int64_t waits_ = 0;
   int64_t wait_key_ = 0;  // 0: no wait between steps has begun since the last Arm
   Clock::time_point wait_deadline_;
-  std::mutex phase_mutex_;  // the watchdog reads the phase too
+  std::mutex phase_mutex_;  // the watchdog reads the phase and step_deadline_words_ too
   std::string phase_ = "a collective between steps";
   PeerView* peers_;
   const bool claims_exit_;

@@ -12,16 +12,31 @@ double Median(std::vector<double> v) {
   return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-std::vector<Straggler> FindStragglers(const std::vector<double>& per_rank, double threshold) {
-  std::vector<Straggler> found;
-  const double median = Median(per_rank);
-  if (median <= 0) return found;
-  for (size_t r = 0; r < per_rank.size(); ++r) {
-    const double ratio = per_rank[r] / median;
-    if (ratio >= threshold) found.push_back({static_cast<int>(r), per_rank[r], ratio});
+double RatioToOthers(const std::vector<StepTimes>& window, int rank) {
+  std::vector<double> others;
+  for (size_t r = 0; r < window.size(); ++r) {
+    if (static_cast<int>(r) != rank) others.push_back(window[r].compute_s);
   }
-  std::sort(found.begin(), found.end(), [](const Straggler& a, const Straggler& b) { return a.ratio > b.ratio; });
-  return found;
+  const double median = Median(others);
+  return median > 0 ? window[rank].compute_s / median : 0;
+}
+
+std::vector<StragglerEvent> StragglerTracker::Take(const std::vector<StepTimes>& window) {
+  ranks_.resize(window.size());
+  std::vector<StragglerEvent> events;
+  for (size_t r = 0; r < window.size(); ++r) {
+    const int rank = static_cast<int>(r);
+    const double ratio = RatioToOthers(window, rank);
+    if (ratio <= 0) continue;  // no step timed on the others: no judgement
+    RankState& s = ranks_[r];
+    const bool turned = s.straggling ? ratio < kRecoveredRatio : ratio >= kOnsetRatio;
+    s.streak = turned ? s.streak + 1 : 0;
+    if (s.streak < kConfirmWindows) continue;
+    s.straggling = !s.straggling;
+    s.streak = 0;
+    events.push_back({s.straggling, rank, ratio, window[r].compute_s / ratio, window[r]});
+  }
+  return events;
 }
 
 }  // namespace trainguard

@@ -1,24 +1,53 @@
-// Stragglers: ranks whose steps compute well above the median rank's. Pure: the launcher gathers
-// every rank's mean compute time of an epoch (a step's time less what it waited for its batch
-// and for the gradient all-reduce) and asks which ranks hold the others back.
+// Stragglers: ranks that hold the others back, judged as they start. Pure: the launcher gathers
+// every rank's mean times per step over a window of steps (a few seconds), and the tracker
+// compares each rank's compute time with the median of the *other* ranks (so that with 2 ranks
+// a straggler is judged against its peer, not against a median it is half of). A rank is named
+// once when it has been at least kOnsetRatio times the others for kConfirmWindows windows in a
+// row, and said to have recovered once it has been under kRecoveredRatio for as many.
 #pragma once
 
-#include <string>
+#include <cstdint>
 #include <vector>
 
 namespace trainguard {
 
-struct Straggler {
-  int rank = 0;
-  double seconds = 0;  // its mean compute time per step
-  double ratio = 0;    // over the median rank's
+// A rank's mean times per step over a window.
+struct StepTimes {
+  double compute_s = 0;    // the step's time less its loader and all-reduce waits
+  double loader_s = 0;     // waiting for its batch
+  double allreduce_s = 0;  // waiting for the other ranks (the agreement and the gradient all-reduce)
 };
 
-// The median of `per_rank` (the mean of the two middle values for an even count); 0 when empty.
-double Median(std::vector<double> per_rank);
+struct StragglerEvent {
+  bool onset = true;  // false: it recovered
+  int rank = 0;
+  double ratio = 0;            // its compute time over the other ranks' median, this window
+  double others_median_s = 0;  // the other ranks' median compute time per step
+  StepTimes times;             // its own, this window
+};
 
-// Ranks whose compute time is at least `threshold` times the median, slowest first. None when
-// the median is 0 (no step timed).
-std::vector<Straggler> FindStragglers(const std::vector<double>& per_rank, double threshold);
+// The median of `values` (the mean of the two middle values for an even count); 0 when empty.
+double Median(std::vector<double> values);
+
+// Rank `rank`'s compute time over the median of the other ranks'; 0 when that median is 0.
+double RatioToOthers(const std::vector<StepTimes>& window, int rank);
+
+class StragglerTracker {
+ public:
+  static constexpr double kOnsetRatio = 1.5;
+  static constexpr double kRecoveredRatio = 1.25;
+  static constexpr int kConfirmWindows = 2;
+
+  // One window's times, every rank's (the same on every rank: gathered). Returns the onsets and
+  // recoveries this window confirms.
+  std::vector<StragglerEvent> Take(const std::vector<StepTimes>& window);
+
+ private:
+  struct RankState {
+    bool straggling = false;
+    int streak = 0;  // windows in a row that point the other way
+  };
+  std::vector<RankState> ranks_;
+};
 
 }  // namespace trainguard

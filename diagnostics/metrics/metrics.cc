@@ -149,6 +149,7 @@ class Metrics::Impl {
   Family<Gauge>* phase = nullptr;
   Family<Gauge>* last_progress = nullptr;
   Family<Gauge>* progress_deadline = nullptr;
+  Family<Gauge>* wait_deadline = nullptr;
   Counter* preemptions = nullptr;
   Counter* quarantined = nullptr;
   Family<Gauge>* finished = nullptr;
@@ -206,8 +207,10 @@ Metrics::Metrics(const MetricsOptions& options) {
   m.step_compute = &m.CounterFamily("trainguard_step_compute_seconds_total",
                                     "Time steps computed: their time less the waits for batches and the all-reduce.")
                         .Add({});
-  m.step_compute_ratio = &m.GaugeFamily("trainguard_step_compute_ratio",
-                                        "This rank's mean step compute time in the last epoch over the median rank's.");
+  m.step_compute_ratio =
+      &m.GaugeFamily("trainguard_step_compute_ratio",
+                     "This rank's mean step compute time over the other ranks' median, in the last window of steps "
+                     "(about 5 s, at most 20 steps).");
   m.peer_silent = &m.GaugeFamily("trainguard_peer_silent",
                                  "Ranks this rank could not hear when it stopped (1 each): lost, frozen or cut off.");
   m.samples_per_second = &m.GaugeFamily("trainguard_samples_per_second", "Training throughput of the last epoch.");
@@ -237,6 +240,9 @@ Metrics::Metrics(const MetricsOptions& options) {
   m.progress_deadline = &m.GaugeFamily("trainguard_progress_deadline_seconds",
                                        "How long this rank may go without progress before trainguard itself ends "
                                        "the run (--step-timeout plus --fault-grace).");
+  m.wait_deadline = &m.GaugeFamily("trainguard_wait_deadline_seconds",
+                                   "How long a wait in this phase may last before this rank calls it a stall: "
+                                   "learned from the run's own durations of the phase, at most --step-timeout.");
   m.preemptions = &m.CounterFamily("trainguard_preemptions_total",
                                    "Stops on request (SIGUSR1, SIGTERM) after an agreed checkpoint: exit 12.")
                        .Add({});
@@ -314,6 +320,10 @@ void Metrics::SetPhase(const std::string& phase) {
 void Metrics::OnProgress() { impl_->last_progress->Add({}).Set(UnixNow()); }
 
 void Metrics::SetProgressDeadline(double seconds) { impl_->progress_deadline->Add({}).Set(seconds); }
+
+void Metrics::SetWaitDeadline(const std::string& phase, double seconds) {
+  impl_->wait_deadline->Add({{"phase", phase}}).Set(seconds);
+}
 
 void Metrics::OnEpochEnd(int64_t epoch, double mean_loss, std::optional<double> train_accuracy,
                          std::optional<double> eval_accuracy, double samples_per_second) {

@@ -108,9 +108,13 @@ class Metrics {
   // trainguard_progress_deadline_seconds: how long the rank may go without progress before
   // trainguard ends the run itself; the no-progress alert compares the silence with it.
   void SetProgressDeadline(double seconds);
+  // trainguard_wait_deadline_seconds{phase}: how long a wait in `phase` (a step, an evaluation...)
+  // may last before this rank calls it a stall (learned from the run, at most --step-timeout).
+  void SetWaitDeadline(const std::string& phase, double seconds);
   // A step's compute time (its time less its waits): step_compute_seconds_total += seconds.
   void AddStepCompute(double seconds);
-  // trainguard_step_compute_ratio: this rank's mean compute time per step over the median rank's.
+  // trainguard_step_compute_ratio: this rank's mean compute time per step over the other ranks'
+  // median, in the last window of steps.
   void SetStepComputeRatio(double ratio);
   // trainguard_peer_silent{peer_rank, peer_host} = 1 for each rank this rank could not hear
   // when it stopped (rank -> host).

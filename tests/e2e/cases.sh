@@ -750,6 +750,91 @@ YAML
     expect_peer_killed evaluation
     grep -q "test accuracy" "$WORK/evaluation.out" && fail "the evaluation finished without rank 1"
     ;;
+  default_flags_silent_rank)
+    # Default --step-timeout (300 s) and --fault-grace (60 s): a rank frozen by SIGSTOP is silent
+    # on the liveness channel, and the others end the job within 15 s of the stop.
+    for np in 2 3; do
+      last=$((np - 1))
+      timeout 120 "${MPIRUN[@]}" -np "$np" "$BIN" train --dataset synthetic --synthetic-samples 12000 --width 0.25 \
+        --threads 1 --epochs 1 --log-every 1 >"$WORK/frozen$np.out" 2>"$WORK/frozen$np.err" &
+      job=$!
+      for _ in $(seq 600); do grep -q "step 5/" "$WORK/frozen$np.err" && break; sleep 0.1; done
+      pid=$(rank_pid "$last") || { kill $job; fail "no process of rank $last"; }
+      kill -STOP "$pid"
+      stopped=$SECONDS
+      # mpirun must not wait on the frozen process for ever: let it go once the others are gone.
+      (while kill -0 "$job" 2>/dev/null; do
+         sleep 0.5
+         [ "$(pgrep -c -x trainguard)" -le 1 ] && { kill -KILL "$pid"; break; }
+       done) 2>/dev/null &
+      wait $job
+      echo $? >"$WORK/frozen$np.rc"
+      gone=$((SECONDS - stopped))
+      [ "$(rc_of frozen$np)" != 0 ] || fail "$np ranks: the job succeeded with a frozen rank"
+      [ "$gone" -le 15 ] || { cat "$WORK/frozen$np.err" >&2; fail "$np ranks: the job ended $gone s after the SIGSTOP"; }
+      expect_text frozen$np err "rank(s) $last did not arrive"
+      grep -qE "rank $last \(host [^)]*\) silent for [0-9.]+ s" "$WORK/frozen$np.err" ||
+        { cat "$WORK/frozen$np.err" >&2; fail "$np ranks: the frozen rank is not named silent"; }
+      echo "measured: $np ranks, default flags: the job ended $gone s after SIGSTOP of rank $last"
+    done
+    ;;
+  default_flags_hung_rank)
+    # Default flags: a rank hung inside its step while its process lives (its liveness thread
+    # beacons on) ends the job within 30 s: the step deadline is learned from the first steps.
+    for np in 2 3; do
+      last=$((np - 1))
+      run hung$np "$np" train --dataset synthetic --synthetic-samples 6000 --width 0.25 --threads 1 --epochs 1 \
+        --inject-fault "sleep:rank=$last:step=15:seconds=200" &
+      job=$!
+      for _ in $(seq 600); do grep -q "injected fault: sleeping" "$WORK/hung$np.err" 2>/dev/null && break; sleep 0.1; done
+      hung=$SECONDS
+      wait $job
+      took=$((SECONDS - hung))
+      expect_rc hung$np 11
+      [ "$took" -le 30 ] || { cat "$WORK/hung$np.err" >&2; fail "$np ranks: the job ended $took s after the hang"; }
+      expect_text hung$np err "(learned: 3x the longest of the last 10 training steps"
+      expect_text hung$np err "stall in step 15: rank(s) $last did not arrive within the deadline of"
+      expect_text hung$np err "(it answers but did not arrive"
+      echo "measured: $np ranks, default flags: the job ended $took s after rank $last hung in step 15"
+    done
+    ;;
+  no_false_stall_steps_and_evaluation)
+    # Default flags: no stall verdict where a phase is slow but alive. The first step takes 12 s
+    # on rank 0 (longer than a learned step deadline: kernels chosen, caches filled), and rank 1
+    # takes 12 s more after the last step of each epoch, so that rank 0 waits for it in the
+    # evaluation (not learned after one; a minute at least after two).
+    run slowstart 2 train --dataset synthetic --synthetic-samples 1280 --test-samples 200 --batch-size 64 --width 0.25 \
+      --threads 1 --epochs 3 --inject-fault sleep:rank=0:step=1:seconds=12 \
+      --inject-fault sleep:rank=1:step=10:seconds=12:when=after --inject-fault sleep:rank=1:step=20:seconds=12:when=after \
+      --inject-fault sleep:rank=1:step=30:seconds=12:when=after
+    expect_rc slowstart 0
+    grep -qE "deadline of training steps: 3[67] s \(learned: 3x the longest of the last 10 training steps, 12 s" \
+      "$WORK/slowstart.err" || { cat "$WORK/slowstart.err" >&2; fail "the slow first step is not in the step deadline"; }
+    expect_text slowstart err "deadline of evaluations: 60 s (learned"
+    ;;
+  no_false_stall_checkpoint_and_validation)
+    # Default flags: a disk that turns slow (every checkpoint from step 9 on takes 12 s more to
+    # write, after two fast ones) and a slow label validation on rank 1 (12 s before each epoch)
+    # are waited for; then a preemption's agreed checkpoint on the same slow disk.
+    common=(train --dataset synthetic --synthetic-samples 1280 --batch-size 64 --width 0.25 --threads 1 --no-eval
+            --checkpoint "$WORK/ckpt" --checkpoint-every 4 --inject-fault slow-checkpoint:rank=0:step=9:seconds=12)
+    run slowdisk 2 "${common[@]}" --epochs 2 --inject-fault slow-validation:rank=1:step=1:seconds=12
+    expect_rc slowdisk 0
+    expect_text slowdisk err "injected fault: the checkpoint after step 20 takes"
+    expect_text slowdisk err "injected fault: the label validation before epoch 2 sleeps"
+    expect_text slowdisk err "deadline of checkpoints: 60 s (learned"
+    expect_text slowdisk err "deadline of label validations: 60 s (learned"
+    rm -f "$WORK/ckpt"
+    timeout 120 "${MPIRUN[@]}" -np 2 "$BIN" "${common[@]}" --epochs 4 --log-every 1 \
+      >"$WORK/preempt.out" 2>"$WORK/preempt.err" &
+    job=$!
+    for _ in $(seq 900); do grep -q "step 9/" "$WORK/preempt.err" && break; sleep 0.1; done
+    pkill -USR1 -P "$job" mpirun
+    wait "$job"
+    echo $? >"$WORK/preempt.rc"
+    expect_rc preempt 12
+    expect_text preempt err "stopped on request after step"
+    ;;
   *) fail "unknown case $1" ;;
 esac
 echo "PASS: $1"

@@ -17,6 +17,14 @@ run() {
   echo $? >"$WORK/$name.rc"
 }
 rc_of() { cat "$WORK/$1.rc"; }
+# rank_pid R: the pid of this test's trainguard rank R (its MPI rank, from its environment).
+rank_pid() {
+  local pid
+  for pid in $(pgrep -f "$BIN train"); do
+    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" && { echo "$pid"; return 0; }
+  done
+  return 1
+}
 expect_rc() { [ "$(rc_of "$1")" = "$2" ] || { cat "$WORK/$1.out" "$WORK/$1.err" >&2; fail "$1: exit $(rc_of "$1"), expected $2"; }; }
 expect_text() { grep -qF -- "$3" "$WORK/$1.$2" || { cat "$WORK/$1.out" "$WORK/$1.err" >&2; fail "$1: '$3' not in std$2"; }; }
 

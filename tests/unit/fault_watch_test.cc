@@ -249,6 +249,78 @@ TEST(FaultWatch, AWaitForAPeerSilentForAWholeStepTimeoutEndsAtOnce) {
   EXPECT_NE(text.find("rank 1 (host h2) silent for 5.1 s"), std::string::npos) << text;
 }
 
+// With the default --step-timeout (300 s) a rank gone silent is not waited for 300 s, nor for 60:
+// kSilenceVerdictS of silence end the wait.
+TEST(FaultWatch, WithALongStepTimeoutASilentPeerEndsTheWaitAfterTheSilenceVerdictSeconds) {
+  Switchboard board(2);
+  FakeLink link0(board, 0);
+  FakeClock clock;
+  Stuck stuck;
+  BoardView peers(clock, 2);
+  FaultWatchOptions o = Options(clock, stuck);
+  o.step_timeout_s = 300;
+  o.peers = &peers;
+  FaultWatch watch(link0, o);
+  peers.Beacon(1, Progress{});
+  watch.Arm(7);
+  watch.BeginWait();
+  clock.Advance(FaultWatch::kSilenceVerdictS - 0.2);
+  EXPECT_NO_THROW(watch.Check()) << "silent, but not for long enough";
+  clock.Advance(0.3);
+  const std::string text = CheckAsync(watch).get();
+  EXPECT_EQ(text.rfind("stall in step 7: rank(s) 1 did not arrive", 0), 0u) << text;
+  EXPECT_NE(text.find("rank 1 (host h2) silent for 6.1 s"), std::string::npos) << text;
+}
+
+// Steps learned on one rank (10 s deadline) and not on the other (300 s): the rank whose
+// deadline passes first asks, the other, waiting in the same step, answers at once, and the
+// verdict names only the rank that did not arrive, with the learned deadline.
+TEST(FaultWatch, ALearnedDeadlineEndsAStepAndARankWaitingInTheSameStepAnswersAtOnce) {
+  Switchboard board(3);  // rank 2 is stuck in step 11
+  FakeLink link0(board, 0), link1(board, 1);
+  FakeClock clock;
+  Stuck stuck;
+  std::vector<std::string> changes;
+  FaultWatchOptions o = Options(clock, stuck);
+  o.step_timeout_s = 300;
+  o.on_deadline = [&changes](WaitPhase phase, const Deadlines& d) {
+    changes.push_back(std::string(WaitPhaseLabel(phase)) + " " + std::to_string(d.Of(phase)));
+  };
+  FaultWatch watch0(link0, o);
+  FaultWatchOptions o1 = Options(clock, stuck);
+  o1.step_timeout_s = 300;
+  FaultWatch watch1(link1, o1);
+  for (int step = 1; step <= 10; ++step) {
+    watch0.Arm(step);
+    clock.Advance(0.2);
+    watch0.EndStep();
+  }
+  ASSERT_EQ(changes, std::vector<std::string>{"step 10.000000"}) << "learned once, at the tenth step";
+  EXPECT_EQ(watch0.deadlines().Of(WaitPhase::kStep), 10);
+  for (FaultWatch* w : {&watch0, &watch1}) {
+    w->Arm(11);
+    w->BeginWait();
+    w->Check();
+  }
+  clock.Advance(10.5);
+  auto verdict0 = CheckAsync(watch0);
+  ASSERT_TRUE(WaitUntil([&] { return board.Pending(1) == 1; }));
+  EXPECT_NO_THROW(watch1.Check()) << "rank 1's own deadline is far: it only answers";
+  EXPECT_EQ(board.SentBy(1).size(), 1u);
+  EXPECT_EQ(board.SentBy(1)[0].kind, FaultChannel::kWaiting);
+  EXPECT_EQ(board.SentBy(1)[0].step, 11);
+  clock.Advance(kGrace + 0.1);
+  const std::string text = verdict0.get();
+  EXPECT_EQ(text.rfind("stall in step 11: rank(s) 2 did not arrive within the deadline of 10 s (learned: 3x the "
+                       "longest of the last 10 training steps, 0.2 s, at least 10 s; --step-timeout 300 s caps it) "
+                       "(waiting: rank(s) 0, 1)",
+                       0),
+            0u)
+      << text;
+  // A step that ends well teaches; one that overran (a verdict) does not.
+  EXPECT_EQ(changes.size(), 1u);
+}
+
 TEST(FaultWatch, RankStuckInComputationIsReportedOnceByTheWatchdog) {
   Switchboard board(2);
   FakeLink link(board, 0);

@@ -10,7 +10,6 @@
 #include <thread>
 
 #include "diagnostics/faults/liveness_board.h"
-#include "diagnostics/faults/stragglers.h"
 #include "tests/support/thread_control_plane.h"
 
 namespace trainguard {
@@ -306,19 +305,6 @@ TEST(LivenessBoard, ALostPartLeavesTheOthersIntactAndItsRanksSilentOnlyAfterTheT
   job.AllBeacon(job.At(4500), {7});
   deliver(job.At(4500), false);
   EXPECT_EQ(job.receiver.Silent(job.At(4500)), std::set<int>{7});
-}
-
-TEST(Stragglers, ARankWellAboveTheMedianIsNamedWithItsRatio) {
-  EXPECT_DOUBLE_EQ(Median({3, 1, 2}), 2);
-  EXPECT_DOUBLE_EQ(Median({4, 1, 2, 3}), 2.5);
-  EXPECT_TRUE(FindStragglers({0.1, 0.11, 0.1}, 1.5).empty());
-  const auto found = FindStragglers({0.1, 0.32, 0.1, 0.36}, 1.5);  // median 0.21
-  ASSERT_EQ(found.size(), 2u);
-  EXPECT_EQ(found[0].rank, 3);
-  EXPECT_DOUBLE_EQ(found[0].ratio, 0.36 / 0.21);
-  EXPECT_EQ(found[1].rank, 1);
-  EXPECT_DOUBLE_EQ(found[1].seconds, 0.32);
-  EXPECT_TRUE(FindStragglers({0, 0}, 1.5).empty()) << "no step timed: no verdict";
 }
 
 // The transport: three ranks as threads on loopback see each other, their progress, and a rank

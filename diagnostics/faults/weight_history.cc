@@ -1,0 +1,47 @@
+// Parameter norms before each step (see weight_history.h).
+#include "diagnostics/faults/weight_history.h"
+
+#include <cmath>
+
+namespace trainguard {
+
+torch::Tensor WeightHistory::Norms(const torch::nn::Module& model) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> norms;
+  // In fp64: a parameter of 1e20 has a norm, where fp32's sum of squares overflows.
+  for (const auto& p : model.named_parameters())
+    norms.push_back(torch::linalg_vector_norm(p.value().detach(), 2, c10::nullopt, false, torch::kDouble));
+  return norms.empty() ? torch::Tensor() : torch::stack(norms);
+}
+
+void WeightHistory::Ready(int64_t global_step, const torch::nn::Module& model) {
+  names_.clear();
+  for (const auto& p : model.named_parameters()) names_.push_back(p.key());
+  start_norms_ = Norms(model);
+  good_norms_ = torch::Tensor();
+  ready_step_ = global_step;
+  good_step_ = 0;
+}
+
+void WeightHistory::StepPassed(int64_t global_step, const torch::nn::Module& model) {
+  good_norms_ = start_norms_;
+  good_step_ = global_step;
+  start_norms_ = Norms(model);
+}
+
+std::map<std::string, double> WeightHistory::LastGoodNorms() const {
+  std::map<std::string, double> out;
+  if (!good_norms_.defined()) return out;
+  try {
+    const torch::Tensor host = good_norms_.to(torch::kCPU);
+    for (size_t i = 0; i < names_.size() && static_cast<int64_t>(i) < host.numel(); ++i) {
+      const double norm = host[static_cast<int64_t>(i)].item<double>();
+      if (std::isfinite(norm)) out[names_[i]] = norm;  // JSON has no NaN: a missing norm is unknown
+    }
+  } catch (const std::exception&) {
+    out.clear();  // the device is lost: the history stays untold
+  }
+  return out;
+}
+
+}  // namespace trainguard
