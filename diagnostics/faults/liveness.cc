@@ -212,7 +212,11 @@ void Liveness::Receive(LivenessClock::time_point now) {
     if (sender < 0) continue;
     if (board_->rank() == LivenessBoard::kHub) {
       senders_[sender] = from;
-      for (const std::string& part : board_->Digest(now)) SendTo(from, part);
+      if (digest_.empty() || std::chrono::duration<double>(now - digest_built_).count() >= options_.digest_reuse_s) {
+        digest_ = board_->Digest(now);
+        digest_built_ = now;
+      }
+      for (const std::string& part : digest_) SendTo(from, part);
     } else {
       hub_ = from;  // the address of rank 0 that answers
     }

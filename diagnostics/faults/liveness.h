@@ -99,7 +99,9 @@ class Liveness final : public PeerView {
   std::vector<sockaddr_in> hub_candidates_;  // rank 0's addresses, until one answers
   std::optional<sockaddr_in> hub_;           // the address rank 0 answered from
   std::map<int, sockaddr_in> senders_;       // hub: where each rank's beacons come from
-  std::mutex mutex_;                         // guards board_, hub_, senders_
+  std::vector<std::string> digest_;          // hub: the digest it answers with, built at digest_built_
+  LivenessClock::time_point digest_built_{};
+  std::mutex mutex_;  // guards board_, hub_, senders_, digest_
   std::unique_ptr<LivenessBoard> board_;
   LivenessOptions options_;
   std::atomic<bool> stop_{false};

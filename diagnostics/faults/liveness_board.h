@@ -46,6 +46,11 @@ struct Progress {
 struct LivenessOptions {
   double beacon_interval_s = 0.5;  // a rank's beacons to the hub
   double silent_after_s = 3;       // a rank not heard for this long is silent
+  // The hub's transport answers beacons with the same digest for this long before it builds a new
+  // one (0: a new one for each beacon). A digest costs O(ranks) to build and every rank beacons,
+  // so building one per beacon costs O(ranks^2) per second; reuse makes it O(ranks) and delays
+  // what the digest says by at most this long.
+  double digest_reuse_s = 0.1;
 };
 
 class LivenessBoard {
