@@ -24,10 +24,10 @@ struct BundleMeta {
   std::vector<std::string> raw_labels;
   int64_t num_classes = 0, ignore_index = -1, in_channels = 1, image_size = 32;
   double width = 1.0;
-  std::string device;        // where the step ran ("cpu", "cuda:0")
-  std::string precision = "fp32";  // the forward pass's arithmetic in training: "fp32" or "bf16" (autocast)
+  std::string device;                // where the step ran ("cpu", "cuda:0")
+  std::string precision = "fp32";    // the forward pass's arithmetic in training: "fp32" or "bf16" (autocast)
   int64_t global_valid_targets = 0;  // the loss's divisor: valid targets over all ranks (0: unknown, use the batch's)
-  std::string weights_from;  // "the failing step's own weights" or "host copy after step N"
+  std::string weights_from;          // "the failing step's own weights" or "host copy after step N"
   bool weights_own = false;  // the weights are the failing step's own (false: an older host copy, after an assert)
   // The weights' history in this process: they were built or loaded when `weights_ready_step`
   // steps were done; `last_good_step` (0: none) is the last step that passed, and

@@ -182,14 +182,15 @@ std::string Growth(const Bundle& b, const std::string& named) {
       most_after = after;
     }
   }
-  if (most.empty()) return "";
+  if (most.empty() || most_factor < 10) return "";  // no parameter grew tenfold: nothing to tell
   std::string text = "in the update of step " + std::to_string(m.last_good_step) + ", the last good step, " + most +
                      "'s norm grew x" + Num(most_factor) + " (" + Num(most_before) + " -> " + Num(most_after) + ")";
   const auto before = m.last_good_norms.find(named);
   const auto now = b.weights.find(named);
   if (!named.empty() && named != most && before != m.last_good_norms.end() && now != b.weights.end()) {
     const double after = NormOf(now->second);
-    text += ", " + named + "'s x" + Num(after / before->second) + " (" + Num(before->second) + " -> " + Num(after) + ")";
+    text +=
+        ", " + named + "'s x" + Num(after / before->second) + " (" + Num(before->second) + " -> " + Num(after) + ")";
   }
   return text;
 }
@@ -280,8 +281,9 @@ void NotFinite(Diagnosis& d, const Bundle& b, const Rerun& rerun, const RerunMod
         d.detail = "the loss is finite; the gradient of " + g->parameter + " is not finite: the first, in backward " +
                    "order, made by " + g->operation;
       } else {
-        d.detail = "the loss is finite; the gradient that " + g->module + " passes back to its input is not finite: " +
-                   "the first, in backward order, made by " + g->operation;
+        d.detail = "the loss is finite; the gradient that " + g->module +
+                   " passes back to its input is not finite: " + "the first, in backward order, made by " +
+                   g->operation;
       }
     } else {
       d.detail = "the loss is finite and every gradient's norm is, but their sum is not";
@@ -372,7 +374,8 @@ Diagnosis Diagnose(const Bundle& b) {
     d.parameter = w->name;
     d.module = ModuleOf(w->name);
     d.detail = w->name + " holds " + std::to_string(w->nans) + " NaN and " + std::to_string(w->infs) +
-               " infinite value(s) of " + std::to_string(w->values) + " before the step ran; " + LastChange(b.meta, w->name);
+               " infinite value(s) of " + std::to_string(w->values) + " before the step ran; " +
+               LastChange(b.meta, w->name);
     d.modes = std::string(r.failed ? "fails" : "passes") + " in " + trained.Name() + " (as the step ran)";
     d.hint = w->buffer ? "a BatchNorm running statistic is not finite: an earlier batch held non-finite values; resume "
                          "from a checkpoint written before it"
@@ -408,6 +411,9 @@ Diagnosis Diagnose(const Bundle& b) {
     if (trained.bf16 && !c.other_precision_fails && d.fault == "non_finite_activation") {
       const std::optional<ForwardFinding> walk = rerun.FirstNonFiniteModule(trained, rerun.AllRows());
       if (walk) d.differs += ": " + Bf16Reason(b, rerun, *walk, rerun.AllRows());
+      d.hint =
+          "bf16 holds less than fp32: train with --precision fp32, or check the listed samples for values "
+          "beyond bf16's range (3.39e38) or its precision";
     }
     NameSamples(d, b);
     return d;

@@ -63,7 +63,10 @@ void FaultGuard::OnPhase(Phase phase, const std::string& what) {
   }
 }
 
-void FaultGuard::BeforeStep(const StepReport& where, Batch&) { watch_.Arm(where.global_step); }
+void FaultGuard::BeforeStep(const StepReport& where, Batch&) {
+  watch_.Arm(where.global_step);
+  history_.StepStarts();
+}
 
 void FaultGuard::AfterStep(const StepReport& where, torch::nn::Module& model) {
   watch_.EndStep();
@@ -110,6 +113,8 @@ Bundle FaultGuard::Capture(const StepFailure& f) const {
   if (!device_lost) {
     try {
       b.weights = HostWeights(*f.model);
+      // The forward pass updated BatchNorm's running statistics: the step started from these.
+      for (auto& [name, t] : history_.BuffersAtStart()) b.weights[name] = t;
       m.weights_from = "the failing step's own weights";
       m.weights_own = true;
       return b;

@@ -20,9 +20,10 @@ constexpr int32_t kInjectedGpuFaultCode = 700;
 
 FaultSpec ParseFaultSpec(const std::string& text) {
   const auto bad = [&](const std::string& why) {
-    return ConfigError("--inject-fault " + text + ": " + why +
-                       " (expected KIND:rank=R:step=K[:seconds=S][:when=after][:host=H] with KIND nan, kill, sleep, "
-                       "slow, slow-diagnosis, slow-checkpoint, slow-validation, gpu-fault, nan-weight or bf16-overflow)");
+    return ConfigError(
+        "--inject-fault " + text + ": " + why +
+        " (expected KIND:rank=R:step=K[:seconds=S][:when=after][:host=H] with KIND nan, kill, sleep, "
+        "slow, slow-diagnosis, slow-checkpoint, slow-validation, gpu-fault, nan-weight or bf16-overflow)");
   };
   std::istringstream in(text);
   std::string part;
@@ -141,11 +142,11 @@ void FaultInjector::BeforeStep(const StepReport& where, Batch& batch) {
 void FaultInjector::AfterStep(const StepReport& where, torch::nn::Module& model) {
   for (const FaultSpec& s : specs_) {
     if (s.kind != FaultSpec::Kind::kNanWeight || s.rank != rank_ || s.step != where.global_step) continue;
-    const auto& first = model.named_parameters().front();
-    LogLine("injected fault: NaN in " + first.key() + " after the update of step " +
+    const auto params = model.named_parameters();
+    LogLine("injected fault: NaN in " + params.front().key() + " after the update of step " +
             std::to_string(where.global_step));
     torch::NoGradGuard no_grad;
-    torch::Tensor element = first.value();  // its first element, whatever the memory layout
+    torch::Tensor element = params.front().value();  // its first element, whatever the memory layout
     while (element.dim() > 0) element = element[0];
     element.fill_(std::numeric_limits<float>::quiet_NaN());
   }

@@ -63,7 +63,7 @@ struct Stage {
 std::vector<Stage> Stages(Hw3Net& model) {
   std::vector<Stage> out;
   std::vector<std::pair<std::string, torch::nn::Sequential>> parts{{"features", model->features},
-                                                                    {"classifier", model->classifier}};
+                                                                   {"classifier", model->classifier}};
   for (auto& [prefix, seq] : parts) {
     for (size_t i = 0; i < seq->size(); ++i) {
       Stage s;
@@ -130,9 +130,7 @@ double NormSum(Hw3Net& model) {
   return torch::stack(at::_foreach_norm(grads)).sum().item<double>();
 }
 
-std::string GradFnName(const torch::Tensor& t) {
-  return t.defined() && t.grad_fn() ? t.grad_fn()->name() : "";
-}
+std::string GradFnName(const torch::Tensor& t) { return t.defined() && t.grad_fn() ? t.grad_fn()->name() : ""; }
 
 }  // namespace
 

@@ -24,9 +24,9 @@ struct RerunMode {
 // What a re-run of some rows met first, in the order the step meets it.
 struct RerunOutcome {
   enum class Stage { kPasses, kRaised, kForward, kLoss, kGradient } stage = Stage::kPasses;
-  std::string error;      // kRaised: the first line of what was raised
-  double loss = 0;        // the loss as the step computes it (summed / divisor)
-  double grad_norm = 0;   // the sum of the gradients' norms (fp32), as the step checks it
+  std::string error;     // kRaised: the first line of what was raised
+  double loss = 0;       // the loss as the step computes it (summed / divisor)
+  double grad_norm = 0;  // the sum of the gradients' norms (fp32), as the step checks it
   bool fails() const { return stage != Stage::kPasses; }
 };
 
@@ -43,9 +43,9 @@ struct ForwardFinding {
 // as anomaly mode would name it (the backward function), or where the gradients' values are
 // finite and a norm overflows.
 struct GradientFinding {
-  std::string module;        // "classifier.5 (Linear)", or "loss"
-  std::string operation;     // the backward function: "AddmmBackward0"
-  std::string parameter;     // the first parameter of that module whose gradient is not finite, or ""
+  std::string module;          // "classifier.5 (Linear)", or "loss"
+  std::string operation;       // the backward function: "AddmmBackward0"
+  std::string parameter;       // the first parameter of that module whose gradient is not finite, or ""
   bool values_finite = false;  // every gradient value is finite; a norm overflows fp32
   double largest = 0;          // the largest finite |gradient value| of `parameter` (or the module's input)
 };
@@ -57,8 +57,7 @@ class Rerun {
 
   RerunOutcome Step(const RerunMode& mode, const std::vector<int64_t>& rows) const;
   std::optional<ForwardFinding> FirstNonFiniteModule(const RerunMode& mode, const std::vector<int64_t>& rows) const;
-  std::optional<GradientFinding> FirstNonFiniteGradient(const RerunMode& mode,
-                                                        const std::vector<int64_t>& rows) const;
+  std::optional<GradientFinding> FirstNonFiniteGradient(const RerunMode& mode, const std::vector<int64_t>& rows) const;
   // The largest |value| of the output of the module at `index` (ForwardFinding::index), or
   // +inf when it is not finite.
   double LargestOutput(const RerunMode& mode, const std::vector<int64_t>& rows, int64_t index) const;

@@ -15,12 +15,30 @@ torch::Tensor WeightHistory::Norms(const torch::nn::Module& model) {
 }
 
 void WeightHistory::Ready(int64_t global_step, const torch::nn::Module& model) {
+  model_ = &model;
+  start_buffers_.clear();
   names_.clear();
   for (const auto& p : model.named_parameters()) names_.push_back(p.key());
   start_norms_ = Norms(model);
   good_norms_ = torch::Tensor();
   ready_step_ = global_step;
   good_step_ = 0;
+}
+
+void WeightHistory::StepStarts() {
+  if (model_ == nullptr) return;
+  torch::NoGradGuard no_grad;
+  for (const auto& b : model_->named_buffers()) start_buffers_[b.key()] = b.value().detach().clone();
+}
+
+std::map<std::string, torch::Tensor> WeightHistory::BuffersAtStart() const {
+  std::map<std::string, torch::Tensor> out;
+  try {
+    for (const auto& [name, t] : start_buffers_) out[name] = t.to(torch::kCPU);
+  } catch (const std::exception&) {
+    out.clear();  // the device is lost
+  }
+  return out;
 }
 
 void WeightHistory::StepPassed(int64_t global_step, const torch::nn::Module& model) {
