@@ -109,14 +109,18 @@ int64_t SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch:
 
 namespace {
 
-// The verified payload of a checkpoint file; throws CheckpointError naming the file.
-std::string ReadPayload(const std::string& path) {
-  std::string file;
+// The bytes of the checkpoint file `path`, unchecked; throws CheckpointError naming the file.
+std::string ReadCheckpointFile(const std::string& path) {
   try {
-    file = ReadWholeFile(path);
+    return ReadWholeFile(path);
   } catch (const IoError& e) {
     throw CheckpointError(std::string(e.what()) + "; check --checkpoint (and --resume)");
   }
+}
+
+// The verified payload of `file`, the bytes of the checkpoint file `path`; throws CheckpointError
+// naming the file.
+std::string PayloadOf(const std::string& path, const std::string& file) {
   const std::string refuse = "checkpoint " + path + " is unusable: ";
   const std::string fix = "; delete it or use another file";
   if (file.size() < kHeaderSize || file.compare(0, kMagicSize, kMagic) != 0) {
@@ -157,11 +161,10 @@ void LoadModelPart(const std::string& path, torch::serialize::InputArchive& mode
   }
 }
 
-}  // namespace
-
-TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
-                             const RunShape& shape, CheckpointOrigin* origin) {
-  const std::string payload = ReadPayload(path);
+// LoadCheckpoint from `file`, the bytes of the checkpoint file `path`.
+TrainPosition LoadCheckpointFrom(const std::string& path, const std::string& file, torch::nn::Module& model,
+                                 torch::optim::Optimizer& optimizer, const RunShape& shape, CheckpointOrigin* origin) {
+  const std::string payload = PayloadOf(path, file);
   const std::string refuse = "checkpoint " + path + " is unusable: ";
   const std::string fix = "; delete it or resume from another file";
   torch::serialize::InputArchive archive, model_part, optim_part;
@@ -203,6 +206,26 @@ TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model, 
   return pos;
 }
 
+}  // namespace
+
+TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                             const RunShape& shape, CheckpointOrigin* origin) {
+  return LoadCheckpointFrom(path, ReadCheckpointFile(path), model, optimizer, shape, origin);
+}
+
+TrainPosition LoadCheckpointShared(ControlPlane& control, const std::string& path, torch::nn::Module& model,
+                                   torch::optim::Optimizer& optimizer, const RunShape& shape,
+                                   CheckpointOrigin* origin) {
+  std::string file;
+  RunAgreed(control, [&] {
+    if (control.rank() == 0) file = ReadCheckpointFile(path);
+  });
+  control.Broadcast(file, 0);
+  TrainPosition pos;
+  RunAgreed(control, [&] { pos = LoadCheckpointFrom(path, file, model, optimizer, shape, origin); });
+  return pos;
+}
+
 std::string ResumeLine(const std::string& path, const CheckpointOrigin& origin, const TrainPosition& position,
                        int64_t epoch_samples, int64_t world, int64_t batch_size) {
   std::string line = "resuming from checkpoint " + path + " written " + UtcText(origin.written_at) + ": epoch " +
@@ -220,7 +243,7 @@ std::string ResumeLine(const std::string& path, const CheckpointOrigin& origin, 
 }
 
 void LoadModelWeights(const std::string& path, torch::nn::Module& model) {
-  const std::string payload = ReadPayload(path);
+  const std::string payload = PayloadOf(path, ReadCheckpointFile(path));
   torch::serialize::InputArchive archive, model_part;
   try {
     archive.load_from(payload.data(), payload.size(), DeviceOf(model));

@@ -11,6 +11,8 @@
 
 #include <string>
 
+#include "trainer/core/control_plane.h"
+
 namespace trainguard {
 
 // Where training stands; `step_in_epoch` steps of `epoch` are done.
@@ -52,6 +54,15 @@ int64_t SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch:
 // `shape` differs from the saved one in anything but the world size.
 TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                              const RunShape& shape, CheckpointOrigin* origin = nullptr);
+
+// LoadCheckpoint, collective over `control`: rank 0 alone reads the file and broadcasts its bytes,
+// every rank loads from them (one read of the shared file, not one per rank). A file rank 0
+// cannot read stops every rank (its CheckpointError there, a PeerError quoting it elsewhere: both
+// name the file); a file that is unusable is refused by every rank with its own CheckpointError.
+// The file must be under 2 GiB (one MPI broadcast).
+TrainPosition LoadCheckpointShared(ControlPlane& control, const std::string& path, torch::nn::Module& model,
+                                   torch::optim::Optimizer& optimizer, const RunShape& shape,
+                                   CheckpointOrigin* origin = nullptr);
 
 // Rank 0's line on a resume, e.g. "resuming from checkpoint ckpt written 2026-12-07 21:50:12 UTC:
 // epoch 1, step 5 of the epoch, global step 5, 240 of 3000 samples of the epoch done, written by

@@ -97,8 +97,7 @@ Trainer::Trainer(const TrainConfig& config, const Dataset& train, const Dataset*
   std::optional<CheckpointOrigin> resumed;
   if (ResumeAgreed()) {
     EnterPhase(Phase::kStarting, "loading the checkpoint " + config.checkpoint);
-    RunAgreed(ctx_.control,
-              [&] { start_ = LoadCheckpoint(config.checkpoint, *model_, *optimizer_, shape_, &resumed.emplace()); });
+    start_ = LoadCheckpointShared(ctx_.control, config.checkpoint, *model_, *optimizer_, shape_, &resumed.emplace());
     last_saved_ = start_;
   }
   if (ctx_.bad_samples != nullptr) set_aside_ = ctx_.bad_samples->SetAside();
@@ -372,7 +371,7 @@ TrainPosition Trainer::ResumeWithout(const std::vector<int64_t>& samples, int64_
   EnterPhase(Phase::kStarting, "reloading the checkpoint " + config_.checkpoint + " after setting samples aside");
   optimizer_ = MakeOptimizer(config_, model_);  // a fresh one: FusedAdam caches its step counts between steps
   TrainPosition back;
-  RunAgreed(ctx_.control, [&] { back = LoadCheckpoint(config_.checkpoint, *model_, *optimizer_, shape_); });
+  back = LoadCheckpointShared(ctx_.control, config_.checkpoint, *model_, *optimizer_, shape_);
   last_saved_ = back;
   epoch_correct_ = torch::Tensor();
   epoch_valid_ = 0;

@@ -252,5 +252,27 @@ TEST(DistResume, CorruptedCheckpointIsRefusedOnEveryRank) {
   }
 }
 
+// Rank 0 alone reads the file (LoadCheckpointShared): when it cannot, every rank stops with an
+// error that names the file.
+TEST(DistResume, ACheckpointRankZeroCannotReadStopsEveryRankNamingTheFile) {
+  Ranks ranks;
+  auto data = MakeSyntheticDataset({40, 4, {1, 32, 32}, 2, 0.5, {}});
+  TrainConfig c = Config();
+  c.checkpoint = "/nonexistent-folder/ckpt-to-resume";
+  c.resume = "yes";
+  try {
+    Trainer resumed(c, *data, nullptr, ranks.context());
+    FAIL() << "a checkpoint that cannot be read must stop every rank";
+  } catch (const CheckpointError& e) {
+    EXPECT_EQ(ranks.control.rank(), 0);
+    EXPECT_NE(std::string(e.what()).find("/nonexistent-folder/ckpt-to-resume"), std::string::npos) << e.what();
+  } catch (const PeerError& e) {
+    EXPECT_NE(ranks.control.rank(), 0);
+    EXPECT_EQ(e.origin(), ErrorKind::kCheckpoint);
+    EXPECT_NE(std::string(e.what()).find("rank 0 failed"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/nonexistent-folder/ckpt-to-resume"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace trainguard
