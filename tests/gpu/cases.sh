@@ -104,7 +104,40 @@ quarantine() {
   report "$name" "fault to last exit $(span "$name" "repro bundle written") s, rerun $(cat "$WORK/$name.rerun.secs") s, $np rank(s)"
 }
 
+# The diagnosis of a failure where the device survives (no device-side assert): the bundle holds
+# the step's own weights, copied off the GPU at the failure, and the re-run on the GPU reproduces
+# the step as it ran. diagnosis NAME PYTHON-ASSERTS TRAIN-ARGS...: one rank, exit 10, then the
+# asserts run over the diagnosis.json as `d`.
+diagnosis() {
+  local name=$1 asserts=$2; shift 2
+  run "$name" 1 --device cuda --width 0.25 --epochs 1 --no-eval --bundle-dir "$WORK/bundles" "$@"
+  [ "$(cat "$WORK/$name.rc")" = 10 ] || { show "$name"; fail "$name: exit $(cat "$WORK/$name.rc"), expected 10"; }
+  local diag
+  diag=$(find "$WORK/bundles" -name diagnosis.json | head -1)
+  [ -n "$diag" ] || { show "$name"; fail "$name: no diagnosis.json"; }
+  python3 - "$diag" "$asserts" <<'PY' || { show "$name"; fail "$name: diagnosis.json"; }
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["reproduced"] and d["weights_own"], d
+assert d["weights_from"] == "the failing step's own weights", d["weights_from"]
+assert "re-run on cuda" in d["reproduction"], d["reproduction"]
+assert "GPU machine" not in d["hint"], d["hint"]
+exec(sys.argv[2])
+print("diagnosis:", d["fault"], d["module"], d["parameter"], d["differs"], d["weights_growth"])
+PY
+  report "$name" "fault to last exit $(span "$name" "repro bundle written") s: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["fault"])' "$diag")"
+}
+
 case ${1:?case} in
+  diagnosis_exploding_update)
+    diagnosis exploding_update 'assert d["fault"] in ("non_finite_gradient", "non_finite_loss", "non_finite_activation"), d["fault"]' \
+      --dataset fashion-mnist --data-dir "$FMNIST" --train-samples 3000 --lr 1e5 ;;
+  diagnosis_nan_weight)
+    diagnosis nan_weight 'assert d["fault"] == "non_finite_weights" and d["parameter"] == "features.0.weight", d' \
+      --dataset synthetic --synthetic-samples 300 --inject-fault nan-weight:rank=0:step=2 ;;
+  diagnosis_bf16_overflow)
+    diagnosis bf16_overflow 'assert d["differs"].startswith("fails in bf16 only: features.0 (Conv2d)"), d["differs"]' \
+      --dataset synthetic --synthetic-samples 300 --precision bf16 --inject-fault bf16-overflow:rank=0:step=2 ;;
   seed_nccl) seed seed_nccl 1 11 ;;
   quarantine_nccl) quarantine quarantine_nccl 1 ;;
   quarantine_mpi_2ranks) quarantine quarantine_mpi 2 --data-plane mpi ;;
