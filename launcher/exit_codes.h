@@ -1,4 +1,4 @@
-// Process exit codes of trainguard, one per cause (documented in README.md).
+// Process exit codes of trainguard, one per cause (documented in docs/exit-codes.md).
 #pragma once
 
 namespace trainguard {

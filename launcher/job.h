@@ -35,7 +35,7 @@ struct Job {
   torch::Device device = torch::kCPU;
   std::unique_ptr<Dataset> train;
   std::unique_ptr<Dataset> test;  // null for the synthetic set or with --no-eval
-  // train with --checkpoint: where a failure's fingerprint goes (README: requeues), and when the
+  // train with --checkpoint: where a failure's fingerprint goes (docs/preemption.md), and when the
   // training last became safe to lose: the run's start, then each checkpoint written (the
   // training thread's: StopRank reads it there).
   std::string failure_file;

@@ -1,5 +1,5 @@
 // trainguard's entry point: flags parsed, MPI up (for train, validate and predict), the
-// subcommand run inside RunJob, and the outcome turned into an exit code (README: exit codes).
+// subcommand run inside RunJob, and the outcome turned into an exit code (docs/exit-codes.md).
 #include <cstdio>
 
 #include "launcher/build_info.h"

@@ -99,7 +99,7 @@ void WaitForTheOthers(Job& job, double grace_s) {
 
 // The failure's fingerprint, one line in --checkpoint's folder (Job::failure_file), written by
 // a rank where the failure arose (not one stopping for a peer): what the launcher scripts compare
-// to decide that a requeued job met the same failure again (README: requeues). The host belongs
+// to decide that a requeued job met the same failure again (docs/preemption.md). The host belongs
 // to a GPU fault's fingerprint only: the other kinds repeat on any node.
 void WriteFingerprint(const std::exception& e, int code, const Job& job) {
   if (job.failure_file.empty() || dynamic_cast<const PeerError*>(&e) != nullptr) return;

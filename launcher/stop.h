@@ -15,7 +15,7 @@ namespace trainguard {
 // failures; trainguard's own errors say their kind; anything else is internal.
 ErrorKind KindOfAny(const std::exception& e);
 
-// The exit code of an error (README: exit codes); a peer's failure gives that failure's code.
+// The exit code of an error (docs/exit-codes.md); a peer's failure gives that failure's code.
 int ExitCodeOf(const std::exception& e);
 
 // The failure kind of trainguard_failures_total: the cause's kind on the rank that failed,

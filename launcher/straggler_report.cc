@@ -55,15 +55,15 @@ void StragglerReport::Exchange(int64_t last_step) {
     char line[400];
     if (e.onset) {
       std::snprintf(line, sizeof line,
-                    "computes its steps %.1fx as long as the other ranks' median (%.3f s against %.3f s a step, %s); "
-                    "a step of it: compute %.3f s, loader wait %.3f s, all-reduce wait %.3f s; every rank waits for "
-                    "it at each all-reduce",
-                    e.ratio, e.times.compute_s, e.others_median_s, steps.c_str(), e.times.compute_s, e.times.loader_s,
+                    "takes %.1fx as long as the other ranks' median over its own part of a step (%.3f s against "
+                    "%.3f s, %s); a step of it: compute %.3f s, loader wait %.3f s, all-reduce wait %.3f s; every rank "
+                    "waits for it at each all-reduce",
+                    e.ratio, e.times.own(), e.others_median_s, steps.c_str(), e.times.compute_s, e.times.loader_s,
                     e.times.allreduce_s);
       LogLine("straggler: " + Who(e.rank) + " " + line);
     } else {
-      std::snprintf(line, sizeof line, "computes its steps %.1fx as long as the other ranks' median again (%s)",
-                    e.ratio, steps.c_str());
+      std::snprintf(line, sizeof line, "takes %.1fx as long as the other ranks' median again (%s)", e.ratio,
+                    steps.c_str());
       LogLine("straggler recovered: " + Who(e.rank) + " " + line);
     }
   }

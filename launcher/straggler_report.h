@@ -1,9 +1,9 @@
 // StragglerReport: every few seconds of steps (a window), the ranks gather each rank's mean
-// times per step (compute, loader wait, all-reduce wait) and judge each rank's compute time
-// against the median of the others (stragglers.h). Rank 0 logs each straggler once, as it
+// times per step (compute, loader wait, all-reduce wait) and judge each rank's own time (compute
+// and loader wait) against the median of the others (stragglers.h). Rank 0 logs each straggler once, as it
 // starts, with its host, its ratio and where its time goes, and logs when it recovers; every rank
-// exports its own ratio of the window. A slow node holds every rank back, and only its compute
-// time, not the step time all ranks share, shows which one it is.
+// exports its own ratio of the window. A slow node holds every rank back, and only its own time,
+// not the step time all ranks share, shows which one it is.
 #pragma once
 
 #include <cstdint>

@@ -15,10 +15,10 @@ double Median(std::vector<double> v) {
 double RatioToOthers(const std::vector<StepTimes>& window, int rank) {
   std::vector<double> others;
   for (size_t r = 0; r < window.size(); ++r) {
-    if (static_cast<int>(r) != rank) others.push_back(window[r].compute_s);
+    if (static_cast<int>(r) != rank) others.push_back(window[r].own());
   }
   const double median = Median(others);
-  return median > 0 ? window[rank].compute_s / median : 0;
+  return median > 0 ? window[rank].own() / median : 0;
 }
 
 std::vector<StragglerEvent> StragglerTracker::Take(const std::vector<StepTimes>& window) {
@@ -34,7 +34,7 @@ std::vector<StragglerEvent> StragglerTracker::Take(const std::vector<StepTimes>&
     if (s.streak < kConfirmWindows) continue;
     s.straggling = !s.straggling;
     s.streak = 0;
-    events.push_back({s.straggling, rank, ratio, window[r].compute_s / ratio, window[r]});
+    events.push_back({s.straggling, rank, ratio, window[r].own() / ratio, window[r]});
   }
   return events;
 }

@@ -1,7 +1,9 @@
 // Stragglers: ranks that hold the others back, judged as they start. Pure: the launcher gathers
 // every rank's mean times per step over a window of steps (a few seconds), and the tracker
-// compares each rank's compute time with the median of the *other* ranks (so that with 2 ranks
-// a straggler is judged against its peer, not against a median it is half of). A rank is named
+// compares each rank's own time per step (its compute and its wait for its batch: everything but
+// its wait for the others) with the median of the *other* ranks (so that with 2 ranks a
+// straggler is judged against its peer, not against a median it is half of). A slow loader
+// holds the others back as a slow GPU does. A rank is named
 // once when it has been at least kOnsetRatio times the others for kConfirmWindows windows in a
 // row, and said to have recovered once it has been under kRecoveredRatio for as many.
 #pragma once
@@ -16,20 +18,21 @@ struct StepTimes {
   double compute_s = 0;    // the step's time less its loader and all-reduce waits
   double loader_s = 0;     // waiting for its batch
   double allreduce_s = 0;  // waiting for the other ranks (the agreement and the gradient all-reduce)
+  double own() const { return compute_s + loader_s; }  // what the others wait for
 };
 
 struct StragglerEvent {
   bool onset = true;  // false: it recovered
   int rank = 0;
-  double ratio = 0;            // its compute time over the other ranks' median, this window
-  double others_median_s = 0;  // the other ranks' median compute time per step
+  double ratio = 0;            // its own time over the other ranks' median, this window
+  double others_median_s = 0;  // the other ranks' median own time per step
   StepTimes times;             // its own, this window
 };
 
 // The median of `values` (the mean of the two middle values for an even count); 0 when empty.
 double Median(std::vector<double> values);
 
-// Rank `rank`'s compute time over the median of the other ranks'; 0 when that median is 0.
+// Rank `rank`'s own time over the median of the other ranks'; 0 when that median is 0.
 double RatioToOthers(const std::vector<StepTimes>& window, int rank);
 
 class StragglerTracker {

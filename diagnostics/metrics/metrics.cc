@@ -209,8 +209,8 @@ Metrics::Metrics(const MetricsOptions& options) {
                         .Add({});
   m.step_compute_ratio =
       &m.GaugeFamily("trainguard_step_compute_ratio",
-                     "This rank's mean step compute time over the other ranks' median, in the last window of steps "
-                     "(about 5 s, at most 20 steps).");
+                     "This rank's own time per step (compute and loader wait, not the wait for the other ranks) over "
+                     "the other ranks' median, in the last window of steps (about 5 s, at most 20 steps).");
   m.peer_silent = &m.GaugeFamily("trainguard_peer_silent",
                                  "Ranks this rank could not hear when it stopped (1 each): lost, frozen or cut off.");
   m.samples_per_second = &m.GaugeFamily("trainguard_samples_per_second", "Training throughput of the last epoch.");
@@ -230,7 +230,7 @@ Metrics::Metrics(const MetricsOptions& options) {
   m.failures = &m.CounterFamily("trainguard_failures_total", "Failures that stopped the run, by kind.");
   for (const char* kind : kFailureKinds) m.failures->Add({{"kind", kind}});  // at 0, so increase() sees the first
   m.exit_code = &m.GaugeFamily("trainguard_exit_code",
-                               "The exit code this rank ends with (README: exit codes); absent while it runs.");
+                               "The exit code this rank ends with (docs/exit-codes.md); absent while it runs.");
   m.phase = &m.GaugeFamily("trainguard_phase", "1 for the phase this rank is in, 0 for the others.");
   for (const char* phase : kPhases) m.phase->Add({{"phase", phase}}).Set(std::string(phase) == "starting" ? 1 : 0);
   m.last_progress = &m.GaugeFamily(

@@ -113,8 +113,8 @@ class Metrics {
   void SetWaitDeadline(const std::string& phase, double seconds);
   // A step's compute time (its time less its waits): step_compute_seconds_total += seconds.
   void AddStepCompute(double seconds);
-  // trainguard_step_compute_ratio: this rank's mean compute time per step over the other ranks'
-  // median, in the last window of steps.
+  // trainguard_step_compute_ratio: this rank's own time per step (compute and loader wait) over
+  // the other ranks' median, in the last window of steps.
   void SetStepComputeRatio(double ratio);
   // trainguard_peer_silent{peer_rank, peer_host} = 1 for each rank this rank could not hear
   // when it stopped (rank -> host).

@@ -125,9 +125,9 @@ CASES = {
                                                        f"slow:rank=1:step={SLOWDOWN_STEP}:seconds=0.5"],
                                exit=None, fault=r"injected fault: sleeping .* in every step", until_alert=True,
                                limit_s=720, expect={"TrainguardThroughputDropped": {}}, after_s=0),
-    # Rank 1 sleeps 0.15 s inside every step: its compute time per step is 1.8 times the median's
-    # (the other rank's wait for it counts as waiting, not compute). The ratio comes at each
-    # epoch's end: 8 epochs of about 6 s give Prometheus several scrapes of it.
+    # Rank 1 sleeps 0.15 s inside every step: its own time per step is several times the other
+    # rank's (whose wait for it counts as waiting). The ratio comes every window of steps (about
+    # 5 s): 8 epochs of about 6 s give Prometheus several scrapes of it.
     "straggler": dict(args=["--synthetic-samples", "1200", "--epochs", "8", "--no-eval",
                             "--inject-fault", "slow:rank=1:step=1:seconds=0.15"],
                       exit=0, fault=r"injected fault: sleeping .* in every step", expect={"TrainguardStraggler": {"rank": "1"}},

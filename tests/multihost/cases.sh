@@ -17,9 +17,13 @@ DIST=${TG_DIST_TESTS:-$REPO/build/tests/multirank/dist_tests}
 why=$(mh_prerequisites) || { echo "skipped: $why"; exit 77; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 unset TRAINGUARD_THREADS
+# The Slurm cases' --step-timeout; the others run with the default flags (a silent host ends
+# every wait within seconds whatever --step-timeout is).
 STEP_TIMEOUT=5
+# Every rank gone within this many seconds of a cut (docs/multi-host.md).
+CUT_TO_GONE_S=15
 # Each rank logs into its own host's /tmp (--log-dir) and writes its metrics textfile there too.
-OUTPUTS=(--threads 1 --step-timeout "$STEP_TIMEOUT" --log-dir /tmp/tg-logs --metrics-textfile /tmp/tg-metrics)
+OUTPUTS=(--threads 1 --log-dir /tmp/tg-logs --metrics-textfile /tmp/tg-metrics)
 # A run that lasts long enough to be cut: synthetic data, a quarter-width model.
 TRAIN=(train --dataset synthetic --synthetic-samples 60000 --width 0.25 --epochs 3 "${OUTPUTS[@]}")
 
@@ -124,7 +128,7 @@ end_mpirun() {
 
 # cut_in_phase HOSTS CUT PHASE_REGEX ARGS...: runs `trainguard ARGS` on HOSTS hosts, cuts host
 # CUT once rank 0 (the cut host's rank, with TRIGGER=cut-host) has logged a line matching
-# PHASE_REGEX, and checks that every rank is gone within --step-timeout + 10 s with the stall
+# PHASE_REGEX, and checks that every rank is gone within CUT_TO_GONE_S with the stall
 # code, that the connected ranks name the cut rank and its host, that the cut rank says on its
 # own host that it lost the others, and that the textfiles of both sides say the same.
 cut_in_phase() {
@@ -139,7 +143,7 @@ cut_in_phase() {
   wait_for_line "$trigger" "$phase" 120 "the run never reached '$phase'"
   mh_cut "$cut"
   t0=$(now)
-  wait_all_gone $((STEP_TIMEOUT + 10)) "after cutting $cut"
+  wait_all_gone "$CUT_TO_GONE_S" "after cutting $cut"
   gone=$(since "$t0")
   for ((r = 0; r < hosts; r++)); do
     expect_in "$(log_of "h$((r + 1))" "$r")" "exiting with code 11" "rank $r's exit"
@@ -318,7 +322,7 @@ case "$CASE" in
     wait_for_line "$(log_of h1 0)" "step 50/" 120 "the run never started"
     mh_cut h1
     t0=$(now)
-    wait_all_gone $((STEP_TIMEOUT + 10)) "after cutting h1"
+    wait_all_gone "$CUT_TO_GONE_S" "after cutting h1"
     gone=$(since "$t0")
     expect_in "$(log_of h2 1)" "on host h2, lost contact with rank 0" "rank 1's verdict"
     expect_in "$(log_of h2 1)" "rank 0 (host h1) silent for" "rank 1's verdict"
@@ -358,10 +362,10 @@ case "$CASE" in
     echo "measured: $CASE: 2 hosts, h2 lost: every trainguard process gone ${gone} s, mpirun returned ${returned} s after the kill"
     ;;
   slow_host)
-    # h2 throttled to a quarter of a CPU: the job finishes, rank 0 names rank 1 (host h2) as the
-    # straggler at each epoch's end, and the ranks' compute ratios say the same.
+    # h2 throttled to a fifth of a CPU from the start: the job finishes, rank 0 names rank 1
+    # (host h2) as the straggler, and the ranks' ratios say the same.
     setup_hosts 3
-    mh_slow h2 25
+    mh_slow h2 20
     start_mpirun slow train --dataset synthetic --synthetic-samples 6000 --width 0.25 --epochs 2 "${OUTPUTS[@]}"
     deadline=$((SECONDS + 240))
     while kill -0 "$MPIRUN_PID" 2>/dev/null; do
@@ -369,13 +373,42 @@ case "$CASE" in
       sleep 0.5
     done
     wait "$MPIRUN_PID" || mh_fail "the slowed job failed: $(tail -n 20 "$MH_DIR/slow.err")"
-    expect_in "$(log_of h1 0)" "epoch 2: straggler: rank 1 (host h2) computes its steps" "the straggler line"
+    expect_in "$(log_of h1 0)" "straggler: rank 1 (host h2) takes" "the straggler line"
     grep -q "straggler: rank [02]" "$(log_of h1 0)" && mh_fail "a rank on an unslowed host was named a straggler"
     ratio1=$(sed -n 's/^trainguard_step_compute_ratio{.*} //p' "$(textfile_of h2 1)")
     ratio0=$(sed -n 's/^trainguard_step_compute_ratio{.*} //p' "$(textfile_of h1 0)")
     awk -v a="$ratio1" -v b="$ratio0" 'BEGIN { exit !(a >= 1.5 && b < 1.5) }' ||
       mh_fail "compute ratios: rank 1 (slowed) $ratio1, rank 0 $ratio0"
-    echo "measured: $CASE: h2 at 25% of a CPU: $(grep -o 'straggler: .*' "$(log_of h1 0)" | tail -n 1)"
+    echo "measured: $CASE: h2 at 20% of a CPU: $(grep -o 'straggler: .*' "$(log_of h1 0)" | head -n 1)"
+    ;;
+  straggler_onset_2hosts | straggler_onset_3hosts)
+    # Default flags. h2 is stopped 60% of the time from the middle of the epoch: rank 0 names
+    # rank 1 (host h2) a straggler within 100 steps and 60 s, once; h2 back at full speed, rank
+    # 0 says it recovered. No other rank is named.
+    hosts=${CASE#straggler_onset_}
+    hosts=${hosts%hosts}
+    setup_hosts "$hosts"
+    start_mpirun onset train --dataset synthetic --synthetic-samples 40000 --width 0.25 --epochs 1 --log-every 1 \
+      "${OUTPUTS[@]}"
+    log=$(log_of h1 0)
+    wait_for_line "$log" "step 60/" 120 "the run never reached step 60"
+    # SIGSTOP/SIGCONT 60% of each 100 ms: a cgroup quota set on running processes has been seen
+    # to leave them at full speed here.
+    MH_SLOW_METHOD=signals mh_slow h2 40
+    t0=$(now)
+    slowed_at=$(sed -nE 's/.* step ([0-9]+)\/[0-9]+ .*/\1/p' "$log" | tail -n 1)
+    wait_for_line "$log" "straggler: rank 1 \(host h2\)" 60 "no straggler named within 60 s of the slowdown"
+    named_after=$(since "$t0")
+    named_step=$(sed -nE 's/.*straggler: rank 1 \(host h2\).*, steps [0-9]+-([0-9]+)\).*/\1/p' "$log" | head -n 1)
+    [ -n "$named_step" ] && ((named_step - slowed_at <= 100)) ||
+      mh_fail "named at step '$named_step', slowed at step $slowed_at: more than 100 steps"
+    mh_unslow h2
+    wait_for_line "$log" "straggler recovered: rank 1 \(host h2\)" 60 "no recovery said within 60 s"
+    [ "$(grep -c "straggler: rank 1 (host h2)" "$log")" = 1 ] || mh_fail "rank 1 was named more than once"
+    grep -q "straggler: rank [02]" "$log" && mh_fail "a rank on an unslowed host was named a straggler"
+    wait "$MPIRUN_PID" || mh_fail "the job failed: $(tail -n 20 "$MH_DIR/onset.err")"
+    echo "measured: $CASE: h2 stopped 60% of the time from step $slowed_at, named ${named_after} s later at step $named_step:" \
+      "$(grep -o 'straggler: .*' "$log" | head -n 1)"
     ;;
   store_bootstrap)
     # Rank 0's host name resolves to an address on an interface the other host cannot reach (a
