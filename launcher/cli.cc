@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <vector>
@@ -329,15 +330,67 @@ Users AddOptions(CLI::App& cmd, TrainConfig& c) {
       const std::string name = opt->get_lnames().front();
       opt->group(group.title);
       opt->envname(EnvNameOf(name));
-      // A repeated single-value option takes its last value, as in most Unix tools: a wrapper
-      // script's defaults (scripts/demo.sh --epochs 2 "$@") can then be overridden from its
-      // command line. List options (--inject-fault, --plant-label) keep every value.
+      // A single-value option given twice is refused by RepeatedOption after parsing, with both
+      // values; TakeLast only lets the parse reach that check (CLI11's own Throw names neither).
+      // List options (--inject-fault, --plant-label, --excluded-nodes) keep every value.
       if (opt->get_items_expected_max() <= 1) opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
       const auto own = group.only.find(name);
       users[name] = own != group.only.end() ? own->second : group.users;
     }
   }
   return users;
+}
+
+// The config file's reader: TOML or INI as CLI11 reads it, less the entries of options whose
+// TRAINGUARD_* variable is set (not empty), so that the environment beats the config file. CLI11
+// applies the config file before the environment and the environment only to options still
+// unset; dropping those entries here gives: command line, environment, config file, default.
+class EnvironmentFirstConfig : public CLI::ConfigTOML {
+ public:
+  explicit EnvironmentFirstConfig(const CLI::App& app) : app_(app) {}
+
+  std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
+    std::vector<CLI::ConfigItem> items = CLI::ConfigTOML::from_config(input);
+    items.erase(
+        std::remove_if(items.begin(), items.end(), [&](const CLI::ConfigItem& item) { return InEnvironment(item); }),
+        items.end());
+    return items;
+  }
+
+ private:
+  // Whether the item is a top-level option's (looked up as CLI11 looks it up) whose variable is set.
+  bool InEnvironment(const CLI::ConfigItem& item) const {
+    if (!item.parents.empty()) return false;
+    const CLI::Option* opt = app_.get_option_no_throw("--" + item.name);
+    if (opt == nullptr) opt = app_.get_option_no_throw(item.name);
+    if (opt == nullptr || opt->get_envname().empty()) return false;
+    const char* value = std::getenv(opt->get_envname().c_str());
+    return value != nullptr && *value != '\0';
+  }
+
+  const CLI::App& app_;
+};
+
+// A single-value option given more than once on the command line: "--checkpoint given twice (a,
+// then b): give it once", or "" when none. (The config file and the environment give an option one
+// value each, and only when the command line gave none.) A script that must let its user override
+// one of its defaults passes that default in the option's TRAINGUARD_* variable instead of as a flag.
+std::string RepeatedOption(const CLI::App& app) {
+  std::vector<const CLI::Option*> options = app.get_options();
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    for (const CLI::Option* opt : sub->get_options()) options.push_back(opt);
+  }
+  for (const CLI::Option* opt : options) {
+    if (opt->get_items_expected_max() > 1 || opt->count() < 2 || opt->get_lnames().empty()) continue;
+    const std::vector<std::string>& values = opt->results();
+    std::string list;
+    for (size_t k = 0; k < values.size(); ++k) {
+      list += (k == 0 ? "" : k + 1 == values.size() ? ", then " : ", ") + (values[k].empty() ? "''" : values[k]);
+    }
+    const std::string times = values.size() == 2 ? "twice" : std::to_string(values.size()) + " times";
+    return "--" + opt->get_lnames().front() + " given " + times + " (" + list + "): give it once";
+  }
+  return "";
 }
 
 // Names of TRAINGUARD_* variables that match no option. TRAINGUARD_HOME belongs to the scripts
@@ -419,7 +472,8 @@ std::string SubcommandHelp(const CLI::App& sub, const CLI::App& app, const Users
   std::string out = "trainguard " + name + ": " + sub.get_description() + "\n\nUsage: trainguard " + name +
                     positionals +
                     " [OPTIONS]\n\nEvery option below can also be given in the --config file (key = value, " +
-                    "the long name\nwithout --) or in its TRAINGUARD_* variable; the command line wins.\n";
+                    "the long name\nwithout --) or in its TRAINGUARD_* variable; the command line wins, then the "
+                    "variable,\nthen the file.\n";
   if (!own.empty()) out += "\n" + std::string(name) + ":\n" + own;
   for (const OptionGroup& group : OptionGroups()) {
     std::string lines;
@@ -533,6 +587,7 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   app.set_config("--config", "", "config file (TOML or INI) of key = value lines, keys as the long flags");
   app.get_config_ptr()->envname("TRAINGUARD_CONFIG");
   app.allow_config_extras(CLI::config_extras_mode::error);  // an unknown key is a typo, not a no-op
+  app.config_formatter(std::make_shared<EnvironmentFirstConfig>(app));
   const Users users = AddOptions(app, command.train);
   // Under Slurm each job has its own metrics identity (Pushgateway group, textfile names, the job
   // label) unless --metrics-job is set: two jobs of one cluster never replace each other's.
@@ -544,6 +599,17 @@ Command ParseCommandLine(int argc, const char* const* argv) {
   CLI::App* validate = app.add_subcommand("validate", "only validate the labels of every rank's shard, then exit");
   CLI::App* diagnose = app.add_subcommand("diagnose", "re-run a failed step from its repro bundle and name the cause");
   diagnose->add_option("bundle", command.bundle, "bundle folder written by the failing rank")->required();
+  diagnose
+      ->add_option("--time-budget", command.diagnosis_budget,
+                   "seconds the diagnosis has (the failing rank gives --fault-grace minus 5 s); re-runs that would not "
+                   "fit are skipped and the report says so (default: no limit)")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            char* end = nullptr;
+            const double seconds = std::strtod(value.c_str(), &end);
+            return *end == '\0' && seconds > 0 ? "" : "'" + value + "' is not a positive number of seconds";
+          },
+          "SECONDS > 0"));
   CLI::App* predict = app.add_subcommand(
       "predict", "predict the classes of the --data-dir images with the model of --checkpoint; write --predictions");
   CLI::App* make_folder = app.add_subcommand(
@@ -568,6 +634,11 @@ Command ParseCommandLine(int argc, const char* const* argv) {
       ->capture_default_str();
   for (CLI::App* sub : {train, validate, diagnose, predict, make_folder, shrink_folder, env, completion}) {
     sub->fallthrough();
+    for (CLI::Option* opt : sub->get_options()) {  // as for the shared options: RepeatedOption names a repeat
+      if (!opt->get_positional() && opt->get_items_expected_max() <= 1) {
+        opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+      }
+    }
   }
   for (int k = 1; k < argc; ++k) {
     if (std::strcmp(argv[k], "--version") == 0) {
@@ -597,6 +668,8 @@ Command ParseCommandLine(int argc, const char* const* argv) {
     return usage_error(std::string(e.what()) + (env.empty() ? "" : " (values from the environment: " + env + ")") +
                        "; see trainguard --help");
   }
+  const std::string repeated = RepeatedOption(app);
+  if (!repeated.empty()) return usage_error(repeated);
   for (const auto& name : UnknownEnvironment(app)) {
     return usage_error(name + " is set but is not a trainguard setting; unset it or fix its name (see --help)");
   }

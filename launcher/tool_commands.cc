@@ -1,4 +1,6 @@
 // The subcommands that run without MPI: `trainguard diagnose`, `make-folder` and `shrink-folder`.
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
@@ -17,15 +19,21 @@
 
 namespace trainguard {
 
+// Kept back from --time-budget for printing and writing the report.
+constexpr double kReportSeconds = 1;
+
 // `trainguard diagnose BUNDLE`: no MPI; prints the summary, writes BUNDLE/diagnosis.json.
 int RunDiagnose(const Command& command) {
+  const auto start = std::chrono::steady_clock::now();
   setenv("CUDA_LAUNCH_BLOCKING", "1", 1);  // before anything touches CUDA
   try {
+    const double budget = command.diagnosis_budget;
     const Bundle bundle = ReadBundle(command.bundle);
     std::vector<FaultSpec> injected;
     for (const auto& spec : command.train.inject_faults) injected.push_back(ParseFaultSpec(spec));
     DelayDiagnosis(injected, bundle.meta.rank, bundle.meta.global_step);
-    const Diagnosis d = Diagnose(bundle);
+    const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const Diagnosis d = Diagnose(bundle, budget > 0 ? std::max(0.1, budget - spent - kReportSeconds) : 0);
     std::printf("%s", FormatDiagnosis(d).c_str());
     WriteFileAtomically(command.bundle + "/diagnosis.json", DiagnosisJson(d));
     std::printf("  report: %s/diagnosis.json\n", command.bundle.c_str());

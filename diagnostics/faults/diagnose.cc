@@ -85,7 +85,7 @@ struct Reproduction {
 };
 
 // Reproduces the step as it ran, on the device it ran on (if present).
-Reproduction Reproduce(const Bundle& b, const RerunMode& mode) {
+Reproduction Reproduce(const Bundle& b, const RerunMode& mode, const Budget& budget) {
   torch::Device device = torch::kCPU;
   if (b.meta.device.rfind("cuda", 0) == 0 && torch::cuda::is_available()) device = torch::Device(b.meta.device);
   const std::string where = "re-run on " + device.str() + (device.is_cuda() ? " with CUDA_LAUNCH_BLOCKING=1" : "") +
@@ -93,7 +93,7 @@ Reproduction Reproduce(const Bundle& b, const RerunMode& mode) {
   CapturedOutput output;
   Reproduction r;
   try {
-    const Rerun rerun(b, device);
+    const Rerun rerun(b, device, budget);
     const RerunOutcome o = rerun.Step(mode, rerun.AllRows());
     r.failed = o.fails();
     if (o.stage == Stage::kRaised) {
@@ -199,25 +199,28 @@ std::string Growth(const Bundle& b, const std::string& named) {
 // what fails only under some.
 struct Comparison {
   std::string modes, differs;
-  bool other_precision_fails = false, eval_fails = false;
+  std::optional<bool> other_precision_fails, eval_fails;  // none: not tried, the budget ran out
 };
 
-Comparison Compare(const Rerun& rerun, const RerunMode& trained, bool trained_fails) {
+Comparison Compare(const Rerun& rerun, const Budget& budget, const RerunMode& trained, bool trained_fails) {
   const RerunMode other{trained.training, !trained.bf16};
   const RerunMode eval{false, trained.bf16};
   Comparison c;
-  c.other_precision_fails = rerun.Step(other, rerun.AllRows()).fails();
-  c.eval_fails = rerun.Step(eval, rerun.AllRows()).fails();
-  const auto said = [](bool fails) { return fails ? "fails" : "passes"; };
+  if (budget.Fits()) c.other_precision_fails = rerun.Step(other, rerun.AllRows()).fails();
+  if (budget.Fits()) c.eval_fails = rerun.Step(eval, rerun.AllRows()).fails();
+  const auto said = [](std::optional<bool> fails) {
+    return !fails ? "not tried (the time ran out)" : *fails ? "fails" : "passes";
+  };
   c.modes = std::string(trained_fails ? "fails" : "passes") + " in " + trained.Name() + " (as the step ran); " +
             said(c.other_precision_fails) + " in " + other.Name() + "; " + said(c.eval_fails) + " in " + eval.Name();
   if (!trained_fails) return c;
   const std::string precision = trained.bf16 ? "bf16" : "fp32";
-  if (!c.other_precision_fails && !c.eval_fails) {
+  const bool other_passes = c.other_precision_fails == false, eval_passes = c.eval_fails == false;
+  if (other_passes && eval_passes) {
     c.differs = "fails in " + precision + " and training mode only";
-  } else if (!c.other_precision_fails) {
+  } else if (other_passes) {
     c.differs = "fails in " + precision + " only";
-  } else if (!c.eval_fails) {
+  } else if (eval_passes) {
     c.differs = "fails in training mode only: with the batch's own statistics (BatchNorm), not the running ones";
   }
   return c;
@@ -247,9 +250,16 @@ std::string Bf16Reason(const Bundle& b, const Rerun& rerun, const ForwardFinding
 
 // The failing rows of a step that fails as it ran: the smallest failing subset, when the rest
 // of the batch passes without it (else the batch as a whole is not at fault: none).
-std::vector<int64_t> FailingRows(const Rerun& rerun, const RerunMode& mode, const std::vector<int64_t>& start,
-                                 std::string* note) {
+std::vector<int64_t> FailingRows(const Rerun& rerun, const Budget& budget, const RerunMode& mode,
+                                 const std::vector<int64_t>& start, std::string* note) {
   std::vector<int64_t> rows = rerun.Bisect(mode, start);
+  if (budget.exhausted()) {  // a superset: the rest of the batch is not tried
+    if (rows.size() > 1 && rows.size() == rerun.AllRows().size()) {
+      *note = "; the time ran out before the bisection could single out rows";
+      return {};
+    }
+    return rows;
+  }
   if (rows.size() > 1 && rows.size() == rerun.AllRows().size()) {
     *note = "; no half of the batch fails alone: the whole batch's sum fails, no sample is singled out";
     return {};
@@ -258,13 +268,14 @@ std::vector<int64_t> FailingRows(const Rerun& rerun, const RerunMode& mode, cons
   for (int64_t r : rerun.AllRows()) {
     if (std::find(rows.begin(), rows.end(), r) == rows.end()) rest.push_back(r);
   }
-  if (rest.empty() || !rerun.Step(mode, rest).fails()) return rows;
+  if (rest.empty() || !budget.Fits() || !rerun.Step(mode, rest).fails()) return rows;
   *note = "; every part of the batch fails alone (row " + std::to_string(rows[0]) +
           " alone, and the batch without it), so no sample is at fault";
   return {};
 }
 
-void NotFinite(Diagnosis& d, const Bundle& b, const Rerun& rerun, const RerunMode& mode, const RerunOutcome& o) {
+void NotFinite(Diagnosis& d, const Bundle& b, const Rerun& rerun, const Budget& budget, const RerunMode& mode,
+               const RerunOutcome& o) {
   std::string note;
   if (o.stage == Stage::kGradient) {
     const std::optional<GradientFinding> g = rerun.FirstNonFiniteGradient(mode, rerun.AllRows());
@@ -288,7 +299,7 @@ void NotFinite(Diagnosis& d, const Bundle& b, const Rerun& rerun, const RerunMod
     } else {
       d.detail = "the loss is finite and every gradient's norm is, but their sum is not";
     }
-    d.rows = FailingRows(rerun, mode, rerun.AllRows(), &note);
+    d.rows = FailingRows(rerun, budget, mode, rerun.AllRows(), &note);
     d.detail += note;
     d.weights_growth = Growth(b, d.parameter);
     d.hint = d.weights_growth.empty()
@@ -304,7 +315,7 @@ void NotFinite(Diagnosis& d, const Bundle& b, const Rerun& rerun, const RerunMod
     d.operation = walk->operation;
     d.detail = "the output of " + walk->module + " is not finite for " + std::to_string(walk->rows.size()) +
                " row(s) whose inputs are finite";
-    d.rows = FailingRows(rerun, mode, walk->rows, &note);
+    d.rows = FailingRows(rerun, budget, mode, walk->rows, &note);
     d.detail += note;
     d.hint =
         "weights or activations overflow: lower --lr, check the weights (resume from an earlier checkpoint), or check "
@@ -328,7 +339,7 @@ void NotFinite(Diagnosis& d, const Bundle& b, const Rerun& rerun, const RerunMod
     d.module = "loss";
     d.operation = "cross_entropy / nll_loss";
     d.detail = "the loss is not finite while every activation is";
-    d.rows = FailingRows(rerun, mode, rerun.AllRows(), &note);
+    d.rows = FailingRows(rerun, budget, mode, rerun.AllRows(), &note);
     d.detail += note;
     d.hint = "check the listed samples' targets and the logits' scale";
   }
@@ -337,12 +348,13 @@ void NotFinite(Diagnosis& d, const Bundle& b, const Rerun& rerun, const RerunMod
 
 }  // namespace
 
-Diagnosis Diagnose(const Bundle& b) {
+Diagnosis Diagnose(const Bundle& b, double budget_s) {
+  const Budget budget(budget_s);
   Diagnosis d;
   d.meta = b.meta;
   const RerunMode trained{true, b.meta.precision == "bf16"};
   d.mode = trained.Name();
-  const Reproduction r = Reproduce(b, trained);
+  const Reproduction r = Reproduce(b, trained, budget);
   d.reproduction = r.summary;
   d.device_assert = r.device_assert;
   d.reproduced = r.failed;
@@ -365,9 +377,11 @@ Diagnosis Diagnose(const Bundle& b) {
     NameSamples(d, b);
     return d;
   }
-  const Rerun rerun(b, r.device_usable && b.meta.device.rfind("cuda", 0) == 0 && torch::cuda::is_available()
-                           ? torch::Device(b.meta.device)
-                           : torch::Device(torch::kCPU));
+  const Rerun rerun(b,
+                    r.device_usable && b.meta.device.rfind("cuda", 0) == 0 && torch::cuda::is_available()
+                        ? torch::Device(b.meta.device)
+                        : torch::Device(torch::kCPU),
+                    budget);
   // The weights before the batch: a NaN there is no sample's doing.
   if (const std::optional<BadWeight> w = FirstNonFiniteWeight(b)) {
     d.fault = "non_finite_weights";
@@ -403,21 +417,23 @@ Diagnosis Diagnose(const Bundle& b) {
   // The step as it ran, then under the other precision and in eval mode.
   const RerunOutcome step = rerun.Step(trained, rerun.AllRows());
   d.reproduced = step.fails();
-  const Comparison c = Compare(rerun, trained, step.fails());
+  const Comparison c = Compare(rerun, budget, trained, step.fails());
   d.modes = c.modes;
   d.differs = c.differs;
   if (step.fails()) {
-    NotFinite(d, b, rerun, trained, step);
-    if (trained.bf16 && !c.other_precision_fails && d.fault == "non_finite_activation") {
+    NotFinite(d, b, rerun, budget, trained, step);
+    if (trained.bf16 && c.other_precision_fails == false && d.fault == "non_finite_activation") {
       const std::optional<ForwardFinding> walk = rerun.FirstNonFiniteModule(trained, rerun.AllRows());
       if (walk) d.differs += ": " + Bf16Reason(b, rerun, *walk, rerun.AllRows());
       d.hint =
           "bf16 holds less than fp32: train with --precision fp32, or check the listed samples for values "
           "beyond bf16's range (3.39e38) or its precision";
     }
+    d.cut_short = budget.exhausted();
     NameSamples(d, b);
     return d;
   }
+  d.cut_short = budget.exhausted();
   d.fault = "not_reproduced";
   d.detail = "the step passes when re-run as it ran (" + trained.Name() + ", forward and backward, " +
              b.meta.weights_from + ")";
@@ -450,6 +466,11 @@ std::string FormatDiagnosis(const Diagnosis& d) {
   if (!d.parameter.empty()) out += "  parameter: " + d.parameter + "\n";
   out += "  " + d.detail + "\n";
   if (!d.weights_growth.empty()) out += "  weights: " + d.weights_growth + "\n";
+  if (d.cut_short) {
+    out +=
+        "  cut short: the diagnosis's time (--fault-grace minus 5 s) ran out before every re-run; run `trainguard "
+        "diagnose` on the bundle by hand for the rest\n";
+  }
   for (size_t k = 0; k < d.rows.size(); ++k) {
     out += "  row " + std::to_string(d.rows[k]) + ": sample " + std::to_string(d.samples[k]) + ", file " + d.files[k] +
            ", label '" + d.labels[k] + "'\n";
@@ -473,6 +494,7 @@ std::string DiagnosisJson(const Diagnosis& d) {
             {"modes", d.modes},
             {"differs", d.differs},
             {"weights_growth", d.weights_growth},
+            {"cut_short", d.cut_short},
             {"weights_own", d.meta.weights_own},
             {"precision", d.meta.precision},
             {"reproduction", d.reproduction},

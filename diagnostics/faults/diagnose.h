@@ -35,6 +35,7 @@ struct Diagnosis {
   std::string modes;                // the outcome under each mode and precision tried
   std::string differs;              // what fails only under some of them, or ""
   std::string weights_growth;       // the weights' growth in the last good step's update, or ""
+  bool cut_short = false;           // the budget ran out: modes untried, rows not bisected to the end
   std::string reproduction;         // what the re-run on the bundle's device said
   std::string device_assert;        // the kernel assertion the device printed in the re-run (CUDA), or ""
   std::string detail;               // the error or the finiteness finding
@@ -46,7 +47,10 @@ struct Diagnosis {
   BundleMeta meta;
 };
 
-Diagnosis Diagnose(const Bundle& bundle);
+// `budget_s`: the seconds the diagnosis has (0: no limit). The reproduction, the checks and the
+// localisation always run; the other modes and the bisection only while a re-run still fits, and
+// the report says when they were cut short.
+Diagnosis Diagnose(const Bundle& bundle, double budget_s = 0);
 
 std::string FormatDiagnosis(const Diagnosis& d);
 std::string DiagnosisJson(const Diagnosis& d);

@@ -176,7 +176,9 @@ void FaultGuard::OnStepFailed(const StepFailure& f) {
 }
 
 void FaultGuard::RunDiagnosis() const {
-  std::vector<std::string> args{options_.executable, "diagnose", bundle_};
+  // The child is stopped at the timeout: it is told, so that it skips the re-runs that would not fit.
+  std::vector<std::string> args{options_.executable, "diagnose", bundle_, "--time-budget",
+                                std::to_string(options_.diagnosis_timeout_s)};
   args.insert(args.end(), options_.diagnosis_args.begin(), options_.diagnosis_args.end());
   std::vector<std::string> env = ChildEnvironment();
   std::vector<char*> argv, envp;

@@ -1,6 +1,7 @@
 // Re-runs of a failed step (see rerun.h).
 #include "diagnostics/faults/rerun.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -134,11 +135,28 @@ std::string GradFnName(const torch::Tensor& t) { return t.defined() && t.grad_fn
 
 }  // namespace
 
+Budget::Budget(double seconds) {
+  if (seconds > 0) {
+    deadline_ = std::chrono::steady_clock::now() +
+                std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds));
+  }
+}
+
+void Budget::Took(double seconds) const { longest_s_ = std::max(longest_s_, seconds); }
+
+bool Budget::Fits() const {
+  if (!deadline_) return true;
+  const bool fits = std::chrono::steady_clock::now() + std::chrono::duration<double>(2 * longest_s_) < *deadline_;
+  if (!fits) exhausted_ = true;
+  return fits;
+}
+
 std::string RerunMode::Name() const {
   return std::string(training ? "training mode" : "eval mode") + (bf16 ? ", bf16 autocast" : ", fp32");
 }
 
-Rerun::Rerun(const Bundle& bundle, torch::Device device) : b_(bundle), device_(device) {
+Rerun::Rerun(const Bundle& bundle, torch::Device device, const Budget& budget)
+    : b_(bundle), device_(device), budget_(budget) {
   const auto& t = bundle.targets;
   const int64_t batch_valid = t.ne(bundle.meta.ignore_index).sum().item<int64_t>();
   divisor_ = bundle.meta.global_valid_targets > 0 ? bundle.meta.global_valid_targets : batch_valid;
@@ -151,6 +169,13 @@ std::vector<int64_t> Rerun::AllRows() const {
 }
 
 RerunOutcome Rerun::Step(const RerunMode& mode, const std::vector<int64_t>& rows) const {
+  const auto start = std::chrono::steady_clock::now();
+  RerunOutcome out = StepUntimed(mode, rows);
+  budget_.Took(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return out;
+}
+
+RerunOutcome Rerun::StepUntimed(const RerunMode& mode, const std::vector<int64_t>& rows) const {
   RerunOutcome out;
   Walk w = Forward(b_, device_, mode, rows, divisor_, /*graph=*/true);
   using S = RerunOutcome::Stage;
@@ -258,7 +283,7 @@ std::optional<GradientFinding> Rerun::FirstNonFiniteGradient(const RerunMode& mo
 }
 
 std::vector<int64_t> Rerun::Bisect(const RerunMode& mode, std::vector<int64_t> rows) const {
-  while (rows.size() > 1) {
+  while (rows.size() > 1 && budget_.Fits()) {
     const auto mid = rows.begin() + static_cast<std::ptrdiff_t>(rows.size() / 2);
     std::vector<int64_t> left(rows.begin(), mid), right(mid, rows.end());
     if (Step(mode, left).fails())

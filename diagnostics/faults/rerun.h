@@ -6,6 +6,7 @@
 // BatchNorm's running statistics do not carry from one re-run to the next.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +14,22 @@
 #include "diagnostics/faults/bundle.h"
 
 namespace trainguard {
+
+// The time a diagnosis has (the failing rank stops it at --fault-grace minus 5 s): the
+// optional re-runs (the other modes, bisection) run only while one more fits, judged by the
+// longest re-run so far.
+class Budget {
+ public:
+  explicit Budget(double seconds = 0);           // <= 0: no limit
+  void Took(double seconds) const;               // a re-run took this long
+  bool Fits() const;                             // twice the longest re-run so far fits before the deadline
+  bool exhausted() const { return exhausted_; }  // Fits() said no at least once
+
+ private:
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
+  mutable double longest_s_ = 0;
+  mutable bool exhausted_ = false;
+};
 
 struct RerunMode {
   bool training = true;  // BatchNorm with the batch's statistics (false: the running statistics)
@@ -52,8 +69,9 @@ struct GradientFinding {
 
 class Rerun {
  public:
-  // `device`: where the re-runs run (the CPU, or the GPU the step ran on when it is usable).
-  Rerun(const Bundle& bundle, torch::Device device);
+  // `device`: where the re-runs run (the CPU, or the GPU the step ran on when it is usable);
+  // each Step's time is told to `budget`, which must outlive the Rerun.
+  Rerun(const Bundle& bundle, torch::Device device, const Budget& budget);
 
   RerunOutcome Step(const RerunMode& mode, const std::vector<int64_t>& rows) const;
   std::optional<ForwardFinding> FirstNonFiniteModule(const RerunMode& mode, const std::vector<int64_t>& rows) const;
@@ -62,15 +80,19 @@ class Rerun {
   // +inf when it is not finite.
   double LargestOutput(const RerunMode& mode, const std::vector<int64_t>& rows, int64_t index) const;
 
-  // The smallest failing subset (halving while one half fails alone) of `rows` under `mode`.
+  // The smallest failing subset (halving while one half fails alone) of `rows` under `mode`;
+  // a superset of it when the budget ran out first.
   std::vector<int64_t> Bisect(const RerunMode& mode, std::vector<int64_t> rows) const;
   std::vector<int64_t> AllRows() const;
 
   torch::Device device() const { return device_; }
 
  private:
+  RerunOutcome StepUntimed(const RerunMode& mode, const std::vector<int64_t>& rows) const;
+
   const Bundle& b_;
   torch::Device device_;
+  const Budget& budget_;
   int64_t divisor_;  // the step's global count of valid targets
 };
 

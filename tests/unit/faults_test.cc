@@ -87,6 +87,18 @@ TEST(Diagnose, OverflowInAModuleIsBisectedToTheRowThatCausesIt) {
   EXPECT_EQ(d.samples[0], 106);
 }
 
+TEST(Diagnose, ABudgetTooShortForTheOptionalReRunsStillNamesTheFaultAndSaysSo) {
+  Bundle b = HealthyBundle();
+  b.images[6].fill_(3e38f);
+  const Diagnosis d = Diagnose(b, 1e-6);
+  EXPECT_EQ(d.fault, "non_finite_activation");
+  EXPECT_EQ(d.rows, (std::vector<int64_t>{6}));  // the rows the module walk found, not bisected further
+  EXPECT_TRUE(d.cut_short);
+  EXPECT_NE(d.modes.find("not tried (the time ran out) in training mode, bf16 autocast"), std::string::npos) << d.modes;
+  EXPECT_NE(FormatDiagnosis(d).find("cut short: the diagnosis's time"), std::string::npos);
+  EXPECT_FALSE(Diagnose(b).cut_short);
+}
+
 TEST(Diagnose, HealthyBatchIsNotReproduced) {
   const Diagnosis d = Diagnose(HealthyBundle());
   EXPECT_EQ(d.fault, "not_reproduced");
