@@ -121,14 +121,6 @@ void NameSamples(Diagnosis& d, const Bundle& b) {
   }
 }
 
-std::vector<int64_t> NonFiniteRows(const torch::Tensor& x) {
-  auto rows = torch::isfinite(x).logical_not().flatten(1).any(1).nonzero().view(-1);
-  return std::vector<int64_t>(rows.data_ptr<int64_t>(), rows.data_ptr<int64_t>() + rows.numel());
-}
-
-// "features.0.weight" -> "features.0"
-std::string ModuleOf(const std::string& name) { return name.substr(0, name.rfind('.')); }
-
 double NormOf(const torch::Tensor& t) { return t.to(torch::kFloat64).norm().item<double>(); }
 
 // The first parameter, then buffer, of the bundle's weights that holds a NaN or an infinity.
@@ -386,7 +378,7 @@ Diagnosis Diagnose(const Bundle& b, double budget_s) {
   if (const std::optional<BadWeight> w = FirstNonFiniteWeight(b)) {
     d.fault = "non_finite_weights";
     d.parameter = w->name;
-    d.module = ModuleOf(w->name);
+    d.module = rerun.ModuleOf(w->name);
     d.detail = w->name + " holds " + std::to_string(w->nans) + " NaN and " + std::to_string(w->infs) +
                " infinite value(s) of " + std::to_string(w->values) + " before the step ran; " +
                LastChange(b.meta, w->name);

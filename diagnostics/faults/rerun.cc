@@ -47,27 +47,21 @@ double LargestFinite(const torch::Tensor& t) {
   return finite.numel() == 0 ? 0.0 : finite.max().item<double>();
 }
 
-// Rows of x (first dimension) that hold a non-finite value.
-std::vector<int64_t> NonFiniteRows(const torch::Tensor& x) {
-  auto rows = torch::isfinite(x).logical_not().flatten(1).any(1).nonzero().view(-1).to(torch::kCPU);
-  return std::vector<int64_t>(rows.data_ptr<int64_t>(), rows.data_ptr<int64_t>() + rows.numel());
-}
-
 // The model's modules in forward order, with their names and parameters' full names.
-struct Stage {
+struct Layer {
   std::string name;  // "features.0"
   std::string type;  // "Conv2d"
   torch::nn::AnyModule* module;
   std::vector<std::pair<std::string, torch::Tensor>> params;  // "features.0.weight", ...
 };
 
-std::vector<Stage> Stages(Hw3Net& model) {
-  std::vector<Stage> out;
+std::vector<Layer> Layers(Hw3Net& model) {
+  std::vector<Layer> out;
   std::vector<std::pair<std::string, torch::nn::Sequential>> parts{{"features", model->features},
                                                                    {"classifier", model->classifier}};
   for (auto& [prefix, seq] : parts) {
     for (size_t i = 0; i < seq->size(); ++i) {
-      Stage s;
+      Layer s;
       s.name = prefix + "." + std::to_string(i);
       s.type = TypeName(*seq[i]);
       s.module = &seq->begin()[static_cast<std::ptrdiff_t>(i)];
@@ -82,7 +76,7 @@ std::vector<Stage> Stages(Hw3Net& model) {
 // retained when `graph`), then the loss as the step computes it.
 struct Walk {
   Hw3Net model{nullptr};
-  std::vector<Stage> stages;
+  std::vector<Layer> layers;
   std::vector<torch::Tensor> outputs;  // of each stage that ran
   std::string error;                   // what a stage raised (outputs holds those before it)
   torch::Tensor summed, loss;          // the summed cross-entropy and the loss (summed / divisor)
@@ -92,7 +86,7 @@ Walk Forward(const Bundle& b, torch::Device device, const RerunMode& mode, const
              int64_t divisor, bool graph, int64_t stop_after = -1) {
   Walk w;
   w.model = LoadModel(b, device, mode.training);
-  w.stages = Stages(w.model);
+  w.layers = Layers(w.model);
   const auto idx = torch::tensor(rows, torch::kInt64);
   torch::Tensor x = b.images.index_select(0, idx).to(device).contiguous(torch::MemoryFormat::ChannelsLast);
   const torch::Tensor targets = b.targets.index_select(0, idx).to(device);
@@ -100,8 +94,8 @@ Walk Forward(const Bundle& b, torch::Device device, const RerunMode& mode, const
   if (!graph) no_grad.emplace();
   AutocastScope autocast(device, mode.bf16 ? "bf16" : "fp32");
   try {
-    for (size_t i = 0; i < w.stages.size(); ++i) {
-      x = w.stages[i].module->forward(x);
+    for (size_t i = 0; i < w.layers.size(); ++i) {
+      x = w.layers[i].module->forward(x);
       if (graph && x.requires_grad()) x.retain_grad();
       w.outputs.push_back(x);
       if (static_cast<int64_t>(i) == stop_after) return w;
@@ -134,6 +128,19 @@ double NormSum(Hw3Net& model) {
 std::string GradFnName(const torch::Tensor& t) { return t.defined() && t.grad_fn() ? t.grad_fn()->name() : ""; }
 
 }  // namespace
+
+std::vector<int64_t> NonFiniteRows(const torch::Tensor& x) {
+  auto rows = torch::isfinite(x).logical_not().flatten(1).any(1).nonzero().view(-1).to(torch::kCPU);
+  return std::vector<int64_t>(rows.data_ptr<int64_t>(), rows.data_ptr<int64_t>() + rows.numel());
+}
+
+std::string Rerun::ModuleOf(const std::string& parameter) const {
+  Hw3Net model = LoadModel(b_, torch::kCPU, true);
+  for (const Layer& layer : Layers(model)) {
+    if (parameter.rfind(layer.name + ".", 0) == 0) return layer.name + " (" + layer.type + ")";
+  }
+  return parameter.substr(0, parameter.rfind('.'));
+}
 
 Budget::Budget(double seconds) {
   if (seconds > 0) {
@@ -207,10 +214,10 @@ RerunOutcome Rerun::StepUntimed(const RerunMode& mode, const std::vector<int64_t
 std::optional<ForwardFinding> Rerun::FirstNonFiniteModule(const RerunMode& mode,
                                                           const std::vector<int64_t>& rows) const {
   Walk w = Forward(b_, device_, mode, rows, divisor_, /*graph=*/false);
-  for (size_t i = 0; i < w.stages.size(); ++i) {
+  for (size_t i = 0; i < w.layers.size(); ++i) {
     ForwardFinding f;
-    f.operation = w.stages[i].type;
-    f.module = w.stages[i].name + " (" + f.operation + ")";
+    f.operation = w.layers[i].type;
+    f.module = w.layers[i].name + " (" + f.operation + ")";
     f.index = static_cast<int64_t>(i);
     if (i == w.outputs.size()) {  // this stage raised
       f.error = w.error;
@@ -250,8 +257,8 @@ std::optional<GradientFinding> Rerun::FirstNonFiniteGradient(const RerunMode& mo
     return f;
   }
   // Each module in backward order: its parameters' gradients, then the gradient it passes to its input.
-  for (size_t k = w.stages.size(); k-- > 0;) {
-    const Stage& s = w.stages[k];
+  for (size_t k = w.layers.size(); k-- > 0;) {
+    const Layer& s = w.layers[k];
     f.module = s.name + " (" + s.type + ")";
     f.operation = GradFnName(w.outputs[k]);
     for (const auto& [name, p] : s.params) {
@@ -267,8 +274,8 @@ std::optional<GradientFinding> Rerun::FirstNonFiniteGradient(const RerunMode& mo
     }
   }
   // Every value is finite: the first parameter, in backward order, whose fp32 norm overflows.
-  for (size_t k = w.stages.size(); k-- > 0;) {
-    const Stage& s = w.stages[k];
+  for (size_t k = w.layers.size(); k-- > 0;) {
+    const Layer& s = w.layers[k];
     for (const auto& [name, p] : s.params) {
       if (!p.grad().defined() || std::isfinite(p.grad().norm().item<double>())) continue;
       f.module = s.name + " (" + s.type + ")";

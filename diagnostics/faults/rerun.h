@@ -67,6 +67,9 @@ struct GradientFinding {
   double largest = 0;          // the largest finite |gradient value| of `parameter` (or the module's input)
 };
 
+// Rows of x (first dimension) that hold a non-finite value.
+std::vector<int64_t> NonFiniteRows(const torch::Tensor& x);
+
 class Rerun {
  public:
   // `device`: where the re-runs run (the CPU, or the GPU the step ran on when it is usable);
@@ -84,6 +87,9 @@ class Rerun {
   // a superset of it when the budget ran out first.
   std::vector<int64_t> Bisect(const RerunMode& mode, std::vector<int64_t> rows) const;
   std::vector<int64_t> AllRows() const;
+
+  // The module that holds `parameter`: "features.0.weight" -> "features.0 (Conv2d)".
+  std::string ModuleOf(const std::string& parameter) const;
 
   torch::Device device() const { return device_; }
 
