@@ -7,11 +7,11 @@ namespace trainguard {
 
 torch::Tensor WeightHistory::Norms(const torch::nn::Module& model) {
   torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> norms;
-  // In fp64: a parameter of 1e20 has a norm, where fp32's sum of squares overflows.
-  for (const auto& p : model.named_parameters())
-    norms.push_back(torch::linalg_vector_norm(p.value().detach(), 2, c10::nullopt, false, torch::kDouble));
-  return norms.empty() ? torch::Tensor() : torch::stack(norms);
+  std::vector<torch::Tensor> params;
+  for (const auto& p : model.named_parameters()) params.push_back(p.value().detach());
+  // One multi-tensor kernel in fp32 (1 ms per step for the width-1 model on 2 CPU cores; fp64
+  // costs 4 to 15 times more): a norm that overflows fp32 is left out by LastGoodNorms.
+  return params.empty() ? torch::Tensor() : torch::stack(at::_foreach_norm(params));
 }
 
 void WeightHistory::Ready(int64_t global_step, const torch::nn::Module& model) {

@@ -4,8 +4,8 @@
 // buffers (BatchNorm's running statistics) at the start of the current step, since a training
 // forward pass updates them before the step can fail.
 // Fed on the training thread (OnModelReady, BeforeStep, AfterStep); the model must outlive it.
-// On a GPU the norms and buffers stay on the device until a failure reads them (small copies
-// and one norm per parameter per step, no synchronisation).
+// On a GPU the norms and buffers stay on the device until a failure reads them (one multi-tensor
+// norm and small copies per step, no synchronisation).
 #pragma once
 
 #include <torch/torch.h>
