@@ -38,18 +38,48 @@ tg_code_name() {
   esac
 }
 
-# tg_trainguard_args [EXTRA...]: prints (one per line) the arguments of `trainguard train` made of
-# the settings, then EXTRA (the arguments given to sbatch after the script).
+# tg_trainguard_args [EXTRA...]: prints (one per line) the arguments of `trainguard train` that
+# the job owns (the restart policy reads the checkpoint's failure fingerprint and the ranks' logs,
+# and counts the restarts), then EXTRA (the arguments given to sbatch after the script). The
+# job's overridable defaults travel as TRAINGUARD_* variables instead (tg_export_defaults), so a
+# flag in EXTRA beats them; a flag the job owns, repeated in EXTRA, is refused (tg_check_args).
 tg_trainguard_args() {
-  printf '%s\n' train --resume auto --device "$TG_DEVICE" --checkpoint "$TG_CHECKPOINT" \
-    --bundle-dir "$TG_BUNDLE_DIR" --label-report "$TG_LABEL_REPORT" --run-config "$TG_RUN_CONFIG" \
-    --log-dir "$TG_LOG_DIR" --restart-count "$TG_RESTART_COUNT" --restarts-in-place "$(rp_count in-place)"
+  printf '%s\n' train --resume auto --checkpoint "$TG_CHECKPOINT" --log-dir "$TG_LOG_DIR" \
+    --restart-count "$TG_RESTART_COUNT" --restarts-in-place "$(rp_count in-place)"
   [ ! -s "$TG_STATE_DIR/excluded" ] || printf '%s\n' --excluded-nodes "$(tg_excluded_list)"
-  [ -z "$TG_CONFIG" ] || printf '%s\n' --config "$TG_CONFIG"
-  [ -z "$TG_PUSHGATEWAY" ] || printf '%s\n' --pushgateway "$TG_PUSHGATEWAY"
-  [ -z "$TG_METRICS_TEXTFILE" ] || printf '%s\n' --metrics-textfile "$TG_METRICS_TEXTFILE"
-  [ -z "$TG_METRICS_PORT" ] || printf '%s\n' --metrics-port "$TG_METRICS_PORT"
   (($# == 0)) || printf '%s\n' "$@"
+}
+
+# tg_export_defaults: exports the job's defaults of trainguard's settings as TRAINGUARD_*
+# variables, which a flag after the script overrides (trainguard's precedence: command line, then
+# environment, then --config file, then its own default). A TRAINGUARD_* variable already set in
+# the job's environment is kept; empty TG_* settings set nothing.
+tg_export_defaults() {
+  local name setting variable
+  for name in DEVICE BUNDLE_DIR LABEL_REPORT RUN_CONFIG CONFIG PUSHGATEWAY METRICS_TEXTFILE METRICS_PORT; do
+    setting=TG_$name variable=TRAINGUARD_$name
+    if [ -n "${!setting}" ] && [ -z "${!variable:-}" ]; then export "$variable=${!setting}"; fi
+  done
+  # Intra-op threads: the CPUs Slurm gave each task (0 is trainguard's own default).
+  export TRAINGUARD_THREADS=${TRAINGUARD_THREADS:-${SLURM_CPUS_PER_TASK:-0}}
+}
+
+# tg_check_args [EXTRA...]: stops the job (exit 2) when EXTRA holds a flag that the job passes
+# itself (tg_trainguard_args), naming the setting that changes it instead.
+tg_check_args() {
+  local arg flag
+  for arg in "$@"; do
+    flag=${arg%%=*}
+    case "$flag" in
+      --checkpoint) tg_log "$flag: the job's checkpoint is TG_CHECKPOINT (its failure fingerprint sits beside it):" \
+        "set TG_CHECKPOINT=$([[ $arg == *=* ]] && echo "${arg#*=}" || echo FILE) instead of passing $flag" ;;
+      --resume | --log-dir | --restart-count | --restarts-in-place | --excluded-nodes)
+        tg_log "$flag is set by the job itself (slurm/job.sh: the restart policy reads or counts it):" \
+          "drop it from the arguments after the script (docs/slurm.md, \"Settings and flags\")" ;;
+      *) continue ;;
+    esac
+    exit 2
+  done
 }
 
 # tg_words NAME: prints (one per line) the words of the setting NAME, split as a shell splits a
@@ -76,8 +106,9 @@ tg_launcher_args() {
       ;;
     mpirun)
       mapfile -t extra < <(tg_words TG_MPIRUN_ARGS)
-      # -x: the thread settings reach the ranks on every node.
-      printf '%s\n' mpirun -np "$SLURM_NTASKS" -x TRAINGUARD_THREADS -x OMP_NUM_THREADS
+      # -x: the thread settings and the job's TRAINGUARD_* defaults reach the ranks on every node.
+      printf '%s\n' mpirun -np "$SLURM_NTASKS" -x OMP_NUM_THREADS
+      compgen -e | grep '^TRAINGUARD_' | sed 's/^/-x\n/' || true
       ((${#extra[@]} == 0)) || printf '%s\n' "${extra[@]}"
       ;;
   esac
@@ -356,9 +387,8 @@ tg_job_main() {
   # The textfile folder is node_exporter's, usually on each node's own disk: made here for the
   # batch node only.
   [ -z "$TG_METRICS_TEXTFILE" ] || mkdir -p "$TG_METRICS_TEXTFILE"
-  # Intra-op threads: the CPUs Slurm gave each task, as an environment default (a --threads on
-  # the command line or in the config file wins; 0 is trainguard's own default).
-  export TRAINGUARD_THREADS=${TRAINGUARD_THREADS:-${SLURM_CPUS_PER_TASK:-0}}
+  tg_check_args "$@"
+  tg_export_defaults
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}
   local -a nodes launcher
   mapfile -t nodes < <(scontrol show hostnames "$SLURM_JOB_NODELIST")

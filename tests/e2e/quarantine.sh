@@ -19,11 +19,15 @@ make_bad_folder() {
   done
 }
 
-# train_args DIR: sets TRAIN to one run's command line, its checkpoint and quarantine file in DIR.
+# train_args DIR [MAX_QUARANTINED [LABEL_REPORT]]: sets TRAIN to one run's command line, its
+# checkpoint and quarantine file in DIR, --max-quarantined MAX_QUARANTINED (default 5), and label
+# validation with its report at LABEL_REPORT when given (none by default).
 train_args() {
+  local labels=(--no-validate-labels --label-report "")
+  [ -z "${3:-}" ] || labels=(--validate-labels --label-report "$3")
   TRAIN=(train --dataset folder --data-dir "$WORK/food/training" --num-classes 10 --image-size 32 --width 0.25 \
-    --batch-size 16 --epochs 2 --threads 1 --no-eval --no-validate-labels --label-report "" \
-    --bad-samples quarantine --max-quarantined 5 --checkpoint "$1/ckpt" --bundle-dir "$1/faults")
+    --batch-size 16 --epochs 2 --threads 1 --no-eval "${labels[@]}" \
+    --bad-samples quarantine --max-quarantined "${2:-5}" --checkpoint "$1/ckpt" --bundle-dir "$1/faults")
 }
 
 # seconds NAME: how long the runs of NAME took, from its .start and .end stamps.
@@ -69,8 +73,8 @@ case ${1:?case} in
     # the label report lists them.
     mkdir -p "$WORK/c"
     cp "$WORK/a/ckpt.quarantine" "$WORK/c/"
-    train_args "$WORK/c"
-    run c "$np" "${TRAIN[@]}" --validate-labels --label-report "$WORK/c/labels.json"
+    train_args "$WORK/c" 5 "$WORK/c/labels.json"
+    run c "$np" "${TRAIN[@]}"
     expect_rc c 0
     expect_text c out "397 valid"
     expect_text c out "0 >= 10 classes"   # the 3 set-aside labels are not counted again
@@ -84,8 +88,8 @@ case ${1:?case} in
     # listing the samples set aside and those it could not take.
     mapfile -t planted < <(make_bad_folder)
     mkdir -p "$WORK/a"
-    train_args "$WORK/a"
-    run a 2 "${TRAIN[@]}" --max-quarantined 2
+    train_args "$WORK/a" 2
+    run a 2 "${TRAIN[@]}"
     expect_rc a 8
     expect_text a err "would pass --max-quarantined 2 (2 samples); a dataset this bad needs fixing"
     expect_text a err "Set aside before:"

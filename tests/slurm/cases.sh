@@ -320,6 +320,25 @@ case_srun_extra_args() {
     "refusal of unbalanced quotes"
 }
 
+# A flag after the script beats the job's default for it (the defaults travel as TRAINGUARD_*
+# variables, below the command line), with no "given twice" refusal; a flag the job owns
+# (--checkpoint) is refused before any step, exit 2, naming the setting to use instead.
+case_user_flag_beats_job_default() {
+  submit trainguard-cpu.sbatch -- "${SMALL[@]}" --run-config "$WORK/mine.toml" --label-report "$WORK/mine.json"
+  wait_job_state "$JOB" 90 COMPLETED FAILED
+  expect_job COMPLETED 0:0 0
+  local run=$WORK/trainguard-runs/trainguard-cpu-$JOB
+  [ -s "$WORK/mine.json" ] || job_failure "$JOB" "no label report at the --label-report given after the script"
+  [ ! -e "$run/labels.json" ] || job_failure "$JOB" "the job's default label report was written too"
+  grep -qE '^threads *= *1$' "$WORK/mine.toml" || job_failure "$JOB" "$WORK/mine.toml: not the job's threads default"
+  grep -qE "^device *= *\"cpu\"$" "$WORK/mine.toml" || job_failure "$JOB" "$WORK/mine.toml: not the job's device"
+  submit trainguard-cpu.sbatch -- "${SMALL[@]}" --checkpoint "$WORK/mine.ckpt"
+  wait_job_state "$JOB" 60 COMPLETED FAILED
+  expect_job FAILED 2:0 0
+  expect_line "--checkpoint: the job's checkpoint is TG_CHECKPOINT .*: set TG_CHECKPOINT=FILE instead of passing" \
+    "refusal of a flag the job owns"
+}
+
 # The restart policy alone (recovery/restart_policy.sh, through slurm/job.sh), without Slurm.
 case_exit_code_mapping() {
   # shellcheck source-path=SCRIPTDIR source=../../slurm/job.sh

@@ -53,13 +53,35 @@ TEST_F(Cli, BadValueNamesTheFlag) {
   EXPECT_NE(c.message.find("--batch-size"), std::string::npos) << c.message;
 }
 
-TEST_F(Cli, ARepeatedOptionTakesItsLastValue) {
-  const Command c = Parse({"train", "--epochs", "2", "--batch-size", "16", "--epochs", "5"});
-  EXPECT_EQ(c.train.epochs, 5);
-  EXPECT_EQ(c.train.batch_size, 16);
-  const Command faults =
-      Parse({"train", "--inject-fault", "nan:rank=0:step=1", "--inject-fault", "kill:rank=1:step=2"});
-  EXPECT_EQ(faults.train.inject_faults.size(), 2u);  // a list option keeps every value
+TEST_F(Cli, ASingleValueFlagGivenTwiceIsRefusedWithBothValues) {
+  Command c = Parse({"train", "--checkpoint", "a", "--epochs", "2", "--checkpoint", "b"});
+  EXPECT_EQ(c.kind, Command::Kind::kExit);
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_EQ(c.message, "trainguard: --checkpoint given twice (a, then b): give it once\n");
+  c = Parse({"train", "--epochs=2", "--epochs", "3", "--epochs", "4"});
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_TRUE(c.message.find("--epochs given 3 times (2, 3, then 4)") != std::string::npos) << c.message;
+  c = Parse({"train", "--eval", "--no-eval"});  // a switch and its negation are one setting
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_TRUE(c.message.find("--eval given twice") != std::string::npos) << c.message;
+  c = Parse({"shrink-folder", "a", "b", "--side", "96", "--side", "128"});  // a subcommand's own option
+  EXPECT_EQ(c.exit_code, 2);
+  EXPECT_TRUE(c.message.find("--side given twice (96, then 128)") != std::string::npos) << c.message;
+  // Given once on the command line and once in the environment or the config file is no repeat.
+  setenv("TRAINGUARD_EPOCHS", "7", 1);
+  c = Parse({"train", "--epochs", "3", "--config", WriteConfig("epochs = 5\n")});
+  EXPECT_EQ(c.kind, Command::Kind::kTrain) << c.message;
+  EXPECT_EQ(c.train.epochs, 3);
+}
+
+TEST_F(Cli, ListFlagsKeepEveryValueGiven) {
+  const Command c =
+      Parse({"train", "--inject-fault", "nan:rank=0:step=1", "--inject-fault", "kill:rank=1:step=2", "--plant-label",
+             "1=5", "--plant-label", "2=6", "--excluded-nodes", "n1", "--excluded-nodes", "n2,n3"});
+  ASSERT_EQ(c.kind, Command::Kind::kTrain) << c.message;
+  EXPECT_EQ(c.train.inject_faults.size(), 2u);
+  EXPECT_EQ(c.train.plant_labels.size(), 2u);
+  EXPECT_EQ(c.train.excluded_nodes, (std::vector<std::string>{"n1", "n2", "n3"}));
 }
 
 TEST_F(Cli, UnderSlurmTheMetricsJobIsTheJobsOwnUnlessSet) {
@@ -203,16 +225,41 @@ TEST(SharedGpus, RanksOnOneGpuOfAHostAreNamedAndOwnGpusPass) {
             "ranks 0, 1 share the GPU x on a; ranks 2, 3 share the GPU y on b");
 }
 
-TEST_F(Cli, FlagBeatsConfigFileWhichBeatsEnvironment) {
+TEST_F(Cli, FlagBeatsEnvironmentWhichBeatsConfigFileWhichBeatsDefault) {
+  const std::string cfg = WriteConfig("epochs = 3\nwidth = 0.5\nbatch-size = 16\n");
+  // epochs in all three places, width in the file and the environment, batch-size in the file
+  // and on the command line, lr on the command line only, weight-decay in the environment only,
+  // seed in the file only, and max-steps nowhere.
   setenv("TRAINGUARD_EPOCHS", "7", 1);
-  const std::string cfg = WriteConfig("epochs = 3\nwidth = 0.5\n");
-  Command c = Parse({"train", "--config", cfg});
+  setenv("TRAINGUARD_WIDTH", "0.25", 1);
+  setenv("TRAINGUARD_WEIGHT_DECAY", "0.01", 1);
+  Command c = Parse({"train", "--config", cfg, "--epochs", "4", "--batch-size", "8", "--lr", "0.1"});
+  ASSERT_EQ(c.kind, Command::Kind::kTrain) << c.message;
+  EXPECT_EQ(c.train.epochs, 4) << "the command line beats the environment and the file";
+  EXPECT_EQ(c.train.width, 0.25) << "the environment beats the file";
+  EXPECT_EQ(c.train.batch_size, 8) << "the command line beats the file";
+  EXPECT_EQ(c.train.lr, 0.1);
+  EXPECT_EQ(c.train.weight_decay, 0.01);
+  EXPECT_EQ(c.train.max_steps, 0) << "the default";
+  c = Parse({"train", "--config", cfg});
+  EXPECT_EQ(c.train.epochs, 7) << "the environment beats the file";
+  EXPECT_EQ(c.train.batch_size, 16) << "the file beats the default";
+  // The settings given list each once, with the value that won.
+  EXPECT_TRUE(c.resolved_set.find("epochs=7\n") != std::string::npos) << c.resolved_set;
+  EXPECT_TRUE(c.resolved_set.find("epochs=3") == std::string::npos) << c.resolved_set;
+  // An empty variable sets nothing: the file's value holds.
+  setenv("TRAINGUARD_EPOCHS", "", 1);
+  EXPECT_EQ(Parse({"train", "--config", cfg}).train.epochs, 3);
+  unsetenv("TRAINGUARD_WIDTH");
+  unsetenv("TRAINGUARD_WEIGHT_DECAY");
+  unsetenv("TRAINGUARD_EPOCHS");
+  c = Parse({"train", "--config", cfg});
   EXPECT_EQ(c.train.epochs, 3);
   EXPECT_EQ(c.train.width, 0.5);
-  c = Parse({"train", "--config", cfg, "--epochs", "4"});
-  EXPECT_EQ(c.train.epochs, 4);
-  c = Parse({"train"});
-  EXPECT_EQ(c.train.epochs, 7);
+  // A switch: the environment's off beats the file's on.
+  setenv("TRAINGUARD_EVAL", "false", 1);
+  EXPECT_FALSE(Parse({"train", "--config", WriteConfig("eval = true\n")}).train.evaluate);
+  unsetenv("TRAINGUARD_EVAL");
 }
 
 TEST_F(Cli, UnknownConfigKeyIsAnError) {
