@@ -436,8 +436,14 @@ Diagnosis Diagnose(const Bundle& b, double budget_s) {
   } else if (b.meta.device.rfind("cuda", 0) == 0 && !rerun.device().is_cuda()) {
     d.detail += " on the CPU; the step ran on " + b.meta.device;
     d.hint = "re-run `trainguard diagnose` on a GPU machine, and compare with the other ranks' bundles";
+  } else if (b.meta.world > 1) {
+    d.hint = "the step's loss and gradient are summed over the " + std::to_string(b.meta.world) +
+             " ranks' batches and this bundle holds this rank's: the others' part may be the cause (a rank whose "
+             "own loss was not finite writes its own bundle)";
   } else {
-    d.hint = "the step's gradient is the sum over every rank's batch: compare with the other ranks' bundles";
+    d.hint =
+        "the step passes when re-run as it ran: compare environment.txt with this machine (a kernel that is "
+        "not deterministic, or memory that failed in the run)";
   }
   return d;
 }
