@@ -39,6 +39,9 @@ class StepHooks {
   // The rank enters a phase between steps whose collectives wait for the others (label
   // validation, evaluation, a checkpoint, the initial broadcast); `what` names it for verdicts.
   virtual void OnPhase(Phase phase, const std::string& what) {}
+  // Progress within a phase between steps (an evaluation batch), on the training thread: where a
+  // long computation outside any collective may give up (what it throws ends the phase).
+  virtual void OnProgress() {}
   // Before the forward pass; may change the batch (fault injection). What it throws is the
   // step's failure, as if the step had raised it.
   virtual void BeforeStep(const StepReport& where, Batch& batch) {}

@@ -250,6 +250,7 @@ std::optional<double> Trainer::EvaluateEpoch(EpochReport& report) {
   const Accuracy acc = Evaluate(model_, *test_, ctx_.control, ctx_.device, config_.batch_size, config_.ignore_index,
                                 LoaderFor(config_, ctx_.device), [this] {
                                   for (TrainObserver* o : ctx_.observers) o->OnProgress();
+                                  for (StepHooks* h : ctx_.hooks) h->OnProgress();
                                 });
   model_->train();
   report.test_accuracy = acc.fraction();

@@ -63,6 +63,8 @@ void FaultGuard::OnPhase(Phase phase, const std::string& what) {
   }
 }
 
+void FaultGuard::OnProgress() { watch_.Poll(); }
+
 void FaultGuard::BeforeStep(const StepReport& where, Batch&) {
   watch_.Arm(where.global_step);
   history_.StepStarts();

@@ -46,6 +46,7 @@ class FaultGuard final : public StepHooks {
              torch::Device device);
   void OnModelReady(int64_t global_step, torch::nn::Module& model) override;
   void OnPhase(Phase phase, const std::string& what) override;
+  void OnProgress() override;
   void BeforeStep(const StepReport& where, Batch& batch) override;
   void AfterStep(const StepReport& where, torch::nn::Module& model) override;
   void OnStepFailed(const StepFailure& failure) override;

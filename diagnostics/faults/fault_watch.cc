@@ -192,6 +192,30 @@ void FaultWatch::Check() {
   }
 }
 
+void FaultWatch::Poll() {
+  last_check_ = Now().time_since_epoch().count();
+  if (Now() < next_silence_check_) return;
+  next_silence_check_ = Now() + std::chrono::milliseconds(100);
+  Drain();
+  if (peer_failure_ && Now() - peer_failure_at_ > std::chrono::seconds(1)) {
+    Disarm();
+    throw *peer_failure_;
+  }
+  if (peers_ != nullptr && peers_->LongestSilence() >= std::min(deadlines_.ceiling(), kSilenceVerdictS)) {
+    SilenceVerdict();
+  }
+}
+
+void FaultWatch::SilenceVerdict() {
+  const std::set<int> silent = peers_->Silent();
+  Disarm();
+  ClaimStop("the stall verdict");
+  throw FaultError(ErrorKind::kStall,
+                   "stall in " + Describe(0) + ": rank(s) " + RankList(silent) +
+                       " went silent while this rank computed; the collective that ends it cannot complete" +
+                       MissingRanks(silent));
+}
+
 void FaultWatch::Announce(int64_t key) {
   if (announced_ == key) return;
   announced_ = key;

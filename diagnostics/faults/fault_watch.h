@@ -14,7 +14,8 @@
 //    is silent on the liveness channel (gone, frozen, cut off) is not waited for, and the verdict
 //    says of each missing rank its host and what it was last doing.
 //  - a peer has been silent on the liveness channel for kSilenceVerdictS, whenever the wait
-//    began and whatever the deadlines: the same verdict at once.
+//    began and whatever the deadlines: the same verdict at once. A rank computing outside any
+//    collective (an evaluation) learns it through Poll().
 // Deadlines are learned from this run's durations of each phase (deadlines.h); --step-timeout
 // is their ceiling and the default until a phase is learned. Each change of a deadline in force
 // goes to FaultWatchOptions::on_deadline.
@@ -96,6 +97,10 @@ class FaultWatch final : public WaitGuard {
   void BeginWait() override;
   void EndWait() override;
   void Check() override;
+  // Between units of a long computation outside any collective (an evaluation batch): a peer
+  // silent for kSilenceVerdictS, or a peer's failure notice a second old, ends the computation
+  // at once (the collective at its end could never complete). At most one look per 100 ms.
+  void Poll();
   // The rank stops on a failure (`why`, e.g. "diagnosing step 4"): the others give it the fault
   // grace. Then AtEnd(): it waits for the others at the final rendezvous.
   void Stopping(const std::string& why);
@@ -112,7 +117,8 @@ class FaultWatch final : public WaitGuard {
   std::string DeadlineWords(int64_t key);  // how the deadline of `key` was chosen, for the verdict
   void ClaimStop(const std::string& why);  // this rank stops: claims the exit (options.claims_exit)
   [[noreturn]] void StallVerdict(int64_t key);
-  std::string Describe(int64_t key);  // "step 4", or the phase of a wait between steps
+  [[noreturn]] void SilenceVerdict();  // Poll()'s: peers went silent while this rank computed
+  std::string Describe(int64_t key);   // "step 4", or the phase of a wait between steps
   void Watchdog();
   void Publish();                                          // progress_ to the PeerView
   std::string MissingRanks(const std::set<int>& missing);  // the verdict's words on them

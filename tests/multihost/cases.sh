@@ -88,11 +88,18 @@ trainguard_pids() {
   done
 }
 
-# wait_all_gone SECONDS WHAT: returns once no trainguard rank runs on any host; fails after SECONDS.
+# wait_all_gone SECONDS WHAT: returns once no trainguard rank runs on any host; fails after SECONDS,
+# showing the end of every rank's log.
 wait_all_gone() {
-  local deadline=$((SECONDS + $1))
+  local deadline=$((SECONDS + $1)) log
   while [ -n "$(trainguard_pids)" ]; do
-    ((SECONDS < deadline)) || mh_fail "$2: trainguard still runs after $1 s (pids $(trainguard_pids | tr '\n' ' '))"
+    if ((SECONDS >= deadline)); then
+      for log in "$MH_DIR"/tmp-h*/tg-logs/rank*.log; do
+        printf -- '--- %s:\n' "$log" >&2
+        tail -n 8 "$log" >&2
+      done
+      mh_fail "$2: trainguard still runs after $1 s (pids $(trainguard_pids | tr '\n' ' '))"
+    fi
     sleep 0.2
   done
 }

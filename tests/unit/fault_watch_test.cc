@@ -321,6 +321,45 @@ TEST(FaultWatch, ALearnedDeadlineEndsAStepAndARankWaitingInTheSameStepAnswersAtO
   EXPECT_EQ(changes.size(), 1u);
 }
 
+// A rank computing outside any collective (an evaluation) polls between batches: a peer silent
+// for kSilenceVerdictS ends the computation with the silent rank named, not the collective at its
+// end, however long the computation is.
+TEST(FaultWatch, PollDuringAComputationEndsItOnceAPeerIsSilent) {
+  Switchboard board(3);
+  FakeLink link0(board, 0);
+  FakeClock clock;
+  Stuck stuck;
+  BoardView peers(clock, 3);
+  FaultWatchOptions o = Options(clock, stuck);
+  o.step_timeout_s = 300;
+  o.peers = &peers;
+  FaultWatch watch(link0, o);
+  watch.SetPhase("the evaluation after epoch 1", WaitPhase::kEvaluating);
+  Progress evaluating;
+  evaluating.phase = "the evaluation after epoch 1";
+  peers.Beacon(1, evaluating);
+  peers.Beacon(2, evaluating);
+  for (int batch = 0; batch < 59; ++batch) {  // 5.9 s of batches; rank 1 beacons on, rank 2 is silent
+    clock.Advance(0.1);
+    peers.Beacon(1, evaluating);
+    EXPECT_NO_THROW(watch.Poll()) << "batch " << batch;
+  }
+  clock.Advance(0.3);
+  peers.Beacon(1, evaluating);
+  try {
+    watch.Poll();
+    FAIL() << "no verdict with rank 2 silent for 6.2 s";
+  } catch (const FaultError& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kStall);
+    const std::string text = e.what();
+    EXPECT_EQ(text.rfind("stall in the evaluation after epoch 1: rank(s) 2 went silent while this rank computed", 0),
+              0u)
+        << text;
+    EXPECT_NE(text.find("rank 2 (host h3) silent for 6.2 s"), std::string::npos) << text;
+  }
+  EXPECT_TRUE(board.SentBy(0).empty()) << "no announcement: no collective was waited in";
+}
+
 TEST(FaultWatch, RankStuckInComputationIsReportedOnceByTheWatchdog) {
   Switchboard board(2);
   FakeLink link(board, 0);
