@@ -393,6 +393,26 @@ std::string RepeatedOption(const CLI::App& app) {
   return "";
 }
 
+// The shared options that were set, by first long name, each with where its value came from:
+// "--name" (the command line), its TRAINGUARD_* variable, or "the --config file".
+std::map<std::string, std::string> GivenSettings(const CLI::App& app, int argc, const char* const* argv) {
+  std::set<const CLI::Option*> on_command_line;
+  for (int k = 1; k < argc && std::strcmp(argv[k], "--") != 0; ++k) {
+    const std::string word = argv[k];
+    if (word.rfind("--", 0) == 0) on_command_line.insert(app.get_option_no_throw(word.substr(0, word.find('='))));
+  }
+  std::map<std::string, std::string> given;
+  for (const CLI::Option* opt : app.get_options()) {
+    if (opt->count() == 0 || opt->get_lnames().empty() || opt->get_envname().empty()) continue;
+    const std::string name = opt->get_lnames().front();
+    const char* value = std::getenv(opt->get_envname().c_str());
+    given[name] = on_command_line.count(opt) > 0       ? "--" + name
+                  : value != nullptr && *value != '\0' ? opt->get_envname()
+                                                       : "the --config file";
+  }
+  return given;
+}
+
 // Names of TRAINGUARD_* variables that match no option. TRAINGUARD_HOME belongs to the scripts
 // (scripts/setup.sh: where the venv and the demo folder live), not to the executable.
 std::vector<std::string> UnknownEnvironment(const CLI::App& app) {
@@ -697,6 +717,7 @@ Command ParseCommandLine(int argc, const char* const* argv) {
                                                      : Command::Kind::kTrain;
   command.resolved = TopLevelLines(app.config_to_str(true, false));
   command.resolved_set = TopLevelLines(app.config_to_str(false, false));
+  command.given = GivenSettings(app, argc, argv);
   return command;
 }
 

@@ -7,6 +7,7 @@
 // line, an option it does not use.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "trainer/core/config.h"
@@ -20,8 +21,11 @@ struct Command {
   int exit_code = 0;    // for kExit: help (0) or usage error (2)
   std::string message;  // for kExit: the help text or the error, for rank 0 to print
   TrainConfig train;
-  std::string resolved;         // the resolved configuration, in config-file syntax, every option
-  std::string resolved_set;     // the same, only the options set (flag, config file or environment)
+  std::string resolved;      // the resolved configuration, in config-file syntax, every option
+  std::string resolved_set;  // the same, only the options set (flag, config file or environment)
+  // The shared options set, by long name without dashes, each with where its value came from:
+  // "--name" (the command line), its TRAINGUARD_* variable, or "the --config file".
+  std::map<std::string, std::string> given;
   std::string bundle;           // for kDiagnose: the bundle folder; for kMakeFolder, kShrinkFolder: the output folder
   std::string source;           // for kShrinkFolder: the folder to read
   double diagnosis_budget = 0;  // for kDiagnose: the seconds it has (--time-budget; 0: no limit)
@@ -29,8 +33,8 @@ struct Command {
 };
 
 // Parses argv and the TRAINGUARD_* environment; prints nothing. A bad value, or a single-value
-// flag given twice, yields kExit(2) with a message naming the flag, and an unknown TRAINGUARD_* variable is an error too (a typo
-// must not be silently ignored).
+// flag given twice, yields kExit(2) with a message naming the flag, and an unknown TRAINGUARD_* variable is an error
+// too (a typo must not be silently ignored).
 Command ParseCommandLine(int argc, const char* const* argv);
 
 // The default --metrics-job of a Slurm job: "<SLURM_JOB_NAME>-<SLURM_JOB_ID>" (name "trainguard"

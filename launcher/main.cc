@@ -16,7 +16,7 @@
 int main(int argc, char** argv) {
   using namespace trainguard;
   SetDataPlaneEnvironment();  // first: no thread may read the environment while it changes
-  const Command command = ParseCommandLine(argc, argv);
+  Command command = ParseCommandLine(argc, argv);
   if (command.kind == Command::Kind::kVersion) {
     std::fputs(VersionText().c_str(), stdout);
     return kExitOk;
@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
       return RunJob(command, mpi, [&](Job& job) { return Validate(command, job); });
     case Command::Kind::kPredict:
       HandleJobSignals({mpi.rank(), false, command.train.preempt_grace});
-      return RunJob(command, mpi, [&](Job& job) { return Predict(command, job); });
+      return RunJob(
+          command, mpi, [&](Job& job) { return Predict(command, job); }, TakeCheckpointModel);
     case Command::Kind::kDiagnose:
     case Command::Kind::kMakeFolder:
     case Command::Kind::kShrinkFolder:

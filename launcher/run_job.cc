@@ -40,7 +40,8 @@ void PrintResolved(const Command& command, const MpiSession& mpi) {
 
 }  // namespace
 
-int RunJob(const Command& command, MpiSession& mpi, const std::function<int(Job&)>& body) {
+int RunJob(Command& command, MpiSession& mpi, const std::function<int(Job&)>& body,
+           const std::function<void(Command&, Job&)>& configure) {
   PrintResolved(command, mpi);
   Job job(mpi);
   // Every rank's liveness and progress on a side channel, so that a rank that goes silent (a
@@ -77,6 +78,7 @@ int RunJob(const Command& command, MpiSession& mpi, const std::function<int(Job&
   RememberTrainingThread();  // this thread trains: the watchdog logs its stack if it gets stuck
   try {
     job.watch->SetPhase("the set-up of the job");
+    if (configure) RunAgreed(job.control, [&] { configure(command, job); });
     PrepareJob(command.train, job);
     const int code = body(job);
     if (!ClaimExit(code)) StandAside("the job finished");  // a signal or the watchdog got there first

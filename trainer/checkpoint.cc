@@ -62,6 +62,42 @@ std::map<std::string, std::vector<int64_t>> ShapesOf(const torch::nn::Module& mo
   return shapes;
 }
 
+// The model shape's keys in the archive; "model_classes" marks a file that has the record.
+void PutModelShape(torch::serialize::OutputArchive& a, const ModelShape& m) {
+  if (m.num_classes <= 0) return;  // not known to the writer: no record
+  a.write("model_dataset", c10::IValue(m.dataset));
+  PutScalar(a, "model_channels", m.channels);
+  PutScalar(a, "model_image_size", m.image_size);
+  PutScalar(a, "model_classes", m.num_classes);
+  a.write("model_width", torch::tensor(m.width, torch::kFloat64));
+  a.write("model_precision", c10::IValue(m.precision));
+}
+
+std::optional<ModelShape> GetModelShape(torch::serialize::InputArchive& a) {
+  torch::Tensor classes;
+  if (!a.try_read("model_classes", classes)) return std::nullopt;
+  ModelShape m;
+  c10::IValue text;
+  a.read("model_dataset", text);
+  m.dataset = text.toStringRef();
+  m.channels = GetScalar(a, "model_channels");
+  m.image_size = GetScalar(a, "model_image_size");
+  m.num_classes = classes.item<int64_t>();
+  torch::Tensor width;
+  a.read("model_width", width);
+  m.width = width.item<double>();
+  a.read("model_precision", text);
+  m.precision = text.toStringRef();
+  return m;
+}
+
+// 0.25 -> "0.25": as a user writes it on the command line.
+std::string NumberText(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
 std::string ShapeText(const std::vector<int64_t>& shape) {
   std::string out = "[";
   for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
@@ -69,6 +105,42 @@ std::string ShapeText(const std::vector<int64_t>& shape) {
 }
 
 }  // namespace
+
+std::string ModelShapeText(const ModelShape& m) {
+  return "width " + NumberText(m.width) + ", " + std::to_string(m.num_classes) + " classes, " +
+         std::to_string(m.image_size) + "x" + std::to_string(m.image_size) + "x" + std::to_string(m.channels) +
+         " input (" + m.dataset + "), trained in " + m.precision;
+}
+
+void TakeModelShape(const ModelShape& saved, const std::string& path,
+                    const std::function<std::string(const std::string&)>& given, TrainConfig& config) {
+  // name: the setting's long flag; what: the recorded value's words; mine: the value given.
+  auto take = [&](const std::string& name, const std::string& recorded, const std::string& mine,
+                  const std::function<void()>& set) {
+    const std::string where = given(name);
+    if (!where.empty() && mine != recorded) {
+      const std::string setting = where == "--" + name                 ? "--" + name + " " + mine
+                                  : where.rfind("TRAINGUARD_", 0) == 0 ? where + "=" + mine
+                                                                       : name + " = " + mine + " in " + where;
+      const std::string fix = where == "--" + name                 ? "drop --" + name
+                              : where.rfind("TRAINGUARD_", 0) == 0 ? "unset " + where
+                                                                   : "remove " + name + " from " + where;
+      throw ConfigError(setting + " contradicts the checkpoint " + path + ", trained with " + name + " " + recorded +
+                        ": " + fix + " (predict takes the model's shape from its checkpoint)");
+    }
+    set();
+  };
+  take("dataset", saved.dataset, config.dataset, [&] { config.dataset = saved.dataset; });
+  take("width", NumberText(saved.width), NumberText(config.width), [&] { config.width = saved.width; });
+  take("num-classes", std::to_string(saved.num_classes), std::to_string(config.num_classes),
+       [&] { config.num_classes = saved.num_classes; });
+  // Only a folder's input size is a setting; the other datasets' is theirs.
+  if (saved.dataset == "folder") {
+    take("image-size", std::to_string(saved.image_size), std::to_string(config.image_size),
+         [&] { config.image_size = saved.image_size; });
+  }
+  take("precision", saved.precision, config.precision, [&] { config.precision = saved.precision; });
+}
 
 int64_t SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                        const TrainPosition& pos, const RunShape& shape) {
@@ -86,6 +158,7 @@ int64_t SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch:
   PutScalar(archive, "batch_size", shape.batch_size);
   PutScalar(archive, "train_samples", shape.train_samples);
   PutScalar(archive, "seed", shape.seed);
+  PutModelShape(archive, shape.model);
   archive.write("cpu_rng", at::detail::getDefaultCPUGenerator().get_state());
   std::ostringstream payload_stream;
   archive.save_to(payload_stream);
@@ -161,6 +234,23 @@ void LoadModelPart(const std::string& path, torch::serialize::InputArchive& mode
   }
 }
 
+// On a resume: throws CheckpointError naming the first model setting in which `run` differs from
+// `saved`, the shape the checkpoint `path` recorded. The precision may differ.
+void RefuseOtherModel(const std::string& path, const ModelShape& saved, const ModelShape& run) {
+  auto differs = [&](const std::string& setting, const std::string& there, const std::string& here) {
+    if (there != here) {
+      throw CheckpointError("checkpoint " + path + " holds a model trained with " + setting + " " + there +
+                            ", this run has " + setting + " " + here + " (" + ModelShapeText(saved) +
+                            "); resume with the same model settings, or start afresh without --resume");
+    }
+  };
+  differs("--dataset", saved.dataset, run.dataset);
+  differs("--width", NumberText(saved.width), NumberText(run.width));
+  differs("--num-classes", std::to_string(saved.num_classes), std::to_string(run.num_classes));
+  differs("--image-size", std::to_string(saved.image_size), std::to_string(run.image_size));
+  differs("input channels", std::to_string(saved.channels), std::to_string(run.channels));
+}
+
 // LoadCheckpoint from `file`, the bytes of the checkpoint file `path`.
 TrainPosition LoadCheckpointFrom(const std::string& path, const std::string& file, torch::nn::Module& model,
                                  torch::optim::Optimizer& optimizer, const RunShape& shape, CheckpointOrigin* origin) {
@@ -171,8 +261,11 @@ TrainPosition LoadCheckpointFrom(const std::string& path, const std::string& fil
   TrainPosition pos;
   try {
     archive.load_from(payload.data(), payload.size(), DeviceOf(model));
-    const RunShape saved{GetScalar(archive, "world"), GetScalar(archive, "batch_size"),
-                         GetScalar(archive, "train_samples"), GetScalar(archive, "seed")};
+    const RunShape saved{GetScalar(archive, "world"),
+                         GetScalar(archive, "batch_size"),
+                         GetScalar(archive, "train_samples"),
+                         GetScalar(archive, "seed"),
+                         {}};
     auto differs = [&](const char* what, int64_t a, int64_t b) {
       if (a != b) {
         throw CheckpointError("checkpoint " + path + " was written with " + what + " " + std::to_string(a) +
@@ -184,6 +277,8 @@ TrainPosition LoadCheckpointFrom(const std::string& path, const std::string& fil
     differs("--batch-size", saved.batch_size, shape.batch_size);
     differs("training samples", saved.train_samples, shape.train_samples);
     differs("--seed", saved.seed, shape.seed);
+    const std::optional<ModelShape> recorded = GetModelShape(archive);
+    if (recorded && shape.model.num_classes > 0) RefuseOtherModel(path, *recorded, shape.model);
     archive.read("model", model_part);
     archive.read("optimizer", optim_part);
     LoadModelPart(path, model_part, model);
@@ -253,6 +348,18 @@ void LoadModelWeights(const std::string& path, torch::nn::Module& model) {
     throw;
   } catch (const c10::Error& e) {
     throw CheckpointError("checkpoint " + path + " does not fit this model (" + e.what_without_backtrace() + ")");
+  }
+}
+
+std::optional<ModelShape> ReadModelShape(const std::string& path) {
+  const std::string payload = PayloadOf(path, ReadCheckpointFile(path));
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(payload.data(), payload.size(), torch::kCPU);
+    return GetModelShape(archive);
+  } catch (const c10::Error& e) {
+    throw CheckpointError("checkpoint " + path + " is unusable: its model record cannot be read (" +
+                          e.what_without_backtrace() + "); delete it or use another file");
   }
 }
 

@@ -5,12 +5,19 @@
 // truncated, corrupted, of another model, or of another run shape (batch size, training samples,
 // seed: what decides the epoch's order) is refused with CheckpointError naming it. The world
 // size may differ: the position counts the samples of the epoch trained, not steps of one world.
+// The payload also records the model's shape (ModelShape), so that `predict --checkpoint FILE`
+// needs no model flags. The format version stays 1: the payload is a keyed archive, so an older
+// trainguard reads a newer file (ignoring the record), and a file written before the record was
+// kept loads as before, the model then described by the flags.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <functional>
+#include <optional>
 #include <string>
 
+#include "trainer/core/config.h"
 #include "trainer/core/control_plane.h"
 
 namespace trainguard {
@@ -27,14 +34,50 @@ struct TrainPosition {
   }
 };
 
+// The model a checkpoint holds and the input it takes: what decides its parameters' shapes and
+// what `predict` must feed it. `precision` is how it was trained, kept as information: a resume
+// may change it (re-running a bf16 failure in fp32 is a remedy), prediction runs in fp32. Fused
+// blocks are not recorded: they change neither the parameters nor the checkpoint.
+struct ModelShape {
+  std::string dataset;      // the input: "fashion-mnist", "synthetic" or "folder" (--dataset)
+  int64_t channels = 0;     // of the input images (1 for Fashion-MNIST and synthetic, 3 for JPEGs)
+  int64_t image_size = 0;   // side of the square input (--image-size for a folder)
+  int64_t num_classes = 0;  // model outputs (--num-classes, or the dataset's class count)
+  double width = 0;         // channel multiplier (--width)
+  std::string precision;    // the training forward pass (--precision)
+  bool operator==(const ModelShape& o) const {
+    return dataset == o.dataset && channels == o.channels && image_size == o.image_size &&
+           num_classes == o.num_classes && width == o.width && precision == o.precision;
+  }
+};
+
+// "width 0.25, 10 classes, 32x32x3 input (folder), trained in fp32".
+std::string ModelShapeText(const ModelShape& shape);
+
 // The run that writes or resumes a checkpoint. All but `world` must match for a resume to
-// continue the same run; `world` is stored as information.
+// continue the same run; `world` is stored as information. `model`, when known (num_classes >
+// 0), is saved with the checkpoint and must match a recorded one on resume, but its precision.
 struct RunShape {
   int64_t world = 1;
   int64_t batch_size = 0;  // per rank
   int64_t train_samples = 0;
   int64_t seed = 0;
+  ModelShape model = {};
 };
+
+// The model shape recorded in the checkpoint `path`, or nullopt for a file written before it was
+// recorded. Throws CheckpointError naming the file when it is missing, not a checkpoint, or damaged.
+std::optional<ModelShape> ReadModelShape(const std::string& path);
+
+// For `predict`: sets the model settings of `config` (dataset, image size, class count, width,
+// precision) to those the checkpoint `path` recorded in `saved`. A setting that was given
+// (`given(name)`, name the long flag without dashes, says where: "--width" for the command line,
+// "TRAINGUARD_WIDTH" or "the --config file"; "" when it has its default) with another value is a
+// contradiction: throws ConfigError naming the setting, where it came from, the file and the
+// recorded value, e.g. "--width 0.5 contradicts the checkpoint FILE, trained with width 0.25:
+// drop --width".
+void TakeModelShape(const ModelShape& saved, const std::string& path,
+                    const std::function<std::string(const std::string&)>& given, TrainConfig& config);
 
 // Where a loaded checkpoint came from.
 struct CheckpointOrigin {
@@ -51,7 +94,8 @@ int64_t SaveCheckpoint(const std::string& path, torch::nn::Module& model, torch:
 // Loads into model and optimizer and restores the generator; returns the position to continue
 // from, and fills `origin` when given. A file without `samples_in_epoch` gives step_in_epoch *
 // batch size * its world. Throws CheckpointError if the file is unusable, of another model, or
-// `shape` differs from the saved one in anything but the world size.
+// `shape` differs from the saved one in anything but the world size (and the model's precision),
+// naming the setting that differs.
 TrainPosition LoadCheckpoint(const std::string& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                              const RunShape& shape, CheckpointOrigin* origin = nullptr);
 

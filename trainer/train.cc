@@ -59,14 +59,25 @@ bool UseFusedBlocks(const TrainConfig& config, torch::Device device) {
   return true;
 }
 
+ModelShape ModelShapeOf(const TrainConfig& config, const Dataset& dataset) {
+  ModelShape shape;
+  shape.dataset = config.dataset;
+  shape.channels = dataset.shape().channels;
+  shape.image_size = dataset.shape().height;
+  shape.num_classes = config.num_classes > 0 ? config.num_classes : dataset.num_classes();
+  shape.width = config.width;
+  shape.precision = config.precision;
+  return shape;
+}
+
 Hw3Net MakeModel(const TrainConfig& config, const Dataset& dataset, torch::Device train_device) {
-  const ImageShape shape = dataset.shape();
+  const ModelShape shape = ModelShapeOf(config, dataset);
   torch::manual_seed(config.seed);
   Hw3Options o;
   o.in_channels = shape.channels;
-  o.image_size = shape.height;
-  o.width = config.width;
-  o.num_classes = config.num_classes > 0 ? config.num_classes : dataset.num_classes();
+  o.image_size = shape.image_size;
+  o.width = shape.width;
+  o.num_classes = shape.num_classes;
   o.fused_blocks = UseFusedBlocks(config, train_device);
   return Hw3Net(o);
 }
@@ -91,7 +102,8 @@ Trainer::Trainer(const TrainConfig& config, const Dataset& train, const Dataset*
   optimizer_ = MakeOptimizer(config, model_);
   reducer_ = std::make_unique<GradReducer>(model_->parameters(), ctx_.data,
                                            static_cast<int64_t>(config.bucket_mb * 1024 * 1024));
-  shape_ = {ctx_.control.world(), config.batch_size, train.size(), static_cast<int64_t>(config.seed)};
+  shape_ = {ctx_.control.world(), config.batch_size, train.size(), static_cast<int64_t>(config.seed),
+            ModelShapeOf(config, train)};
   EnterPhase(Phase::kStarting, "the initial broadcast of the weights");
   BroadcastInitialWeights();
   std::optional<CheckpointOrigin> resumed;

@@ -70,6 +70,9 @@ std::string LoaderWaitLine(const TrainSummary& summary);
 // fused kernels.
 bool UseFusedBlocks(const TrainConfig& config, torch::Device device);
 
+// The model the configuration asks for, for `dataset`: the shape a checkpoint records.
+ModelShape ModelShapeOf(const TrainConfig& config, const Dataset& dataset);
+
 // The model the configuration asks for, sized for `dataset`, seeded from config.seed, with fused
 // blocks where UseFusedBlocks says so for `train_device` (evaluation never fuses).
 Hw3Net MakeModel(const TrainConfig& config, const Dataset& dataset, torch::Device train_device = torch::kCPU);

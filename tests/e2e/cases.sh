@@ -325,11 +325,15 @@ case ${1:?case} in
     expect_text mixed out "400 valid, 2 ignored"
     expect_text mixed out "test accuracy"
     expect_text mixed out "loader wait: "
-    # HW3's submission CSV for the unlabelled test images, from the checkpoint, on 3 ranks.
-    run predict 3 predict --dataset folder --data-dir "$WORK/food/test" --num-classes 11 --image-size 32 \
-      --width 0.25 --threads 1 --checkpoint "$WORK/food.ckpt" --predictions "$WORK/pred.csv"
+    # HW3's submission CSV for the unlabelled test images, from the checkpoint, on 3 ranks: the
+    # model's shape (dataset, width, classes, input size) comes from the checkpoint, nothing else
+    # is given; the CSV goes to the default --predictions in the working folder.
+    (cd "$WORK" && run predict 3 predict --checkpoint "$WORK/food.ckpt" --data-dir "$WORK/food/test")
     expect_rc predict 0
+    expect_text predict err \
+      "the model of checkpoint $WORK/food.ckpt: width 0.25, 11 classes, 32x32x3 input (folder), trained in fp32"
     expect_text predict out "predicted 60 images, 60 of them unlabelled"
+    mv "$WORK/predictions.csv" "$WORK/pred.csv" || fail "predict wrote no predictions.csv in its working folder"
     per_class_total=$(awk '/^predictions per class:/ { for (i = 4; i <= NF; i++) { split($i, kv, ":"); n += kv[2] } }
                            END { print n + 0 }' "$WORK/predict.out")
     [ "$per_class_total" = 60 ] || fail "predictions per class add up to '$per_class_total', not 60"
@@ -337,10 +341,17 @@ case ${1:?case} in
     [ "$(wc -l <"$WORK/pred.csv")" = 61 ] || fail "expected 60 predictions"
     sed -n 2p "$WORK/pred.csv" | grep -qE '^00000,[0-9]+$' || fail "first row is not 00000,<class>"
     tail -n +2 "$WORK/pred.csv" | cut -d, -f1 | sort -c || fail "rows not sorted by Id"
-    run predict_noclasses 1 predict --dataset folder --data-dir "$WORK/food/test" --image-size 32 \
-      --width 0.25 --checkpoint "$WORK/food.ckpt"
-    expect_rc predict_noclasses 3
-    expect_text predict_noclasses err "no image in $WORK/food/test has a usable label"
+    # A model flag that agrees with the checkpoint is no error; one that contradicts it is, naming both.
+    run predict_same 1 predict --checkpoint "$WORK/food.ckpt" --data-dir "$WORK/food/test" --width 0.25 \
+      --num-classes 11 --predictions "$WORK/same.csv"
+    expect_rc predict_same 0
+    cmp -s "$WORK/pred.csv" "$WORK/same.csv" || fail "the same model gave other predictions on 1 rank than on 3"
+    run predict_wide 2 predict --checkpoint "$WORK/food.ckpt" --data-dir "$WORK/food/test" --width 0.5 \
+      --predictions "$WORK/wide.csv"
+    expect_rc predict_wide 2
+    expect_text predict_wide err \
+      "--width 0.5 contradicts the checkpoint $WORK/food.ckpt, trained with width 0.25: drop --width"
+    [ ! -e "$WORK/wide.csv" ] || fail "a refused predict wrote predictions"
     run predict_nockpt 2 predict --dataset folder --data-dir "$WORK/food/test" --num-classes 11 --image-size 32
     expect_rc predict_nockpt 2
     expect_text predict_nockpt err "predict needs --checkpoint"

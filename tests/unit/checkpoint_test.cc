@@ -9,6 +9,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 
@@ -226,6 +227,119 @@ TEST(Checkpoint, DifferentRunShapeOrModelIsRefused) {
     EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
   }
   fs::remove(path);
+}
+
+// The shape of Fixture's model, as a synthetic-data run records it.
+const ModelShape kModel{"synthetic", 1, 32, 10, 0.25, "fp32"};
+
+TEST(Checkpoint, ModelShapeIsRecordedAndAnOlderFileHasNone) {
+  Fixture a;
+  const std::string path = TempPath("model");
+  RunShape shape = kShape;
+  shape.model = kModel;
+  SaveCheckpoint(path, *a.net, a.adam, {}, shape);
+  const std::optional<ModelShape> read = ReadModelShape(path);
+  ASSERT_TRUE(read.has_value());
+  EXPECT_EQ(*read, kModel);
+  EXPECT_EQ(ModelShapeText(*read), "width 0.25, 10 classes, 32x32x1 input (synthetic), trained in fp32");
+  WriteOldCheckpoint(path, a, {}, kShape);
+  EXPECT_FALSE(ReadModelShape(path).has_value()) << "a file written before the record has none";
+  Fixture b;
+  RunShape resumed = kShape;
+  resumed.model = kModel;
+  LoadCheckpoint(path, *b.net, b.adam, resumed);     // and resumes as before, without the check
+  SaveCheckpoint(path, *a.net, a.adam, {}, kShape);  // a writer that does not know the model
+  EXPECT_FALSE(ReadModelShape(path).has_value());
+  try {
+    ReadModelShape(TempPath("absent"));
+    ADD_FAILURE() << "a missing file must be refused";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find(TempPath("absent")), std::string::npos) << e.what();
+  }
+  fs::remove(path);
+}
+
+TEST(Checkpoint, ResumeRefusesAnotherModelNamingTheSettingButNotAnotherPrecision) {
+  Fixture a;
+  const std::string path = TempPath("resume_model");
+  RunShape shape = kShape;
+  shape.model = kModel;
+  SaveCheckpoint(path, *a.net, a.adam, {}, shape);
+  const std::vector<std::pair<std::function<void(ModelShape&)>, std::string>> cases{
+      {[](ModelShape& m) { m.width = 0.5; }, "trained with --width 0.25, this run has --width 0.5"},
+      {[](ModelShape& m) { m.num_classes = 11; }, "trained with --num-classes 10, this run has --num-classes 11"},
+      {[](ModelShape& m) { m.image_size = 64; }, "trained with --image-size 32, this run has --image-size 64"},
+      {[](ModelShape& m) { m.dataset = "folder"; }, "trained with --dataset synthetic, this run has --dataset folder"},
+  };
+  for (const auto& [change, reason] : cases) {
+    RunShape other = shape;
+    change(other.model);
+    ExpectRefused(path, reason, other);
+  }
+  // The record is checked before the weights: the message names the setting, not a tensor.
+  // (A wider model's tensors would be refused too, with less to go on.)
+  RunShape bf16 = shape;
+  bf16.model.precision = "bf16";
+  Fixture b;
+  EXPECT_NO_THROW(LoadCheckpoint(path, *b.net, b.adam, bf16)) << "a resume may change the precision";
+  fs::remove(path);
+}
+
+// Where each setting of a predict command came from, as the launcher reports it.
+std::function<std::string(const std::string&)> Given(std::map<std::string, std::string> given) {
+  return [given](const std::string& name) {
+    const auto it = given.find(name);
+    return it == given.end() ? std::string() : it->second;
+  };
+}
+
+TEST(Checkpoint, PredictTakesTheRecordedModelAndRefusesAContradictionNamingBoth) {
+  const ModelShape folder{"folder", 3, 64, 11, 0.25, "bf16"};
+  TrainConfig config;  // every setting at its default
+  TakeModelShape(folder, "run.ckpt", Given({}), config);
+  EXPECT_EQ(config.dataset, "folder");
+  EXPECT_EQ(config.image_size, 64);
+  EXPECT_EQ(config.num_classes, 11);
+  EXPECT_EQ(config.width, 0.25);
+  EXPECT_EQ(config.precision, "bf16");
+  // The same values given again are no contradiction.
+  TrainConfig same;
+  same.width = 0.25;
+  same.dataset = "folder";
+  EXPECT_NO_THROW(TakeModelShape(folder, "run.ckpt", Given({{"width", "--width"}, {"dataset", "--dataset"}}), same));
+  auto refusal = [&](TrainConfig c, const std::map<std::string, std::string>& given) {
+    try {
+      TakeModelShape(folder, "run.ckpt", Given(given), c);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  TrainConfig wide;
+  wide.width = 0.5;
+  EXPECT_EQ(refusal(wide, {{"width", "--width"}}),
+            "--width 0.5 contradicts the checkpoint run.ckpt, trained with width 0.25: drop --width (predict takes "
+            "the model's shape from its checkpoint)");
+  EXPECT_NE(refusal(wide, {{"width", "TRAINGUARD_WIDTH"}})
+                .find("TRAINGUARD_WIDTH=0.5 contradicts the checkpoint run.ckpt, trained with width 0.25: unset "
+                      "TRAINGUARD_WIDTH"),
+            std::string::npos);
+  EXPECT_NE(refusal(wide, {{"width", "the --config file"}})
+                .find("width = 0.5 in the --config file contradicts the checkpoint run.ckpt, trained with width "
+                      "0.25: remove width from the --config file"),
+            std::string::npos);
+  TrainConfig classes;
+  classes.num_classes = 10;
+  EXPECT_NE(refusal(classes, {{"num-classes", "--num-classes"}}).find("--num-classes 10 contradicts"),
+            std::string::npos);
+  TrainConfig size;
+  size.image_size = 128;
+  EXPECT_NE(refusal(size, {{"image-size", "--image-size"}}).find("trained with image-size 64: drop --image-size"),
+            std::string::npos);
+  TrainConfig mnist;  // the default dataset, given explicitly
+  EXPECT_NE(refusal(mnist, {{"dataset", "--dataset"}}).find("--dataset fashion-mnist contradicts"), std::string::npos);
+  // A width that was not given is taken from the checkpoint whatever its default.
+  EXPECT_EQ(refusal(wide, {}), "no error");
 }
 
 }  // namespace
