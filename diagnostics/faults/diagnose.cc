@@ -338,94 +338,65 @@ void NotFinite(Diagnosis& d, const Bundle& b, const Rerun& rerun, const Budget& 
   d.weights_growth = Growth(b, "");
 }
 
-}  // namespace
-
-Diagnosis Diagnose(const Bundle& b, double budget_s) {
-  const Budget budget(budget_s);
-  Diagnosis d;
-  d.meta = b.meta;
-  const RerunMode trained{true, b.meta.precision == "bf16"};
-  d.mode = trained.Name();
-  const Reproduction r = Reproduce(b, trained, budget);
-  d.reproduction = r.summary;
-  d.device_assert = r.device_assert;
-  d.reproduced = r.failed;
+// Targets outside [0, classes) that are not the ignore index: the classic device-side assert.
+bool BadLabelVerdict(Diagnosis& d, const Bundle& b) {
   const int64_t classes = b.meta.num_classes, ignore = b.meta.ignore_index;
+  const auto& t = b.targets;
+  const auto bad = t.ne(ignore).logical_and(t.lt(0).logical_or(t.ge(classes))).nonzero().view(-1);
+  if (bad.numel() == 0) return false;
+  d.fault = "bad_label";
+  d.module = "loss";
+  d.operation = "cross_entropy / nll_loss";
+  for (int64_t k = 0; k < bad.numel(); ++k) d.rows.push_back(bad[k].item<int64_t>());
+  const int64_t value = t[d.rows[0]].item<int64_t>();
+  d.detail = "target " + std::to_string(value) + " is outside [0, " + std::to_string(classes) +
+             ") and is not the ignore index " + std::to_string(ignore);
+  d.hint = "label " + std::to_string(value) + " is outside [0, " + std::to_string(classes) +
+           "): fix the file, or pass --ignore-index (if it marks unlabelled samples) or the label policy "
+           "(--negative-labels / --too-large-labels = ignore | drop), and keep label validation on";
+  NameSamples(d, b);
+  return true;
+}
 
-  // Targets: the classic device-side assert.
-  auto t = b.targets;
-  auto bad = t.ne(ignore).logical_and(t.lt(0).logical_or(t.ge(classes))).nonzero().view(-1);
-  if (bad.numel() > 0) {
-    d.fault = "bad_label";
-    d.module = "loss";
-    d.operation = "cross_entropy / nll_loss";
-    for (int64_t k = 0; k < bad.numel(); ++k) d.rows.push_back(bad[k].item<int64_t>());
-    const int64_t value = t[d.rows[0]].item<int64_t>();
-    d.detail = "target " + std::to_string(value) + " is outside [0, " + std::to_string(classes) +
-               ") and is not the ignore index " + std::to_string(ignore);
-    d.hint = "label " + std::to_string(value) + " is outside [0, " + std::to_string(classes) +
-             "): fix the file, or pass --ignore-index (if it marks unlabelled samples) or the label policy "
-             "(--negative-labels / --too-large-labels = ignore | drop), and keep label validation on";
-    NameSamples(d, b);
-    return d;
-  }
-  const Rerun rerun(b,
-                    r.device_usable && b.meta.device.rfind("cuda", 0) == 0 && torch::cuda::is_available()
-                        ? torch::Device(b.meta.device)
-                        : torch::Device(torch::kCPU),
-                    budget);
-  // The weights before the batch: a NaN there is no sample's doing.
-  if (const std::optional<BadWeight> w = FirstNonFiniteWeight(b)) {
-    d.fault = "non_finite_weights";
-    d.parameter = w->name;
-    d.module = rerun.ModuleOf(w->name);
-    d.detail = w->name + " holds " + std::to_string(w->nans) + " NaN and " + std::to_string(w->infs) +
-               " infinite value(s) of " + std::to_string(w->values) + " before the step ran; " +
-               LastChange(b.meta, w->name);
-    d.modes = std::string(r.failed ? "fails" : "passes") + " in " + trained.Name() + " (as the step ran)";
-    d.hint = w->buffer ? "a BatchNorm running statistic is not finite: an earlier batch held non-finite values; resume "
-                         "from a checkpoint written before it"
-                       : "the weights are not finite before the step, whatever the batch: resume from a checkpoint "
-                         "written before the step named above, and lower --lr";
-    return d;
-  }
-  // Inputs.
+// The weights before the batch: a NaN there is no sample's doing.
+bool WeightsVerdict(Diagnosis& d, const Bundle& b, const Rerun& rerun, const RerunMode& trained) {
+  const std::optional<BadWeight> w = FirstNonFiniteWeight(b);
+  if (!w) return false;
+  d.fault = "non_finite_weights";
+  d.parameter = w->name;
+  d.module = rerun.ModuleOf(w->name);
+  d.detail = w->name + " holds " + std::to_string(w->nans) + " NaN and " + std::to_string(w->infs) +
+             " infinite value(s) of " + std::to_string(w->values) + " before the step ran; " +
+             LastChange(b.meta, w->name);
+  d.modes = std::string(d.reproduced ? "fails" : "passes") + " in " + trained.Name() + " (as the step ran)";
+  d.hint = w->buffer ? "a BatchNorm running statistic is not finite: an earlier batch held non-finite values; resume "
+                       "from a checkpoint written before it"
+                     : "the weights are not finite before the step, whatever the batch: resume from a checkpoint "
+                       "written before the step named above, and lower --lr";
+  return true;
+}
+
+// Input rows that hold a NaN or an infinity, and the first module whose output is not finite.
+bool InputVerdict(Diagnosis& d, const Bundle& b, const Rerun& rerun, const RerunMode& trained) {
   const std::vector<int64_t> bad_inputs = NonFiniteRows(b.images);
-  if (!bad_inputs.empty()) {
-    d.fault = "non_finite_input";
-    d.rows = bad_inputs;
-    d.detail = std::to_string(d.rows.size()) + " input image(s) hold NaN or infinite pixels";
-    if (const std::optional<ForwardFinding> walk = rerun.FirstNonFiniteModule(trained, rerun.AllRows())) {
-      d.module = walk->module;
-      d.operation = walk->operation;
-      d.detail += "; the first module whose output is not finite is " + walk->module;
-    }
-    d.hint =
-        "the listed samples are not finite after decoding and normalisation: check those files and the "
-        "normalisation statistics";
-    NameSamples(d, b);
-    return d;
+  if (bad_inputs.empty()) return false;
+  d.fault = "non_finite_input";
+  d.rows = bad_inputs;
+  d.detail = std::to_string(d.rows.size()) + " input image(s) hold NaN or infinite pixels";
+  if (const std::optional<ForwardFinding> walk = rerun.FirstNonFiniteModule(trained, rerun.AllRows())) {
+    d.module = walk->module;
+    d.operation = walk->operation;
+    d.detail += "; the first module whose output is not finite is " + walk->module;
   }
-  // The step as it ran, then under the other precision and in eval mode.
-  const RerunOutcome step = rerun.Step(trained, rerun.AllRows());
-  d.reproduced = step.fails();
-  const Comparison c = Compare(rerun, budget, trained, step.fails());
-  d.modes = c.modes;
-  d.differs = c.differs;
-  if (step.fails()) {
-    NotFinite(d, b, rerun, budget, trained, step);
-    if (trained.bf16 && c.other_precision_fails == false && d.fault == "non_finite_activation") {
-      const std::optional<ForwardFinding> walk = rerun.FirstNonFiniteModule(trained, rerun.AllRows());
-      if (walk) d.differs += ": " + Bf16Reason(b, rerun, *walk, rerun.AllRows());
-      d.hint =
-          "bf16 holds less than fp32: train with --precision fp32, or check the listed samples for values "
-          "beyond bf16's range (3.39e38) or its precision";
-    }
-    d.cut_short = budget.exhausted();
-    NameSamples(d, b);
-    return d;
-  }
-  d.cut_short = budget.exhausted();
+  d.hint =
+      "the listed samples are not finite after decoding and normalisation: check those files and the "
+      "normalisation statistics";
+  NameSamples(d, b);
+  return true;
+}
+
+// The step passes when re-run as it ran: what may differ from the run, and where to look.
+void NotReproduced(Diagnosis& d, const Bundle& b, const Rerun& rerun, const RerunMode& trained) {
   d.fault = "not_reproduced";
   d.detail = "the step passes when re-run as it ran (" + trained.Name() + ", forward and backward, " +
              b.meta.weights_from + ")";
@@ -445,6 +416,50 @@ Diagnosis Diagnose(const Bundle& b, double budget_s) {
         "the step passes when re-run as it ran: compare environment.txt with this machine (a kernel that is "
         "not deterministic, or memory that failed in the run)";
   }
+}
+
+// The step as it ran, then under the other precision and in eval mode: where it fails, or that
+// it passes.
+void StepVerdict(Diagnosis& d, const Bundle& b, const Rerun& rerun, const Budget& budget, const RerunMode& trained) {
+  const RerunOutcome step = rerun.Step(trained, rerun.AllRows());
+  d.reproduced = step.fails();
+  const Comparison c = Compare(rerun, budget, trained, step.fails());
+  d.modes = c.modes;
+  d.differs = c.differs;
+  if (!step.fails()) {
+    NotReproduced(d, b, rerun, trained);
+  } else {
+    NotFinite(d, b, rerun, budget, trained, step);
+    if (trained.bf16 && c.other_precision_fails == false && d.fault == "non_finite_activation") {
+      const std::optional<ForwardFinding> walk = rerun.FirstNonFiniteModule(trained, rerun.AllRows());
+      if (walk) d.differs += ": " + Bf16Reason(b, rerun, *walk, rerun.AllRows());
+      d.hint =
+          "bf16 holds less than fp32: train with --precision fp32, or check the listed samples for values "
+          "beyond bf16's range (3.39e38) or its precision";
+    }
+    NameSamples(d, b);
+  }
+  d.cut_short = budget.exhausted();
+}
+
+}  // namespace
+
+Diagnosis Diagnose(const Bundle& b, double budget_s) {
+  const Budget budget(budget_s);
+  Diagnosis d;
+  d.meta = b.meta;
+  const RerunMode trained{true, b.meta.precision == "bf16"};
+  d.mode = trained.Name();
+  const Reproduction r = Reproduce(b, trained, budget);
+  d.reproduction = r.summary;
+  d.device_assert = r.device_assert;
+  d.reproduced = r.failed;
+  if (BadLabelVerdict(d, b)) return d;
+  // Localisation runs where the step ran when the reproduction left that device usable.
+  const bool on_gpu = r.device_usable && b.meta.device.rfind("cuda", 0) == 0 && torch::cuda::is_available();
+  const Rerun rerun(b, on_gpu ? torch::Device(b.meta.device) : torch::Device(torch::kCPU), budget);
+  if (WeightsVerdict(d, b, rerun, trained) || InputVerdict(d, b, rerun, trained)) return d;
+  StepVerdict(d, b, rerun, budget, trained);
   return d;
 }
 
