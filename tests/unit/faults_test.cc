@@ -5,6 +5,7 @@
 
 #include "diagnostics/faults/diagnose.h"
 #include "diagnostics/faults/fault_injection.h"
+#include "diagnostics/faults/weight_history.h"
 #include "tests/support/temp_dir.h"
 #include "trainer/core/atomic_file.h"
 #include "trainer/core/host_addresses.h"
@@ -213,6 +214,31 @@ TEST(Bundle, RoundTripsAndGivesTheSameDiagnosis) {
   EXPECT_EQ(back.weights.size(), b.weights.size());
   EXPECT_EQ(back.meta.sources, b.meta.sources);
   EXPECT_EQ(DiagnosisJson(Diagnose(back)), DiagnosisJson(Diagnose(b)));
+}
+
+TEST(WeightHistory, KeepsTheBuffersAtTheStepsStartAndTheNormsBeforeTheLastGoodStep) {
+  torch::manual_seed(3);
+  Hw3Net model(Hw3Options{1, 32, 0.25, 11});
+  WeightHistory history;
+  history.Ready(5, *model);
+  EXPECT_TRUE(history.LastGoodNorms().empty());  // no step passed yet
+  const double initial = model->named_parameters()["classifier.5.weight"].norm().item<double>();
+  const torch::Tensor mean_before = model->named_buffers()["features.1.running_mean"].clone();
+  history.StepStarts();
+  model->train();
+  model->forward(torch::randn({4, 1, 32, 32}) + 3);  // a training forward pass moves the running statistics
+  ASSERT_FALSE(torch::equal(model->named_buffers()["features.1.running_mean"], mean_before));
+  EXPECT_TRUE(torch::equal(history.BuffersAtStart().at("features.1.running_mean"), mean_before));
+  {
+    torch::NoGradGuard no_grad;
+    model->named_parameters()["classifier.5.weight"].mul_(10);  // step 6's update
+  }
+  history.StepPassed(6, *model);
+  EXPECT_EQ(history.ready_step(), 5);
+  EXPECT_EQ(history.last_good_step(), 6);
+  EXPECT_NEAR(history.LastGoodNorms().at("classifier.5.weight"), initial, 1e-4 * initial);
+  history.StepPassed(7, *model);  // step 7 started from the weights step 6's update left
+  EXPECT_NEAR(history.LastGoodNorms().at("classifier.5.weight"), 10 * initial, 1e-3 * initial);
 }
 
 TEST(Bundle, KeepsTheTrainingPrecisionDivisorAndWeightHistory) {
