@@ -119,6 +119,20 @@ case ${1:?case} in
     expect_rc b 0
     expect_same_model "$WORK/a" "$WORK/b"
     ;;
+  slow_diagnosis_default_flags)
+    # Default flags: the third bad sample fails step 11 on rank 1, after the step deadline was
+    # learned (10 s); its diagnosis takes 15 s more. Rank 0 waits for it in the agreement on the
+    # bad samples, whose deadline is never learned: no stall, the three samples are set aside.
+    mapfile -t planted < <(make_bad_folder)
+    mkdir -p "$WORK/a"
+    train_args "$WORK/a"
+    run a 2 "${TRAIN[@]}" --inject-fault slow-diagnosis:rank=1:step=11:seconds=15
+    expect_rc a 0
+    expect_text a err "deadline of training steps: 10 s (learned"
+    expect_text a err "injected fault: the diagnosis sleeps"
+    expect_text a err "1 sample(s) set aside after step 11 failed"
+    expect_three_set_aside "$WORK/a"
+    ;;
   *) fail "unknown case $1" ;;
 esac
 echo PASS
