@@ -3,12 +3,14 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -19,42 +21,91 @@
 namespace trainguard {
 namespace {
 
-std::optional<sockaddr_in> Ipv4(const std::string& text, uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  if (inet_pton(AF_INET, text.c_str(), &a.sin_addr) != 1) return std::nullopt;
-  return a;
+socklen_t LengthOf(const sockaddr_storage& a) {
+  return a.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+}
+
+uint16_t PortOf(const sockaddr_storage& a) {
+  return ntohs(a.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6&>(a).sin6_port
+                                       : reinterpret_cast<const sockaddr_in&>(a).sin_port);
+}
+
+// Binds a new UDP socket of `family` to `port` on every interface; -1 with errno set on failure.
+int BoundSocket(int family, uint16_t port) {
+  const int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_storage any{};
+  if (family == AF_INET6) {
+    const int off = 0;  // dual-stack: IPv4 peers too, whatever net.ipv6.bindv6only says
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    auto& a = reinterpret_cast<sockaddr_in6&>(any);
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_any;
+    a.sin6_port = htons(port);
+  } else {
+    auto& a = reinterpret_cast<sockaddr_in&>(any);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    a.sin_port = htons(port);
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&any), LengthOf(any)) != 0) {
+    const int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
 }
 
 }  // namespace
 
 int OpenLivenessSocket(uint16_t port) {
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw CommError(std::string("liveness: cannot open a UDP socket: ") + std::strerror(errno));
-  sockaddr_in any{};
-  any.sin_family = AF_INET;
-  any.sin_addr.s_addr = htonl(INADDR_ANY);
-  any.sin_port = htons(port);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&any), sizeof any) != 0) {
-    const int e = errno;
-    close(fd);
-    if (port != 0 && (e == EADDRINUSE || e == EACCES)) {
-      throw ConfigError("--liveness-port " + std::to_string(port) + ": rank 0 cannot bind UDP port " +
-                        std::to_string(port) + " (" + std::strerror(e) +
-                        "): another process holds it, or it is privileged; pick a free port (and allow it "
-                        "between the nodes), or 0 for any free port");
-    }
-    throw CommError(std::string("liveness: cannot bind a UDP socket: ") + std::strerror(e));
+  int fd = BoundSocket(AF_INET6, port);
+  if (fd < 0 && (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL)) fd = BoundSocket(AF_INET, port);  // no IPv6 here
+  if (fd >= 0) return fd;
+  const int e = errno;
+  if (port != 0 && (e == EADDRINUSE || e == EACCES)) {
+    throw ConfigError("--liveness-port " + std::to_string(port) + ": rank 0 cannot bind UDP port " +
+                      std::to_string(port) + " (" + std::strerror(e) +
+                      "): another process holds it, or it is privileged; pick a free port (and allow it "
+                      "between the nodes), or 0 for any free port");
   }
-  return fd;
+  throw CommError(std::string("liveness: cannot bind a UDP socket: ") + std::strerror(e));
 }
 
 uint16_t BoundPort(int fd) {
-  sockaddr_in bound{};
+  sockaddr_storage bound{};
   socklen_t size = sizeof bound;
   getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &size);
-  return ntohs(bound.sin_port);
+  return PortOf(bound);
+}
+
+std::optional<sockaddr_storage> LivenessAddress(int fd, const std::string& address, uint16_t port) {
+  sockaddr_storage own{};
+  socklen_t size = sizeof own;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&own), &size);
+  sockaddr_storage out{};
+  in_addr v4{};
+  const bool is_v4 = inet_pton(AF_INET, address.c_str(), &v4) == 1;
+  if (own.ss_family == AF_INET6) {
+    auto& a = reinterpret_cast<sockaddr_in6&>(out);
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(port);
+    if (is_v4) {  // ::ffff:a.b.c.d
+      a.sin6_addr.s6_addr[10] = 0xff;
+      a.sin6_addr.s6_addr[11] = 0xff;
+      std::memcpy(&a.sin6_addr.s6_addr[12], &v4, 4);
+      return out;
+    }
+    if (inet_pton(AF_INET6, address.c_str(), &a.sin6_addr) == 1) return out;
+    return std::nullopt;
+  }
+  if (!is_v4) return std::nullopt;
+  auto& a = reinterpret_cast<sockaddr_in&>(out);
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr = v4;
+  return out;
 }
 
 Liveness::Liveness(ControlPlane& control, LivenessOptions options, const std::string& hub_addr, uint16_t hub_port)
@@ -85,7 +136,7 @@ Liveness::Liveness(ControlPlane& control, LivenessOptions options, const std::st
     throw CommError("liveness: rank 0's offer is malformed: '" + offer + "'");
   }
   for (std::string a; in >> a;) {
-    if (auto address = Ipv4(a, port)) endpoint.hub_addresses.push_back(*address);
+    if (auto address = LivenessAddress(fd, a, port)) endpoint.hub_addresses.push_back(*address);
   }
   Start(std::move(endpoint));
 }
@@ -98,7 +149,7 @@ void Liveness::Start(LivenessEndpoint endpoint) {
   fd_ = endpoint.fd;
   hub_port_ = endpoint.rank == LivenessBoard::kHub ? BoundPort(fd_)
               : endpoint.hub_addresses.empty()     ? 0
-                                                   : ntohs(endpoint.hub_addresses.front().sin_port);
+                                                   : PortOf(endpoint.hub_addresses.front());
   hub_candidates_ = std::move(endpoint.hub_addresses);
   board_ = std::make_unique<LivenessBoard>(endpoint.rank, std::move(endpoint.hosts), endpoint.nonce, options_,
                                            LivenessClock::now());
@@ -183,9 +234,9 @@ void Liveness::Leave() {
   }
 }
 
-void Liveness::SendTo(const sockaddr_in& to, const std::string& bytes) {
+void Liveness::SendTo(const sockaddr_storage& to, const std::string& bytes) {
   // Best effort: a full buffer or an unreachable network is what silence is made of.
-  sendto(fd_, bytes.data(), bytes.size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&to), sizeof to);
+  sendto(fd_, bytes.data(), bytes.size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&to), LengthOf(to));
 }
 
 void Liveness::SendBeacon(LivenessClock::time_point now) {
@@ -202,7 +253,7 @@ void Liveness::SendBeacon(LivenessClock::time_point now) {
 void Liveness::Receive(LivenessClock::time_point now) {
   char buffer[65536];
   for (;;) {
-    sockaddr_in from{};
+    sockaddr_storage from{};
     socklen_t size = sizeof from;
     const ssize_t n = recvfrom(fd_, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&from), &size);
     if (n <= 0) return;

@@ -44,16 +44,20 @@ class PeerView {
 // given directly (the benchmark, which simulates many ranks in a few processes without MPI).
 struct LivenessEndpoint {
   int rank = 0;
-  std::vector<std::string> hosts;          // every rank's host name, rank order
-  uint64_t nonce = 0;                      // this job's, in every datagram (another job's are refused)
-  int fd = -1;                             // this rank's UDP socket (OpenLivenessSocket); Liveness closes it
-  std::vector<sockaddr_in> hub_addresses;  // rank 0's addresses with its port (empty for rank 0)
+  std::vector<std::string> hosts;               // every rank's host name, rank order
+  uint64_t nonce = 0;                           // this job's, in every datagram (another job's are refused)
+  int fd = -1;                                  // this rank's UDP socket (OpenLivenessSocket); Liveness closes it
+  std::vector<sockaddr_storage> hub_addresses;  // rank 0's addresses with its port (empty for rank 0)
 };
 
-// A non-blocking IPv4 UDP socket bound on every interface to `port` (0: any free port). Throws
-// ConfigError naming --liveness-port when `port` is set and taken or not allowed, CommError when
-// no socket can be had.
+// A non-blocking UDP socket bound on every interface to `port` (0: any free port): IPv6 and IPv4
+// in one (dual-stack, IPv4 peers as ::ffff:a.b.c.d) where the kernel has IPv6, else IPv4 only.
+// Throws ConfigError naming --liveness-port when `port` is set and taken or not allowed, CommError
+// when no socket can be had.
 int OpenLivenessSocket(uint16_t port);
+// `address` (numeric IPv4 or IPv6) with `port`, as the socket `fd` sends to it; nullopt when the
+// text is no address or an IPv6 one and `fd` is IPv4 only.
+std::optional<sockaddr_storage> LivenessAddress(int fd, const std::string& address, uint16_t port);
 // The port `fd` is bound to.
 uint16_t BoundPort(int fd);
 
@@ -90,16 +94,16 @@ class Liveness final : public PeerView {
   void Run();
   void SendBeacon(LivenessClock::time_point now);
   void Receive(LivenessClock::time_point now);
-  void SendTo(const sockaddr_in& to, const std::string& bytes);
+  void SendTo(const sockaddr_storage& to, const std::string& bytes);
 
   static constexpr int kConnectWithinS = 10;  // no contact by then: the warning that the channel fails
 
   int fd_ = -1;
   uint16_t hub_port_ = 0;
-  std::vector<sockaddr_in> hub_candidates_;  // rank 0's addresses, until one answers
-  std::optional<sockaddr_in> hub_;           // the address rank 0 answered from
-  std::map<int, sockaddr_in> senders_;       // hub: where each rank's beacons come from
-  std::vector<std::string> digest_;          // hub: the digest it answers with, built at digest_built_
+  std::vector<sockaddr_storage> hub_candidates_;  // rank 0's addresses, until one answers
+  std::optional<sockaddr_storage> hub_;           // the address rank 0 answered from
+  std::map<int, sockaddr_storage> senders_;       // hub: where each rank's beacons come from
+  std::vector<std::string> digest_;               // hub: the digest it answers with, built at digest_built_
   LivenessClock::time_point digest_built_{};
   std::mutex mutex_;  // guards board_, hub_, senders_, digest_
   std::unique_ptr<LivenessBoard> board_;
@@ -107,9 +111,5 @@ class Liveness final : public PeerView {
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
-
-// The IPv4 addresses of this host other hosts may reach it at: what the host name resolves to
-// (unless loopback), then every other non-loopback interface address, then 127.0.0.1.
-std::vector<std::string> HostAddresses();
 
 }  // namespace trainguard

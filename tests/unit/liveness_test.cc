@@ -2,7 +2,11 @@
 // threads on loopback).
 #include "diagnostics/faults/liveness.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -347,6 +351,54 @@ TEST(Liveness, RanksOnLoopbackSeeEachOtherAndOneThatLeaves) {
       << seen_by_0[1];
   EXPECT_NE(seen_by_0[2].find("alive, in step 12, waiting in its collective 2 of the step"), std::string::npos)
       << seen_by_0[2];
+}
+
+// The transport over IPv6: rank 0 offers only ::1 (as a host whose one address is IPv6 does),
+// and the ranks find it, see each other and their progress. Skipped where the kernel has no IPv6.
+TEST(Liveness, RanksOverIpv6OnlySeeEachOther) {
+  const int probe = socket(AF_INET6, SOCK_DGRAM, 0);
+  sockaddr_in6 loop{};
+  loop.sin6_family = AF_INET6;
+  loop.sin6_addr = in6addr_loopback;
+  const bool ipv6 = probe >= 0 && bind(probe, reinterpret_cast<sockaddr*>(&loop), sizeof loop) == 0;
+  if (probe >= 0) close(probe);
+  if (!ipv6) GTEST_SKIP() << "no IPv6 loopback here";
+  LivenessOptions fast;
+  fast.beacon_interval_s = 0.05;
+  fast.silent_after_s = 1;
+  std::string seen_by_0, seen_by_1;
+  testing::RunRanks(2, [&](ControlPlane& control) {
+    Liveness live(control, fast, "::1", 0);
+    Progress p;
+    p.step = 20 + control.rank();
+    live.Report(p);
+    std::this_thread::sleep_for(milliseconds(400));
+    EXPECT_TRUE(live.Silent().empty());
+    EXPECT_FALSE(live.HubLost());
+    (control.rank() == 0 ? seen_by_0 : seen_by_1) = live.Describe(1 - control.rank());
+  });
+  EXPECT_NE(seen_by_0.find("alive, in step 21"), std::string::npos) << seen_by_0;
+  EXPECT_NE(seen_by_1.find("alive, in step 20"), std::string::npos) << seen_by_1;
+}
+
+// An address as the socket sends to it: IPv4 as ::ffff:a.b.c.d on the dual-stack socket, IPv6 as
+// it is, anything else refused.
+TEST(Liveness, AddressesOfIpv4AndIpv6HubsOnOneSocket) {
+  const int fd = OpenLivenessSocket(0);
+  const auto v4 = LivenessAddress(fd, "10.1.2.3", 29401);
+  const auto v6 = LivenessAddress(fd, "fd00::7", 29401);
+  ASSERT_TRUE(v4.has_value());
+  EXPECT_FALSE(LivenessAddress(fd, "node-a", 29401).has_value());
+  if (v4->ss_family == AF_INET6) {
+    char text[INET6_ADDRSTRLEN] = {0};
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(*v4).sin6_addr, text, sizeof text);
+    EXPECT_EQ(std::string(text), "::ffff:10.1.2.3");
+    ASSERT_TRUE(v6.has_value());
+    EXPECT_EQ(ntohs(reinterpret_cast<const sockaddr_in6&>(*v6).sin6_port), 29401);
+  } else {
+    EXPECT_FALSE(v6.has_value()) << "an IPv4-only socket cannot send to an IPv6 address";
+  }
+  close(fd);
 }
 
 }  // namespace

@@ -20,14 +20,26 @@ namespace {
 
 // A non-blocking connect, bounded by `timeout_s`: a cut network drops the SYN and would
 // otherwise hold the rank for the kernel's retry schedule (minutes).
+// `address` is numeric IPv4 or IPv6 (HostAddresses, --store-addr).
 bool Accepts(const std::string& address, int port, double timeout_s) {
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, address.c_str(), &to.sin_addr) != 1) return false;
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  sockaddr_storage to{};
+  socklen_t length = 0;
+  auto& v4 = reinterpret_cast<sockaddr_in&>(to);
+  auto& v6 = reinterpret_cast<sockaddr_in6&>(to);
+  if (inet_pton(AF_INET, address.c_str(), &v4.sin_addr) == 1) {
+    v4.sin_family = AF_INET;
+    v4.sin_port = htons(static_cast<uint16_t>(port));
+    length = sizeof v4;
+  } else if (inet_pton(AF_INET6, address.c_str(), &v6.sin6_addr) == 1) {
+    v6.sin6_family = AF_INET6;
+    v6.sin6_port = htons(static_cast<uint16_t>(port));
+    length = sizeof v6;
+  } else {
+    return false;
+  }
+  const int fd = socket(to.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
-  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0;
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&to), length) == 0;
   if (!ok && errno == EINPROGRESS) {
     pollfd p{fd, POLLOUT, 0};
     int error = 0;
