@@ -128,19 +128,25 @@ struct BadWeight {
   std::string name;
   int64_t nans = 0, infs = 0, values = 0;
   bool buffer = false;
+  int64_t others = 0;  // further parameters and buffers that are not finite
 };
 
-std::optional<BadWeight> FirstNonFiniteWeight(const Bundle& b) {
-  std::optional<BadWeight> buffer;
-  for (const auto& [name, t] : b.weights) {
+// The first parameter in the model's order, else the first buffer, that holds a NaN or an infinity.
+std::optional<BadWeight> FirstNonFiniteWeight(const Bundle& b, const Rerun& rerun) {
+  std::optional<BadWeight> first;
+  for (const auto& [name, is_buffer] : rerun.WeightNames()) {
+    const auto found = b.weights.find(name);
+    if (found == b.weights.end()) continue;
+    const torch::Tensor& t = found->second;
     if (!t.is_floating_point() || torch::isfinite(t).all().item<bool>()) continue;
-    BadWeight w{name, torch::isnan(t).sum().item<int64_t>(), torch::isinf(t).sum().item<int64_t>(), t.numel()};
-    const bool is_buffer = name.find("running_") != std::string::npos;
-    if (!is_buffer) return w;
-    w.buffer = true;
-    if (!buffer) buffer = w;
+    if (first) {
+      ++first->others;
+      continue;
+    }
+    first = BadWeight{name, torch::isnan(t).sum().item<int64_t>(), torch::isinf(t).sum().item<int64_t>(), t.numel(),
+                      is_buffer};
   }
-  return buffer;
+  return first;
 }
 
 // How the parameter `name` came to hold its values, from the bundle's weight history.
@@ -360,14 +366,15 @@ bool BadLabelVerdict(Diagnosis& d, const Bundle& b) {
 
 // The weights before the batch: a NaN there is no sample's doing.
 bool WeightsVerdict(Diagnosis& d, const Bundle& b, const Rerun& rerun, const RerunMode& trained) {
-  const std::optional<BadWeight> w = FirstNonFiniteWeight(b);
+  const std::optional<BadWeight> w = FirstNonFiniteWeight(b, rerun);
   if (!w) return false;
   d.fault = "non_finite_weights";
   d.parameter = w->name;
   d.module = rerun.ModuleOf(w->name);
   d.detail = w->name + " holds " + std::to_string(w->nans) + " NaN and " + std::to_string(w->infs) +
-             " infinite value(s) of " + std::to_string(w->values) + " before the step ran; " +
-             LastChange(b.meta, w->name);
+             " infinite value(s) of " + std::to_string(w->values) + " before the step ran" +
+             (w->others > 0 ? " (and " + std::to_string(w->others) + " later parameter(s) or buffer(s) too)" : "") +
+             "; " + LastChange(b.meta, w->name);
   d.modes = std::string(d.reproduced ? "fails" : "passes") + " in " + trained.Name() + " (as the step ran)";
   d.hint = w->buffer ? "a BatchNorm running statistic is not finite: an earlier batch held non-finite values; resume "
                        "from a checkpoint written before it"

@@ -134,6 +134,14 @@ std::vector<int64_t> NonFiniteRows(const torch::Tensor& x) {
   return std::vector<int64_t>(rows.data_ptr<int64_t>(), rows.data_ptr<int64_t>() + rows.numel());
 }
 
+std::vector<std::pair<std::string, bool>> Rerun::WeightNames() const {
+  Hw3Net model = LoadModel(b_, torch::kCPU, true);
+  std::vector<std::pair<std::string, bool>> names;
+  for (const auto& p : model->named_parameters()) names.emplace_back(p.key(), false);
+  for (const auto& buf : model->named_buffers()) names.emplace_back(buf.key(), true);
+  return names;
+}
+
 std::string Rerun::ModuleOf(const std::string& parameter) const {
   Hw3Net model = LoadModel(b_, torch::kCPU, true);
   for (const Layer& layer : Layers(model)) {

@@ -88,6 +88,8 @@ class Rerun {
   std::vector<int64_t> Bisect(const RerunMode& mode, std::vector<int64_t> rows) const;
   std::vector<int64_t> AllRows() const;
 
+  // The model's parameters, then its buffers (true), by name in the model's order.
+  std::vector<std::pair<std::string, bool>> WeightNames() const;
   // The module that holds `parameter`: "features.0.weight" -> "features.0 (Conv2d)".
   std::string ModuleOf(const std::string& parameter) const;
 

@@ -187,15 +187,18 @@ TEST(Diagnose, NanWeightIsTheCauseNamedWithTheUpdateThatLastChangedIt) {
   Bundle b = HealthyBundle();
   b.images[4][0][3][3] = std::numeric_limits<float>::quiet_NaN();  // the weights come first
   b.meta.last_good_step = 6;
-  b.meta.last_good_norms["classifier.3.weight"] = 4.5;
-  b.weights.at("classifier.3.weight")[1][2] = std::numeric_limits<float>::quiet_NaN();
+  b.meta.last_good_norms["features.4.weight"] = 4.5;
+  b.weights.at("features.4.weight")[1][2][0][0] = std::numeric_limits<float>::quiet_NaN();
+  b.weights.at("classifier.5.bias")[0] = std::numeric_limits<float>::infinity();  // later in the model's order
   const Diagnosis d = Diagnose(b);
   EXPECT_EQ(d.fault, "non_finite_weights");
-  EXPECT_EQ(d.parameter, "classifier.3.weight");
-  EXPECT_EQ(d.module, "classifier.3 (Linear)");
+  EXPECT_EQ(d.parameter, "features.4.weight");
+  EXPECT_EQ(d.module, "features.4 (Conv2d)");
   EXPECT_TRUE(d.rows.empty());
   EXPECT_TRUE(d.reproduced);
-  EXPECT_NE(d.detail.find("holds 1 NaN and 0 infinite value(s)"), std::string::npos) << d.detail;
+  EXPECT_NE(d.detail.find("holds 1 NaN and 0 infinite value(s) of 4608 before the step ran (and 1 later"),
+            std::string::npos)
+      << d.detail;
   EXPECT_NE(d.detail.find("the update of step 6 last changed it (its norm was 4.5"), std::string::npos) << d.detail;
   // Weights loaded that way: no step of this run changed them.
   b.meta.last_good_step = 0;
