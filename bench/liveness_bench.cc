@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -91,10 +92,6 @@ SimResult Simulate(const Settings& s, int first, int last, uint16_t hub_port, Cl
   const int victim = s.world / 2;
   const LivenessOptions options;
   const auto interval = std::chrono::duration_cast<Clock::duration>(duration<double>(options.beacon_interval_s));
-  sockaddr_in hub{};
-  hub.sin_family = AF_INET;
-  hub.sin_port = htons(hub_port);
-  hub.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   const std::vector<std::string> hosts = Hosts(s.world);
   struct Rank {
     int rank;
@@ -103,11 +100,13 @@ SimResult Simulate(const Settings& s, int first, int last, uint16_t hub_port, Cl
     Clock::time_point next;
     double silent_at = -1, verdict_at = -1;
   };
+  std::optional<sockaddr_storage> hub;
   std::vector<Rank> ranks;
   ranks.reserve(static_cast<size_t>(last - first));
   const int ep = epoll_create1(EPOLL_CLOEXEC);
   for (int r = first; r < last; ++r) {
     const int fd = OpenLivenessSocket(0);
+    if (r == first) hub = LivenessAddress(fd, "127.0.0.1", hub_port);  // as every socket here sends to it
     // Beacons spread over the interval, as ranks that started at different moments.
     const auto offset = std::chrono::duration_cast<Clock::duration>(interval * (static_cast<double>(r) / s.world));
     ranks.push_back({r, fd, LivenessBoard(r, hosts, kNonce, options, t0), t0 + offset});
@@ -133,7 +132,8 @@ SimResult Simulate(const Settings& s, int first, int last, uint16_t hub_port, Cl
       p.since = now;
       k.board.SetOwn(p);
       const std::string beacon = k.board.Beacon(now);
-      sendto(k.fd, beacon.data(), beacon.size(), 0, reinterpret_cast<const sockaddr*>(&hub), sizeof hub);
+      sendto(k.fd, beacon.data(), beacon.size(), 0, reinterpret_cast<const sockaddr*>(&*hub),
+             hub->ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
       if (k.rank == victim) out.victim_last_beacon = Since(t0, now);
       ++out.beacons;
       out.beacon_bytes += static_cast<int64_t>(beacon.size());
