@@ -376,10 +376,13 @@ bool WeightsVerdict(Diagnosis& d, const Bundle& b, const Rerun& rerun, const Rer
              (w->others > 0 ? " (and " + std::to_string(w->others) + " later parameter(s) or buffer(s) too)" : "") +
              "; " + LastChange(b.meta, w->name);
   d.modes = std::string(d.reproduced ? "fails" : "passes") + " in " + trained.Name() + " (as the step ran)";
-  d.hint = w->buffer ? "a BatchNorm running statistic is not finite: an earlier batch held non-finite values; resume "
-                       "from a checkpoint written before it"
-                     : "the weights are not finite before the step, whatever the batch: resume from a checkpoint "
-                       "written before the step named above, and lower --lr";
+  const BundleMeta& m = b.meta;
+  const std::string resume = m.weights_own && m.last_good_step > 0
+                                 ? "resume from a checkpoint written before step " + std::to_string(m.last_good_step)
+                                 : "resume from a checkpoint older than these weights";
+  d.hint = w->buffer ? "a BatchNorm running statistic is not finite: an earlier batch held non-finite values; " + resume
+                     : "the weights are not finite before the step, whatever the batch: " + resume +
+                           ", and lower --lr if an update made them so";
   return true;
 }
 

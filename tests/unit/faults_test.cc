@@ -200,6 +200,7 @@ TEST(Diagnose, NanWeightIsTheCauseNamedWithTheUpdateThatLastChangedIt) {
             std::string::npos)
       << d.detail;
   EXPECT_NE(d.detail.find("the update of step 6 last changed it (its norm was 4.5"), std::string::npos) << d.detail;
+  EXPECT_NE(d.hint.find("resume from a checkpoint written before step 6"), std::string::npos) << d.hint;
   // Weights loaded that way: no step of this run changed them.
   b.meta.last_good_step = 0;
   b.meta.weights_ready_step = 40;
