@@ -14,69 +14,37 @@ std::string Secs(double s) {
   return text;
 }
 
+// Each phase's metric label, its words in logs and how its deadline is learned, in the order of
+// WaitPhase. Steps and the checks between them come by the hundred: 10 show their spread, and
+// with a 10 s floor a rank hung in one ends the job in about 22 s (the deadline, the 5 s the
+// others take to name it, the hung rank's own watchdog 6 s later). Validation, evaluation and
+// checkpoints come once an epoch (or every --checkpoint-every steps) and their time depends on
+// disks and datasets more than on the model: two are learned from, with a minute's floor and
+// more headroom for the disk. The start and the agreement on bad samples are never learned.
+struct PhaseInfo {
+  const char* label;
+  const char* words;
+  Deadlines::Policy policy;
+};
+constexpr PhaseInfo kPhases[kWaitPhases] = {
+    {"step", "training steps", {10, 3, 10}},
+    {"straggler_check", "straggler checks", {10, 3, 10}},
+    {"validating", "label validations", {60, 3, 2}},
+    {"evaluating", "evaluations", {60, 3, 2}},
+    {"checkpointing", "checkpoints", {60, 4, 2}},
+    {"starting", "starts", {0, 0, 0}},
+    {"agreeing", "agreements on bad samples", {0, 0, 0}},
+};
+
+const PhaseInfo& Info(WaitPhase phase) { return kPhases[static_cast<int>(phase)]; }
+
 }  // namespace
 
-const char* WaitPhaseLabel(WaitPhase phase) {
-  switch (phase) {
-    case WaitPhase::kStep:
-      return "step";
-    case WaitPhase::kStragglerCheck:
-      return "straggler_check";
-    case WaitPhase::kValidating:
-      return "validating";
-    case WaitPhase::kEvaluating:
-      return "evaluating";
-    case WaitPhase::kCheckpointing:
-      return "checkpointing";
-    case WaitPhase::kStarting:
-      return "starting";
-    case WaitPhase::kAgreeing:
-      return "agreeing";
-  }
-  return "?";
-}
+const char* WaitPhaseLabel(WaitPhase phase) { return Info(phase).label; }
 
-const char* WaitPhaseWords(WaitPhase phase) {
-  switch (phase) {
-    case WaitPhase::kStep:
-      return "training steps";
-    case WaitPhase::kStragglerCheck:
-      return "straggler checks";
-    case WaitPhase::kValidating:
-      return "label validations";
-    case WaitPhase::kEvaluating:
-      return "evaluations";
-    case WaitPhase::kCheckpointing:
-      return "checkpoints";
-    case WaitPhase::kStarting:
-      return "starts";
-    case WaitPhase::kAgreeing:
-      return "agreements on bad samples";
-  }
-  return "?";
-}
+const char* WaitPhaseWords(WaitPhase phase) { return Info(phase).words; }
 
-// Steps and the checks between them come by the hundred: 10 show their spread, and with a 10 s
-// floor a rank hung in one ends the job in about 22 s (the deadline, the 5 s the others take to
-// name it, the hung rank's own watchdog 6 s later). Validation, evaluation and checkpoints come once an epoch (or
-// every --checkpoint-every steps) and their time depends on disks and datasets more than on
-// the model: two are learned from, with a minute's floor and more headroom for the disk.
-Deadlines::Policy Deadlines::PolicyOf(WaitPhase phase) {
-  switch (phase) {
-    case WaitPhase::kStep:
-    case WaitPhase::kStragglerCheck:
-      return {10, 3, 10};
-    case WaitPhase::kValidating:
-    case WaitPhase::kEvaluating:
-      return {60, 3, 2};
-    case WaitPhase::kCheckpointing:
-      return {60, 4, 2};
-    case WaitPhase::kStarting:
-    case WaitPhase::kAgreeing:
-      return {0, 0, 0};
-  }
-  return {0, 0, 0};
-}
+Deadlines::Policy Deadlines::PolicyOf(WaitPhase phase) { return Info(phase).policy; }
 
 Deadlines::Deadlines(double ceiling_s) : ceiling_s_(ceiling_s) {
   for (State& s : state_) s.deadline_s = ceiling_s;
