@@ -2,7 +2,6 @@
 #include "launcher/straggler_report.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <vector>
 
