@@ -819,7 +819,7 @@ YAML
       --inject-fault sleep:rank=1:step=10:seconds=12:when=after --inject-fault sleep:rank=1:step=20:seconds=12:when=after \
       --inject-fault sleep:rank=1:step=30:seconds=12:when=after
     expect_rc slowstart 0
-    grep -qE "deadline of training steps: 3[6-9] s \(learned: 3x the longest of the last 10 training steps, 12 s" \
+    grep -qE "deadline of training steps: 3[6-9] s \(learned: 3x the longest of the last 10 training steps, 1[23] s" \
       "$WORK/slowstart.err" || { cat "$WORK/slowstart.err" >&2; fail "the slow first step is not in the step deadline"; }
     expect_text slowstart err "deadline of evaluations: 60 s (learned"
     ;;
