@@ -172,13 +172,23 @@ void FaultWatch::ClaimStop(const std::string& why) {
   if (claims_exit_ && !ClaimExit()) StandAside(why);
 }
 
-void FaultWatch::Check() {
-  last_check_ = Now().time_since_epoch().count();
-  Drain();
+void FaultWatch::ThrowDuePeerFailure() {
   if (peer_failure_ && Now() - peer_failure_at_ > std::chrono::seconds(1)) {
     Disarm();  // a verdict: the watchdog must not add a second cause while the rank stops
     throw *peer_failure_;
   }
+}
+
+bool FaultWatch::PeerSilentTooLong() {
+  if (Now() < next_silence_check_) return false;
+  next_silence_check_ = Now() + std::chrono::milliseconds(100);  // the view costs a lock and a pass over the ranks
+  return peers_ != nullptr && peers_->LongestSilence() >= std::min(deadlines_.ceiling(), kSilenceVerdictS);
+}
+
+void FaultWatch::Check() {
+  last_check_ = Now().time_since_epoch().count();
+  Drain();
+  ThrowDuePeerFailure();
   const int64_t step = step_;
   if (step > 0 && Now().time_since_epoch().count() > deadline_) StallVerdict(step);
   if (step == 0 && wait_key_ != 0 && Now() > wait_deadline_) StallVerdict(wait_key_);
@@ -186,24 +196,15 @@ void FaultWatch::Check() {
   // recently it began (a wait between steps may begin long after the peer went silent, and a
   // lost node should not hold the job for a long deadline).
   const int64_t key = step > 0 ? step : wait_key_;
-  if (peers_ != nullptr && key != 0 && Now() >= next_silence_check_) {
-    next_silence_check_ = Now() + std::chrono::milliseconds(100);  // the view costs a lock and a pass over the ranks
-    if (peers_->LongestSilence() >= std::min(deadlines_.ceiling(), kSilenceVerdictS)) StallVerdict(key);
-  }
+  if (key != 0 && PeerSilentTooLong()) StallVerdict(key);
 }
 
 void FaultWatch::Poll() {
   last_check_ = Now().time_since_epoch().count();
-  if (Now() < next_silence_check_) return;
-  next_silence_check_ = Now() + std::chrono::milliseconds(100);
+  if (Now() < next_silence_check_) return;  // at most one look per 100 ms, as PeerSilentTooLong
   Drain();
-  if (peer_failure_ && Now() - peer_failure_at_ > std::chrono::seconds(1)) {
-    Disarm();
-    throw *peer_failure_;
-  }
-  if (peers_ != nullptr && peers_->LongestSilence() >= std::min(deadlines_.ceiling(), kSilenceVerdictS)) {
-    SilenceVerdict();
-  }
+  ThrowDuePeerFailure();
+  if (PeerSilentTooLong()) SilenceVerdict();
 }
 
 void FaultWatch::SilenceVerdict() {

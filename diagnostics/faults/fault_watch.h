@@ -118,6 +118,8 @@ class FaultWatch final : public WaitGuard {
   void ClaimStop(const std::string& why);  // this rank stops: claims the exit (options.claims_exit)
   [[noreturn]] void StallVerdict(int64_t key);
   [[noreturn]] void SilenceVerdict();  // Poll()'s: peers went silent while this rank computed
+  void ThrowDuePeerFailure();          // the peer's failure notice, once it is a second old
+  bool PeerSilentTooLong();            // a peer silent for kSilenceVerdictS (asks the view at most every 100 ms)
   std::string Describe(int64_t key);   // "step 4", or the phase of a wait between steps
   void Watchdog();
   void Publish();                                          // progress_ to the PeerView

@@ -47,6 +47,14 @@ FaultWatchOptions Options(FakeClock& clock, Stuck& stuck) {
   return o;
 }
 
+// The same, with a view of the others' liveness and a --step-timeout of the test's.
+FaultWatchOptions Options(FakeClock& clock, Stuck& stuck, PeerView& peers, double step_timeout_s = kTimeout) {
+  FaultWatchOptions o = Options(clock, stuck);
+  o.peers = &peers;
+  o.step_timeout_s = step_timeout_s;
+  return o;
+}
+
 // Check() in a thread of its own: "" when it returned, else the stall verdict's text.
 std::future<std::string> CheckAsync(FaultWatch& watch) {
   return std::async(std::launch::async, [&watch]() -> std::string {
@@ -193,9 +201,7 @@ TEST(FaultWatch, ASilentRankIsNotWaitedForAndIsNamedWithItsHostAndLastProgress) 
   FakeClock clock;
   Stuck stuck;
   BoardView peers(clock, 3);
-  FaultWatchOptions o = Options(clock, stuck);
-  o.peers = &peers;
-  FaultWatch watch0(link0, o), watch1(link1, Options(clock, stuck));
+  FaultWatch watch0(link0, Options(clock, stuck, peers)), watch1(link1, Options(clock, stuck));
   Progress last;
   last.step = 4;
   last.collective = 2;
@@ -235,9 +241,7 @@ TEST(FaultWatch, AWaitForAPeerSilentForAWholeStepTimeoutEndsAtOnce) {
   FakeClock clock;
   Stuck stuck;
   BoardView peers(clock, 2);
-  FaultWatchOptions o = Options(clock, stuck);
-  o.peers = &peers;
-  FaultWatch watch(link0, o);
+  FaultWatch watch(link0, Options(clock, stuck, peers));
   peers.Beacon(1, Progress{});
   clock.Advance(kTimeout - 1);  // rank 1 silent since; this rank computed meanwhile
   watch.SetPhase("the evaluation after epoch 1");
@@ -257,10 +261,7 @@ TEST(FaultWatch, WithALongStepTimeoutASilentPeerEndsTheWaitAfterTheSilenceVerdic
   FakeClock clock;
   Stuck stuck;
   BoardView peers(clock, 2);
-  FaultWatchOptions o = Options(clock, stuck);
-  o.step_timeout_s = 300;
-  o.peers = &peers;
-  FaultWatch watch(link0, o);
+  FaultWatch watch(link0, Options(clock, stuck, peers, 300));
   peers.Beacon(1, Progress{});
   watch.Arm(7);
   watch.BeginWait();
@@ -330,10 +331,7 @@ TEST(FaultWatch, PollDuringAComputationEndsItOnceAPeerIsSilent) {
   FakeClock clock;
   Stuck stuck;
   BoardView peers(clock, 3);
-  FaultWatchOptions o = Options(clock, stuck);
-  o.step_timeout_s = 300;
-  o.peers = &peers;
-  FaultWatch watch(link0, o);
+  FaultWatch watch(link0, Options(clock, stuck, peers, 300));
   watch.SetPhase("the evaluation after epoch 1", WaitPhase::kEvaluating);
   Progress evaluating;
   evaluating.phase = "the evaluation after epoch 1";
