@@ -7,7 +7,7 @@
 # Without arguments: every test but the alert tests one at a time (most are timed faults on 2
 # cores: a second test beside them would move their timings), then the alert tests 3 at a time.
 # Those spend their minutes waiting for Prometheus's 15 s scrapes and evaluations, and each
-# starts its own Prometheus on free ports; 3 at a time they took 5.6 min instead of 17, with
+# starts its own Prometheus on free ports; 3 at a time they took 5.6 min instead of 16, with
 # the same results (measured 2026-12-08, tests/alerts/CMakeLists.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
